@@ -1,0 +1,53 @@
+//! The HTTP client behind client commands (`jobs`, `version` against a server).
+
+use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
+
+use crate::Global;
+
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub(crate) fn new(global: &Global) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client")?;
+        let base = global.server_url().trim_end_matches('/').to_string();
+        Ok(Client { http, base, token: global.token.clone() })
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub(crate) async fn post<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&serde_json::json!({}))).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<T> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let body = response.bytes().await.context("reading the answer")?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+            bail!("{} ({status})", message);
+        }
+        serde_json::from_slice(&body).with_context(|| format!("unexpected answer from {}", self.base))
+    }
+}

@@ -1,0 +1,60 @@
+//! One module per command.
+
+pub(crate) mod blobs;
+pub(crate) mod doctor;
+pub(crate) mod jobs;
+pub(crate) mod server;
+pub(crate) mod version;
+pub(crate) mod worker;
+
+use anyhow::Context;
+use slipway_core::jobs::{Handlers, Queue};
+use slipway_core::{BlobStore, Db};
+
+use crate::config::Settings;
+
+/// The stores a server or worker works on.
+pub(crate) struct Stores {
+    pub(crate) db: Db,
+    pub(crate) blobs: BlobStore,
+    pub(crate) queue: Queue,
+}
+
+/// Opens the metadata store (bringing every schema up to date) and the blob store.
+pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    let db = Db::connect(&settings.db_url, &settings.db)
+        .await
+        .with_context(|| format!("opening the metadata store {}", slipway_core::redact_url(&settings.db_url)))?;
+    let queue = Queue::open(db.clone(), settings.queue.clone())
+        .await
+        .context("preparing the metadata store")?;
+    let blobs = BlobStore::open(&settings.artifacts, settings.blobs.clone())
+        .with_context(|| format!("opening the blob store {}", settings.artifacts))?;
+    Ok(Stores { db, blobs, queue })
+}
+
+/// The job kinds this binary can run.
+pub(crate) fn handlers() -> Handlers {
+    let mut handlers = Handlers::new();
+    slipway_core::jobs::register_diagnostics(&mut handlers);
+    handlers
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,107 @@
+//! `slipway server`: the API, the web UI and an in-process job worker.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use slipway_core::jobs::{Worker, WorkerOptions};
+use tokio::sync::watch;
+
+use crate::Global;
+use crate::config::StoreArgs;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  slipway server\n  slipway server --port 0            pick a free port (printed on the first line)\n  SLIPWAY_AUTH_TOKEN=s3cret slipway server --host 0.0.0.0")]
+pub(crate) struct ServerArgs {
+    /// Address to listen on; beyond loopback an auth token is required [default: 127.0.0.1]
+    #[arg(long, env = "SLIPWAY_HOST")]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one [default: 5000]
+    #[arg(long, env = "SLIPWAY_PORT")]
+    port: Option<u16>,
+    /// Require `Authorization: Bearer TOKEN` on every request
+    #[arg(long, env = "SLIPWAY_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Do not run a job worker inside the server
+    #[arg(long)]
+    no_worker: bool,
+    #[command(flatten)]
+    stores: StoreArgs,
+}
+
+pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    let settings = args.stores.resolve()?;
+    let host = args.host.or(settings.file.host.clone()).unwrap_or_else(|| "127.0.0.1".into());
+    let port = args.port.or(settings.file.port).unwrap_or(5000);
+    let token = args.auth_token.or(settings.file.auth_token.clone()).filter(|t| !t.is_empty());
+    let run_worker = !args.no_worker
+        && std::env::var("SLIPWAY_WORKER").map(|v| v != "false" && v != "0").unwrap_or(true)
+        && settings.file.worker.unwrap_or(true);
+    server::check_bind(&host, token.as_deref())?;
+    crate::init_logging(settings.file.log.as_deref());
+
+    let stores = super::open_stores(&settings).await?;
+    let bind_host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = tokio::net::TcpListener::bind((bind_host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    {
+        // The first line names the address, so that `--port 0` is usable by scripts and tests.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "slipway listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(
+        target: "server",
+        %addr,
+        metadata_store = stores.db.display_url(),
+        blob_store = stores.blobs.location(),
+        auth = token.is_some(),
+        worker = run_worker,
+        "serving"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = {
+        let blobs = stores.blobs.clone();
+        tokio::spawn(async move {
+            match blobs.sweep_tmp(std::time::Duration::from_secs(24 * 3600)).await {
+                Ok(n) if n > 0 => tracing::info!(target: "server", n, "removed abandoned uploads"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(target: "server", error = %e, "sweeping abandoned uploads"),
+            }
+        })
+    };
+    let worker_task = run_worker.then(|| {
+        let options = WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
+        let worker = Worker::new(stores.queue.clone(), super::handlers(), options);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+                })
+                .await
+        })
+    });
+
+    let kinds = super::handlers().kinds().iter().map(|k| k.to_string()).collect();
+    let state = server::AppState::new(stores.db.clone(), stores.blobs, stores.queue, token)
+        .with_job_kinds(kinds);
+    let app = server::router(state);
+    let shutdown = async move {
+        super::shutdown_signal().await;
+        tracing::info!(target: "server", "shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    };
+    server::serve(listener, app, shutdown).await.context("serving")?;
+    if let Some(task) = worker_task {
+        let _ = task.await;
+    }
+    sweeper.abort();
+    stores.db.close().await;
+    tracing::info!(target: "server", "stopped");
+    Ok(ExitCode::SUCCESS)
+}

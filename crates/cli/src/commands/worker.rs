@@ -1,0 +1,53 @@
+//! `slipway worker`: runs jobs from the shared queue, on this host or any other.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use slipway_core::jobs::{Worker, WorkerOptions};
+
+use crate::Global;
+use crate::config::StoreArgs;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  slipway worker --db postgres://slipway:pw@db.internal/slipway --artifacts s3://ml/slipway\n  slipway worker --once               run one due job, then exit")]
+pub(crate) struct WorkerArgs {
+    /// Name of this worker in job history [default: HOST:PID:RANDOM]
+    #[arg(long, env = "SLIPWAY_WORKER_ID")]
+    id: Option<String>,
+    /// Run at most one due job, then exit
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    stores: StoreArgs,
+}
+
+pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let settings = args.stores.resolve()?;
+    crate::init_logging(settings.file.log.as_deref());
+    let stores = super::open_stores(&settings).await?;
+    let mut options = WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
+    if let Some(id) = args.id {
+        options.id = id;
+    }
+    let handlers = super::handlers();
+    let kinds: Vec<String> = handlers.kinds().iter().map(|k| k.to_string()).collect();
+    let worker = Worker::new(stores.queue.clone(), handlers, options);
+    if !global.json {
+        println!("slipway worker {} running job kinds: {}", worker.id(), kinds.join(", "));
+    }
+    if args.once {
+        let job = worker.step().await?;
+        if global.json {
+            crate::output::json(&job)?;
+        } else {
+            match job {
+                Some(job) => println!("job {} {}", job.id, job.status.as_str()),
+                None => println!("no job was due"),
+            }
+        }
+    } else {
+        worker.run(super::shutdown_signal()).await;
+    }
+    stores.db.close().await;
+    Ok(ExitCode::SUCCESS)
+}

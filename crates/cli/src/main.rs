@@ -1,0 +1,155 @@
+//! The `slipway` binary: parses the command line and hands each command to its module.
+
+mod client;
+mod commands;
+mod config;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "The machine-learning lifecycle in one binary",
+    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway --server http://127.0.0.1:5000 jobs list"
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+    /// Slipway server for client commands [env: SLIPWAY_TRACKING_URI, MLFLOW_TRACKING_URI]
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<String>,
+    /// Bearer token for client commands
+    #[arg(long, global = true, env = "SLIPWAY_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: API, web UI and an in-process job worker
+    Server(commands::server::ServerArgs),
+    /// Run a job worker (on this or any other host sharing the stores)
+    Worker(commands::worker::WorkerArgs),
+    /// Print the version of this binary (and of the server, if one is named)
+    Version,
+    /// Check the configuration, the metadata store and the blob store
+    Doctor(commands::doctor::DoctorArgs),
+    /// Watch and cancel jobs on a server
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
+    /// Put and get content-addressed blobs in the blob store directly
+    #[command(subcommand)]
+    Blobs(commands::blobs::BlobsCommand),
+}
+
+/// What every command gets besides its own arguments.
+pub(crate) struct Global {
+    pub(crate) json: bool,
+    pub(crate) server: Option<String>,
+    pub(crate) token: Option<String>,
+}
+
+impl Global {
+    /// The server client commands talk to: `--server`, else `SLIPWAY_TRACKING_URI`, else
+    /// `MLFLOW_TRACKING_URI`, else the local default.
+    pub(crate) fn server_url(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("SLIPWAY_TRACKING_URI").ok())
+            .or_else(|| std::env::var("MLFLOW_TRACKING_URI").ok())
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .unwrap_or_else(|| "http://127.0.0.1:5000".to_string())
+    }
+
+    pub(crate) fn server_named(&self) -> bool {
+        self.server.is_some()
+            || std::env::var_os("SLIPWAY_TRACKING_URI").is_some()
+            || std::env::var_os("MLFLOW_TRACKING_URI").is_some()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Usage errors: one line, then where to look.
+            let text = e.render().to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: bad usage");
+            eprintln!("{} (see 'slipway --help')", first.trim_end());
+            return ExitCode::from(2);
+        }
+    };
+    slipway_core::init_tls();
+    let global = Global { json: cli.json, server: cli.server, token: cli.token };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, global)) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Server(args) => commands::server::run(args, &global).await,
+        Command::Worker(args) => commands::worker::run(args, &global).await,
+        Command::Version => commands::version::run(&global).await,
+        Command::Doctor(args) => commands::doctor::run(args, &global).await,
+        Command::Jobs(cmd) => commands::jobs::run(cmd, &global).await,
+        Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Sets up logging to stderr; `filter` comes from `SLIPWAY_LOG` or the config file.
+pub(crate) fn init_logging(filter: Option<&str>) {
+    let filter = std::env::var("SLIPWAY_LOG").ok().or(filter.map(str::to_string));
+    let filter = filter.unwrap_or_else(|| "info".to_string());
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+

@@ -1,0 +1,143 @@
+//! The command line itself: version, doctor, usage errors, configuration precedence, client
+//! commands.
+
+use crate::harness::{Server, free_port, run, spawn_server};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[test]
+fn version_prints_and_speaks_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["version"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), format!("slipway {}", env!("CARGO_PKG_VERSION")));
+    let out = run(dir.path(), &["--json", "version"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["client"], env!("CARGO_PKG_VERSION"));
+    assert!(v["server"].is_null());
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["frobnicate"][..], &["server", "--port", "seventy"], &["jobs", "show"]] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+}
+
+#[test]
+fn doctor_checks_the_embedded_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["doctor"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("CHECK"), "{stdout}");
+    for check in ["configuration", "metadata store", "schema", "blob store"] {
+        let line = stdout.lines().find(|l| l.starts_with(check)).unwrap_or_else(|| panic!("{check}: {stdout}"));
+        assert!(line.contains(" ok "), "{line}");
+    }
+    assert!(dir.path().join(".slipway/slipway.db").exists());
+    let out = run(dir.path(), &["--json", "doctor"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn doctor_reports_a_broken_store_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["doctor", "--db", "postgres://nobody:pw@127.0.0.1:1/none", "--json"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let db = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "metadata store").unwrap();
+    assert_eq!(db["ok"], false);
+    assert!(!db["detail"].as_str().unwrap().contains(":pw@"), "password shown");
+}
+
+#[test]
+fn a_bad_config_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slipway.toml"), "prot = 5000\n").unwrap();
+    let out = run(dir.path(), &["server"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown field `prot`") && stderr.contains("slipway.toml"), "{stderr}");
+}
+
+#[test]
+fn configuration_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    std::fs::write(dir.path().join("slipway.toml"), format!("port = {file_port}\ndata_dir = \"state\"\n")).unwrap();
+    let port_of = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+
+    let (mut child, url, _) = spawn_server(dir.path(), &["server"], &[]);
+    assert_eq!(port_of(&url), file_port);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(dir.path().join("state/slipway.db").exists(), "data_dir from the file");
+
+    let env_port_text = env_port.to_string();
+    let (mut child, url, _) = spawn_server(dir.path(), &["server"], &[("SLIPWAY_PORT", &env_port_text)]);
+    assert_eq!(port_of(&url), env_port);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let flag_port_text = flag_port.to_string();
+    let (mut child, url, _) =
+        spawn_server(dir.path(), &["server", "--port", &flag_port_text], &[("SLIPWAY_PORT", &env_port_text)]);
+    assert_eq!(port_of(&url), flag_port);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn client_commands_talk_to_the_server() {
+    let s = Server::start(slipway_core::Backend::Sqlite).await;
+    let c = s.client();
+    let job: serde_json::Value = c
+        .post(format!("{}/api/v1/jobs", s.url))
+        .json(&serde_json::json!({"kind": "diagnostic.sleep", "payload": {"seconds": 600}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--server", &s.url, "jobs", "list"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("ID") && stdout.contains(id) && stdout.contains("diagnostic.sleep"), "{stdout}");
+    let out = run(dir.path(), &["--server", &s.url, "jobs", "cancel", id]);
+    assert!(out.status.success());
+    let out = run(dir.path(), &["--server", &s.url, "--json", "jobs", "show", id]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["job"]["cancel_requested"] == true || v["job"]["status"] == "cancelled", "{v}");
+    // MLFLOW_TRACKING_URI is honoured when no --server is given.
+    let out = crate::harness::slipway(dir.path())
+        .args(["version"])
+        .env("MLFLOW_TRACKING_URI", &s.url)
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("server "), "{}", text(&out.stdout));
+}
+
+#[test]
+fn an_unreachable_server_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = run(dir.path(), &["--server", &url, "jobs", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+}

@@ -1,0 +1,8 @@
+//! Process-level tests: the real `slipway` binary, real servers on ephemeral loopback ports,
+//! real stores, `kill -9` where durability is the point.
+
+mod blobs;
+mod cli;
+mod harness;
+mod server;
+mod worker;

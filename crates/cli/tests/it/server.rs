@@ -1,0 +1,211 @@
+//! `slipway server`: health, errors, auth, metrics, OpenAPI, jobs over HTTP, shutdown.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slipway_core::{Backend, on_both_backends};
+
+use crate::harness::{Server, eventually, run, spawn_server};
+
+async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn health_ready_and_version(backend: Backend) {
+    let s = Server::start(backend).await;
+    let c = s.client();
+    assert_eq!(get_json(&c, &format!("{}/health", s.url)).await, (200, json!({"status": "ok"})));
+    let (status, ready) = get_json(&c, &format!("{}/ready", s.url)).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["checks"], json!({"metadata_store": "ok", "blob_store": "ok"}));
+    let (_, v) = get_json(&c, &format!("{}/api/v1/version", s.url)).await;
+    assert_eq!(v["metadata_store"], backend.as_str());
+    assert_eq!(v["auth_required"], false);
+}
+
+async fn jobs_run_through_the_http_api(backend: Backend) {
+    let s = Server::start(backend).await;
+    let c = s.client();
+    let r = c
+        .post(format!("{}/api/v1/jobs", s.url))
+        .json(&json!({"kind": "diagnostic.sleep", "payload": {"seconds": 0.2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let job: Value = r.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    let url = format!("{}/api/v1/jobs/{id}", s.url);
+    eventually(Duration::from_secs(20), "the in-process worker to finish the job", || {
+        let c = c.clone();
+        let url = url.clone();
+        async move { get_json(&c, &url).await.1["status"] == "succeeded" }
+    })
+    .await;
+    let (_, events) = get_json(&c, &format!("{url}/events")).await;
+    let names: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["enqueued", "claimed", "succeeded"]);
+    let (_, list) = get_json(&c, &format!("{}/api/v1/jobs?status=succeeded", s.url)).await;
+    assert_eq!(list["jobs"][0]["id"], id.as_str());
+}
+
+on_both_backends!(health_ready_and_version, jobs_run_through_the_http_api);
+
+#[tokio::test]
+async fn bad_requests_get_json_errors() {
+    let s = Server::start(Backend::Sqlite).await;
+    let c = s.client();
+    let expect = |status: u16, code: &'static str| move |(s, body): (u16, Value)| {
+        assert_eq!(s, status, "{body}");
+        assert_eq!(body["error_code"], code, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    };
+    expect(404, "ENDPOINT_NOT_FOUND")(get_json(&c, &format!("{}/no/such/route", s.url)).await);
+    expect(404, "RESOURCE_DOES_NOT_EXIST")(get_json(&c, &format!("{}/api/v1/jobs/nope", s.url)).await);
+    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?status=sleeping", s.url)).await);
+    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?limit=0", s.url)).await);
+    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?limit=many", s.url)).await);
+    let post = |body: &'static str, content_type: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/api/v1/jobs", s.url);
+        async move {
+            let r = c.post(url).header("content-type", content_type).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    expect(400, "MALFORMED_REQUEST")(post("{\"kind\": ", "application/json").await);
+    expect(400, "MALFORMED_REQUEST")(post("[1, 2]", "application/json").await);
+    expect(400, "MALFORMED_REQUEST")(post("{\"kind\": \"diagnostic.sleep\", \"extra\": 1}", "application/json").await);
+    expect(400, "BAD_REQUEST")(post("{}", "text/plain").await);
+    expect(400, "INVALID_PARAMETER_VALUE")(post("{\"kind\": \"rm -rf\"}", "application/json").await);
+    expect(400, "INVALID_PARAMETER_VALUE")(post("{\"kind\": \"diagnostic.sleep\", \"max_attempts\": 0}", "application/json").await);
+    let r = c.delete(format!("{}/health", s.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error_code"], "METHOD_NOT_ALLOWED");
+    // None of it enqueued anything.
+    let (_, list) = get_json(&c, &format!("{}/api/v1/jobs", s.url)).await;
+    assert_eq!(list["jobs"], json!([]));
+}
+
+#[tokio::test]
+async fn a_token_guards_every_route_but_health() {
+    let s = Server::start_with(Backend::Sqlite, &["--auth-token", "s3cret"]).await;
+    let c = s.client();
+    assert_eq!(get_json(&c, &format!("{}/health", s.url)).await.0, 200);
+    for path in ["/api/v1/version", "/api/v1/jobs", "/ready", "/metrics", "/api/openapi.json", "/no/such/route"] {
+        let (status, body) = get_json(&c, &format!("{}{path}", s.url)).await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(body["error_code"], "UNAUTHENTICATED", "{path}");
+        let r = c.get(format!("{}{path}", s.url)).bearer_auth("wrong").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path} with a wrong token");
+    }
+    let r = c.get(format!("{}/api/v1/version", s.url)).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["auth_required"], true);
+    // The UI's static shell holds no data and loads without the token.
+    assert_eq!(c.get(format!("{}/", s.url)).send().await.unwrap().status().as_u16(), 200);
+}
+
+#[test]
+fn a_public_address_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in ["0.0.0.0", "::"] {
+        let out = run(dir.path(), &["server", "--host", host, "--port", "0", "--data-dir", "."]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("refusing to listen on") && stderr.contains("--auth-token"), "{stderr}");
+        assert!(out.stdout.is_empty(), "it must not have started listening");
+    }
+}
+
+#[tokio::test]
+async fn a_public_address_with_a_token_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, _) = spawn_server(
+        dir.path(),
+        &["server", "--host", "0.0.0.0", "--port", "0", "--data-dir", "."],
+        &[("SLIPWAY_AUTH_TOKEN", "s3cret")],
+    );
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+    let port = url.rsplit(':').next().unwrap();
+    slipway_core::init_tls();
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let s = Server::start(Backend::Sqlite).await;
+    let c = s.client();
+    for _ in 0..3 {
+        c.get(format!("{}/api/v1/jobs/abc", s.url)).send().await.unwrap();
+    }
+    c.get(format!("{}/nowhere", s.url)).send().await.unwrap();
+    let r = c.get(format!("{}/metrics", s.url)).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(r#"slipway_http_requests_total{method="GET",route="/api/v1/jobs/{id}",status="404"} 3"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"slipway_http_requests_total{method="GET",route="unmatched",status="404"} 1"#));
+    assert!(text.contains(r#"slipway_http_request_duration_seconds_bucket{method="GET",route="/api/v1/jobs/{id}",status="404",le="+Inf"} 3"#));
+    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+    }
+    // Every sample line is `name{labels} value` with a numeric value.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample: {line}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_native_api() {
+    let s = Server::start(Backend::Sqlite).await;
+    let (status, doc) = get_json(&s.client(), &format!("{}/api/openapi.json", s.url)).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in ["/health", "/ready", "/api/v1/version", "/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/cancel"] {
+        assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    }
+    assert!(paths["/api/v1/jobs"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn the_ui_shell_is_served_with_a_strict_policy() {
+    let s = Server::start(Backend::Sqlite).await;
+    let r = s.client().get(format!("{}/", s.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<title>Slipway</title>") && html.contains("/ui/app.js"));
+    let js = s.client().get(format!("{}/ui/app.js", s.url)).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    let c = s.client();
+    assert_eq!(get_json(&c, &format!("{}/health", s.url)).await.0, 200);
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}; log:\n{}", s.log());
+    assert!(s.log().contains("stopped"), "{}", s.log());
+}

@@ -1,0 +1,37 @@
+//! Slipway's foundation: what every lifecycle stage builds on.
+//!
+//! - [`Db`]: one handle over the metadata store, SQLite (embedded default) or PostgreSQL, chosen
+//!   by URL, with versioned [`Migration`]s that each stage owns.
+//! - [`BlobStore`]: content-addressed (BLAKE3) blobs on a local folder or S3-compatible storage,
+//!   streamed, atomic, deduplicated and verified on read.
+//! - [`SafePath`]: a user-supplied relative path that can never escape its root.
+//! - [`jobs`]: the durable job queue (leases, heartbeats, retries, cancel) and the worker loop
+//!   that runs all long work.
+//! - [`ErrorCode`]: the one table of error codes and their HTTP statuses.
+//!
+//! This crate knows no lifecycle stage, no HTTP and no command line.
+
+mod blob;
+mod db;
+mod error;
+mod ids;
+pub mod jobs;
+mod safe_path;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use blob::{BlobStore, BlobStoreOptions, Digest, PutOutcome, S3Options};
+pub use db::{Backend, Db, DbOptions, Migration, redact_url};
+pub use error::{Error, ErrorCode, Result, is_unique_violation};
+pub use ids::{new_id, now_ms};
+pub use safe_path::{SafePath, SafeRoot};
+
+/// Installs the process-wide TLS crypto provider (ring) that outbound HTTPS (S3) uses.
+///
+/// Idempotent; the binary calls it at start, and the blob store calls it before it connects.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,0 +1,175 @@
+//! The blob store on a local folder and on a real S3-compatible server.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use slipway_core::testing::{BlobBackend, TestBlobs};
+use slipway_core::{BlobStoreOptions, Digest, Error, on_both_blob_stores};
+
+/// Deterministic pseudo-random bytes (xorshift), so large blobs need no memory to describe.
+struct Noise(u64);
+
+impl Noise {
+    fn chunk(&mut self, len: usize) -> Bytes {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            out.extend_from_slice(&self.0.to_le_bytes());
+        }
+        out.truncate(len);
+        Bytes::from(out)
+    }
+}
+
+fn options() -> BlobStoreOptions {
+    BlobStoreOptions { chunk_size: 5 << 20, concurrency: 2, ..BlobStoreOptions::default() }
+}
+
+async fn read_all(t: &TestBlobs, digest: &Digest) -> Vec<u8> {
+    t.store.read(digest).await.unwrap().to_vec()
+}
+
+async fn small_blobs_round_trip_and_deduplicate(backend: BlobBackend) {
+    let t = TestBlobs::with_options(backend, options());
+    let first = t.store.put_bytes(Bytes::from_static(b"hello, falls")).await.unwrap();
+    assert_eq!(first.digest, Digest::of(b"hello, falls"));
+    assert_eq!(first.size, 12);
+    assert!(!first.existed);
+    let again = t.store.put_bytes(Bytes::from_static(b"hello, falls")).await.unwrap();
+    assert!(again.existed);
+    assert_eq!(again.digest, first.digest);
+    assert_eq!(read_all(&t, &first.digest).await, b"hello, falls");
+    assert_eq!(t.store.size(&first.digest).await.unwrap(), Some(12));
+    let empty = t.store.put_bytes(Bytes::new()).await.unwrap();
+    assert_eq!(empty.size, 0);
+    assert_eq!(read_all(&t, &empty.digest).await, b"");
+}
+
+async fn large_blobs_stream_in_parts(backend: BlobBackend) {
+    let t = TestBlobs::with_options(backend, options());
+    let mut noise = Noise(7);
+    // 23 MiB in uneven chunks: several upload parts and a short last one.
+    let chunks: Vec<Bytes> = (0..23).map(|i| noise.chunk((1 << 20) + i * 977)).collect();
+    let whole: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    let stream = futures::stream::iter(chunks.clone().into_iter().map(Ok));
+    let put = t.store.put_stream(stream).await.unwrap();
+    assert_eq!(put.digest, Digest::of(&whole));
+    assert_eq!(put.size, whole.len() as u64);
+    assert!(!put.existed);
+    assert_eq!(read_all(&t, &put.digest).await, whole);
+    let again = t.store.put_stream(futures::stream::iter(chunks.into_iter().map(Ok))).await.unwrap();
+    assert!(again.existed);
+}
+
+async fn a_missing_blob_is_not_found(backend: BlobBackend) {
+    let t = TestBlobs::new(backend);
+    let digest = Digest::of(b"never stored");
+    assert_eq!(t.store.size(&digest).await.unwrap(), None);
+    match t.store.get(&digest).await {
+        Err(Error::BlobNotFound { .. }) => {}
+        other => panic!("expected BlobNotFound, got {:?}", other.map(|_| ())),
+    }
+}
+
+async fn a_failed_upload_leaves_no_blob(backend: BlobBackend) {
+    let t = TestBlobs::with_options(backend, options());
+    let mut noise = Noise(11);
+    let good: Vec<std::io::Result<Bytes>> = (0..8).map(|_| Ok(noise.chunk(1 << 20))).collect();
+    let whole: Vec<u8> = good.iter().flat_map(|c| c.as_ref().unwrap().iter().copied()).collect();
+    let failing = futures::stream::iter(
+        good.into_iter().chain([Err(std::io::Error::other("client went away"))]),
+    );
+    let err = t.store.put_stream(failing).await.unwrap_err();
+    assert!(err.to_string().contains("client went away"), "{err}");
+    // What was streamed before the failure is not visible under any digest.
+    assert_eq!(t.store.size(&Digest::of(&whole)).await.unwrap(), None);
+    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 0, "upload not aborted");
+}
+
+async fn two_gib_blob_with_bounded_memory(backend: BlobBackend) {
+    const SIZE: usize = 2 << 30;
+    const CHUNK: usize = 1 << 20;
+    let t = TestBlobs::new(backend);
+    // Measure this test's peak alone: reset the process's high-water mark first.
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+    let mut noise = Noise(2026);
+    let mut hasher = blake3::Hasher::new();
+    let stream = futures::stream::iter(0..SIZE / CHUNK).map(move |_| {
+        let chunk = noise.chunk(CHUNK);
+        Ok(chunk)
+    });
+    let put = t.store.put_stream(stream).await.unwrap();
+    assert_eq!(put.size, SIZE as u64);
+    let mut reader = t.store.get(&put.digest).await.unwrap();
+    let mut read = 0usize;
+    let mut check = Noise(2026);
+    let mut expected = BytesQueue::default();
+    while let Some(chunk) = reader.next().await {
+        let chunk = chunk.unwrap();
+        hasher.update(&chunk);
+        expected.compare(&chunk, &mut check);
+        read += chunk.len();
+    }
+    assert_eq!(read, SIZE);
+    assert_eq!(hasher.finalize().to_hex().as_str().parse::<Digest>().unwrap(), put.digest);
+    let peak_kib = peak_rss_kib();
+    assert!(peak_kib < 100 * 1024, "peak RSS {} MiB for a 2 GiB blob", peak_kib / 1024);
+    eprintln!("2 GiB put + get on {backend:?}: peak RSS {} MiB", peak_kib / 1024);
+    t.store.delete(&put.digest).await.unwrap();
+}
+
+/// Compares a read-back stream with the generator, whatever the chunk boundaries.
+#[derive(Default)]
+struct BytesQueue {
+    pending: Vec<u8>,
+}
+
+impl BytesQueue {
+    fn compare(&mut self, chunk: &[u8], noise: &mut Noise) {
+        let mut offset = 0;
+        while offset < chunk.len() {
+            if self.pending.is_empty() {
+                self.pending = noise.chunk(1 << 20).to_vec();
+            }
+            let n = self.pending.len().min(chunk.len() - offset);
+            assert_eq!(&chunk[offset..offset + n], &self.pending[..n], "content differs");
+            self.pending.drain(..n);
+            offset += n;
+        }
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+on_both_blob_stores!(
+    small_blobs_round_trip_and_deduplicate,
+    large_blobs_stream_in_parts,
+    a_missing_blob_is_not_found,
+    a_failed_upload_leaves_no_blob,
+    two_gib_blob_with_bounded_memory,
+);
+
+#[tokio::test]
+async fn corruption_is_detected_on_read() {
+    let t = TestBlobs::new(BlobBackend::Local);
+    let put = t.store.put_bytes(Bytes::from_static(b"original content")).await.unwrap();
+    let hex = put.digest.to_hex();
+    let file = std::path::Path::new(&t.location).join("blobs").join(&hex[..2]).join(&hex);
+    std::fs::write(&file, b"tampered content").unwrap();
+    let err = t.store.read(&put.digest).await.unwrap_err();
+    assert!(matches!(err, Error::BlobCorrupt { .. }), "{err}");
+}
+
+#[test]
+fn bad_locations_are_refused() {
+    use slipway_core::BlobStore;
+    for location in ["file:///etc", "http://example/x", "s3://"] {
+        let err = BlobStore::open(location, BlobStoreOptions::default()).unwrap_err();
+        assert_eq!(err.code().http_status(), 400, "{location}: {err}");
+    }
+}

@@ -1,0 +1,21 @@
+//! The OpenAPI document of the native API, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use crate::routes::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Slipway", description = "The native API of Slipway, the machine-learning lifecycle in one binary. \
+        Errors are JSON {\"error_code\", \"message\"}."),
+    paths(health, ready, version, list_jobs, submit_job, get_job, job_events, cancel_job),
+    tags((name = "system", description = "Health, readiness and version"),
+         (name = "jobs", description = "The queue of long-running work")),
+)]
+struct ApiDoc;
+
+pub(crate) fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = crate::VERSION.to_string();
+    doc.to_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}

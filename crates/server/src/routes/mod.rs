@@ -1,0 +1,60 @@
+//! The route table: one module per resource, all behind the auth and metrics layers.
+
+mod health;
+mod jobs;
+mod meta;
+
+use axum::Router;
+use axum::http::Method;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use slipway_core::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{ApiError, AppState, metrics, ui};
+
+pub(crate) use health::{__path_health, __path_ready};
+pub(crate) use jobs::{
+    __path_cancel_job, __path_get_job, __path_job_events, __path_list_jobs, __path_submit_job,
+};
+pub(crate) use meta::__path_version;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/version", get(meta::version))
+        .route("/api/v1/jobs", get(jobs::list_jobs).post(jobs::submit_job))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job))
+        .route("/api/v1/jobs/{id}/events", get(jobs::job_events))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/api/openapi.json", get(meta::openapi));
+
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::exposition))
+        .merge(api)
+        .merge(ui::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(metrics::label_route))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(ErrorCode::InternalError, "the server hit a bug; see its log").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(ErrorCode::EndpointNotFound, format!("no endpoint {method} {}", uri.path()))
+        .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not accept {method}", uri.path()),
+    )
+    .into_response()
+}

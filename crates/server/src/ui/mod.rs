@@ -1,0 +1,41 @@
+//! The web UI: a small single-page app served from the binary (no Node.js to build it).
+//!
+//! The shell (HTML, CSS, JS) is public and holds no data; every page fetches the native API,
+//! which the auth layer guards. Navigation follows the lifecycle's stages.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+const INDEX_HTML: &str = include_str!("index.html");
+const APP_JS: &str = include_str!("app.js");
+const APP_CSS: &str = include_str!("app.css");
+const FAVICON: &str = include_str!("favicon.svg");
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML, false) }))
+        .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS, true) }))
+        .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS, true) }))
+        .route("/favicon.svg", get(|| async { asset("image/svg+xml", FAVICON, true) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str, cache: bool) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let headers = response.headers_mut();
+    // Assets change with the binary; the shell is revalidated so a new version is picked up.
+    let cache_control = if cache { "public, max-age=300" } else { "no-cache" };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    response
+}
