@@ -34,11 +34,15 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&serde_json::json!({}))).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<T> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let response =
+            request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
         let status = response.status();
         let body = response.bytes().await.context("reading the answer")?;
         if !status.is_success() {
@@ -48,6 +52,7 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
             bail!("{} ({status})", message);
         }
-        serde_json::from_slice(&body).with_context(|| format!("unexpected answer from {}", self.base))
+        serde_json::from_slice(&body)
+            .with_context(|| format!("unexpected answer from {}", self.base))
     }
 }

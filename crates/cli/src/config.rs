@@ -175,7 +175,11 @@ mod tests {
         // Every documented key is present, commented out; uncommenting them must parse.
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") || r.starts_with('[')).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with('['))
+                    .unwrap_or(l)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let cfg = parse_file(&uncommented).expect("slipway.toml.example parses");

@@ -24,7 +24,13 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     /// Bearer token for client commands
-    #[arg(long, global = true, env = "SLIPWAY_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SLIPWAY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -136,7 +142,8 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -152,4 +159,3 @@ pub(crate) fn init_logging(filter: Option<&str>) {
         .with_target(true)
         .try_init();
 }
-

@@ -162,8 +162,8 @@ impl BlobStore {
                     builder = builder.with_secret_access_key(secret);
                 }
                 let store = builder.build().map_err(|e| bad(e.to_string()))?;
-                let prefix = ObjectPath::parse(prefix.trim_matches('/'))
-                    .map_err(|e| bad(e.to_string()))?;
+                let prefix =
+                    ObjectPath::parse(prefix.trim_matches('/')).map_err(|e| bad(e.to_string()))?;
                 (Arc::new(store), prefix)
             } else {
                 if location.contains("://") {

@@ -74,8 +74,9 @@ impl Db {
     pub async fn connect(url: &str, options: &DbOptions) -> Result<Db> {
         sqlx::any::install_default_drivers();
         let (backend, sqlx_url) = parse_url(url)?;
-        let connect = AnyConnectOptions::from_str(&sqlx_url)
-            .map_err(|e| Error::InvalidDatabaseUrl { url: redact_url(url), reason: e.to_string() })?;
+        let connect = AnyConnectOptions::from_str(&sqlx_url).map_err(|e| {
+            Error::InvalidDatabaseUrl { url: redact_url(url), reason: e.to_string() }
+        })?;
         let busy_ms = options.sqlite_busy_timeout.as_millis();
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections)
@@ -166,11 +167,9 @@ impl Db {
                 }
                 // Take the write lock up front so the check below cannot go stale.
                 Backend::Sqlite => {
-                    sqlx::query(
-                        "UPDATE slipway_migrations SET version = version WHERE 1 = 0",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("UPDATE slipway_migrations SET version = version WHERE 1 = 0")
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             let applied = sqlx::query(
@@ -215,16 +214,16 @@ impl Db {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("v")?;
-        if let Some(newest) = newest {
-            if newest as usize > migrations.len() {
-                return Err(Error::Migration {
-                    component: component.to_string(),
-                    version: newest as u32,
-                    name: String::new(),
-                    reason: "the database was migrated by a newer Slipway; upgrade this binary"
-                        .to_string(),
-                });
-            }
+        if let Some(newest) = newest
+            && newest as usize > migrations.len()
+        {
+            return Err(Error::Migration {
+                component: component.to_string(),
+                version: newest as u32,
+                name: String::new(),
+                reason: "the database was migrated by a newer Slipway; upgrade this binary"
+                    .to_string(),
+            });
         }
         Ok(())
     }
@@ -241,7 +240,8 @@ fn migration_error(component: &str, m: &Migration, reason: &str) -> Error {
 
 /// Turns Slipway's URL into sqlx's, and says which backend it names.
 fn parse_url(url: &str) -> Result<(Backend, String)> {
-    let bad = |reason: &str| Error::InvalidDatabaseUrl { url: redact_url(url), reason: reason.into() };
+    let bad =
+        |reason: &str| Error::InvalidDatabaseUrl { url: redact_url(url), reason: reason.into() };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_string()));
     }
@@ -259,11 +259,11 @@ fn parse_url(url: &str) -> Result<(Backend, String)> {
         Some((p, q)) => (p, Some(q)),
         None => (path, None),
     };
-    if let Some(parent) = Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| bad(&format!("cannot create folder {}: {e}", parent.display())))?;
-        }
+    if let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| bad(&format!("cannot create folder {}: {e}", parent.display())))?;
     }
     let mut sqlx_url = format!("sqlite://{path}?mode=rwc");
     if let Some(q) = query {

@@ -110,7 +110,9 @@ impl Error {
             | Error::InvalidArgument(_)
             | Error::InvalidDatabaseUrl { .. }
             | Error::InvalidBlobLocation { .. } => ErrorCode::InvalidParameterValue,
-            Error::BlobNotFound { .. } | Error::JobNotFound { .. } => ErrorCode::ResourceDoesNotExist,
+            Error::BlobNotFound { .. } | Error::JobNotFound { .. } => {
+                ErrorCode::ResourceDoesNotExist
+            }
             Error::LeaseLost { .. } => ErrorCode::Conflict,
             Error::StoreBusy => ErrorCode::TemporarilyUnavailable,
             Error::Db(e) if is_busy(e) => ErrorCode::TemporarilyUnavailable,

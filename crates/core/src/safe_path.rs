@@ -64,13 +64,17 @@ impl SafePath {
                 _ => {}
             }
             if i == 0 && part.contains(':') {
-                return Err(reject("scheme or drive prefixes (like 'file:' or 'C:') are not allowed"));
+                return Err(reject(
+                    "scheme or drive prefixes (like 'file:' or 'C:') are not allowed",
+                ));
             }
             if part.len() > MAX_COMPONENT_LEN {
                 return Err(reject("a component is longer than 255 bytes"));
             }
             if part.trim() != part || part.trim_end_matches('.').is_empty() {
-                return Err(reject("components of only dots or with surrounding spaces are not allowed"));
+                return Err(reject(
+                    "components of only dots or with surrounding spaces are not allowed",
+                ));
             }
             components.push(part);
         }
@@ -234,18 +238,39 @@ mod tests {
         check("..%2fetc", expect!["rejected: percent-encoded sequences are not allowed"]);
         check("%252e%252e/x", expect!["rejected: percent-encoded sequences are not allowed"]);
         check("a%5c..", expect!["rejected: percent-encoded sequences are not allowed"]);
-        check("file:/etc/passwd", expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"]);
-        check("file:etc", expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"]);
-        check("s3:bucket", expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"]);
-        check("C:/Windows", expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"]);
+        check(
+            "file:/etc/passwd",
+            expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"],
+        );
+        check(
+            "file:etc",
+            expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"],
+        );
+        check(
+            "s3:bucket",
+            expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"],
+        );
+        check(
+            "C:/Windows",
+            expect!["rejected: scheme or drive prefixes (like 'file:' or 'C:') are not allowed"],
+        );
         check("a#/../../b", expect!["rejected: '#' is not allowed"]);
         check("a;/../b", expect!["rejected: ';' is not allowed"]);
         check("a?x=../b", expect!["rejected: '?' is not allowed"]);
         check("~/.ssh", expect!["rejected: paths starting with '~' are not allowed"]);
         check("a/\0b", expect!["rejected: the path contains a control character"]);
-        check("a/.../b", expect!["rejected: components of only dots or with surrounding spaces are not allowed"]);
-        check(" ../x", expect!["rejected: components of only dots or with surrounding spaces are not allowed"]);
-        check("a/.. /b", expect!["rejected: components of only dots or with surrounding spaces are not allowed"]);
+        check(
+            "a/.../b",
+            expect!["rejected: components of only dots or with surrounding spaces are not allowed"],
+        );
+        check(
+            " ../x",
+            expect!["rejected: components of only dots or with surrounding spaces are not allowed"],
+        );
+        check(
+            "a/.. /b",
+            expect!["rejected: components of only dots or with surrounding spaces are not allowed"],
+        );
         check(&"x".repeat(256), expect!["rejected: a component is longer than 255 bytes"]);
     }
 

@@ -6,7 +6,6 @@
 //! PostgreSQL and sets it. S3 tests read `SLIPWAY_TEST_S3_URL` (`s3://bucket`) and
 //! `SLIPWAY_TEST_S3_ENDPOINT`, with credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
 
-
 use sqlx::{Connection, Executor};
 
 use crate::{Backend, BlobStore, BlobStoreOptions, Db, DbOptions, S3Options};
@@ -21,7 +20,9 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let (url, dir) = test_db_url(backend).await;
-        let db = Db::connect(&url, &DbOptions::default()).await.expect("connecting to the test database");
+        let db = Db::connect(&url, &DbOptions::default())
+            .await
+            .expect("connecting to the test database");
         TestDb { db, url, _dir: dir }
     }
 }
@@ -42,7 +43,9 @@ pub async fn test_db_url(backend: Backend) -> (String, Option<tempfile::TempDir>
                 .await
                 .unwrap_or_else(|e| panic!("connecting to SLIPWAY_TEST_DATABASE_URL: {e}"));
             let schema = format!("t_{}", crate::new_id());
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.expect("creating a schema");
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .await
+                .expect("creating a schema");
             let _ = conn.close().await;
             let sep = if base.contains('?') { '&' } else { '?' };
             (format!("{base}{sep}options=-c%20search_path%3D{schema}"), None)
@@ -143,4 +146,3 @@ macro_rules! on_both_blob_stores {
         }
     )*};
 }
-

@@ -59,10 +59,13 @@ impl Metrics {
                 s.count
             );
         }
-        out.push_str("# HELP slipway_http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str(
+            "# HELP slipway_http_request_duration_seconds Time to answer HTTP requests.\n",
+        );
         out.push_str("# TYPE slipway_http_request_duration_seconds histogram\n");
         for ((method, route, status), s) in series.iter() {
-            let labels = format!("method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route));
+            let labels =
+                format!("method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route));
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -75,8 +78,13 @@ impl Metrics {
                 "slipway_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(out, "slipway_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "slipway_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ =
+                writeln!(out, "slipway_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
+            let _ = writeln!(
+                out,
+                "slipway_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
     }
 }
@@ -86,7 +94,11 @@ fn escape(label: &str) -> String {
 }
 
 /// Times every request and opens its tracing span.
-pub(crate) async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let slot = RouteSlot::default();
@@ -154,7 +166,12 @@ fn render_process(out: &mut String, state: &AppState) {
         );
     }
     if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-        gauge("process_open_fds", "gauge", "Number of open file descriptors.", entries.count() as f64);
+        gauge(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            entries.count() as f64,
+        );
     }
     if let Some(max) = read_max_fds() {
         gauge("process_max_fds", "gauge", "Maximum number of open file descriptors.", max);

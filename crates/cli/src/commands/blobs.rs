@@ -15,7 +15,9 @@ use crate::config::StoreArgs;
 #[derive(Debug, Subcommand)]
 pub(crate) enum BlobsCommand {
     /// Store a file (or standard input, `-`) and print its BLAKE3 digest
-    #[command(after_help = "Examples:\n  slipway blobs put model.onnx\n  tar c data/ | slipway blobs put -")]
+    #[command(
+        after_help = "Examples:\n  slipway blobs put model.onnx\n  tar c data/ | slipway blobs put -"
+    )]
     Put {
         /// File to store, or - for standard input
         path: String,
@@ -84,7 +86,8 @@ pub(crate) async fn run(cmd: BlobsCommand, global: &Global) -> anyhow::Result<Ex
             let mut reader = store.get(&digest).await?;
             let mut sink: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
                 )),
                 None => Box::new(std::io::stdout().lock()),
             };
@@ -97,7 +100,9 @@ pub(crate) async fn run(cmd: BlobsCommand, global: &Global) -> anyhow::Result<Ex
             let digest: Digest = digest.parse()?;
             let size = open(&stores)?.size(&digest).await?;
             if global.json {
-                crate::output::json(&serde_json::json!({ "digest": digest.to_hex(), "size": size }))?;
+                crate::output::json(
+                    &serde_json::json!({ "digest": digest.to_hex(), "size": size }),
+                )?;
             } else {
                 match size {
                     Some(n) => println!("{digest}  {n} bytes"),

@@ -10,7 +10,9 @@ use crate::Global;
 use crate::config::StoreArgs;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  slipway doctor\n  slipway doctor --db postgres://slipway:pw@127.0.0.1/slipway --artifacts s3://ml/slipway --json")]
+#[command(
+    after_help = "Examples:\n  slipway doctor\n  slipway doctor --db postgres://slipway:pw@127.0.0.1/slipway --artifacts s3://ml/slipway --json"
+)]
 pub(crate) struct DoctorArgs {
     #[command(flatten)]
     stores: StoreArgs,
@@ -35,7 +37,12 @@ pub(crate) async fn run(args: DoctorArgs, global: &Global) -> anyhow::Result<Exi
             s
         }
         Err(e) => {
-            checks.push(Check { check: "configuration", ok: false, detail: format!("{e:#}"), ms: 0 });
+            checks.push(Check {
+                check: "configuration",
+                ok: false,
+                detail: format!("{e:#}"),
+                ms: 0,
+            });
             return report(checks, global);
         }
     };

@@ -12,7 +12,9 @@ use crate::output::{table, time};
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobsCommand {
     /// List jobs, newest first
-    #[command(after_help = "Examples:\n  slipway jobs list\n  slipway jobs list --status failed --json")]
+    #[command(
+        after_help = "Examples:\n  slipway jobs list\n  slipway jobs list --status failed --json"
+    )]
     List {
         /// Only jobs in this status: queued, running, succeeded, failed, cancelled
         #[arg(long)]
@@ -84,9 +86,7 @@ pub(crate) async fn run(cmd: JobsCommand, global: &Global) -> anyhow::Result<Exi
             if global.json {
                 crate::output::json(&serde_json::json!({ "job": job, "events": events.events }))?;
             } else {
-                let facts = [
-                    "id", "kind", "status", "attempts", "max_attempts", "worker", "error",
-                ];
+                let facts = ["id", "kind", "status", "attempts", "max_attempts", "worker", "error"];
                 let mut rows: Vec<Vec<String>> =
                     facts.iter().map(|k| vec![k.to_string(), s(&job, k)]).collect();
                 for key in ["created_at", "started_at", "finished_at"] {
@@ -100,7 +100,15 @@ pub(crate) async fn run(cmd: JobsCommand, global: &Global) -> anyhow::Result<Exi
                 let rows: Vec<Vec<String>> = events
                     .events
                     .iter()
-                    .map(|e| vec![ms(e, "at"), s(e, "event"), s(e, "attempt"), s(e, "worker"), s(e, "detail")])
+                    .map(|e| {
+                        vec![
+                            ms(e, "at"),
+                            s(e, "event"),
+                            s(e, "attempt"),
+                            s(e, "worker"),
+                            s(e, "detail"),
+                        ]
+                    })
                     .collect();
                 table(&["AT (UTC)", "EVENT", "ATTEMPT", "WORKER", "DETAIL"], &rows)?;
             }

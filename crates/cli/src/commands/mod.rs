@@ -22,9 +22,9 @@ pub(crate) struct Stores {
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
 pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
-    let db = Db::connect(&settings.db_url, &settings.db)
-        .await
-        .with_context(|| format!("opening the metadata store {}", slipway_core::redact_url(&settings.db_url)))?;
+    let db = Db::connect(&settings.db_url, &settings.db).await.with_context(|| {
+        format!("opening the metadata store {}", slipway_core::redact_url(&settings.db_url))
+    })?;
     let queue = Queue::open(db.clone(), settings.queue.clone())
         .await
         .context("preparing the metadata store")?;

@@ -12,7 +12,9 @@ use crate::Global;
 use crate::config::StoreArgs;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  slipway server\n  slipway server --port 0            pick a free port (printed on the first line)\n  SLIPWAY_AUTH_TOKEN=s3cret slipway server --host 0.0.0.0")]
+#[command(
+    after_help = "Examples:\n  slipway server\n  slipway server --port 0            pick a free port (printed on the first line)\n  SLIPWAY_AUTH_TOKEN=s3cret slipway server --host 0.0.0.0"
+)]
 pub(crate) struct ServerArgs {
     /// Address to listen on; beyond loopback an auth token is required [default: 127.0.0.1]
     #[arg(long, env = "SLIPWAY_HOST")]
@@ -70,12 +72,15 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
             match blobs.sweep_tmp(std::time::Duration::from_secs(24 * 3600)).await {
                 Ok(n) if n > 0 => tracing::info!(target: "server", n, "removed abandoned uploads"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(target: "server", error = %e, "sweeping abandoned uploads"),
+                Err(e) => {
+                    tracing::warn!(target: "server", error = %e, "sweeping abandoned uploads")
+                }
             }
         })
     };
     let worker_task = run_worker.then(|| {
-        let options = WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
+        let options =
+            WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
         let worker = Worker::new(stores.queue.clone(), super::handlers(), options);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -9,7 +9,9 @@ use crate::Global;
 use crate::config::StoreArgs;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  slipway worker --db postgres://slipway:pw@db.internal/slipway --artifacts s3://ml/slipway\n  slipway worker --once               run one due job, then exit")]
+#[command(
+    after_help = "Examples:\n  slipway worker --db postgres://slipway:pw@db.internal/slipway --artifacts s3://ml/slipway\n  slipway worker --once               run one due job, then exit"
+)]
 pub(crate) struct WorkerArgs {
     /// Name of this worker in job history [default: HOST:PID:RANDOM]
     #[arg(long, env = "SLIPWAY_WORKER_ID")]
@@ -25,7 +27,8 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
     let settings = args.stores.resolve()?;
     crate::init_logging(settings.file.log.as_deref());
     let stores = super::open_stores(&settings).await?;
-    let mut options = WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
+    let mut options =
+        WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
     if let Some(id) = args.id {
         options.id = id;
     }

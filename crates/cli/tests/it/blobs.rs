@@ -16,7 +16,12 @@ fn check_kill_during_put(location: &str, extra: &[&str]) {
     let digest = blake3::hash(&data).to_hex().to_string();
     let mut args = vec!["blobs", "put", "-", "--data-dir", ".", "--artifacts", location];
     args.extend_from_slice(extra);
-    let mut child = slipway(dir.path()).args(&args).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = slipway(dir.path())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     // Feed 18 of the 24 MiB (several upload parts), then kill it mid-put.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..18 << 20]).unwrap();
@@ -31,7 +36,12 @@ fn check_kill_during_put(location: &str, extra: &[&str]) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not stored"));
 
     // The next put of the same content succeeds and reads back identically.
-    let mut child = slipway(dir.path()).args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = slipway(dir.path())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&data).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -57,7 +67,8 @@ fn kill_during_put_leaves_no_partial_blob_local() {
 
 #[test]
 fn kill_during_put_leaves_no_partial_blob_s3() {
-    let bucket = std::env::var("SLIPWAY_TEST_S3_URL").expect("S3 tests need SLIPWAY_TEST_S3_URL; scripts/test sets it");
+    let bucket = std::env::var("SLIPWAY_TEST_S3_URL")
+        .expect("S3 tests need SLIPWAY_TEST_S3_URL; scripts/test sets it");
     let endpoint = std::env::var("SLIPWAY_TEST_S3_ENDPOINT").expect("SLIPWAY_TEST_S3_ENDPOINT");
     let location = format!("{bucket}/kill-{}", slipway_core::new_id());
     check_kill_during_put(&location, &["--s3-endpoint", &endpoint]);
@@ -67,7 +78,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.is_dir() { out.extend(walk(&path)); } else { out.push(path); }
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
     }
     out
 }

@@ -39,7 +39,10 @@ fn doctor_checks_the_embedded_stores() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.starts_with("CHECK"), "{stdout}");
     for check in ["configuration", "metadata store", "schema", "blob store"] {
-        let line = stdout.lines().find(|l| l.starts_with(check)).unwrap_or_else(|| panic!("{check}: {stdout}"));
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_else(|| panic!("{check}: {stdout}"));
         assert!(line.contains(" ok "), "{line}");
     }
     assert!(dir.path().join(".slipway/slipway.db").exists());
@@ -51,11 +54,13 @@ fn doctor_checks_the_embedded_stores() {
 #[test]
 fn doctor_reports_a_broken_store_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["doctor", "--db", "postgres://nobody:pw@127.0.0.1:1/none", "--json"]);
+    let out =
+        run(dir.path(), &["doctor", "--db", "postgres://nobody:pw@127.0.0.1:1/none", "--json"]);
     assert!(!out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
-    let db = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "metadata store").unwrap();
+    let db =
+        v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "metadata store").unwrap();
     assert_eq!(db["ok"], false);
     assert!(!db["detail"].as_str().unwrap().contains(":pw@"), "password shown");
 }
@@ -75,7 +80,11 @@ fn a_bad_config_file_is_one_clear_line() {
 fn configuration_file_then_environment_then_flags() {
     let dir = tempfile::tempdir().unwrap();
     let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
-    std::fs::write(dir.path().join("slipway.toml"), format!("port = {file_port}\ndata_dir = \"state\"\n")).unwrap();
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        format!("port = {file_port}\ndata_dir = \"state\"\n"),
+    )
+    .unwrap();
     let port_of = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
 
     let (mut child, url, _) = spawn_server(dir.path(), &["server"], &[]);
@@ -85,14 +94,18 @@ fn configuration_file_then_environment_then_flags() {
     assert!(dir.path().join("state/slipway.db").exists(), "data_dir from the file");
 
     let env_port_text = env_port.to_string();
-    let (mut child, url, _) = spawn_server(dir.path(), &["server"], &[("SLIPWAY_PORT", &env_port_text)]);
+    let (mut child, url, _) =
+        spawn_server(dir.path(), &["server"], &[("SLIPWAY_PORT", &env_port_text)]);
     assert_eq!(port_of(&url), env_port);
     let _ = child.kill();
     let _ = child.wait();
 
     let flag_port_text = flag_port.to_string();
-    let (mut child, url, _) =
-        spawn_server(dir.path(), &["server", "--port", &flag_port_text], &[("SLIPWAY_PORT", &env_port_text)]);
+    let (mut child, url, _) = spawn_server(
+        dir.path(),
+        &["server", "--port", &flag_port_text],
+        &[("SLIPWAY_PORT", &env_port_text)],
+    );
     assert_eq!(port_of(&url), flag_port);
     let _ = child.kill();
     let _ = child.wait();
@@ -116,7 +129,10 @@ async fn client_commands_talk_to_the_server() {
     let out = run(dir.path(), &["--server", &s.url, "jobs", "list"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.starts_with("ID") && stdout.contains(id) && stdout.contains("diagnostic.sleep"), "{stdout}");
+    assert!(
+        stdout.starts_with("ID") && stdout.contains(id) && stdout.contains("diagnostic.sleep"),
+        "{stdout}"
+    );
     let out = run(dir.path(), &["--server", &s.url, "jobs", "cancel", id]);
     assert!(out.status.success());
     let out = run(dir.path(), &["--server", &s.url, "--json", "jobs", "show", id]);

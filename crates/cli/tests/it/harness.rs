@@ -16,7 +16,9 @@ pub(crate) fn slipway(dir: &Path) -> Command {
     let mut cmd = Command::new(slipway_bin());
     cmd.current_dir(dir);
     for (key, _) in std::env::vars() {
-        if key.starts_with("SLIPWAY_") && !key.starts_with("SLIPWAY_TEST") || key == "MLFLOW_TRACKING_URI" {
+        if key.starts_with("SLIPWAY_") && !key.starts_with("SLIPWAY_TEST")
+            || key == "MLFLOW_TRACKING_URI"
+        {
             cmd.env_remove(key);
         }
     }
@@ -77,7 +79,11 @@ impl Drop for Server {
 }
 
 /// Spawns `slipway ARGS` in `dir` and waits for the first line ("slipway listening on URL").
-pub(crate) fn spawn_server(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String, PathBuf) {
+pub(crate) fn spawn_server(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, PathBuf) {
     let stderr = dir.join(format!("server-{}.log", slipway_core::new_id()));
     let mut cmd = slipway(dir);
     cmd.args(args)
@@ -96,7 +102,10 @@ pub(crate) fn spawn_server(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (
     let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
     let Some(url) = line.trim().strip_prefix("slipway listening on ") else {
         let _ = child.kill();
-        panic!("server did not start: {line:?}\n{}", std::fs::read_to_string(&stderr).unwrap_or_default());
+        panic!(
+            "server did not start: {line:?}\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
     };
     (child, url.to_string(), stderr)
 }

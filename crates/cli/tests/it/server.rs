@@ -45,7 +45,8 @@ async fn jobs_run_through_the_http_api(backend: Backend) {
     })
     .await;
     let (_, events) = get_json(&c, &format!("{url}/events")).await;
-    let names: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(names, ["enqueued", "claimed", "succeeded"]);
     let (_, list) = get_json(&c, &format!("{}/api/v1/jobs?status=succeeded", s.url)).await;
     assert_eq!(list["jobs"][0]["id"], id.as_str());
@@ -57,30 +58,47 @@ on_both_backends!(health_ready_and_version, jobs_run_through_the_http_api);
 async fn bad_requests_get_json_errors() {
     let s = Server::start(Backend::Sqlite).await;
     let c = s.client();
-    let expect = |status: u16, code: &'static str| move |(s, body): (u16, Value)| {
-        assert_eq!(s, status, "{body}");
-        assert_eq!(body["error_code"], code, "{body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    let expect = |status: u16, code: &'static str| {
+        move |(s, body): (u16, Value)| {
+            assert_eq!(s, status, "{body}");
+            assert_eq!(body["error_code"], code, "{body}");
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        }
     };
     expect(404, "ENDPOINT_NOT_FOUND")(get_json(&c, &format!("{}/no/such/route", s.url)).await);
-    expect(404, "RESOURCE_DOES_NOT_EXIST")(get_json(&c, &format!("{}/api/v1/jobs/nope", s.url)).await);
-    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?status=sleeping", s.url)).await);
-    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?limit=0", s.url)).await);
-    expect(400, "INVALID_PARAMETER_VALUE")(get_json(&c, &format!("{}/api/v1/jobs?limit=many", s.url)).await);
+    expect(404, "RESOURCE_DOES_NOT_EXIST")(
+        get_json(&c, &format!("{}/api/v1/jobs/nope", s.url)).await,
+    );
+    expect(400, "INVALID_PARAMETER_VALUE")(
+        get_json(&c, &format!("{}/api/v1/jobs?status=sleeping", s.url)).await,
+    );
+    expect(400, "INVALID_PARAMETER_VALUE")(
+        get_json(&c, &format!("{}/api/v1/jobs?limit=0", s.url)).await,
+    );
+    expect(400, "INVALID_PARAMETER_VALUE")(
+        get_json(&c, &format!("{}/api/v1/jobs?limit=many", s.url)).await,
+    );
     let post = |body: &'static str, content_type: &'static str| {
         let c = c.clone();
         let url = format!("{}/api/v1/jobs", s.url);
         async move {
-            let r = c.post(url).header("content-type", content_type).body(body).send().await.unwrap();
+            let r =
+                c.post(url).header("content-type", content_type).body(body).send().await.unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
     expect(400, "MALFORMED_REQUEST")(post("{\"kind\": ", "application/json").await);
     expect(400, "MALFORMED_REQUEST")(post("[1, 2]", "application/json").await);
-    expect(400, "MALFORMED_REQUEST")(post("{\"kind\": \"diagnostic.sleep\", \"extra\": 1}", "application/json").await);
+    expect(400, "MALFORMED_REQUEST")(
+        post("{\"kind\": \"diagnostic.sleep\", \"extra\": 1}", "application/json").await,
+    );
     expect(400, "BAD_REQUEST")(post("{}", "text/plain").await);
-    expect(400, "INVALID_PARAMETER_VALUE")(post("{\"kind\": \"rm -rf\"}", "application/json").await);
-    expect(400, "INVALID_PARAMETER_VALUE")(post("{\"kind\": \"diagnostic.sleep\", \"max_attempts\": 0}", "application/json").await);
+    expect(400, "INVALID_PARAMETER_VALUE")(
+        post("{\"kind\": \"rm -rf\"}", "application/json").await,
+    );
+    expect(400, "INVALID_PARAMETER_VALUE")(
+        post("{\"kind\": \"diagnostic.sleep\", \"max_attempts\": 0}", "application/json").await,
+    );
     let r = c.delete(format!("{}/health", s.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(r.json::<Value>().await.unwrap()["error_code"], "METHOD_NOT_ALLOWED");
@@ -94,7 +112,14 @@ async fn a_token_guards_every_route_but_health() {
     let s = Server::start_with(Backend::Sqlite, &["--auth-token", "s3cret"]).await;
     let c = s.client();
     assert_eq!(get_json(&c, &format!("{}/health", s.url)).await.0, 200);
-    for path in ["/api/v1/version", "/api/v1/jobs", "/ready", "/metrics", "/api/openapi.json", "/no/such/route"] {
+    for path in [
+        "/api/v1/version",
+        "/api/v1/jobs",
+        "/ready",
+        "/metrics",
+        "/api/openapi.json",
+        "/no/such/route",
+    ] {
         let (status, body) = get_json(&c, &format!("{}{path}", s.url)).await;
         assert_eq!(status, 401, "{path}");
         assert_eq!(body["error_code"], "UNAUTHENTICATED", "{path}");
@@ -116,7 +141,10 @@ fn a_public_address_without_a_token_is_refused() {
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("refusing to listen on") && stderr.contains("--auth-token"), "{stderr}");
+        assert!(
+            stderr.contains("refusing to listen on") && stderr.contains("--auth-token"),
+            "{stderr}"
+        );
         assert!(out.stdout.is_empty(), "it must not have started listening");
     }
 }
@@ -150,12 +178,23 @@ async fn metrics_are_prometheus_text() {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = r.text().await.unwrap();
     assert!(
-        text.contains(r#"slipway_http_requests_total{method="GET",route="/api/v1/jobs/{id}",status="404"} 3"#),
+        text.contains(
+            r#"slipway_http_requests_total{method="GET",route="/api/v1/jobs/{id}",status="404"} 3"#
+        ),
         "{text}"
     );
-    assert!(text.contains(r#"slipway_http_requests_total{method="GET",route="unmatched",status="404"} 1"#));
+    assert!(
+        text.contains(
+            r#"slipway_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        )
+    );
     assert!(text.contains(r#"slipway_http_request_duration_seconds_bucket{method="GET",route="/api/v1/jobs/{id}",status="404",le="+Inf"} 3"#));
-    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
     }
     // Every sample line is `name{labels} value` with a numeric value.
@@ -172,8 +211,19 @@ async fn the_openapi_document_lists_the_native_api() {
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    for path in ["/health", "/ready", "/api/v1/version", "/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/cancel"] {
-        assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    for path in [
+        "/health",
+        "/ready",
+        "/api/v1/version",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/cancel",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
     }
     assert!(paths["/api/v1/jobs"]["post"].is_object());
 }

@@ -11,10 +11,12 @@ use crate::harness::{eventually, kill9, slipway};
 async fn a_killed_workers_job_completes_once_elsewhere(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _keep) = slipway_core::testing::test_db_url(backend).await;
-    std::fs::write(dir.path().join("slipway.toml"), "[jobs]\nlease_secs = 1\npoll_ms = 50\n").unwrap();
+    std::fs::write(dir.path().join("slipway.toml"), "[jobs]\nlease_secs = 1\npoll_ms = 50\n")
+        .unwrap();
     let db = Db::connect(&db_url, &DbOptions::default()).await.unwrap();
     let queue = Queue::open(db, QueueOptions::default()).await.unwrap();
-    let job = queue.enqueue(NewJob::new("diagnostic.sleep", json!({"seconds": 2.0}))).await.unwrap();
+    let job =
+        queue.enqueue(NewJob::new("diagnostic.sleep", json!({"seconds": 2.0}))).await.unwrap();
 
     let start_worker = |id: &str| {
         slipway(dir.path())
@@ -52,7 +54,8 @@ async fn a_killed_workers_job_completes_once_elsewhere(backend: Backend) {
     assert_eq!(done.result.as_ref().unwrap()["worker"], "worker-b");
     let events: Vec<(String, Option<String>)> =
         queue.events(&job.id).await.unwrap().into_iter().map(|e| (e.event, e.worker)).collect();
-    let claims: Vec<_> = events.iter().filter(|(e, _)| e == "claimed").map(|(_, w)| w.clone().unwrap()).collect();
+    let claims: Vec<_> =
+        events.iter().filter(|(e, _)| e == "claimed").map(|(_, w)| w.clone().unwrap()).collect();
     assert_eq!(claims, ["worker-a", "worker-b"]);
     let completions: Vec<_> = events.iter().filter(|(e, _)| e == "succeeded").collect();
     assert_eq!(completions.len(), 1, "completed exactly once: {events:?}");

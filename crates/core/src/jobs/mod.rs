@@ -219,10 +219,11 @@ impl Queue {
     }
 
     pub async fn get(&self, id: &str) -> Result<Job> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await?;
         match row {
             Some(row) => job_from_row(&row),
             None => Err(Error::JobNotFound { id: id.to_string() }),
@@ -257,9 +258,10 @@ impl Queue {
 
     /// How many jobs are in each status (statuses with none are left out).
     pub async fn counts(&self) -> Result<Vec<(JobStatus, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status ORDER BY status")
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status ORDER BY status")
+                .fetch_all(self.db.pool())
+                .await?;
         rows.iter()
             .map(|r| Ok((JobStatus::parse(&r.try_get::<String, _>("status")?)?, r.try_get("n")?)))
             .collect()
@@ -332,7 +334,8 @@ impl Queue {
             kinds = kind_params.join(", "),
         );
         // Only placeholders and constants are formatted in: no user text.
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(&token).bind(worker).bind(expires).bind(now);
+        let mut query =
+            sqlx::query(AssertSqlSafe(sql)).bind(&token).bind(worker).bind(expires).bind(now);
         for kind in kinds {
             query = query.bind(*kind);
         }

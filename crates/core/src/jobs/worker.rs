@@ -37,7 +37,8 @@ impl From<Error> for JobError {
     }
 }
 
-type HandlerFn = Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<Value, JobError>> + Send + Sync>;
+type HandlerFn =
+    Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<Value, JobError>> + Send + Sync>;
 
 /// The job kinds a worker can run, each with its handler.
 #[derive(Clone, Default)]

@@ -58,7 +58,8 @@ async fn large_blobs_stream_in_parts(backend: BlobBackend) {
     assert_eq!(put.size, whole.len() as u64);
     assert!(!put.existed);
     assert_eq!(read_all(&t, &put.digest).await, whole);
-    let again = t.store.put_stream(futures::stream::iter(chunks.into_iter().map(Ok))).await.unwrap();
+    let again =
+        t.store.put_stream(futures::stream::iter(chunks.into_iter().map(Ok))).await.unwrap();
     assert!(again.existed);
 }
 
@@ -84,7 +85,11 @@ async fn a_failed_upload_leaves_no_blob(backend: BlobBackend) {
     assert!(err.to_string().contains("client went away"), "{err}");
     // What was streamed before the failure is not visible under any digest.
     assert_eq!(t.store.size(&Digest::of(&whole)).await.unwrap(), None);
-    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 0, "upload not aborted");
+    assert_eq!(
+        t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(),
+        0,
+        "upload not aborted"
+    );
 }
 
 async fn two_gib_blob_with_bounded_memory(backend: BlobBackend) {

@@ -20,26 +20,37 @@ const V2: Migration = Migration {
 async fn migrations_apply_once_in_order(backend: Backend) {
     let t = TestDb::new(backend).await;
     t.db.migrate("test", &[V1]).await.unwrap();
-    sqlx::query("INSERT INTO widgets (id, name) VALUES (1, 'a')").execute(t.db.pool()).await.unwrap();
+    sqlx::query("INSERT INTO widgets (id, name) VALUES (1, 'a')")
+        .execute(t.db.pool())
+        .await
+        .unwrap();
     // Running again (a restart) changes nothing; adding V2 applies only V2.
     t.db.migrate("test", &[V1]).await.unwrap();
     t.db.migrate("test", &[V1, V2]).await.unwrap();
-    let row = sqlx::query("SELECT name, colour FROM widgets WHERE id = 1").fetch_one(t.db.pool()).await.unwrap();
-    assert_eq!(row.try_get::<String, _>("name").unwrap(), "a");
-    assert_eq!(row.try_get::<Option<String>, _>("colour").unwrap(), None);
-    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM slipway_migrations WHERE component = 'test'")
+    let row = sqlx::query("SELECT name, colour FROM widgets WHERE id = 1")
         .fetch_one(t.db.pool())
         .await
-        .unwrap()
-        .try_get("n")
         .unwrap();
+    assert_eq!(row.try_get::<String, _>("name").unwrap(), "a");
+    assert_eq!(row.try_get::<Option<String>, _>("colour").unwrap(), None);
+    let n: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM slipway_migrations WHERE component = 'test'")
+            .fetch_one(t.db.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
     assert_eq!(n, 2);
 }
 
 async fn an_edited_migration_is_refused(backend: Backend) {
     let t = TestDb::new(backend).await;
     t.db.migrate("test", &[V1]).await.unwrap();
-    let edited = Migration { sqlite: "CREATE TABLE other (x BIGINT);", postgres: "CREATE TABLE other (x BIGINT);", ..V1 };
+    let edited = Migration {
+        sqlite: "CREATE TABLE other (x BIGINT);",
+        postgres: "CREATE TABLE other (x BIGINT);",
+        ..V1
+    };
     let err = t.db.migrate("test", &[edited]).await.unwrap_err().to_string();
     assert!(err.contains("edited after it was applied"), "{err}");
 }
@@ -108,17 +119,21 @@ on_both_backends!(
 async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
     let t = TestDb::new(Backend::Sqlite).await;
     let mut conn = t.db.pool().acquire().await.unwrap();
-    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
+    let mode: String =
+        sqlx::query("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
     assert_eq!(mode, "wal");
-    let fk: i64 = sqlx::query("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
+    let fk: i64 =
+        sqlx::query("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
     assert_eq!(fk, 1);
-    let busy: i64 = sqlx::query("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
+    let busy: i64 =
+        sqlx::query("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap().try_get(0).unwrap();
     assert!(busy >= 1000, "busy_timeout {busy}");
 }
 
 #[tokio::test]
 async fn unreachable_postgres_is_a_clear_error() {
-    let options = DbOptions { acquire_timeout: std::time::Duration::from_secs(2), ..DbOptions::default() };
+    let options =
+        DbOptions { acquire_timeout: std::time::Duration::from_secs(2), ..DbOptions::default() };
     let err = Db::connect("postgres://nobody:pw@127.0.0.1:1/none", &options).await.unwrap_err();
     let text = err.to_string();
     assert!(!text.contains("pw@"), "the password leaked: {text}");

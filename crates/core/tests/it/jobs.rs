@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use slipway_core::jobs::{Handlers, JobError, JobStatus, NewJob, Queue, QueueOptions, Worker, WorkerOptions};
+use slipway_core::jobs::{
+    Handlers, JobError, JobStatus, NewJob, Queue, QueueOptions, Worker, WorkerOptions,
+};
 use slipway_core::testing::TestDb;
 use slipway_core::{Backend, Error, on_both_backends};
 
@@ -25,7 +27,11 @@ async fn queue(backend: Backend, options: QueueOptions) -> (TestDb, Queue) {
 }
 
 fn worker(q: &Queue, id: &str, handlers: Handlers) -> Worker {
-    Worker::new(q.clone(), handlers, WorkerOptions { id: id.into(), poll_interval: Duration::from_millis(20) })
+    Worker::new(
+        q.clone(),
+        handlers,
+        WorkerOptions { id: id.into(), poll_interval: Duration::from_millis(20) },
+    )
 }
 
 async fn events(q: &Queue, id: &str) -> Vec<String> {
@@ -87,11 +93,18 @@ async fn only_known_kinds_are_claimed(backend: Backend) {
 }
 
 async fn failures_retry_with_backoff_then_fail(backend: Backend) {
-    let opts = QueueOptions { backoff_base: Duration::from_millis(400), backoff_max: Duration::from_secs(10), ..fast() };
+    let opts = QueueOptions {
+        backoff_base: Duration::from_millis(400),
+        backoff_max: Duration::from_secs(10),
+        ..fast()
+    };
     let (_t, q) = queue(backend, opts).await;
-    let job = q.enqueue(NewJob { max_attempts: 2, ..NewJob::new("flaky", json!({})) }).await.unwrap();
+    let job =
+        q.enqueue(NewJob { max_attempts: 2, ..NewJob::new("flaky", json!({})) }).await.unwrap();
     let mut handlers = Handlers::new();
-    handlers.register("flaky", |_ctx| async move { Err::<serde_json::Value, _>(JobError::Retry("boom".into())) });
+    handlers.register("flaky", |_ctx| async move {
+        Err::<serde_json::Value, _>(JobError::Retry("boom".into()))
+    });
     let w = worker(&q, "w", handlers);
     let after_first = w.step().await.unwrap().unwrap();
     assert_eq!(after_first.status, JobStatus::Queued);
@@ -102,14 +115,19 @@ async fn failures_retry_with_backoff_then_fail(backend: Backend) {
     let after_second = w.step().await.unwrap().unwrap();
     assert_eq!(after_second.status, JobStatus::Failed);
     assert_eq!(after_second.attempts, 2);
-    assert_eq!(events(&q, &job.id).await, ["enqueued#0", "claimed#1", "retry#1", "claimed#2", "failed#2"]);
+    assert_eq!(
+        events(&q, &job.id).await,
+        ["enqueued#0", "claimed#1", "retry#1", "claimed#2", "failed#2"]
+    );
 }
 
 async fn fatal_errors_and_panics(backend: Backend) {
     let (_t, q) = queue(backend, fast()).await;
     let fatal = q.enqueue(NewJob::new("fatal", json!({}))).await.unwrap();
     let mut handlers = Handlers::new();
-    handlers.register("fatal", |_ctx| async move { Err::<serde_json::Value, _>(JobError::Fatal("bad input".into())) });
+    handlers.register("fatal", |_ctx| async move {
+        Err::<serde_json::Value, _>(JobError::Fatal("bad input".into()))
+    });
     handlers.register("panics", |_ctx| async move {
         if true {
             panic!("handler bug");
@@ -121,7 +139,8 @@ async fn fatal_errors_and_panics(backend: Backend) {
     assert_eq!(done.id, fatal.id);
     assert_eq!(done.status, JobStatus::Failed);
     assert_eq!(done.attempts, 1, "fatal errors are not retried");
-    let panicky = q.enqueue(NewJob { max_attempts: 1, ..NewJob::new("panics", json!({})) }).await.unwrap();
+    let panicky =
+        q.enqueue(NewJob { max_attempts: 1, ..NewJob::new("panics", json!({})) }).await.unwrap();
     let done = w.step().await.unwrap().unwrap();
     assert_eq!(done.id, panicky.id);
     assert_eq!(done.status, JobStatus::Failed);
@@ -228,7 +247,11 @@ async fn handler_writes_commit_with_the_completion(backend: Backend) {
     let fresh = q.claim("b", &["k"]).await.unwrap().unwrap();
     for lease in [&stale, &fresh] {
         let mut tx = t.db.pool().begin().await.unwrap();
-        sqlx::query("INSERT INTO effects (job_id) VALUES ($1)").bind(&job.id).execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO effects (job_id) VALUES ($1)")
+            .bind(&job.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         match q.complete_in(&mut tx, lease, &json!(lease.worker)).await {
             Ok(()) => tx.commit().await.unwrap(),
             Err(Error::LeaseLost { .. }) => tx.rollback().await.unwrap(),
@@ -253,7 +276,8 @@ async fn shutdown_releases_the_job(backend: Backend) {
         Ok(json!(null))
     });
     let w = worker(&q, "w", handlers);
-    let run = tokio::spawn(async move { w.run(tokio::time::sleep(Duration::from_millis(300))).await });
+    let run =
+        tokio::spawn(async move { w.run(tokio::time::sleep(Duration::from_millis(300))).await });
     tokio::time::timeout(Duration::from_secs(10), run).await.expect("worker stopped").unwrap();
     let j = q.get(&job.id).await.unwrap();
     assert_eq!(j.status, JobStatus::Queued, "released for another worker");
@@ -263,7 +287,8 @@ async fn shutdown_releases_the_job(backend: Backend) {
 
 async fn bad_jobs_are_refused(backend: Backend) {
     let (_t, q) = queue(backend, fast()).await;
-    let err = q.enqueue(NewJob { max_attempts: 0, ..NewJob::new("k", json!({})) }).await.unwrap_err();
+    let err =
+        q.enqueue(NewJob { max_attempts: 0, ..NewJob::new("k", json!({})) }).await.unwrap_err();
     assert_eq!(err.code().http_status(), 400);
     let err = q.enqueue(NewJob::new("", json!({}))).await.unwrap_err();
     assert_eq!(err.code().http_status(), 400);

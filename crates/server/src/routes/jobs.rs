@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
 use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use slipway_core::jobs::{Job, JobEvent, JobStatus, NewJob};
 use utoipa::{IntoParams, ToSchema};
 
@@ -85,7 +85,13 @@ pub(crate) struct JobEventList {
 
 impl From<JobEvent> for JobEventView {
     fn from(e: JobEvent) -> JobEventView {
-        JobEventView { at: e.at, event: e.event, attempt: e.attempt, worker: e.worker, detail: e.detail }
+        JobEventView {
+            at: e.at,
+            event: e.event,
+            attempt: e.attempt,
+            worker: e.worker,
+            detail: e.detail,
+        }
     }
 }
 
@@ -137,7 +143,7 @@ pub(crate) async fn submit_job(
     body: Result<Json<SubmitJob>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let body = body?.0;
-    if !state.job_kinds.iter().any(|k| *k == body.kind) {
+    if !state.job_kinds.contains(&body.kind) {
         return Err(ApiError::invalid(format!(
             "unknown job kind {:?}; this server runs: {}",
             body.kind,
@@ -146,7 +152,9 @@ pub(crate) async fn submit_job(
     }
     let max_attempts = body.max_attempts.unwrap_or(3);
     if !(1..=100).contains(&max_attempts) {
-        return Err(ApiError::invalid(format!("max_attempts must be 1 to 100, got {max_attempts}")));
+        return Err(ApiError::invalid(format!(
+            "max_attempts must be 1 to 100, got {max_attempts}"
+        )));
     }
     let payload = if body.payload.is_null() { serde_json::json!({}) } else { body.payload };
     let new = NewJob { priority: body.priority, max_attempts, ..NewJob::new(body.kind, payload) };

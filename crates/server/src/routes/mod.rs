@@ -41,7 +41,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(ErrorCode::InternalError, "the server hit a bug; see its log").into_response()
+            ApiError::new(ErrorCode::InternalError, "the server hit a bug; see its log")
+                .into_response()
         }))
         .with_state(state)
 }
@@ -52,9 +53,6 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{} does not accept {method}", uri.path()),
-    )
-    .into_response()
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path()))
+        .into_response()
 }

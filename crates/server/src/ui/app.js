@@ -101,7 +101,7 @@ const PAGES = {
   },
   server: async () => {
     const v = await api("/api/v1/version");
-    const ready = await fetch("/ready").then((r) => r.json()).catch(() => null);
+    const ready = await api("/ready").catch((e) => ({ status: e.message }));
     const fact = (k, val) => [h("dt", {}, k), h("dd", {}, val)];
     return h("div", {},
       h("h1", {}, "Server"),
@@ -130,9 +130,9 @@ function renderNav(current) {
   const nav = document.getElementById("nav");
   nav.replaceChildren(
     h("a", { href: "#/", class: current === "" ? "active" : null, "data-stage": "overview" }, "Overview"),
-    h("h2", {}, "Experimental"), STAGES.filter((s) => s.phase === "Experimental").map(link),
-    h("h2", {}, "Production"), STAGES.filter((s) => s.phase === "Production").map(link),
-    h("h2", {}, "System"), SYSTEM.map(link));
+    h("h2", {}, "Experimental"), ...STAGES.filter((s) => s.phase === "Experimental").map(link),
+    h("h2", {}, "Production"), ...STAGES.filter((s) => s.phase === "Production").map(link),
+    h("h2", {}, "System"), ...SYSTEM.map(link));
 }
 
 async function render() {
@@ -155,8 +155,9 @@ async function render() {
 async function pollStatus() {
   const el = document.getElementById("server-status");
   try {
-    const r = await fetch("/ready");
-    el.textContent = r.ok ? "ready" : "unavailable";
+    const token = sessionStorage.getItem("slipway-token");
+    const r = await fetch("/ready", { headers: token ? { Authorization: "Bearer " + token } : {} });
+    el.textContent = r.ok ? "ready" : r.status === 401 ? "signed out" : "unavailable";
     el.className = "server-status " + (r.ok ? "ok" : "bad");
   } catch {
     el.textContent = "unreachable";

@@ -18,7 +18,10 @@ const FAVICON: &str = include_str!("favicon.svg");
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML, false) }))
-        .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS, true) }))
+        .route(
+            "/ui/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS, true) }),
+        )
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS, true) }))
         .route("/favicon.svg", get(|| async { asset("image/svg+xml", FAVICON, true) }))
 }
