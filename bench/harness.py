@@ -421,10 +421,11 @@ def _fmt(v: float | None, digits: int) -> str:
 def cell(s: dict, m: Metric) -> str:
     if not s or not s.get("n"):
         return "-"
+    unit = f" {m.unit}" if m.unit else ""
     med = _fmt(s["median"] * m.scale, m.digits)
-    if s["n"] == 1:
-        return f"{med} {m.unit}"
-    return f"{med} {m.unit} ({_fmt(s['min'] * m.scale, m.digits)}-{_fmt(s['max'] * m.scale, m.digits)})"
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return f"{med}{unit}"
+    return f"{med}{unit} ({_fmt(s['min'] * m.scale, m.digits)}-{_fmt(s['max'] * m.scale, m.digits)})"
 
 
 def ratio(base: dict, other: dict, m: Metric, base_name: str, other_name: str) -> tuple[float | None, str]:
@@ -532,6 +533,7 @@ def run_main(main: Callable[[], int | None]) -> None:
         print("\ninterrupted; stopping servers", file=sys.stderr)
         code = 130
     except BenchError as e:
+        print(flush=True)  # end a half-written progress line
         print(f"error: {e}", file=sys.stderr)
         code = 1
     finally:

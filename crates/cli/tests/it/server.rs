@@ -259,3 +259,32 @@ async fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status {status}; log:\n{}", s.log());
     assert!(s.log().contains("stopped"), "{}", s.log());
 }
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    use std::io::{Read, Write};
+    let mut s = Server::start(Backend::Sqlite).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let body = br#"{"kind": "diagnostic.sleep", "payload": {"seconds": 0}}"#;
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body[..10]).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The request is half sent when the server is told to stop.
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.child.try_wait().unwrap().is_none(), "the server left before answering");
+    conn.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{}", s.log());
+}
