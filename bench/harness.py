@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,7 +320,7 @@ def tree_commands(pid: int) -> list[str]:
 
 def http_status(url: str, timeout: float = 1.0) -> int | None:
     """Status of GET url (loopback only), or None when nothing answers."""
-    host = urllib.request.urlparse(url).hostname
+    host = urllib.parse.urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise BenchError(f"refusing to contact non-loopback host {host!r}")
     try:
@@ -433,7 +434,8 @@ def ratio(base: dict, other: dict, m: Metric, base_name: str, other_name: str) -
     if not base or not other or not base.get("n") or not other.get("n") or not base["median"]:
         return None, "-"
     r = other["median"] / base["median"]
-    text = f"{other_name}/{base_name} = {r:.1f}x" if r >= 1 else f"{other_name}/{base_name} = {r:.2f}x"
+    digits = 0 if r >= 100 else 1 if r >= 1 else 2
+    text = f"{other_name}/{base_name} = {r:.{digits}f}x"
     if m.lower_is_better is None or r == 1:
         return r, text
     base_wins = (r > 1) == bool(m.lower_is_better)
@@ -530,10 +532,13 @@ def run_main(main: Callable[[], int | None]) -> None:
     try:
         code = main() or 0
     except KeyboardInterrupt:
-        print("\ninterrupted; stopping servers", file=sys.stderr)
+        if _LINE_OPEN:
+            say()
+        print("interrupted; stopping servers", file=sys.stderr)
         code = 130
     except BenchError as e:
-        print(flush=True)  # end a half-written progress line
+        if _LINE_OPEN:
+            say()  # end the half-written progress line
         print(f"error: {e}", file=sys.stderr)
         code = 1
     finally:
@@ -552,8 +557,21 @@ def mib(n: int | None) -> float | None:
     return None if n is None else n / 2**20
 
 
+_LINE_OPEN = False
+
+
 def say(msg: str = "") -> None:
+    """Print a line (finishing one begun with begin_line)."""
+    global _LINE_OPEN
     print(msg, flush=True)
+    _LINE_OPEN = False
+
+
+def begin_line(msg: str) -> None:
+    """Print the start of a progress line; say() finishes it."""
+    global _LINE_OPEN
+    print(msg, end="", flush=True)
+    _LINE_OPEN = True
 
 
 def clean_env(drop_prefixes: Sequence[str]) -> dict:

@@ -103,7 +103,7 @@ METRICS = [
              scale=1 / 2**20, raw_unit="bytes", digits=1),
     h.Metric("pss_bytes", "idle PSS, sum over process tree", "MiB", True, "smaller",
              scale=1 / 2**20, raw_unit="bytes", digits=1),
-    h.Metric("processes", "processes in tree (idle)", "", None, digits=0),
+    h.Metric("processes", "processes in tree (idle)", "", None, digits=0, raw_unit="count"),
 ]
 
 
@@ -147,7 +147,7 @@ def main() -> int:
         rep_dir = work / f"{system}-{i + 1}"
         rep_dir.mkdir()
         total = args.slipway_reps if system == "slipway" else args.mlflow_reps
-        print(f"  {system:<7} rep {i + 1}/{total}: ", end="", flush=True)
+        h.begin_line(f"  {system:<7} rep {i + 1}/{total}: ")
         if system == "slipway":
             proc, ready, _ = start_slipway(binary, rep_dir, args.timeout)
         else:

@@ -117,6 +117,9 @@ pub struct BlobStore {
     prefix: ObjectPath,
     location: String,
     options: Arc<BlobStoreOptions>,
+    /// The folder of a local store: its uploads in flight are swept through the file system,
+    /// which also sees the staging files `object_store` hides.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for BlobStore {
@@ -138,6 +141,7 @@ impl BlobStore {
         if options.chunk_size == 0 || options.concurrency == 0 {
             return Err(bad("chunk size and concurrency must be positive".into()));
         }
+        let mut local_root = None;
         let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) =
             if let Some(rest) = location.strip_prefix("s3://") {
                 crate::init_tls();
@@ -173,9 +177,16 @@ impl BlobStore {
                     .map_err(|e| Error::io(format!("creating {location}"), e))?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(location)
                     .map_err(|e| bad(e.to_string()))?;
+                local_root = Some(std::path::PathBuf::from(location));
                 (Arc::new(store), ObjectPath::default())
             };
-        Ok(BlobStore { store, prefix, location: location.to_string(), options: Arc::new(options) })
+        Ok(BlobStore {
+            store,
+            prefix,
+            location: location.to_string(),
+            options: Arc::new(options),
+            local_root,
+        })
     }
 
     /// Where the store lives, as configured.
@@ -233,7 +244,16 @@ impl BlobStore {
                     if self.exists_at(&path).await? {
                         return Ok(PutOutcome { digest, size, existed: true });
                     }
-                    self.store.put(&path, PutPayload::from(bytes)).await?;
+                    if self.local_root.is_some() {
+                        // Locally, every write starts under tmp/ so that a crash leaves its
+                        // debris only there; the rename into place is atomic.
+                        let tmp = self.tmp_dir().join(crate::new_id());
+                        self.store.put(&tmp, PutPayload::from(bytes)).await?;
+                        self.store.rename(&tmp, &path).await?;
+                    } else {
+                        // An S3 PUT is atomic by itself.
+                        self.store.put(&path, PutPayload::from(bytes)).await?;
+                    }
                     return Ok(PutOutcome { digest, size, existed: false });
                 }
             }
@@ -325,7 +345,13 @@ impl BlobStore {
 
     /// Deletes uploads under `tmp/` older than `age` (left by crashed writers). Returns how many.
     pub async fn sweep_tmp(&self, age: Duration) -> Result<usize> {
-        let cutoff = chrono_like_cutoff(age);
+        if let Some(root) = &self.local_root {
+            let dir = root.join("tmp");
+            return tokio::task::spawn_blocking(move || sweep_folder(&dir, age))
+                .await
+                .map_err(|e| Error::io("sweeping uploads", std::io::Error::other(e)))?;
+        }
+        let cutoff = crate::now_ms() - age.as_millis() as i64;
         let stale: Vec<ObjectPath> = self
             .store
             .list(Some(&self.tmp_dir()))
@@ -349,8 +375,22 @@ impl BlobStore {
     }
 }
 
-fn chrono_like_cutoff(age: Duration) -> i64 {
-    crate::now_ms() - age.as_millis() as i64
+/// Deletes the files in `dir` last modified more than `age` ago.
+fn sweep_folder(dir: &std::path::Path, age: Duration) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|e| e >= age);
+        if meta.is_file() && old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The verified byte stream of one blob.

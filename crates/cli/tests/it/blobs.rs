@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{kill9, run, slipway};
+use crate::harness::{Proc, kill9, run, slipway};
 
 fn content() -> Vec<u8> {
     (0..24u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect()
@@ -16,12 +16,14 @@ fn check_kill_during_put(location: &str, extra: &[&str]) {
     let digest = blake3::hash(&data).to_hex().to_string();
     let mut args = vec!["blobs", "put", "-", "--data-dir", ".", "--artifacts", location];
     args.extend_from_slice(extra);
-    let mut child = slipway(dir.path())
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Proc(
+        slipway(dir.path())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Feed 18 of the 24 MiB (several upload parts), then kill it mid-put.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..18 << 20]).unwrap();

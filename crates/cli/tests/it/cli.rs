@@ -87,28 +87,25 @@ fn configuration_file_then_environment_then_flags() {
     .unwrap();
     let port_of = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
 
-    let (mut child, url, _) = spawn_server(dir.path(), &["server"], &[]);
+    let (child, url, _) = spawn_server(dir.path(), &["server"], &[]);
     assert_eq!(port_of(&url), file_port);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(dir.path().join("state/slipway.db").exists(), "data_dir from the file");
 
     let env_port_text = env_port.to_string();
-    let (mut child, url, _) =
+    let (child, url, _) =
         spawn_server(dir.path(), &["server"], &[("SLIPWAY_PORT", &env_port_text)]);
     assert_eq!(port_of(&url), env_port);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let flag_port_text = flag_port.to_string();
-    let (mut child, url, _) = spawn_server(
+    let (child, url, _) = spawn_server(
         dir.path(),
         &["server", "--port", &flag_port_text],
         &[("SLIPWAY_PORT", &env_port_text)],
     );
     assert_eq!(port_of(&url), flag_port);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[tokio::test]

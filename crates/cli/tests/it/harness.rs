@@ -30,9 +30,32 @@ pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     slipway(dir).args(args).stdin(Stdio::null()).output().expect("running slipway")
 }
 
+/// A child process that is killed when dropped, so that a failing test leaves nothing running.
+pub(crate) struct Proc(pub(crate) Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// A running `slipway server`, killed when dropped.
 pub(crate) struct Server {
-    pub(crate) child: Child,
+    pub(crate) child: Proc,
     pub(crate) url: String,
     _dir: tempfile::TempDir,
     pub(crate) stderr: PathBuf,
@@ -71,19 +94,12 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Spawns `slipway ARGS` in `dir` and waits for the first line ("slipway listening on URL").
 pub(crate) fn spawn_server(
     dir: &Path,
     args: &[&str],
     env: &[(&str, &str)],
-) -> (Child, String, PathBuf) {
+) -> (Proc, String, PathBuf) {
     let stderr = dir.join(format!("server-{}.log", slipway_core::new_id()));
     let mut cmd = slipway(dir);
     cmd.args(args)
@@ -91,7 +107,7 @@ pub(crate) fn spawn_server(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap());
-    let mut child = cmd.spawn().expect("spawning slipway server");
+    let mut child = Proc(cmd.spawn().expect("spawning slipway server"));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -101,7 +117,6 @@ pub(crate) fn spawn_server(
     });
     let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
     let Some(url) = line.trim().strip_prefix("slipway listening on ") else {
-        let _ = child.kill();
         panic!(
             "server did not start: {line:?}\n{}",
             std::fs::read_to_string(&stderr).unwrap_or_default()

@@ -152,7 +152,7 @@ fn a_public_address_without_a_token_is_refused() {
 #[tokio::test]
 async fn a_public_address_with_a_token_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url, _) = spawn_server(
+    let (child, url, _) = spawn_server(
         dir.path(),
         &["server", "--host", "0.0.0.0", "--port", "0", "--data-dir", "."],
         &[("SLIPWAY_AUTH_TOKEN", "s3cret")],
@@ -162,8 +162,7 @@ async fn a_public_address_with_a_token_is_served() {
     slipway_core::init_tls();
     let r = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[tokio::test]

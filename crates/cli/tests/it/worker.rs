@@ -6,7 +6,7 @@ use serde_json::json;
 use slipway_core::jobs::{JobStatus, NewJob, Queue, QueueOptions};
 use slipway_core::{Backend, Db, DbOptions, on_both_backends};
 
-use crate::harness::{eventually, kill9, slipway};
+use crate::harness::{Proc, eventually, kill9, slipway};
 
 async fn a_killed_workers_job_completes_once_elsewhere(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -19,12 +19,14 @@ async fn a_killed_workers_job_completes_once_elsewhere(backend: Backend) {
         queue.enqueue(NewJob::new("diagnostic.sleep", json!({"seconds": 2.0}))).await.unwrap();
 
     let start_worker = |id: &str| {
-        slipway(dir.path())
-            .args(["worker", "--data-dir", ".", "--db", &db_url, "--id", id])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        Proc(
+            slipway(dir.path())
+                .args(["worker", "--data-dir", ".", "--db", &db_url, "--id", id])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let mut a = start_worker("worker-a");
     eventually(Duration::from_secs(20), "worker A to hold the job", || {
@@ -38,15 +40,14 @@ async fn a_killed_workers_job_completes_once_elsewhere(backend: Backend) {
     .await;
     kill9(&mut a);
 
-    let mut b = start_worker("worker-b");
+    let b = start_worker("worker-b");
     eventually(Duration::from_secs(30), "worker B to finish the job", || {
         let queue = queue.clone();
         let id = job.id.clone();
         async move { queue.get(&id).await.unwrap().status.is_final() }
     })
     .await;
-    let _ = b.kill();
-    let _ = b.wait();
+    drop(b);
 
     let done = queue.get(&job.id).await.unwrap();
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");

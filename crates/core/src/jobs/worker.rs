@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::{Job, Lease, Queue};
 use crate::error::{Error, Result};
@@ -155,18 +156,32 @@ impl Worker {
         self.step_until(rx).await
     }
 
-    async fn step_until(&self, mut shutdown: watch::Receiver<bool>) -> Result<Option<Job>> {
+    async fn step_until(&self, shutdown: watch::Receiver<bool>) -> Result<Option<Job>> {
         let kinds = self.handlers.kinds();
         let Some(lease) = self.queue.claim(&self.options.id, &kinds).await? else {
             return Ok(None);
         };
-        let span = tracing::info_span!(target: "core::jobs", "job", id = %lease.job.id, kind = %lease.job.kind, attempt = lease.job.attempts);
-        let _enter = span.enter();
+        let span = tracing::info_span!(
+            target: "core::jobs",
+            "job",
+            id = %lease.job.id,
+            kind = %lease.job.kind,
+            attempt = lease.job.attempts
+        );
+        self.run_leased(lease, shutdown).instrument(span).await
+    }
+
+    /// Runs the handler of a claimed job with heartbeats, and records how it ended.
+    async fn run_leased(
+        &self,
+        lease: Lease,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Option<Job>> {
         tracing::info!(target: "core::jobs", "started");
         let handler = self.handlers.map[&lease.job.kind].clone();
         let (cancel_tx, cancel_rx) = watch::channel(lease.job.cancel_requested);
         let ctx = JobContext { lease: lease.clone(), queue: self.queue.clone(), cancel: cancel_rx };
-        let mut run = tokio::spawn(handler(ctx));
+        let mut run = tokio::spawn(handler(ctx).in_current_span());
         let beat = (self.queue.options().lease / 3).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
 

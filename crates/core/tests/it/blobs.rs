@@ -170,6 +170,25 @@ async fn corruption_is_detected_on_read() {
     assert!(matches!(err, Error::BlobCorrupt { .. }), "{err}");
 }
 
+#[tokio::test]
+async fn sweeping_removes_abandoned_local_uploads() {
+    let t = TestBlobs::new(BlobBackend::Local);
+    let tmp = std::path::Path::new(&t.location).join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // What a writer killed mid-upload leaves: a staging file object_store's listing hides.
+    std::fs::write(tmp.join("0199abc#1"), b"partial").unwrap();
+    std::fs::write(tmp.join("0199abd"), b"partial").unwrap();
+    let kept = t.store.put_bytes(Bytes::from_static(b"complete")).await.unwrap();
+    assert_eq!(
+        t.store.sweep_tmp(std::time::Duration::from_secs(3600)).await.unwrap(),
+        0,
+        "too young"
+    );
+    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(t.store.read(&kept.digest).await.unwrap(), Bytes::from_static(b"complete"));
+}
+
 #[test]
 fn bad_locations_are_refused() {
     use slipway_core::BlobStore;
