@@ -87,9 +87,11 @@ impl Db {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer; NORMAL sync in WAL mode loses
                     // nothing on a process crash (only on power loss, the last commits).
+                    // LIKE is case-sensitive, as on PostgreSQL.
                     let pragmas = format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                         PRAGMA case_sensitive_like = ON;"
                     );
                     conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas))).await?;
                     Ok(())

@@ -17,6 +17,7 @@ mod error;
 mod ids;
 pub mod jobs;
 mod safe_path;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -25,6 +26,7 @@ pub use db::{Backend, Db, DbOptions, Migration, redact_url};
 pub use error::{Error, ErrorCode, Result, is_unique_violation};
 pub use ids::{new_id, now_ms};
 pub use safe_path::{SafePath, SafeRoot};
+pub use sql::{Sql, SqlValue};
 
 /// Installs the process-wide TLS crypto provider (ring) that outbound HTTPS (S3) uses.
 ///

@@ -33,6 +33,7 @@ pub struct AppState {
     pub db: Db,
     pub blobs: BlobStore,
     pub queue: Queue,
+    pub tracking: track::Tracking,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_token: Option<Arc<str>>,
     pub(crate) started_at: SystemTime,
@@ -43,11 +44,18 @@ pub struct AppState {
 impl AppState {
     /// `auth_token`: when set, every request but `/health` and the UI's static shell must carry
     /// `Authorization: Bearer <token>`.
-    pub fn new(db: Db, blobs: BlobStore, queue: Queue, auth_token: Option<String>) -> AppState {
+    pub fn new(
+        db: Db,
+        blobs: BlobStore,
+        queue: Queue,
+        tracking: track::Tracking,
+        auth_token: Option<String>,
+    ) -> AppState {
         AppState {
             db,
             blobs,
             queue,
+            tracking,
             metrics: Arc::new(Metrics::default()),
             auth_token: auth_token.filter(|t| !t.is_empty()).map(Arc::from),
             started_at: SystemTime::now(),

@@ -18,6 +18,7 @@ pub(crate) struct Stores {
     pub(crate) db: Db,
     pub(crate) blobs: BlobStore,
     pub(crate) queue: Queue,
+    pub(crate) tracking: track::Tracking,
 }
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
@@ -28,9 +29,11 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let queue = Queue::open(db.clone(), settings.queue.clone())
         .await
         .context("preparing the metadata store")?;
+    let tracking =
+        track::Tracking::open(db.clone()).await.context("preparing the tracking schema")?;
     let blobs = BlobStore::open(&settings.artifacts, settings.blobs.clone())
         .with_context(|| format!("opening the blob store {}", settings.artifacts))?;
-    Ok(Stores { db, blobs, queue })
+    Ok(Stores { db, blobs, queue, tracking })
 }
 
 /// The job kinds this binary can run.

@@ -93,8 +93,14 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     });
 
     let kinds = super::handlers().kinds().iter().map(|k| k.to_string()).collect();
-    let state = server::AppState::new(stores.db.clone(), stores.blobs, stores.queue, token)
-        .with_job_kinds(kinds);
+    let state = server::AppState::new(
+        stores.db.clone(),
+        stores.blobs,
+        stores.queue,
+        stores.tracking,
+        token,
+    )
+    .with_job_kinds(kinds);
     let app = server::router(state);
     let shutdown = async move {
         super::shutdown_signal().await;

@@ -3,6 +3,7 @@
 mod health;
 mod jobs;
 mod meta;
+mod mlflow;
 
 use axum::Router;
 use axum::http::Method;
@@ -34,6 +35,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::exposition))
         .merge(api)
+        .merge(mlflow::router())
         .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
