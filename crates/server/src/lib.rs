@@ -34,6 +34,7 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub queue: Queue,
     pub tracking: track::Tracking,
+    pub artifacts: track::Artifacts,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_token: Option<Arc<str>>,
     pub(crate) started_at: SystemTime,
@@ -52,6 +53,7 @@ impl AppState {
         auth_token: Option<String>,
     ) -> AppState {
         AppState {
+            artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,
             blobs,
             queue,

@@ -24,6 +24,10 @@ pub enum Error {
          value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."
     )]
     ParamChanged { run_id: String, key: String, old: String, new: String },
+    #[error("Logged model with ID '{model_id}' not found")]
+    LoggedModelNotFound { model_id: String },
+    #[error("No such artifact: '{path}'")]
+    ArtifactNotFound { path: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -35,7 +39,9 @@ impl Error {
         match self {
             Error::ExperimentNotFound { .. }
             | Error::ExperimentNameNotFound { .. }
-            | Error::RunNotFound { .. } => ErrorCode::ResourceDoesNotExist,
+            | Error::RunNotFound { .. }
+            | Error::ArtifactNotFound { .. }
+            | Error::LoggedModelNotFound { .. } => ErrorCode::ResourceDoesNotExist,
             Error::ExperimentExists { .. } => ErrorCode::ResourceAlreadyExists,
             Error::RunNotActive { .. }
             | Error::ExperimentNotActive { .. }

@@ -7,7 +7,9 @@
 //!
 //! This crate knows nothing of HTTP, JSON wire shapes or MLflow's REST paths.
 
+mod artifacts;
 mod error;
+mod models;
 mod names;
 mod search;
 mod store;
@@ -15,18 +17,34 @@ mod types;
 
 use slipway_core::{Db, Migration, new_id, now_ms};
 
+pub use artifacts::{ArtifactEntry, ArtifactFile, Artifacts};
 pub use error::{Error, Result};
+pub use models::{LoggedModel, NewLoggedModel};
 pub use types::{
     Experiment, KeyValue, LifecycleStage, Metric, NewRun, Page, Run, RunInfo, RunStatus, ViewType,
 };
 
 /// The tracking schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tracking",
-    sqlite: include_str!("../migrations/sqlite/0001_tracking.sql"),
-    postgres: include_str!("../migrations/postgres/0001_tracking.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tracking",
+        sqlite: include_str!("../migrations/sqlite/0001_tracking.sql"),
+        postgres: include_str!("../migrations/postgres/0001_tracking.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "artifacts",
+        sqlite: include_str!("../migrations/sqlite/0002_artifacts.sql"),
+        postgres: include_str!("../migrations/postgres/0002_artifacts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "logged models",
+        sqlite: include_str!("../migrations/sqlite/0003_logged_models.sql"),
+        postgres: include_str!("../migrations/postgres/0003_logged_models.sql"),
+    },
+];
 
 /// Batch limits, as MLflow's.
 pub const MAX_METRICS_PER_BATCH: usize = 1000;

@@ -3,14 +3,16 @@
 //! as JSON numbers (strings accepted), empty fields left out, `run_uuid` beside `run_id`, NaN and
 //! infinities as strings, errors as `{"error_code", "message"}` with 4xx for bad input.
 
+mod artifacts;
 mod experiments;
+mod models;
 mod runs;
 mod views;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use serde_json::{Map, Value};
 use slipway_core::ErrorCode;
 
@@ -41,8 +43,19 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/runs/log-inputs", post(runs::log_inputs))
         .route("/runs/outputs", post(runs::log_outputs))
         .route("/runs/search", post(runs::search))
-        .route("/metrics/get-history", get(runs::metric_history));
+        .route("/metrics/get-history", get(runs::metric_history))
+        .route("/logged-models", post(models::create))
+        .route("/logged-models/search", post(models::search))
+        .route("/logged-models/{model_id}", get(models::get).patch(models::finalize))
+        .route("/logged-models/{model_id}/tags", patch(models::set_tags))
+        .route("/logged-models/{model_id}/tags/{key}", delete(models::delete_tag));
+    let artifacts = Router::new().route("/artifacts", get(artifacts::list)).route(
+        "/artifacts/{*path}",
+        get(artifacts::get).put(artifacts::put).delete(artifacts::delete),
+    );
     Router::new()
+        .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
+        .nest("/ajax-api/2.0/mlflow-artifacts", artifacts)
         .nest("/api/2.0/mlflow", api.clone())
         .nest("/ajax-api/2.0/mlflow", api)
         .route("/api/3.0/mlflow/server-info", get(server_info))
