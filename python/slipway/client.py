@@ -59,6 +59,69 @@ class Slipway:
         """The server's version and setup: `version`, `metadata_store`, `blob_store`, `auth_required`."""
         return self._request("GET", "/api/v1/version")
 
+    # -- tracking -------------------------------------------------------------------------
+
+    def experiments(self, view: str = "active") -> list:
+        """Experiments, newest first (`view`: active, deleted or all)."""
+        return self._request("GET", "/api/v1/experiments?" + urllib.parse.urlencode({"view": view}))["experiments"]
+
+    def create_experiment(self, name: str, tags: Optional[dict] = None) -> dict:
+        return self._request("POST", "/api/v1/experiments", {"name": name, "tags": tags or {}})
+
+    def run(self, run_id: str) -> dict:
+        """One run: info, `params`, `metrics` (latest values) and `tags` as dicts."""
+        return self._request("GET", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}")
+
+    def search_runs(self, experiment=None, filter: str = "", order_by=None, max_results: Optional[int] = None) -> list:
+        """Runs as dicts, with MLflow's filter grammar (`metrics.f1 > 0.8 and params.lr = '0.01'`).
+
+        `experiment` is a name or id, or a list of them (default: all); all pages are fetched
+        unless `max_results` caps the total."""
+        if isinstance(experiment, (list, tuple)):
+            experiment = ",".join(str(e) for e in experiment)
+        runs, token = [], None
+        while True:
+            page_size = 10000 if max_results is None else min(10000, max_results - len(runs))
+            query = {"filter": filter, "max_results": page_size}
+            if experiment is not None:
+                query["experiment"] = str(experiment)
+            if order_by:
+                query["order_by"] = ",".join([order_by] if isinstance(order_by, str) else order_by)
+            if token:
+                query["page_token"] = token
+            page = self._request("GET", "/api/v1/runs?" + urllib.parse.urlencode(query))
+            runs.extend(page["runs"])
+            token = page.get("next_page_token")
+            if not token or (max_results is not None and len(runs) >= max_results):
+                return runs
+
+    def runs(self, experiment=None, filter: str = "", order_by=None, max_results: Optional[int] = None):
+        """Runs as a pandas DataFrame: one row per run; columns `run_id`, `name`, `status`,
+        `start_time`, `end_time` (as datetimes), then `params.*`, `metrics.*` and `tags.*`."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("Slipway.runs() needs pandas: pip install pandas") from e
+        rows = []
+        for r in self.search_runs(experiment, filter, order_by, max_results):
+            row = {k: r[k] for k in ("run_id", "name", "experiment_id", "status", "user_id", "start_time", "end_time")}
+            for section in ("params", "metrics", "tags"):
+                for key, value in r[section].items():
+                    if section == "metrics" and isinstance(value, str):
+                        value = float(value.replace("Infinity", "inf"))
+                    row[f"{section}.{key}"] = value
+            rows.append(row)
+        base = ["run_id", "name", "experiment_id", "status", "user_id", "start_time", "end_time"]
+        df = pd.DataFrame(rows, columns=None if rows else base)
+        for col in ("start_time", "end_time"):
+            df[col] = pd.to_datetime(df[col], unit="ms", utc=True)
+        return df
+
+    def metric_history(self, run_id: str, key: str) -> list:
+        """Every point of a run's metric: dicts with `step`, `timestamp` and `value`."""
+        path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/metrics?" + urllib.parse.urlencode({"key": key})
+        return self._request("GET", path)
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:

@@ -34,6 +34,35 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&serde_json::json!({}))).await
     }
 
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.delete(format!("{}{path}", self.base))).await
+    }
+
+    /// Uploads a file, streamed from disk.
+    pub(crate) async fn put_file(&self, path: &str, file: &std::path::Path) -> anyhow::Result<()> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .timeout(std::time::Duration::from_secs(3600))
+            .body(body);
+        let _: serde_json::Value = self.send(request).await?;
+        Ok(())
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         mut request: reqwest::RequestBuilder,

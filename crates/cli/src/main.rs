@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
     name = "slipway",
     version,
     about = "The machine-learning lifecycle in one binary",
-    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway --server http://127.0.0.1:5000 jobs list"
+    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway run -- python train.py      track any command as a run\n  slipway runs list --filter \"metrics.f1 > 0.8\"\n  slipway --server http://127.0.0.1:5000 jobs list"
 )]
 struct Cli {
     /// Print machine-readable JSON instead of tables
@@ -46,6 +46,14 @@ enum Command {
     Version,
     /// Check the configuration, the metadata store and the blob store
     Doctor(commands::doctor::DoctorArgs),
+    /// Run any command as a tracked run (its output, exit status, git commit, host)
+    Run(commands::run::RunArgs),
+    /// List and create experiments
+    #[command(subcommand)]
+    Experiments(commands::experiments::ExperimentsCommand),
+    /// List, show, compare and delete runs
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
     /// Watch and cancel jobs on a server
     #[command(subcommand)]
     Jobs(commands::jobs::JobsCommand),
@@ -123,6 +131,9 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => commands::worker::run(args, &global).await,
         Command::Version => commands::version::run(&global).await,
         Command::Doctor(args) => commands::doctor::run(args, &global).await,
+        Command::Run(args) => commands::run::run(args, &global).await,
+        Command::Experiments(cmd) => commands::experiments::run(cmd, &global).await,
+        Command::Runs(cmd) => commands::runs::run(cmd, &global).await,
         Command::Jobs(cmd) => commands::jobs::run(cmd, &global).await,
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
     }

@@ -2,7 +2,10 @@
 
 pub(crate) mod blobs;
 pub(crate) mod doctor;
+pub(crate) mod experiments;
 pub(crate) mod jobs;
+pub(crate) mod run;
+pub(crate) mod runs;
 pub(crate) mod server;
 pub(crate) mod version;
 pub(crate) mod worker;

@@ -6,4 +6,5 @@ mod blobs;
 mod cli;
 mod harness;
 mod server;
+mod tracking;
 mod worker;

@@ -4,6 +4,7 @@ mod health;
 mod jobs;
 mod meta;
 mod mlflow;
+mod tracking;
 
 use axum::Router;
 use axum::http::Method;
@@ -20,6 +21,10 @@ pub(crate) use jobs::{
     __path_cancel_job, __path_get_job, __path_job_events, __path_list_jobs, __path_submit_job,
 };
 pub(crate) use meta::__path_version;
+pub(crate) use tracking::{
+    __path_create_experiment, __path_delete_run, __path_get_run, __path_list_experiments,
+    __path_list_runs, __path_metric_history,
+};
 
 pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -28,6 +33,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get_job))
         .route("/api/v1/jobs/{id}/events", get(jobs::job_events))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route(
+            "/api/v1/experiments",
+            get(tracking::list_experiments).post(tracking::create_experiment),
+        )
+        .route("/api/v1/runs", get(tracking::list_runs))
+        .route("/api/v1/runs/{run_id}", get(tracking::get_run).delete(tracking::delete_run))
+        .route("/api/v1/runs/{run_id}/metrics", get(tracking::metric_history))
         .route("/api/openapi.json", get(meta::openapi));
 
     Router::new()

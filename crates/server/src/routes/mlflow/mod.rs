@@ -9,6 +9,8 @@ mod models;
 mod runs;
 mod views;
 
+pub(crate) use views::number;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
