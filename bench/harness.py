@@ -407,6 +407,9 @@ class Metric:
     scale: float = 1.0  # raw sample * scale = shown value
     raw_unit: str = ""  # unit of the raw samples in the JSON (defaults to `unit`)
     digits: int = 2
+    # Optional goal: the base system (the first, slipway) must be at least `target` times better
+    # than each other system, as a ratio of medians. Adds "target" and "met?" columns.
+    target: float | None = None
 
 
 def _fmt(v: float | None, digits: int) -> str:
@@ -429,17 +432,38 @@ def cell(s: dict, m: Metric) -> str:
     return f"{med}{unit} ({_fmt(s['min'] * m.scale, m.digits)}-{_fmt(s['max'] * m.scale, m.digits)})"
 
 
+def ratio_name(m: Metric, base_name: str, other_name: str) -> str:
+    """How a ratio is written: other/base for lower-is-better metrics (times, sizes), base/other
+    for higher-is-better ones (rates), so a value above 1 always means the base is better."""
+    return f"{base_name}/{other_name}" if m.lower_is_better is False else f"{other_name}/{base_name}"
+
+
 def ratio(base: dict, other: dict, m: Metric, base_name: str, other_name: str) -> tuple[float | None, str]:
-    """other/base of the medians, with the winner spelled out: "mlflow/slipway = 12.3x (slipway faster)"."""
-    if not base or not other or not base.get("n") or not other.get("n") or not base["median"]:
+    """Ratio of the medians, with the winner spelled out: "mlflow/slipway = 12.3x (slipway faster)"
+    for times, "slipway/mlflow = 12.3x (slipway faster)" for rates (see ratio_name)."""
+    if not base or not other or not base.get("n") or not other.get("n"):
         return None, "-"
-    r = other["median"] / base["median"]
+    num, den = (base, other) if m.lower_is_better is False else (other, base)
+    if not den["median"]:
+        return None, "-"
+    r = num["median"] / den["median"]
     digits = 0 if r >= 100 else 1 if r >= 1 else 2
-    text = f"{other_name}/{base_name} = {r:.{digits}f}x"
+    text = f"{ratio_name(m, base_name, other_name)} = {r:.{digits}f}x"
     if m.lower_is_better is None or r == 1:
         return r, text
-    base_wins = (r > 1) == bool(m.lower_is_better)
+    base_wins = r > 1
     return r, f"{text} ({base_name if base_wins else other_name} {m.better})"
+
+
+def target_text(m: Metric) -> str:
+    return "-" if m.target is None else f">= {m.target:g}x"
+
+
+def target_met(r: float | None, m: Metric) -> bool | None:
+    """Whether a ratio (as ratio() returns it) reaches the metric's target; None if unknown."""
+    if m.target is None or r is None:
+        return None
+    return r >= m.target
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -469,13 +493,22 @@ class Report:
     def render(self) -> str:
         sums = self.summaries()
         base = self.systems[0]
-        header = ["metric: median (min-max)"] + self.systems + [
-            "ratio of medians" for _ in self.systems[1:]]
+        others = self.systems[1:]
+        targets = any(m.target is not None for m in self.metrics)
+        header = ["metric: median (min-max)"] + self.systems + ["ratio of medians" for _ in others]
+        if targets:
+            header += ["target"] + ["met?" if len(others) == 1 else f"met? ({o})" for o in others]
         rows = []
         for m in self.metrics:
             row = [m.label] + [cell(sums[s][m.key], m) for s in self.systems]
-            for other in self.systems[1:]:
-                row.append(ratio(sums[base][m.key], sums[other][m.key], m, base, other)[1])
+            met = []
+            for other in others:
+                r, text = ratio(sums[base][m.key], sums[other][m.key], m, base, other)
+                row.append(text)
+                ok = target_met(r, m)
+                met.append("-" if ok is None else "yes" if ok else "NO")
+            if targets:
+                row += [target_text(m)] + met
             rows.append(row)
         reps = ", ".join(f"{s} n={max((len(v) for v in self.samples.get(s, {}).values()), default=0)}"
                          for s in self.systems)
@@ -495,14 +528,19 @@ class Report:
         for m in self.metrics:
             for other in self.systems[1:]:
                 r, text = ratio(sums[base][m.key], sums[other][m.key], m, base, other)
-                ratios.setdefault(m.key, {})[f"{other}/{base}"] = {"value": r, "text": text}
+                entry = {"value": r, "text": text}
+                if m.target is not None:
+                    entry.update(target=m.target, met=target_met(r, m))
+                ratios.setdefault(m.key, {})[ratio_name(m, base, other)] = entry
         doc = {
             "benchmark": self.name,
             "timestamp": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             **self.meta,
             "metrics": {m.key: {"label": m.label, "raw_unit": m.raw_unit or m.unit,
                                 "shown_unit": m.unit, "shown_scale": m.scale,
-                                "lower_is_better": m.lower_is_better} for m in self.metrics},
+                                "lower_is_better": m.lower_is_better,
+                                **({"target": m.target} if m.target is not None else {})}
+                        for m in self.metrics},
             "results": sums,
             "ratios": ratios,
         }

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import Server
+from harness import Server
 from slipway import Slipway, SlipwayError
 
 

@@ -7,7 +7,7 @@ const STAGES = [
     what: "Ingest a sample of raw data, version it, profile it and hand it to training." },
   { id: "label", phase: "Experimental", title: "Labeling", built: false,
     what: "Mark up items with classes, time segments and regions, with model pre-labels." },
-  { id: "experiments", phase: "Experimental", title: "Experiments", built: false,
+  { id: "experiments", phase: "Experimental", title: "Experiments", built: true,
     what: "Track every attempt: data version, parameters, code version, metrics, artifacts." },
   { id: "tune", phase: "Experimental", title: "Tuning", built: false,
     what: "Search hyperparameters, prune bad trials early, run trials in parallel." },
@@ -117,6 +117,205 @@ const PAGES = {
   },
 };
 
+// --- tracking pages ----------------------------------------------------------------------
+
+function num(v) {
+  if (typeof v === "number") return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : String(+v.toFixed(4));
+  return v === undefined || v === null ? "—" : String(v);
+}
+
+function duration(r) {
+  if (!r.end_time) return r.status === "RUNNING" ? "running" : "—";
+  const s = (r.end_time - r.start_time) / 1000;
+  return s < 60 ? s.toFixed(1) + " s" : (s / 60).toFixed(1) + " min";
+}
+
+function sparkline(points, width = 120, height = 28) {
+  const ys = points.map((p) => (typeof p.value === "number" ? p.value : NaN)).filter((v) => isFinite(v));
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("width", width); svg.setAttribute("height", height); svg.setAttribute("class", "spark");
+  if (ys.length < 2) return svg;
+  const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
+  const d = ys.map((y, i) => `${i ? "L" : "M"}${(i / (ys.length - 1)) * (width - 2) + 1},${height - 1 - ((y - lo) / span) * (height - 2)}`).join(" ");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", d);
+  svg.append(path);
+  return svg;
+}
+
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+function lineChart(series, xKey, { width = 640, height = 260 } = {}) {
+  const ns = "http://www.w3.org/2000/svg";
+  const el = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
+  const svg = el("svg", { width, height, class: "chart", viewBox: `0 0 ${width} ${height}` });
+  const pts = series.flatMap((s) => s.points.filter((p) => typeof p.value === "number" && isFinite(p.value)));
+  if (!pts.length) { const t = el("text", { x: 10, y: 20 }); t.textContent = "no finite values"; svg.append(t); return svg; }
+  const xs = pts.map((p) => p[xKey]), ys = pts.map((p) => p.value);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const pad = 44, sx = (x) => pad + ((x - x0) / (x1 - x0 || 1)) * (width - pad - 10), sy = (y) => height - 24 - ((y - y0) / (y1 - y0 || 1)) * (height - 40);
+  svg.append(el("line", { x1: pad, y1: height - 24, x2: width - 10, y2: height - 24, class: "axis" }));
+  svg.append(el("line", { x1: pad, y1: 10, x2: pad, y2: height - 24, class: "axis" }));
+  for (const [v, y] of [[y0, height - 24], [y1, 16]]) { const t = el("text", { x: 2, y, class: "tick" }); t.textContent = num(v); svg.append(t); }
+  const xl = el("text", { x: width - 10, y: height - 6, class: "tick", "text-anchor": "end" }); xl.textContent = xKey === "step" ? `step ${num(x1)}` : "time"; svg.append(xl);
+  series.forEach((s, i) => {
+    const p = s.points.filter((q) => typeof q.value === "number" && isFinite(q.value));
+    if (!p.length) return;
+    const d = p.map((q, j) => `${j ? "L" : "M"}${sx(q[xKey]).toFixed(1)},${sy(q.value).toFixed(1)}`).join(" ");
+    svg.append(el("path", { d, stroke: PALETTE[i % PALETTE.length], class: "series", "data-run": s.name }));
+  });
+  return svg;
+}
+
+function searchForm(values, onSubmit) {
+  const filter = h("input", { name: "filter", value: values.filter || "", placeholder: "metrics.f1 > 0.8 and params.model = 'gbt'", "aria-label": "filter", class: "grow" });
+  const columns = h("input", { name: "columns", value: values.columns || "", placeholder: "params.lr, metrics.f1", "aria-label": "columns" });
+  return h("form", { class: "search", onsubmit: (e) => { e.preventDefault(); onSubmit({ filter: filter.value.trim(), columns: columns.value.trim() }); } },
+    filter, columns, h("button", { type: "submit" }, "Search"));
+}
+
+PAGES.experiments = async (segments, query) => {
+  if (segments[0] && segments[1] === "runs" && segments[2]) return runPage(segments[0], segments[2]);
+  if (segments[0]) return experimentPage(segments[0], query);
+  const { experiments } = await api("/api/v1/experiments");
+  return h("div", {},
+    h("h1", {}, "Experiments"),
+    h("p", { class: "lede" }, "Every attempt, with its data, parameters, code version, metrics and artifacts. Log with the mlflow client or `slipway run -- CMD`."),
+    h("table", { class: "experiments" },
+      h("thead", {}, h("tr", {}, ["Name", "ID", "Created", "Tags"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, experiments.map((e) => h("tr", {},
+        h("td", {}, h("a", { href: `#/experiments/${e.experiment_id}` }, e.name)),
+        h("td", { class: "num" }, e.experiment_id),
+        h("td", {}, time(e.creation_time)),
+        h("td", {}, Object.entries(e.tags).map(([k, v]) => h("span", { class: "badge" }, `${k}=${v}`))))))));
+};
+
+async function experimentPage(id, query) {
+  const { experiments } = await api("/api/v1/experiments?view=all");
+  const exp = experiments.find((e) => e.experiment_id === id);
+  if (!exp) throw new Error(`no experiment ${id}`);
+  const filter = query.get("filter") || "";
+  const columns = (query.get("columns") || "").split(",").map((c) => c.trim()).filter(Boolean);
+  const order = query.get("order_by") || "";
+  const token = query.get("page_token") || "";
+  const params = new URLSearchParams({ experiment: id, filter, max_results: "50" });
+  if (order) params.set("order_by", order);
+  if (token) params.set("page_token", token);
+  const { runs, next_page_token } = await api("/api/v1/runs?" + params);
+  const shown = columns.length ? columns : [
+    ...new Set(runs.flatMap((r) => Object.keys(r.metrics).map((k) => "metrics." + k)).slice(0, 4)),
+    ...new Set(runs.flatMap((r) => Object.keys(r.params).map((k) => "params." + k)).slice(0, 3)),
+  ];
+  const nav = (changes) => {
+    const q = new URLSearchParams({ filter, columns: columns.join(","), order_by: order, ...changes });
+    for (const [k, v] of [...q]) if (!v) q.delete(k);
+    location.hash = `#/experiments/${id}?` + q;
+  };
+  const value = (r, col) => { const [sec, ...rest] = col.split("."); const k = rest.join("."); return (r[sec] || {})[k]; };
+  const sortable = (label, key) => h("th", { class: "sortable", onclick: () => nav({ order_by: order === `${key} DESC` ? `${key} ASC` : `${key} DESC` }) },
+    label, order.startsWith(key + " ") ? (order.endsWith("DESC") ? " ▾" : " ▴") : "");
+  const selected = new Set();
+  const compare = h("button", { type: "button", disabled: true, onclick: () => { location.hash = "#/compare?runs=" + [...selected].join(","); } }, "Compare");
+  const body = runs.length === 0
+    ? h("div", { class: "empty" }, filter ? "No runs match this filter." : "No runs yet in this experiment.")
+    : h("table", { class: "runs" },
+        h("thead", {}, h("tr", {}, h("th", {}, ""), sortable("Run", "attributes.run_name"), h("th", {}, "Status"), sortable("Started", "attributes.start_time"), h("th", {}, "Duration"), shown.map((c) => sortable(c, c)))),
+        h("tbody", {}, runs.map((r) => h("tr", {},
+          h("td", {}, h("input", { type: "checkbox", "aria-label": "select " + r.name, onchange: (e) => { e.target.checked ? selected.add(r.run_id) : selected.delete(r.run_id); compare.disabled = selected.size < 2; } })),
+          h("td", {}, h("a", { href: `#/experiments/${id}/runs/${r.run_id}` }, r.name)),
+          h("td", {}, h("span", { class: "badge " + r.status.toLowerCase() }, r.status.toLowerCase())),
+          h("td", {}, time(r.start_time)),
+          h("td", {}, duration(r)),
+          shown.map((c) => h("td", { class: c.startsWith("metrics.") ? "num" : null }, num(value(r, c))))))));
+  return h("div", {},
+    h("h1", {}, exp.name),
+    h("p", { class: "lede" }, `Experiment ${exp.experiment_id} · created ${time(exp.creation_time)}`),
+    searchForm({ filter, columns: columns.join(", ") }, (v) => nav({ filter: v.filter, columns: v.columns, page_token: "" })),
+    h("div", { class: "toolbar" }, compare,
+      token ? h("button", { type: "button", onclick: () => history.back() }, "← Previous") : null,
+      next_page_token ? h("button", { type: "button", onclick: () => nav({ page_token: next_page_token }) }, "Next →") : null),
+    body);
+}
+
+async function runPage(expId, runId) {
+  const r = await api(`/api/v1/runs/${encodeURIComponent(runId)}`);
+  const histories = await Promise.all(Object.keys(r.metrics).map(async (k) => [k, await api(`/api/v1/runs/${encodeURIComponent(runId)}/metrics?key=${encodeURIComponent(k)}`)]));
+  const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+  const kvTable = (obj, empty) => Object.keys(obj).length === 0 ? h("div", { class: "empty" }, empty)
+    : h("table", {}, h("tbody", {}, Object.entries(obj).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, String(v))))));
+  const root = r.artifact_uri.replace(/^mlflow-artifacts:\//, "");
+  const preview = h("div", { class: "preview" });
+  const browser = h("div", { class: "artifacts" });
+  async function openDir(sub, into) {
+    const listing = await api("/api/2.0/mlflow-artifacts/artifacts?path=" + encodeURIComponent(root + (sub ? "/" + sub : "")));
+    const files = listing.files || [];
+    into.replaceChildren(files.length === 0 ? h("div", { class: "empty" }, "No artifacts.") : h("ul", {}, files.map((f) => {
+      const path = (sub ? sub + "/" : "") + f.path;
+      if (f.is_dir) {
+        const child = h("div", { class: "nested" });
+        return h("li", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); child.childElementCount ? child.replaceChildren() : openDir(path, child); } }, "📁 " + f.path + "/"), child);
+      }
+      return h("li", {}, h("a", { href: "#", "data-artifact": path, onclick: (e) => { e.preventDefault(); showArtifact(path, f.file_size); } }, "📄 " + f.path), h("span", { class: "size" }, ` ${f.file_size} B`));
+    })));
+  }
+  async function showArtifact(path, size) {
+    const url = "/api/2.0/mlflow-artifacts/artifacts/" + root + "/" + path.split("/").map(encodeURIComponent).join("/");
+    const token = sessionStorage.getItem("slipway-token");
+    const response = await fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {} });
+    const ext = path.split(".").pop().toLowerCase();
+    const title = h("h3", {}, path, " ", h("a", { href: url, download: path.split("/").pop() }, "download"));
+    if (["png", "jpg", "jpeg", "gif", "webp"].includes(ext)) {
+      const blob = await response.blob();
+      preview.replaceChildren(title, h("img", { src: URL.createObjectURL(blob), alt: path, class: "artifact-image" }));
+      return;
+    }
+    if (size > 2_000_000) { preview.replaceChildren(title, h("p", {}, "Too large to preview.")); return; }
+    const text = await response.text();
+    if (ext === "json") {
+      let pretty = text; try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch {}
+      preview.replaceChildren(title, h("pre", {}, pretty));
+    } else if (ext === "csv") {
+      const rows = text.trim().split("\n").slice(0, 200).map((l) => l.split(","));
+      preview.replaceChildren(title, h("table", { class: "csv" }, h("thead", {}, h("tr", {}, rows[0].map((c) => h("th", {}, c)))), h("tbody", {}, rows.slice(1).map((row) => h("tr", {}, row.map((c) => h("td", {}, c)))))));
+    } else {
+      preview.replaceChildren(title, h("pre", {}, text));
+    }
+  }
+  await openDir("", browser);
+  return h("div", {},
+    h("h1", {}, r.name, " ", h("span", { class: "badge " + r.status.toLowerCase() }, r.status.toLowerCase())),
+    h("p", { class: "lede" }, h("a", { href: `#/experiments/${expId}` }, "← experiment"), " · run ", h("code", {}, r.run_id)),
+    h("dl", { class: "facts" }, fact("Started", time(r.start_time)), fact("Duration", duration(r)), fact("User", r.user_id || "—"),
+      fact("Source", r.tags["mlflow.source.name"] || "—"), fact("Git commit", r.tags["mlflow.source.git.commit"] || "—"), fact("Artifacts", r.artifact_uri)),
+    h("section", {}, h("h2", {}, "Metrics"), histories.length === 0 ? h("div", { class: "empty" }, "No metrics.") :
+      h("table", { class: "metrics" }, h("thead", {}, h("tr", {}, ["Metric", "Latest", "Points", "History"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, histories.map(([k, pts]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, num(r.metrics[k])), h("td", { class: "num" }, pts.length), h("td", {}, sparkline(pts))))))),
+    h("section", {}, h("h2", {}, "Parameters"), kvTable(r.params, "No parameters.")),
+    h("section", {}, h("h2", {}, "Tags"), kvTable(r.tags, "No tags.")),
+    h("section", {}, h("h2", {}, "Artifacts"), h("div", { class: "split" }, browser, preview)));
+}
+
+PAGES.compare = async (segments, query) => {
+  const ids = (query.get("runs") || "").split(",").filter(Boolean);
+  const xKey = query.get("x") === "time" ? "timestamp" : "step";
+  const runs = await Promise.all(ids.map((id) => api(`/api/v1/runs/${encodeURIComponent(id)}`)));
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
+  const charts = await Promise.all(keys.map(async (k) => {
+    const series = await Promise.all(runs.map(async (r) => ({ name: r.name, points: r.metrics[k] === undefined ? [] : await api(`/api/v1/runs/${encodeURIComponent(r.run_id)}/metrics?key=${encodeURIComponent(k)}`) })));
+    return h("div", { class: "chart-box" }, h("h3", {}, k), lineChart(series, xKey));
+  }));
+  const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
+  return h("div", {},
+    h("h1", {}, "Compare runs"),
+    h("p", { class: "lede" }, runs.map((r, i) => h("span", { class: "legend" }, h("i", { style: null, "data-color": i }), r.name + " ")),
+      " · x axis: ", h("a", { href: "#/compare?runs=" + ids.join(",") + "&x=step" }, "step"), " / ", h("a", { href: "#/compare?runs=" + ids.join(",") + "&x=time" }, "time")),
+    h("section", {}, h("h2", {}, "Parameters"),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Parameter"), runs.map((r) => h("th", {}, r.name)))),
+        h("tbody", {}, paramKeys.map((k) => { const vals = runs.map((r) => r.params[k]); const differs = new Set(vals).size > 1;
+          return h("tr", { class: differs ? "differs" : null }, h("td", {}, k), vals.map((v) => h("td", {}, v === undefined ? "—" : v))); })))),
+    h("section", {}, h("h2", {}, "Metrics"), h("div", { class: "charts" }, charts)));
+};
+
 function stagePage(stage) {
   return h("div", {},
     h("h1", {}, stage.title, " ", h("span", { class: "badge" }, "not built yet")),
@@ -136,20 +335,23 @@ function renderNav(current) {
 }
 
 async function render() {
-  const current = location.hash.replace(/^#\/?/, "").split("/")[0];
-  renderNav(current);
+  const [route, query] = location.hash.replace(/^#\/?/, "").split("?");
+  const segments = route.split("/").filter(Boolean).map(decodeURIComponent);
+  const current = segments[0] || "";
+  renderNav(current === "compare" ? "experiments" : current);
   const main = document.getElementById("main");
   const stage = STAGES.find((s) => s.id === current);
   try {
     let page;
-    if (PAGES[current]) page = await PAGES[current]();
+    if (PAGES[current]) page = await PAGES[current](segments.slice(1), new URLSearchParams(query || ""));
     else if (stage) page = stagePage(stage);
     else page = h("div", {}, h("h1", {}, "Not found"), h("p", { class: "lede" }, "There is no page " + current + "."));
     main.replaceChildren(page);
   } catch (e) {
     main.replaceChildren(e instanceof Unauthorized ? tokenForm() : h("div", { class: "error" }, "Could not load this page: " + e.message));
   }
-  document.title = (stage ? stage.title : (SYSTEM.find((s) => s.id === current) || {}).title || "Overview") + " · Slipway";
+  const heading = main.querySelector("h1");
+  document.title = (current === "" ? "Overview" : heading ? heading.firstChild.textContent.trim() : "Slipway") + " · Slipway";
 }
 
 async function pollStatus() {

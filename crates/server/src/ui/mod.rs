@@ -36,7 +36,7 @@ fn asset(content_type: &'static str, body: &'static str, cache: bool) -> Respons
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
              frame-ancestors 'none'",
         ),
     );
