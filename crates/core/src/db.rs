@@ -121,6 +121,16 @@ impl Db {
         &self.display_url
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so that concurrent writers queue on the busy timeout instead of
+    /// failing with "database is locked" when a read would later have to become a write.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Checks that the store answers a query.
     pub async fn ping(&self) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
@@ -161,18 +171,11 @@ impl Db {
                 Backend::Postgres => m.postgres,
             };
             let checksum = blake3::hash(script.as_bytes()).to_hex().to_string();
-            let mut tx = self.pool.begin().await?;
-            match self.backend {
+            // On SQLite the write lock is taken up front, so the check below cannot go stale.
+            let mut tx = self.begin_write().await?;
+            if self.backend == Backend::Postgres {
                 // Serialise concurrent migrators (several replicas starting together).
-                Backend::Postgres => {
-                    sqlx::query("SELECT pg_advisory_xact_lock(7368201)").execute(&mut *tx).await?;
-                }
-                // Take the write lock up front so the check below cannot go stale.
-                Backend::Sqlite => {
-                    sqlx::query("UPDATE slipway_migrations SET version = version WHERE 1 = 0")
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                sqlx::query("SELECT pg_advisory_xact_lock(7368201)").execute(&mut *tx).await?;
             }
             let applied = sqlx::query(
                 "SELECT checksum FROM slipway_migrations WHERE component = $1 AND version = $2",

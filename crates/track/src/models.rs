@@ -135,7 +135,7 @@ impl Tracking {
         model_id: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<()> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query("SELECT tags FROM logged_models WHERE model_id = $1")
             .bind(model_id)
             .fetch_optional(&mut *tx)

@@ -36,7 +36,7 @@ pub(crate) async fn create_experiment(
             e.into()
         }
     };
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
          VALUES ($1, '', 'active', $2, $2) RETURNING experiment_id",
@@ -156,7 +156,7 @@ pub(crate) async fn set_experiment_stage(
     stage: LifecycleStage,
     now: i64,
 ) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
         .bind(stage.as_str())
         .bind(now)
@@ -197,7 +197,7 @@ pub(crate) async fn delete_experiment_tag(db: &Db, id: i64, key: &str) -> Result
 }
 
 pub(crate) async fn create_run(db: &Db, info: &RunInfo, tags: &[KeyValue]) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO runs (run_id, experiment_id, name, user_id, status, start_time, end_time, \
          lifecycle_stage, artifact_uri) VALUES ($1, $2, $3, $4, $5, $6, NULL, 'active', $7)",
@@ -245,7 +245,7 @@ pub(crate) async fn update_run(
     end_time: Option<i64>,
     name: Option<&str>,
 ) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time), \
          name = COALESCE($3, name) WHERE run_id = $4",
@@ -295,7 +295,7 @@ pub(crate) async fn log_batch(
     params: &[KeyValue],
     tags: &[KeyValue],
 ) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     if !params.is_empty() {
         let mut q = Sql::new("SELECT key, value FROM params WHERE run_id = ");
         q.bind(run_id).push(" AND key IN (").bind_list(params.iter().map(|p| &p.key)).push(")");
@@ -384,7 +384,7 @@ pub(crate) async fn log_io(
     if items.is_empty() {
         return Ok(());
     }
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let next: i64 = sqlx::query(
         "SELECT COALESCE(MAX(position), -1) + 1 AS next FROM run_inputs WHERE run_id = $1",
     )

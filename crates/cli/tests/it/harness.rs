@@ -57,7 +57,8 @@ impl std::ops::DerefMut for Proc {
 pub(crate) struct Server {
     pub(crate) child: Proc,
     pub(crate) url: String,
-    _dir: tempfile::TempDir,
+    pub(crate) db_url: String,
+    dir: tempfile::TempDir,
     pub(crate) stderr: PathBuf,
 }
 
@@ -81,12 +82,16 @@ impl Server {
         let mut args = vec!["server", "--port", "0", "--data-dir", ".", "--db", db_url.as_str()];
         args.extend_from_slice(extra);
         let (child, url, stderr) = spawn_server(dir.path(), &args, &[]);
-        Server { child, url, _dir: dir, stderr }
+        Server { child, url, db_url, dir, stderr }
     }
 
     pub(crate) fn client(&self) -> reqwest::Client {
         slipway_core::init_tls();
         reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    }
+
+    pub(crate) fn dir_path(&self) -> &Path {
+        self.dir.path()
     }
 
     pub(crate) fn log(&self) -> String {

@@ -5,6 +5,7 @@ mod architecture;
 mod blobs;
 mod cli;
 mod harness;
+mod load;
 mod server;
 mod tracking;
 mod worker;

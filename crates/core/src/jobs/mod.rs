@@ -196,7 +196,7 @@ impl Queue {
         }
         let now = now_ms();
         let id = new_id();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO jobs (id, kind, payload, status, priority, attempts, max_attempts, \
              run_after, cancel_requested, created_at, updated_at) \
@@ -298,7 +298,7 @@ impl Queue {
         let now = now_ms();
         let token = new_id();
         let expires = now + self.options.lease.as_millis() as i64;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
 
         let reaped = sqlx::query(
             "UPDATE jobs SET status = 'failed', error = 'the worker holding it stopped answering \
@@ -390,7 +390,7 @@ impl Queue {
 
     /// Marks the job succeeded with `result`.
     pub async fn complete(&self, lease: &Lease, result: &Value) -> Result<Job> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.complete_in(&mut tx, lease, result).await?;
         tx.commit().await?;
         self.get(&lease.job.id).await
@@ -411,7 +411,7 @@ impl Queue {
     /// `retry` is true, and failed for good otherwise.
     pub async fn fail(&self, lease: &Lease, error: &str, retry: bool) -> Result<Job> {
         let attempts = lease.job.attempts;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if retry && attempts < lease.job.max_attempts {
             let delay = self.backoff(attempts);
             let now = now_ms();
@@ -442,7 +442,7 @@ impl Queue {
 
     /// Acknowledges a cancellation the worker observed.
     pub async fn acknowledge_cancel(&self, lease: &Lease) -> Result<Job> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.finish(&mut tx, lease, "cancelled", None, None).await?;
         tx.commit().await?;
         self.get(&lease.job.id).await
@@ -450,7 +450,7 @@ impl Queue {
 
     /// Gives the job back without using up an attempt (the worker is shutting down).
     pub async fn release(&self, lease: &Lease) -> Result<()> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_token = NULL, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
@@ -475,7 +475,7 @@ impl Queue {
     /// A finished job is returned unchanged.
     pub async fn cancel(&self, id: &str) -> Result<Job> {
         let now = now_ms();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let queued = sqlx::query(
             "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = $1, \
              updated_at = $1 WHERE id = $2 AND status = 'queued' RETURNING attempts",
