@@ -305,6 +305,34 @@ def tree_memory(pid: int) -> TreeMemory:
     return TreeMemory(rss, pss if pss_ok else None, n)
 
 
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each live process of a tree, by pid."""
+    out = {}
+    for p in tree(pid):
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def wait_idle(pid: int, max_cores: float = 0.1, window: float = 1.0, timeout: float = 60.0
+              ) -> tuple[bool, float]:
+    """Wait until a process tree uses less than `max_cores` CPUs over a `window`-second span
+    (e.g. until a server's workers have finished starting, so their start-up does not compete
+    with what is measured next). Returns (idle reached, CPUs used in the last window)."""
+    deadline = time.monotonic() + timeout
+    before = tree_cpu_seconds(pid)
+    while True:
+        time.sleep(window)
+        after = tree_cpu_seconds(pid)
+        used = sum(max(0.0, t - before.get(p, 0.0)) for p, t in after.items()) / window
+        if used < max_cores or time.monotonic() > deadline:
+            return used < max_cores, used
+        before = after
+
+
 def tree_commands(pid: int) -> list[str]:
     out = []
     for p in tree(pid):

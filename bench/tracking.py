@@ -27,7 +27,7 @@ import contextlib
 import json
 import math
 import os
-import sys
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +61,13 @@ SEARCH_ORDER = ["metrics.loss ASC"]
 FULL = {"batches": 100, "history_points": 100_000, "runs": 5000, "mlflow_runs": 500, "reps": 10}
 QUICK = {"batches": 5, "history_points": 5000, "runs": 200, "mlflow_runs": 40, "reps": 3}
 CHUNKS = 10  # throughput workloads are timed in this many chunks; each chunk's rate is a sample
+MLFLOW_DEFAULT_WORKERS = 4  # mlflow server's default --workers (uvicorn)
+# Before a server is used it must be settled: for mlflow, every uvicorn worker has logged
+# "Application startup complete."; then, for both, the process tree uses < IDLE_CORES CPUs over
+# a second (mlflow's workers and job runner take seconds of CPU to start, which would otherwise
+# compete with the first timed requests).
+IDLE_CORES = 0.15
+IDLE_TIMEOUT = 60.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,6 +99,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="small sizes for a smoke test: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     ap.add_argument("--only", choices=["slipway", "mlflow"], help="run one server only")
+    ap.add_argument("--mlflow-workers", type=int,
+                    help=f"pass --workers N to mlflow server (default: mlflow's own default, "
+                         f"{MLFLOW_DEFAULT_WORKERS})")
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds a server may take to become ready (default 300)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (data and logs)")
@@ -205,6 +215,9 @@ class Server:
     started_s: float
     client: object = None  # MlflowClient
     session: object = None  # requests.Session for the raw HTTP measurements
+    settled_s: float = 0.0  # from spawn until settled (workers up, tree idle)
+    idle: bool = True  # the tree went idle within IDLE_TIMEOUT
+    idle_cores: float = 0.0  # CPUs the tree used in the last second before measuring
 
     def stop(self) -> None:
         self.proc.stop()
@@ -224,13 +237,40 @@ def start_server(system: str, args, binary: Path | None, mlflow: Path | None, d:
     else:
         port = h.free_port()
         url = f"http://{h.LOOPBACK}:{port}"
-        proc = h.spawn("mlflow", startup.mlflow_argv(mlflow, d, port, None), d, env=server_env(),
-                       cwd=d)
+        proc = h.spawn("mlflow", startup.mlflow_argv(mlflow, d, port, args.mlflow_workers), d,
+                       env=server_env(), cwd=d)
     _, ready = h.wait_for(proc, lambda: h.http_status(url + "/health") == 200, args.timeout,
                           what="answering GET /health with 200")
+    if system == "mlflow":
+        workers = args.mlflow_workers or MLFLOW_DEFAULT_WORKERS
+        h.wait_for(proc, lambda: _log_text(proc.stderr_path).count("Application startup complete.")
+                   >= workers, args.timeout, interval=0.2,
+                   what=f"up with all {workers} uvicorn workers started")
+    idle, cores = h.wait_idle(proc.pid, IDLE_CORES, timeout=IDLE_TIMEOUT)
     session = requests.Session()
     session.trust_env = False  # never a proxy: loopback only
-    return Server(system, proc, url, d, ready, MlflowClient(tracking_uri=url), session)
+    return Server(system, proc, url, d, ready, MlflowClient(tracking_uri=url), session,
+                  time.perf_counter() - proc.started, idle, cores)
+
+
+def _log_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def start_record(srv: Server, phase: str) -> dict:
+    return {"system": srv.system, "phase": phase, "ready_s": srv.started_s,
+            "settled_s": srv.settled_s, "idle": srv.idle, "idle_cores": srv.idle_cores}
+
+
+def settled_text(srv: Server) -> str:
+    text = f"ready in {srv.started_s:.1f} s, settled at {srv.settled_s:.1f} s"
+    if not srv.idle:
+        text += (f" (** still using {srv.idle_cores:.2f} CPUs after {IDLE_TIMEOUT:.0f} s; "
+                 f"machine busy? **)")
+    return text
 
 
 @contextlib.contextmanager
@@ -247,8 +287,14 @@ def guarded(srv: Server, workload: str):
         failed = HTTP.errors[seen:]
         detail = ("\nfailed HTTP requests:\n" + HTTP.render_errors(failed)) if failed else ""
         alive = "" if srv.proc.alive() else f" ({srv.system} exited with code {srv.proc.popen.returncode})"
+        hint = ""
+        if srv.system == "mlflow" and re.search(r"Child process \[\d+\] died",
+                                                _log_text(srv.proc.stderr_path)):
+            hint = ("\nhint: uvicorn killed an mlflow worker (its supervisor kills a worker that "
+                    "does not answer a health ping within 5 s, e.g. on an overloaded machine); "
+                    "run on an idle machine")
         raise h.BenchError(f"{srv.system}: {workload} failed{alive}: {type(e).__name__}: {e}"
-                           f"{detail}\n{srv.proc.log_tail()}") from e
+                           f"{detail}\n{srv.proc.log_tail()}{hint}") from e
     if len(HTTP.errors) > seen:
         raise h.BenchError(f"{srv.system}: {workload}: the server answered with errors:\n"
                            + HTTP.render_errors(HTTP.errors[seen:]))
@@ -450,7 +496,9 @@ def main() -> int:
               + ("  ** DEBUG BUILD: not representative, use a release build **" if debug else ""))
         h.say(f"           {binary.name} server --port 0 --data-dir <fresh tmp>/data")
     if mlflow_bin:
-        h.say(f"  mlflow:  {versions['mlflow']}  ({mlflow_bin}; default workers (4))")
+        workers = (f"--workers {args.mlflow_workers}" if args.mlflow_workers
+                   else f"default workers ({MLFLOW_DEFAULT_WORKERS})")
+        h.say(f"  mlflow:  {versions['mlflow']}  ({mlflow_bin}; {workers})")
         h.say("           mlflow server --backend-store-uri sqlite:///<fresh tmp>/mlflow.db "
               "--artifacts-destination <fresh tmp>/artifacts")
     h.say(f"  client:  mlflow {mlflow.__version__} MlflowClient(tracking_uri=<server URL>) in this "
@@ -476,6 +524,7 @@ def main() -> int:
     problems: list[str] = []
     overall: dict = {}
     ops = collections.Counter()  # (system, workload) -> client operations
+    starts: list[dict] = []
 
     # ------------------------------------------------ phase A: ingest (1) + metric history (4)
     h.say(f"[A] metric ingest and history: one fresh server per tool")
@@ -488,7 +537,8 @@ def main() -> int:
             h.begin_line(f"  {system:<7} starting ... ")
             srv = servers[system] = start_server(system, args, binary, mlflow_bin,
                                                  work / f"{system}-A")
-            h.begin_line(f"ready in {srv.started_s:.1f} s; ingest ")
+            starts.append(start_record(srv, "A"))
+            h.begin_line(f"{settled_text(srv)}; ingest ")
             with guarded(srv, "setup"):
                 exp = srv.client.create_experiment("bench-ingest")
                 run_ids[system] = srv.client.create_run(exp, run_name="ingest").info.run_id
@@ -556,7 +606,8 @@ def main() -> int:
             h.begin_line(f"  {system:<7} starting ... ")
             srv = servers[system] = start_server(system, args, binary, mlflow_bin,
                                                  work / f"{system}-B")
-            h.begin_line(f"ready in {srv.started_s:.1f} s; runs ")
+            starts.append(start_record(srv, "B"))
+            h.begin_line(f"{settled_text(srv)}; runs ")
             with guarded(srv, "setup"):
                 exp = experiments[system] = srv.client.create_experiment("bench-runs")
             n = timed_runs[system]
@@ -676,7 +727,7 @@ def main() -> int:
         "commands": {
             "slipway": "slipway server --port 0 --data-dir <fresh tmp>/data",
             "mlflow": " ".join(map(str, startup.mlflow_argv(Path("mlflow"), Path("<fresh tmp>"),
-                                                             "<free port>", None))),
+                                                             "<free port>", args.mlflow_workers))),
         },
         "client": {"library": f"mlflow {mlflow.__version__} MlflowClient, in-process, one client, "
                               f"sequential", "env": CLIENT_ENV},
@@ -708,8 +759,13 @@ def main() -> int:
                       "requests POST with the client's JSON body, until the body is read",
             "history": "client.get_metric_history wall time (pages of 25000); raw = the same "
                        "GET pages with requests, summed time until each body is read",
+            "settle": "before use: mlflow until all uvicorn workers logged startup complete; both "
+                      f"until the process tree uses < {IDLE_CORES} CPUs over 1 s (at most "
+                      f"{IDLE_TIMEOUT:.0f} s)",
             "aggregate": "median (min, max); 1 warm-up not recorded",
         },
+        "mlflow_workers": args.mlflow_workers or f"default ({MLFLOW_DEFAULT_WORKERS})",
+        "server_starts": starts,
         "overall": overall,
         "http_requests": per_op,
         "verification_problems": problems,

@@ -12,12 +12,18 @@ use slipway_core::jobs::{
 use slipway_core::testing::TestDb;
 use slipway_core::{Backend, Error, on_both_backends};
 
+/// Leases long enough that heartbeats keep them on a loaded machine.
 fn fast() -> QueueOptions {
     QueueOptions {
-        lease: Duration::from_millis(300),
+        lease: Duration::from_millis(1500),
         backoff_base: Duration::from_millis(0),
         backoff_max: Duration::from_millis(0),
     }
+}
+
+/// Short leases, for tests where nobody heartbeats and the lease is meant to run out.
+fn expiring() -> QueueOptions {
+    QueueOptions { lease: Duration::from_millis(300), ..fast() }
 }
 
 async fn queue(backend: Backend, options: QueueOptions) -> (TestDb, Queue) {
@@ -148,7 +154,7 @@ async fn fatal_errors_and_panics(backend: Backend) {
 }
 
 async fn an_expired_lease_is_taken_over_and_completes_once(backend: Backend) {
-    let (_t, q) = queue(backend, fast()).await;
+    let (_t, q) = queue(backend, expiring()).await;
     let job = q.enqueue(NewJob::new("k", json!({}))).await.unwrap();
     // Worker A claims and then "dies": no heartbeat, no completion.
     let a = q.claim("a", &["k"]).await.unwrap().unwrap();
@@ -168,7 +174,7 @@ async fn an_expired_lease_is_taken_over_and_completes_once(backend: Backend) {
 }
 
 async fn a_lease_expiring_on_the_last_attempt_fails_the_job(backend: Backend) {
-    let (_t, q) = queue(backend, fast()).await;
+    let (_t, q) = queue(backend, expiring()).await;
     let job = q.enqueue(NewJob { max_attempts: 1, ..NewJob::new("k", json!({})) }).await.unwrap();
     let _lost = q.claim("a", &["k"]).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -183,15 +189,15 @@ async fn heartbeats_keep_a_long_job(backend: Backend) {
     q.enqueue(NewJob::new("slow", json!({}))).await.unwrap();
     let mut handlers = Handlers::new();
     handlers.register("slow", |_ctx| async move {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
         Ok(json!("done"))
     });
     let w = worker(&q, "w", handlers);
     let q2 = q.clone();
     let thief = tokio::spawn(async move {
         let mut stolen = 0;
-        for _ in 0..9 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..14 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
             if q2.claim("thief", &["slow"]).await.unwrap().is_some() {
                 stolen += 1;
             }
@@ -239,7 +245,7 @@ async fn cancelling_queued_and_running_jobs(backend: Backend) {
 }
 
 async fn handler_writes_commit_with_the_completion(backend: Backend) {
-    let (t, q) = queue(backend, fast()).await;
+    let (t, q) = queue(backend, expiring()).await;
     sqlx::query("CREATE TABLE effects (job_id TEXT NOT NULL)").execute(t.db.pool()).await.unwrap();
     let job = q.enqueue(NewJob::new("k", json!({}))).await.unwrap();
     let stale = q.claim("a", &["k"]).await.unwrap().unwrap();
