@@ -512,7 +512,7 @@ def main() -> int:
         h.say(f"  {s + ':':<8} ingest {batches[s]} x log_batch({METRICS_PER_CALL}) timed; "
               f"{timed_runs[s]} runs timed" + (f" + {fill} more written untimed through mlflow's "
                                                f"SQLAlchemy store (search corpus {args.runs})"
-                                               if fill else f" (= the search corpus)"))
+                                               if fill else " (= the search corpus)"))
     h.say(f"  method:  throughput timed in {CHUNKS} chunks, a sample per chunk; search_runs and "
           f"get_metric_history ({args.history_points} points): {args.reps} reps after 1 warm-up, "
           f"interleaved; medians")
@@ -527,7 +527,7 @@ def main() -> int:
     starts: list[dict] = []
 
     # ------------------------------------------------ phase A: ingest (1) + metric history (4)
-    h.say(f"[A] metric ingest and history: one fresh server per tool")
+    h.say("[A] metric ingest and history: one fresh server per tool")
     servers: dict[str, Server] = {}
     run_ids: dict[str, str] = {}
     try:
@@ -597,7 +597,7 @@ def main() -> int:
                 h.remove_dir(work / f"{system}-A")
 
     # ------------------------------------------------ phase B: runs (2) + search_runs (3)
-    h.say(f"[B] runs and search_runs: one fresh server per tool")
+    h.say("[B] runs and search_runs: one fresh server per tool")
     servers = {}
     experiments: dict[str, str] = {}
     try:
@@ -640,7 +640,7 @@ def main() -> int:
         matches, expected = expected_search(args.runs)
         if matches < SEARCH_MAX_RESULTS:
             h.say(f"  note: only {matches} of {args.runs} runs match the filter, fewer than "
-                  f"max_results={SEARCH_MAX_RESULTS} (use --runs >= 2500 for a full page)")
+                  f"max_results={SEARCH_MAX_RESULTS} (--runs 2510 or more fills it)")
         h.begin_line(f"  search_runs ({matches} of {args.runs} runs match), 1 warm-up + "
                      f"{args.reps} reps: ")
         returned: dict[str, int] = {}
@@ -709,6 +709,27 @@ def main() -> int:
         h.say(f"{system}: " + "; ".join(parts) + f"; HTTP requests per client operation: {rq}")
     h.say("(set_terminated in the mlflow client GETs the run to print its URL, then updates it: "
           "a run is 4 requests)")
+    # What the client itself spends (client call minus the raw HTTP time, medians): a floor under
+    # slipway's client-call latency that no server can remove, so it caps those ratios.
+    sums = report.summaries()
+    client_floor = {}
+    for name, c_key, r_key in (("search_runs", "search_client_s", "search_http_s"),
+                               ("get_metric_history", "history_client_s", "history_http_s")):
+        parts = []
+        for system in args.systems:
+            c, r = sums[system][c_key]["median"], sums[system][r_key]["median"]
+            if c is None or r is None:
+                continue
+            client_floor.setdefault(name, {})[system] = c - r
+            parts.append(f"{system} {(c - r) * 1000:.0f} ms")
+        if parts:
+            cap = ""
+            if len(client_floor[name]) == 2 and client_floor[name]["slipway"] > 0:
+                cap = (f"; so even a 0 ms slipway server gives mlflow/slipway <= "
+                       f"{sums['mlflow'][c_key]['median'] / client_floor[name]['slipway']:.1f}x "
+                       f"on the client-call row")
+            h.say(f"client-side time of {name} (client call - raw HTTP, medians): "
+                  + ", ".join(parts) + cap)
     if debug:
         h.say("NOTE: slipway was a debug build; its numbers are not representative.")
     if args.keep:
@@ -768,6 +789,7 @@ def main() -> int:
         "server_starts": starts,
         "overall": overall,
         "http_requests": per_op,
+        "client_side_seconds": client_floor,
         "verification_problems": problems,
         "machine": {**machine, "loadavg_at_end": load_end},
     }

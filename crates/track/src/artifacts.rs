@@ -99,7 +99,7 @@ impl Artifacts {
             q.push(" AND path < ").bind(upper);
         }
         q.push(" ORDER BY path");
-        let rows = q.query().fetch_all(self.db.pool()).await?;
+        let rows = q.query(&self.db).fetch_all(self.db.pool()).await?;
         let mut entries: Vec<ArtifactEntry> = Vec::new();
         for row in rows {
             let path: String = row.try_get("path")?;

@@ -258,20 +258,10 @@ impl Tracking {
         end_time: Option<i64>,
         run_name: Option<&str>,
     ) -> Result<RunInfo> {
-        let run = self.active_run(run_id).await?;
+        self.check_active(run_id).await?;
         let name = run_name.filter(|n| !n.is_empty());
         store::update_run(&self.db, run_id, status, end_time, name).await?;
-        let mut info = run.info;
-        if let Some(s) = status {
-            info.status = s;
-        }
-        if end_time.is_some() {
-            info.end_time = end_time;
-        }
-        if let Some(n) = name {
-            info.run_name = n.to_string();
-        }
-        Ok(info)
+        Ok(self.get_run(run_id).await?.info)
     }
 
     pub async fn delete_run(&self, run_id: &str) -> Result<()> {
@@ -332,12 +322,12 @@ impl Tracking {
             }
         }
         let clean_tags = dedupe_tags(tags.to_vec())?;
-        self.active_run(run_id).await?;
+        self.check_active(run_id).await?;
         store::log_batch(&self.db, run_id, metrics, &clean_params, &clean_tags).await
     }
 
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        self.active_run(run_id).await?;
+        self.check_active(run_id).await?;
         if !store::delete_tag(&self.db, run_id, key).await? {
             return Err(Error::invalid(format!("No tag with name: {key} in run with id {run_id}")));
         }
@@ -351,7 +341,7 @@ impl Tracking {
         kind: &str,
         items: &[serde_json::Value],
     ) -> Result<()> {
-        self.active_run(run_id).await?;
+        self.check_active(run_id).await?;
         store::log_io(&self.db, run_id, kind, items).await
     }
 
@@ -408,12 +398,15 @@ impl Tracking {
         Ok(page(&mut runs, limit, offset))
     }
 
-    async fn active_run(&self, run_id: &str) -> Result<Run> {
-        let run = self.get_run(run_id).await?;
-        if run.info.lifecycle_stage == LifecycleStage::Deleted {
-            return Err(Error::RunNotActive { run_id: run_id.to_string() });
+    /// Checks that the run exists and is not deleted (one indexed lookup, not a whole run).
+    async fn check_active(&self, run_id: &str) -> Result<()> {
+        match store::run_stage(&self.db, run_id).await? {
+            None => Err(Error::RunNotFound { run_id: run_id.to_string() }),
+            Some(LifecycleStage::Deleted) => {
+                Err(Error::RunNotActive { run_id: run_id.to_string() })
+            }
+            Some(LifecycleStage::Active) => Ok(()),
         }
-        Ok(run)
     }
 }
 

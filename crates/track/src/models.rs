@@ -174,7 +174,7 @@ impl Tracking {
         }
         q.push(" ORDER BY creation_timestamp_ms DESC, model_id LIMIT ")
             .bind(max_results.clamp(1, 10_000));
-        let rows = q.query().fetch_all(self.db.pool()).await?;
+        let rows = q.query(&self.db).fetch_all(self.db.pool()).await?;
         let items = rows.iter().map(model_from_row).collect::<Result<Vec<_>>>()?;
         Ok(Page { items, next_page_token: None })
     }

@@ -80,7 +80,7 @@ async fn with_experiment_tags(
     let mut q =
         Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (");
     q.bind_list(ids).push(") ORDER BY key");
-    for row in q.query().fetch_all(db.pool()).await? {
+    for row in q.query(db).fetch_all(db.pool()).await? {
         let id = row.try_get::<i64, _>("experiment_id")?.to_string();
         if let Some(e) = experiments.iter_mut().find(|e| e.experiment_id == id) {
             e.tags.push(KeyValue { key: row.try_get("key")?, value: row.try_get("value")? });
@@ -127,7 +127,7 @@ pub(crate) async fn search_experiments(
     }
     q.push(" ORDER BY creation_time DESC, experiment_id DESC LIMIT ").bind(limit);
     q.push(" OFFSET ").bind(offset);
-    let rows = q.query().fetch_all(db.pool()).await?;
+    let rows = q.query(db).fetch_all(db.pool()).await?;
     let experiments = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
     with_experiment_tags(db, experiments).await
 }
@@ -211,12 +211,13 @@ pub(crate) async fn create_run(db: &Db, info: &RunInfo, tags: &[KeyValue]) -> Re
     .bind(&info.artifact_uri)
     .execute(&mut *tx)
     .await?;
-    upsert_tags(&mut tx, &info.run_id, tags).await?;
+    upsert_tags(db, &mut tx, &info.run_id, tags).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn upsert_tags(
+    db: &Db,
     tx: &mut sqlx::Transaction<'static, Any>,
     run_id: &str,
     tags: &[KeyValue],
@@ -227,7 +228,7 @@ async fn upsert_tags(
     let mut q = Sql::new("INSERT INTO tags (run_id, key, value) VALUES ");
     q.bind_rows(tags.iter().map(|t| [SqlValue::from(run_id), (&t.key).into(), (&t.value).into()]));
     q.push(" ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value");
-    q.query().execute(&mut **tx).await?;
+    q.query(db).execute(&mut **tx).await?;
     if let Some(name) = tags.iter().rev().find(|t| t.key == "mlflow.runName") {
         sqlx::query("UPDATE runs SET name = $1 WHERE run_id = $2")
             .bind(&name.value)
@@ -258,6 +259,7 @@ pub(crate) async fn update_run(
     .await?;
     if let Some(name) = name {
         upsert_tags(
+            db,
             &mut tx,
             run_id,
             &[KeyValue { key: "mlflow.runName".into(), value: name.into() }],
@@ -266,6 +268,17 @@ pub(crate) async fn update_run(
     }
     tx.commit().await?;
     Ok(())
+}
+
+pub(crate) async fn run_stage(db: &Db, run_id: &str) -> Result<Option<LifecycleStage>> {
+    let row = sqlx::query("SELECT lifecycle_stage FROM runs WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(row) => Some(LifecycleStage::parse(&row.try_get::<String, _>("lifecycle_stage")?)),
+        None => None,
+    })
 }
 
 pub(crate) async fn set_run_stage(
@@ -299,7 +312,7 @@ pub(crate) async fn log_batch(
     if !params.is_empty() {
         let mut q = Sql::new("SELECT key, value FROM params WHERE run_id = ");
         q.bind(run_id).push(" AND key IN (").bind_list(params.iter().map(|p| &p.key)).push(")");
-        let existing = q.query().fetch_all(&mut *tx).await?;
+        let existing = q.query(db).fetch_all(&mut *tx).await?;
         for row in &existing {
             let key: String = row.try_get("key")?;
             let old: String = row.try_get("value")?;
@@ -317,14 +330,14 @@ pub(crate) async fn log_batch(
             params.iter().map(|p| [SqlValue::from(run_id), (&p.key).into(), (&p.value).into()]),
         );
         q.push(" ON CONFLICT (run_id, key) DO NOTHING");
-        q.query().execute(&mut *tx).await?;
+        q.query(db).execute(&mut *tx).await?;
     }
-    upsert_tags(&mut tx, run_id, tags).await?;
+    upsert_tags(db, &mut tx, run_id, tags).await?;
     if !metrics.is_empty() {
         let mut q =
             Sql::new("INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES ");
         q.bind_rows(metrics.iter().map(|m| metric_row(run_id, m)));
-        q.query().execute(&mut *tx).await?;
+        q.query(db).execute(&mut *tx).await?;
 
         // The newest point per key in this batch, then kept only where it beats the stored one.
         let mut latest: Vec<&Metric> = Vec::new();
@@ -350,7 +363,7 @@ pub(crate) async fn log_batch(
              OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
                  AND excluded.value > latest_metrics.value)",
         );
-        q.query().execute(&mut *tx).await?;
+        q.query(db).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -438,7 +451,7 @@ fn metric_from_row(row: &AnyRow) -> Result<Metric> {
 }
 
 pub(crate) async fn run_ids(db: &Db, query: &Sql) -> Result<Vec<String>> {
-    let rows = query.query().fetch_all(db.pool()).await?;
+    let rows = query.query(db).fetch_all(db.pool()).await?;
     rows.iter().map(|r| Ok(r.try_get::<String, _>("run_id")?)).collect()
 }
 
@@ -456,7 +469,7 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
     );
     in_list(&mut q);
     let mut runs: Vec<Run> = Vec::with_capacity(ids.len());
-    for row in q.query().fetch_all(db.pool()).await? {
+    for row in q.query(db).fetch_all(db.pool()).await? {
         runs.push(Run {
             info: RunInfo {
                 run_id: row.try_get("run_id")?,
@@ -486,7 +499,7 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
         let mut q = Sql::new(format!("SELECT run_id, key, value FROM {table} WHERE run_id IN ("));
         in_list(&mut q);
         q.push(" ORDER BY key");
-        for row in q.query().fetch_all(db.pool()).await? {
+        for row in q.query(db).fetch_all(db.pool()).await? {
             let id: String = row.try_get("run_id")?;
             if let Some(i) = index(&runs, &id) {
                 let kv = KeyValue { key: row.try_get("key")?, value: row.try_get("value")? };
@@ -499,7 +512,7 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
     );
     in_list(&mut q);
     q.push(" ORDER BY key");
-    for row in q.query().fetch_all(db.pool()).await? {
+    for row in q.query(db).fetch_all(db.pool()).await? {
         let id: String = row.try_get("run_id")?;
         if let Some(i) = index(&runs, &id) {
             runs[i].metrics.push(metric_from_row(&row)?);
@@ -508,7 +521,7 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
     let mut q = Sql::new("SELECT run_id, kind, body FROM run_inputs WHERE run_id IN (");
     in_list(&mut q);
     q.push(" ORDER BY position");
-    for row in q.query().fetch_all(db.pool()).await? {
+    for row in q.query(db).fetch_all(db.pool()).await? {
         let id: String = row.try_get("run_id")?;
         let kind: String = row.try_get("kind")?;
         let body: String = row.try_get("body")?;
