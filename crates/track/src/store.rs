@@ -493,7 +493,9 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
             outputs: Vec::new(),
         });
     }
-    let index = |runs: &Vec<Run>, id: &str| runs.iter().position(|r| r.info.run_id == id);
+    let positions: std::collections::HashMap<String, usize> =
+        runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
+    let index = |_: &Vec<Run>, id: &str| positions.get(id).copied();
 
     for (table, is_param) in [("params", true), ("tags", false)] {
         let mut q = Sql::new(format!("SELECT run_id, key, value FROM {table} WHERE run_id IN ("));
@@ -534,6 +536,8 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
             }
         }
     }
-    runs.sort_by_key(|r| ids.iter().position(|id| *id == r.info.run_id));
+    let order: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    runs.sort_by_key(|r| order.get(r.info.run_id.as_str()).copied());
     Ok(runs)
 }
