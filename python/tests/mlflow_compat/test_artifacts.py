@@ -7,21 +7,8 @@ import os
 import pytest
 import requests
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-
-
-@pytest.fixture
-def client(server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    mlflow.set_tracking_uri(server.url)
-    yield MlflowClient(server.url)
-    if mlflow.active_run():
-        mlflow.end_run()
+import mlflow
+from mlflow.exceptions import MlflowException
 
 
 def test_log_and_download_artifacts(client, tmp_path):

@@ -2,28 +2,12 @@
 server, on SQLite and PostgreSQL: every tracking call of the wire spec's client column."""
 
 import math
-import os
 
 import pytest
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-# A 4xx must surface at once; a stray 5xx should fail the test quickly, not retry for minutes.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-
-
-@pytest.fixture
-def client(server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    mlflow.set_tracking_uri(server.url)
-    yield MlflowClient(server.url)
-    if mlflow.active_run():
-        mlflow.end_run()
+import mlflow
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
 
 
 def test_default_experiment_and_experiment_lifecycle(client):

@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use track::{ExperimentSearch, KeyValue, ViewType};
 
-use super::{Args, empty, views};
+use super::{Args, empty, page, views};
 use crate::{ApiError, AppState};
 
 type Body = Result<Json<Value>, JsonRejection>;
@@ -70,15 +70,8 @@ async fn search(s: AppState, args: Args) -> Result<Json<Value>, ApiError> {
         page_token: args.opt_str("page_token")?,
         filter: args.opt_str("filter")?.unwrap_or_default(),
     };
-    let page = s.tracking.search_experiments(&search).await?;
-    let mut out = json!({});
-    if !page.items.is_empty() {
-        out["experiments"] = Value::Array(page.items.iter().map(views::experiment).collect());
-    }
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    let found = s.tracking.search_experiments(&search).await?;
+    Ok(page("experiments", &found, views::experiment))
 }
 
 pub(crate) async fn search_get(

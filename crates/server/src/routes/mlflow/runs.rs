@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use track::{KeyValue, Metric, NewRun, RunSearch, RunStatus, ViewType};
 
 use super::experiments::key_values;
-use super::{Args, empty, value_f64, value_i64, views};
+use super::{Args, empty, page, value_f64, value_i64, views};
 use crate::{ApiError, AppState};
 
 type Body = Result<Json<Value>, JsonRejection>;
@@ -184,15 +184,8 @@ pub(crate) async fn search(State(s): State<AppState>, body: Body) -> Result<Json
         order_by: args.strings("order_by")?,
         page_token: args.opt_str("page_token")?,
     };
-    let page = s.tracking.search_runs(&search).await?;
-    let mut out = json!({});
-    if !page.items.is_empty() {
-        out["runs"] = Value::Array(page.items.iter().map(views::run).collect());
-    }
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    let found = s.tracking.search_runs(&search).await?;
+    Ok(page("runs", &found, views::run))
 }
 
 pub(crate) async fn metric_history(
@@ -200,7 +193,7 @@ pub(crate) async fn metric_history(
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let args = Args::from_query(q);
-    let page = s
+    let history = s
         .tracking
         .metric_history(
             &args.run_id()?,
@@ -209,12 +202,5 @@ pub(crate) async fn metric_history(
             args.opt_str("page_token")?.as_deref(),
         )
         .await?;
-    let mut out = json!({});
-    if !page.items.is_empty() {
-        out["metrics"] = Value::Array(page.items.iter().map(views::metric).collect());
-    }
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    Ok(page("metrics", &history, views::metric))
 }
