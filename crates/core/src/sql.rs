@@ -16,7 +16,6 @@ pub enum SqlValue {
     Text(String),
     Int(i64),
     Real(f64),
-    NullInt,
 }
 
 impl From<&str> for SqlValue {
@@ -134,7 +133,6 @@ impl Sql {
                 SqlValue::Text(s) => q.bind(s.clone()),
                 SqlValue::Int(i) => q.bind(*i),
                 SqlValue::Real(f) => q.bind(*f),
-                SqlValue::NullInt => q.bind(None::<i64>),
             };
         }
         q

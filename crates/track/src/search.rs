@@ -454,21 +454,21 @@ pub(crate) fn run_query(
     offset: i64,
 ) -> Sql {
     let mut sql = Sql::default();
-    let binds = &mut sql;
-    let p = |b: SqlValue, sql: &mut Sql| sql.placeholder(b);
     let mut joins = String::new();
     let mut wheres: Vec<String> = Vec::new();
-    let exps: Vec<String> = experiment_ids.iter().map(|id| p(SqlValue::Int(*id), binds)).collect();
+    let exps: Vec<String> =
+        experiment_ids.iter().map(|id| sql.placeholder(SqlValue::Int(*id))).collect();
     wheres.push(format!("r.experiment_id IN ({})", exps.join(", ")));
-    let st: Vec<String> = stages.iter().map(|s| p(SqlValue::Text(s.to_string()), binds)).collect();
+    let st: Vec<String> =
+        stages.iter().map(|s| sql.placeholder(SqlValue::Text(s.to_string()))).collect();
     wheres.push(format!("r.lifecycle_stage IN ({})", st.join(", ")));
 
     for c in clauses {
         let cond = match &c.entity {
             Entity::Metric(key) => {
-                let k = p(SqlValue::Text(key.clone()), binds);
+                let k = sql.placeholder(SqlValue::Text(key.clone()));
                 let Value::Num(n) = c.value else { continue };
-                let v = p(SqlValue::Real(n), binds);
+                let v = sql.placeholder(SqlValue::Real(n));
                 format!(
                     "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_id = r.run_id AND m.key = {k} \
                      AND m.is_nan = 0 AND m.value {} {v})",
@@ -477,7 +477,7 @@ pub(crate) fn run_query(
             }
             Entity::Param(key) | Entity::Tag(key) => {
                 let table = if matches!(c.entity, Entity::Param(_)) { "params" } else { "tags" };
-                let k = p(SqlValue::Text(key.clone()), binds);
+                let k = sql.placeholder(SqlValue::Text(key.clone()));
                 match (&c.op, &c.value) {
                     (Op::IsNull, _) => format!(
                         "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = {k})"
@@ -486,7 +486,7 @@ pub(crate) fn run_query(
                         "EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = {k})"
                     ),
                     (op, Value::Str(s)) => {
-                        let v = p(SqlValue::Text(s.clone()), binds);
+                        let v = sql.placeholder(SqlValue::Text(s.clone()));
                         format!(
                             "EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = {k} AND {})",
                             string_cond("x.value", *op, &v)
@@ -497,16 +497,16 @@ pub(crate) fn run_query(
             }
             Entity::Attribute(col) => match &c.value {
                 Value::Num(n) => {
-                    let v = p(SqlValue::Int(*n as i64), binds);
+                    let v = sql.placeholder(SqlValue::Int(*n as i64));
                     format!("r.{col} {} {v}", sql_op(c.op))
                 }
                 Value::Str(s) => {
-                    let v = p(SqlValue::Text(s.clone()), binds);
+                    let v = sql.placeholder(SqlValue::Text(s.clone()));
                     string_cond(&format!("r.{col}"), c.op, &v)
                 }
                 Value::List(items) => {
                     let vs: Vec<String> =
-                        items.iter().map(|s| p(SqlValue::Text(s.clone()), binds)).collect();
+                        items.iter().map(|s| sql.placeholder(SqlValue::Text(s.clone()))).collect();
                     let not = if c.op == Op::NotIn { "NOT " } else { "" };
                     format!(
                         "r.{col} {not}IN ({})",
@@ -528,7 +528,7 @@ pub(crate) fn run_query(
                 order_sql.push(format!("r.{col} {dir}"));
             }
             Entity::Metric(key) => {
-                let k = p(SqlValue::Text(key.clone()), binds);
+                let k = sql.placeholder(SqlValue::Text(key.clone()));
                 joins.push_str(&format!(
                     " LEFT JOIN latest_metrics o{i} ON o{i}.run_id = r.run_id AND o{i}.key = {k}"
                 ));
@@ -539,7 +539,7 @@ pub(crate) fn run_query(
             }
             Entity::Param(key) | Entity::Tag(key) => {
                 let table = if matches!(o.entity, Entity::Param(_)) { "params" } else { "tags" };
-                let k = p(SqlValue::Text(key.clone()), binds);
+                let k = sql.placeholder(SqlValue::Text(key.clone()));
                 joins.push_str(&format!(
                     " LEFT JOIN {table} o{i} ON o{i}.run_id = r.run_id AND o{i}.key = {k}"
                 ));
@@ -552,8 +552,8 @@ pub(crate) fn run_query(
         order_sql.push("r.start_time DESC".into());
     }
     order_sql.push("r.run_id ASC".into());
-    let l = p(SqlValue::Int(limit), binds);
-    let off = p(SqlValue::Int(offset), binds);
+    let l = sql.placeholder(SqlValue::Int(limit));
+    let off = sql.placeholder(SqlValue::Int(offset));
     sql.push(format!(
         "SELECT r.run_id FROM runs r{joins} WHERE {} ORDER BY {} LIMIT {l} OFFSET {off}",
         wheres.join(" AND "),

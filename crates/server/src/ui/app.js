@@ -307,7 +307,7 @@ PAGES.compare = async (segments, query) => {
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
   return h("div", {},
     h("h1", {}, "Compare runs"),
-    h("p", { class: "lede" }, runs.map((r, i) => h("span", { class: "legend" }, h("i", { style: null, "data-color": i }), r.name + " ")),
+    h("p", { class: "lede" }, runs.map((r, i) => h("span", { class: "legend" }, h("i", { "data-color": i }), r.name + " ")),
       " · x axis: ", h("a", { href: "#/compare?runs=" + ids.join(",") + "&x=step" }, "step"), " / ", h("a", { href: "#/compare?runs=" + ids.join(",") + "&x=time" }, "time")),
     h("section", {}, h("h2", {}, "Parameters"),
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Parameter"), runs.map((r) => h("th", {}, r.name)))),
