@@ -16,6 +16,7 @@ pub enum SqlValue {
     Text(String),
     Int(i64),
     Real(f64),
+    Blob(Vec<u8>),
 }
 
 impl From<&str> for SqlValue {
@@ -33,6 +34,12 @@ impl From<String> for SqlValue {
 impl From<&String> for SqlValue {
     fn from(s: &String) -> SqlValue {
         SqlValue::Text(s.clone())
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(b: Vec<u8>) -> SqlValue {
+        SqlValue::Blob(b)
     }
 }
 
@@ -126,13 +133,29 @@ impl Sql {
 
     /// The query for `db`'s backend, ready to run.
     pub fn query(&self, db: &Db) -> Query<'static, Any, AnyArguments> {
+        self.clone().into_query(db)
+    }
+
+    /// Like [`Sql::query`], moving the values instead of copying them (for big batches).
+    pub fn into_query(self, db: &Db) -> Query<'static, Any, AnyArguments> {
         let (text, order) = self.render(db.backend());
         let mut q = sqlx::query(AssertSqlSafe(text));
-        for b in order.iter().map(|&i| &self.binds[i]) {
-            q = match b {
-                SqlValue::Text(s) => q.bind(s.clone()),
-                SqlValue::Int(i) => q.bind(*i),
-                SqlValue::Real(f) => q.bind(*f),
+        let mut uses = vec![0usize; self.binds.len()];
+        for &i in &order {
+            uses[i] += 1;
+        }
+        let mut binds: Vec<Option<SqlValue>> = self.binds.into_iter().map(Some).collect();
+        for i in order {
+            // A value placed more than once (SQLite's `?` are positional) is copied until its
+            // last use, then moved.
+            uses[i] -= 1;
+            let value = if uses[i] == 0 { binds[i].take() } else { binds[i].clone() };
+            let Some(value) = value else { continue };
+            q = match value {
+                SqlValue::Text(s) => q.bind(s),
+                SqlValue::Int(i) => q.bind(i),
+                SqlValue::Real(f) => q.bind(f),
+                SqlValue::Blob(b) => q.bind(b),
             };
         }
         q

@@ -30,6 +30,9 @@ pub enum Error {
     ArtifactNotFound { path: String },
     #[error("{0}")]
     Invalid(String),
+    /// Stored data that cannot be read back: a bug or a damaged store, never the client's fault.
+    #[error("corrupt tracking data: {0}")]
+    Corrupt(String),
     #[error(transparent)]
     Core(#[from] slipway_core::Error),
 }
@@ -47,6 +50,7 @@ impl Error {
             | Error::ExperimentNotActive { .. }
             | Error::ParamChanged { .. }
             | Error::Invalid(_) => ErrorCode::InvalidParameterValue,
+            Error::Corrupt(_) => ErrorCode::InternalError,
             Error::Core(e) => e.code(),
         }
     }

@@ -11,6 +11,7 @@ mod artifacts;
 mod error;
 mod models;
 mod names;
+mod points;
 mod search;
 mod store;
 mod types;
@@ -43,6 +44,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "logged models",
         sqlite: include_str!("../migrations/sqlite/0003_logged_models.sql"),
         postgres: include_str!("../migrations/postgres/0003_logged_models.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "metric chunks",
+        sqlite: include_str!("../migrations/sqlite/0004_metric_chunks.sql"),
+        postgres: include_str!("../migrations/postgres/0004_metric_chunks.sql"),
     },
 ];
 
@@ -82,14 +89,20 @@ pub struct ExperimentSearch {
     pub view: ViewType,
     pub max_results: Option<i64>,
     pub page_token: Option<String>,
-    /// `name LIKE '…'`-style filters are not supported yet; only exact names via `name = '…'`.
+    /// MLflow's experiment filter: `name`, `experiment_id`, `creation_time`,
+    /// `last_update_time` and `tags.<key>`.
     pub filter: String,
+    /// Attributes, each optionally `ASC`/`DESC`; newest first by default.
+    pub order_by: Vec<String>,
 }
 
 impl Tracking {
     /// Opens tracking on `db`, bringing its schema up to date.
     pub async fn open(db: Db) -> Result<Tracking> {
         db.migrate("track", MIGRATIONS).await?;
+        store::move_legacy_metrics(&db).await?;
+        store::fill_latest_value_bits(&db).await?;
+        store::fill_dataset_fields(&db).await?;
         Ok(Tracking { db })
     }
 
@@ -146,15 +159,11 @@ impl Tracking {
             )));
         }
         let offset = parse_page_token(search.page_token.as_deref())?;
-        let name = parse_experiment_filter(&search.filter)?;
-        let mut items = store::search_experiments(
-            &self.db,
-            search.view.stages(),
-            name.as_deref(),
-            limit + 1,
-            offset,
-        )
-        .await?;
+        let clauses = search::parse_experiment_filter(&search.filter)?;
+        let order = search::parse_experiment_order_by(&search.order_by)?;
+        let query =
+            search::experiment_query(search.view.stages(), &clauses, &order, limit + 1, offset);
+        let mut items = store::search_experiments(&self.db, query).await?;
         Ok(page(&mut items, limit, offset))
     }
 
@@ -435,27 +444,6 @@ fn parse_experiment_id(id: &str) -> Result<i64> {
         .ok()
         .filter(|n| *n >= 0)
         .ok_or_else(|| Error::ExperimentNotFound { id: id.to_string() })
-}
-
-/// The only experiment filter supported so far: `name = '…'` (or none).
-fn parse_experiment_filter(filter: &str) -> Result<Option<String>> {
-    let f = filter.trim();
-    if f.is_empty() {
-        return Ok(None);
-    }
-    let rest = f
-        .strip_prefix("name")
-        .or_else(|| f.strip_prefix("attribute.name"))
-        .or_else(|| f.strip_prefix("attributes.name"))
-        .map(str::trim_start)
-        .and_then(|r| r.strip_prefix('='))
-        .map(str::trim);
-    match rest.and_then(|r| r.strip_prefix('\'')).and_then(|r| r.strip_suffix('\'')) {
-        Some(name) if !name.contains('\'') => Ok(Some(name.to_string())),
-        _ => Err(Error::invalid(format!(
-            "Invalid experiment filter '{filter}': only name = '...' is supported so far"
-        ))),
-    }
 }
 
 /// MLflow's rule for names of params, metrics and tags.

@@ -1,5 +1,5 @@
-//! MLflow's search grammar for runs: `filter` strings and `order_by` clauses, parsed into a
-//! small AST and turned into SQL that runs on both stores.
+//! MLflow's search grammar for runs and experiments: `filter` strings and `order_by` clauses,
+//! parsed into a small AST and turned into SQL that runs on both stores.
 //!
 //! ```text
 //! filter := clause (AND clause)*
@@ -19,8 +19,18 @@ pub(crate) enum Entity {
     Metric(String),
     Param(String),
     Tag(String),
-    /// A column of `runs`, already mapped (`run_name` → `name`, `created` → `start_time`).
+    /// A column of `runs` or `experiments`, already mapped (`run_name` → `name`, `created` →
+    /// `start_time`).
     Attribute(&'static str),
+    /// A column of a run's dataset inputs: `dataset_name`, `dataset_digest`, `dataset_context`.
+    Dataset(&'static str),
+}
+
+/// What is searched: the prefixes and attributes allowed differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Runs,
+    Experiments,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,14 +200,35 @@ fn next_is_number(chars: &[char], i: usize) -> bool {
 }
 
 /// Maps `prefix` and `key` to an entity.
-fn entity(prefix: Option<&str>, key: &str, input: &str) -> Result<Entity> {
+fn entity(scope: Scope, prefix: Option<&str>, key: &str) -> Result<Entity> {
+    let prefix = prefix.map(str::to_ascii_lowercase);
+    if scope == Scope::Experiments {
+        return match prefix.as_deref() {
+            Some("tag" | "tags") => Ok(Entity::Tag(key.to_string())),
+            Some("attribute" | "attributes" | "attr") | None => Ok(Entity::Attribute(match key {
+                "name" => "name",
+                "experiment_id" => "experiment_id",
+                "creation_time" => "creation_time",
+                "last_update_time" => "last_update_time",
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "Invalid attribute key '{key}' specified. Valid keys are 'name', \
+                         'experiment_id', 'creation_time', 'last_update_time'"
+                    )));
+                }
+            })),
+            Some(other) => Err(Error::invalid(format!(
+                "Invalid entity type '{other}'. Valid values are ['tag', 'attribute']"
+            ))),
+        };
+    }
     let bad_attr = || {
         Error::invalid(format!(
             "Invalid attribute key '{key}' specified. Valid keys are 'run_id', 'run_name', \
              'status', 'user_id', 'artifact_uri', 'start_time', 'end_time', 'created'"
         ))
     };
-    match prefix.map(str::to_ascii_lowercase).as_deref() {
+    match prefix.as_deref() {
         Some("metric" | "metrics") => Ok(Entity::Metric(key.to_string())),
         Some("param" | "params" | "parameter" | "parameters") => Ok(Entity::Param(key.to_string())),
         Some("tag" | "tags") => Ok(Entity::Tag(key.to_string())),
@@ -213,17 +244,24 @@ fn entity(prefix: Option<&str>, key: &str, input: &str) -> Result<Entity> {
                 _ => return Err(bad_attr()),
             }))
         }
-        Some("dataset" | "datasets") => Err(Error::invalid(format!(
-            "Invalid filter '{input}': filtering on datasets is not supported yet"
-        ))),
+        Some("dataset" | "datasets") => Ok(Entity::Dataset(match key {
+            "name" => "dataset_name",
+            "digest" => "dataset_digest",
+            "context" => "dataset_context",
+            _ => {
+                return Err(Error::invalid(format!(
+                    "Invalid dataset key '{key}' specified. Valid keys are 'name', 'digest', 'context'"
+                )));
+            }
+        })),
         Some(other) => Err(Error::invalid(format!(
-            "Invalid entity type '{other}'. Valid values are ['metric', 'parameter', 'tag', 'attribute']"
+            "Invalid entity type '{other}'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
         ))),
     }
 }
 
 /// Reads an identifier starting at `tokens[*pos]`.
-fn ident(tokens: &[Token], pos: &mut usize, input: &str) -> Result<Entity> {
+fn ident(scope: Scope, tokens: &[Token], pos: &mut usize, input: &str) -> Result<Entity> {
     match tokens.get(*pos) {
         Some(Token::Word(w)) => {
             *pos += 1;
@@ -232,28 +270,37 @@ fn ident(tokens: &[Token], pos: &mut usize, input: &str) -> Result<Entity> {
                 match tokens.get(*pos) {
                     Some(Token::Quoted(key)) => {
                         *pos += 1;
-                        entity(Some(prefix), key, input)
+                        entity(scope, Some(prefix), key)
                     }
                     _ => Err(Error::invalid(format!(
                         "Invalid filter '{input}': a key must follow '{w}'"
                     ))),
                 }
             } else if let Some((prefix, key)) = w.split_once('.') {
-                entity(Some(prefix), key, input)
+                entity(scope, Some(prefix), key)
             } else {
-                entity(None, w, input)
+                entity(scope, None, w)
             }
         }
         Some(Token::Quoted(key)) => {
             *pos += 1;
-            entity(None, key, input)
+            entity(scope, None, key)
         }
         _ => Err(Error::invalid(format!("Invalid filter '{input}': expected a key"))),
     }
 }
 
-/// Parses a `filter` string. An empty filter is no clauses.
+/// Parses a run `filter` string. An empty filter is no clauses.
 pub(crate) fn parse_filter(input: &str) -> Result<Vec<Clause>> {
+    parse_filter_in(Scope::Runs, input)
+}
+
+/// Parses an experiment `filter` string.
+pub(crate) fn parse_experiment_filter(input: &str) -> Result<Vec<Clause>> {
+    parse_filter_in(Scope::Experiments, input)
+}
+
+fn parse_filter_in(scope: Scope, input: &str) -> Result<Vec<Clause>> {
     let tokens = tokenize(input)?;
     let mut pos = 0;
     let mut clauses = Vec::new();
@@ -269,7 +316,7 @@ pub(crate) fn parse_filter(input: &str) -> Result<Vec<Clause>> {
                 _ => return Err(Error::invalid(format!("Invalid filter '{input}': expected AND"))),
             }
         }
-        let entity = ident(&tokens, &mut pos, input)?;
+        let entity = ident(scope, &tokens, &mut pos, input)?;
         let op = comparator(&tokens, &mut pos, input)?;
         let value = match op {
             Op::IsNull | Op::IsNotNull => Value::None,
@@ -388,10 +435,19 @@ fn check_clause(clause: Clause, input: &str) -> Result<Clause> {
             string_ops.contains(&clause.op)
         }
         (Entity::Param(_) | Entity::Tag(_), _) => false,
-        (Entity::Attribute("start_time" | "end_time"), Value::Num(_)) => {
-            numeric_ops.contains(&clause.op)
+        (
+            Entity::Attribute("start_time" | "end_time" | "creation_time" | "last_update_time"),
+            Value::Num(_),
+        ) => numeric_ops.contains(&clause.op),
+        (
+            Entity::Attribute("start_time" | "end_time" | "creation_time" | "last_update_time"),
+            _,
+        ) => false,
+        (Entity::Dataset(_), Value::Str(_)) => {
+            [Op::Eq, Op::Ne, Op::Like, Op::ILike].contains(&clause.op)
         }
-        (Entity::Attribute("start_time" | "end_time"), _) => false,
+        (Entity::Dataset(_), Value::List(_)) => true,
+        (Entity::Dataset(_), _) => false,
         (Entity::Attribute(attr), Value::List(_)) => {
             if *attr != "run_id" {
                 return Err(Error::invalid(
@@ -414,13 +470,34 @@ fn check_clause(clause: Clause, input: &str) -> Result<Clause> {
     Ok(clause)
 }
 
-/// Parses `order_by` entries like `metrics.acc DESC`, `start_time`, ``params.`a b` ASC``.
+/// Parses run `order_by` entries like `metrics.acc DESC`, `start_time`, ``params.`a b` ASC``.
 pub(crate) fn parse_order_by(entries: &[String]) -> Result<Vec<OrderBy>> {
+    parse_order_by_in(Scope::Runs, entries)
+}
+
+/// Parses experiment `order_by` entries: attributes only (`name`, `creation_time DESC`, …).
+pub(crate) fn parse_experiment_order_by(entries: &[String]) -> Result<Vec<OrderBy>> {
+    let order = parse_order_by_in(Scope::Experiments, entries)?;
+    if let Some(o) = order.iter().find(|o| !matches!(o.entity, Entity::Attribute(_))) {
+        return Err(Error::invalid(format!(
+            "Invalid order_by entity {:?}: experiments are ordered by attributes only",
+            o.entity
+        )));
+    }
+    Ok(order)
+}
+
+fn parse_order_by_in(scope: Scope, entries: &[String]) -> Result<Vec<OrderBy>> {
     let mut out: Vec<OrderBy> = Vec::new();
     for entry in entries {
         let tokens = tokenize(entry)?;
         let mut pos = 0;
-        let entity = ident(&tokens, &mut pos, entry)?;
+        let entity = ident(scope, &tokens, &mut pos, entry)?;
+        if matches!(entity, Entity::Dataset(_)) {
+            return Err(Error::invalid(format!(
+                "Invalid order_by clause '{entry}': runs cannot be ordered by datasets"
+            )));
+        }
         let ascending = match tokens.get(pos) {
             None => true,
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("asc") => {
@@ -495,6 +572,20 @@ pub(crate) fn run_query(
                     _ => continue,
                 }
             }
+            Entity::Dataset(col) => {
+                let cond = match &c.value {
+                    Value::Str(s) => {
+                        let v = sql.placeholder(SqlValue::Text(s.clone()));
+                        string_cond(&format!("d.{col}"), c.op, &v)
+                    }
+                    Value::List(items) => in_list(&mut sql, &format!("d.{col}"), c.op, items),
+                    _ => continue,
+                };
+                format!(
+                    "EXISTS (SELECT 1 FROM run_inputs d WHERE d.run_id = r.run_id \
+                     AND d.kind = 'dataset' AND {cond})"
+                )
+            }
             Entity::Attribute(col) => match &c.value {
                 Value::Num(n) => {
                     let v = sql.placeholder(SqlValue::Int(*n as i64));
@@ -504,15 +595,7 @@ pub(crate) fn run_query(
                     let v = sql.placeholder(SqlValue::Text(s.clone()));
                     string_cond(&format!("r.{col}"), c.op, &v)
                 }
-                Value::List(items) => {
-                    let vs: Vec<String> =
-                        items.iter().map(|s| sql.placeholder(SqlValue::Text(s.clone()))).collect();
-                    let not = if c.op == Op::NotIn { "NOT " } else { "" };
-                    format!(
-                        "r.{col} {not}IN ({})",
-                        if vs.is_empty() { "NULL".to_string() } else { vs.join(", ") }
-                    )
-                }
+                Value::List(items) => in_list(&mut sql, &format!("r.{col}"), c.op, items),
                 Value::None => continue,
             },
         };
@@ -546,6 +629,7 @@ pub(crate) fn run_query(
                 order_sql.push(format!("(o{i}.value IS NULL) ASC"));
                 order_sql.push(format!("o{i}.value {dir}"));
             }
+            Entity::Dataset(_) => {}
         }
     }
     if !order.iter().any(|o| o.entity == Entity::Attribute("start_time")) {
@@ -560,6 +644,89 @@ pub(crate) fn run_query(
         order_sql.join(", ")
     ));
     sql
+}
+
+/// Builds `SELECT e.experiment_id FROM experiments e …` for the stages, clauses and order.
+/// Without an order: newest first, then by id, as MLflow.
+pub(crate) fn experiment_query(
+    stages: &[&str],
+    clauses: &[Clause],
+    order: &[OrderBy],
+    limit: i64,
+    offset: i64,
+) -> Sql {
+    // experiment_id is an integer column compared with strings.
+    let column = |col: &str| {
+        if col == "experiment_id" {
+            "CAST(e.experiment_id AS TEXT)".to_string()
+        } else {
+            format!("e.{col}")
+        }
+    };
+    let mut sql = Sql::default();
+    let mut wheres: Vec<String> = Vec::new();
+    let st: Vec<String> =
+        stages.iter().map(|s| sql.placeholder(SqlValue::Text(s.to_string()))).collect();
+    wheres.push(format!("e.lifecycle_stage IN ({})", st.join(", ")));
+    for c in clauses {
+        let cond = match (&c.entity, &c.value) {
+            (Entity::Tag(key), value) => {
+                let k = sql.placeholder(SqlValue::Text(key.clone()));
+                let exists = "EXISTS (SELECT 1 FROM experiment_tags x WHERE x.experiment_id = e.experiment_id AND x.key =";
+                match (c.op, value) {
+                    (Op::IsNull, _) => format!("NOT {exists} {k})"),
+                    (Op::IsNotNull, _) => format!("{exists} {k})"),
+                    (op, Value::Str(s)) => {
+                        let v = sql.placeholder(SqlValue::Text(s.clone()));
+                        format!("{exists} {k} AND {})", string_cond("x.value", op, &v))
+                    }
+                    _ => continue,
+                }
+            }
+            (Entity::Attribute(col), Value::Num(n)) => {
+                let v = sql.placeholder(SqlValue::Int(*n as i64));
+                format!("e.{col} {} {v}", sql_op(c.op))
+            }
+            (Entity::Attribute(col), Value::Str(s)) => {
+                let v = sql.placeholder(SqlValue::Text(s.clone()));
+                string_cond(&column(col), c.op, &v)
+            }
+            (Entity::Attribute(col), Value::List(items)) => {
+                in_list(&mut sql, &column(col), c.op, items)
+            }
+            _ => continue,
+        };
+        wheres.push(cond);
+    }
+    let mut order_sql: Vec<String> = Vec::new();
+    for o in order {
+        if let Entity::Attribute(col) = o.entity {
+            let dir = if o.ascending { "ASC" } else { "DESC" };
+            order_sql.push(format!("e.{col} {dir}"));
+        }
+    }
+    if order.is_empty() {
+        order_sql.push("e.creation_time DESC".into());
+    }
+    if !order.iter().any(|o| o.entity == Entity::Attribute("experiment_id")) {
+        order_sql.push("e.experiment_id ASC".into());
+    }
+    let l = sql.placeholder(SqlValue::Int(limit));
+    let off = sql.placeholder(SqlValue::Int(offset));
+    sql.push(format!(
+        "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {} LIMIT {l} OFFSET {off}",
+        wheres.join(" AND "),
+        order_sql.join(", ")
+    ));
+    sql
+}
+
+/// `column [NOT] IN (…)` (the parser never yields an empty list).
+fn in_list(sql: &mut Sql, column: &str, op: Op, items: &[String]) -> String {
+    let vs: Vec<String> =
+        items.iter().map(|s| sql.placeholder(SqlValue::Text(s.clone()))).collect();
+    let not = if op == Op::NotIn { "NOT " } else { "" };
+    format!("{column} {not}IN ({})", vs.join(", "))
 }
 
 fn sql_op(op: Op) -> &'static str {
@@ -637,6 +804,68 @@ mod tests {
             Metric("y") Eq Num(1.0)"#]],
         );
         check("params.o = 'it''s'", expect![[r#"Param("o") Eq Str("it's")"#]]);
+        check("datasets.name = 'train'", expect![[r#"Dataset("dataset_name") Eq Str("train")"#]]);
+        check(
+            "dataset.context IN ('training', 'eval') and datasets.digest LIKE 'ab%'",
+            expect![[r#"
+                Dataset("dataset_context") In List(["training", "eval"])
+                Dataset("dataset_digest") Like Str("ab%")"#]],
+        );
+    }
+
+    fn check_experiments(filter: &str, expected: Expect) {
+        let actual = match parse_experiment_filter(filter) {
+            Ok(clauses) => clauses
+                .iter()
+                .map(|c| format!("{:?} {:?} {:?}", c.entity, c.op, c.value))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("error: {e}"),
+        };
+        expected.assert_eq(&actual);
+    }
+
+    #[test]
+    fn experiment_filters() {
+        check_experiments(
+            "name LIKE 'falls-%' and tags.team = 'vision'",
+            expect![[r#"
+                Attribute("name") Like Str("falls-%")
+                Tag("team") Eq Str("vision")"#]],
+        );
+        check_experiments(
+            "attributes.creation_time >= 17 AND experiment_id != '0' AND tags.x IS NULL",
+            expect![[r#"
+                Attribute("creation_time") Ge Num(17.0)
+                Attribute("experiment_id") Ne Str("0")
+                Tag("x") IsNull None"#]],
+        );
+        check_experiments(
+            "metrics.a > 1",
+            expect!["error: Invalid entity type 'metrics'. Valid values are ['tag', 'attribute']"],
+        );
+        check_experiments(
+            "run_name = 'x'",
+            expect![
+                "error: Invalid attribute key 'run_name' specified. Valid keys are 'name', 'experiment_id', 'creation_time', 'last_update_time'"
+            ],
+        );
+        check_experiments(
+            "creation_time = 'yesterday'",
+            expect![[
+                r#"error: Invalid filter 'creation_time = 'yesterday'': the comparator or value does not suit Attribute("creation_time")"#
+            ]],
+        );
+        let order =
+            parse_experiment_order_by(&["name DESC".into(), "creation_time".into()]).unwrap();
+        assert_eq!(
+            order,
+            [
+                OrderBy { entity: Entity::Attribute("name"), ascending: false },
+                OrderBy { entity: Entity::Attribute("creation_time"), ascending: true }
+            ]
+        );
+        assert!(parse_experiment_order_by(&["tags.team".into()]).is_err());
     }
 
     #[test]
@@ -672,7 +901,7 @@ mod tests {
         check(
             "foo.bar = 'x'",
             expect![
-                "error: Invalid entity type 'foo'. Valid values are ['metric', 'parameter', 'tag', 'attribute']"
+                "error: Invalid entity type 'foo'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
             ],
         );
         check(
@@ -688,6 +917,18 @@ mod tests {
         check(
             "params.lr = 'a' params.b = 'c'",
             expect!["error: Invalid filter 'params.lr = 'a' params.b = 'c'': expected AND"],
+        );
+        check(
+            "datasets.name > 'a'",
+            expect![[
+                r#"error: Invalid filter 'datasets.name > 'a'': the comparator or value does not suit Dataset("dataset_name")"#
+            ]],
+        );
+        check(
+            "datasets.size = 'a'",
+            expect![
+                "error: Invalid dataset key 'size' specified. Valid keys are 'name', 'digest', 'context'"
+            ],
         );
         check(
             "metrics.a ; DROP TABLE runs",

@@ -1,10 +1,13 @@
 //! The SQL of tracking, for both stores. Nothing outside this module writes these tables.
 
-use slipway_core::{Db, Sql, SqlValue, is_unique_violation};
+use std::collections::HashMap;
+
+use slipway_core::{Backend, Db, Sql, SqlValue, is_unique_violation};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row};
 
 use crate::error::{Error, Result};
+use crate::points::{POINT_BYTES, Point, decode_into, encode_into};
 use crate::types::{Experiment, KeyValue, LifecycleStage, Metric, Run, RunInfo, RunStatus};
 
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
@@ -80,10 +83,14 @@ async fn with_experiment_tags(
     let mut q =
         Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (");
     q.bind_list(ids).push(") ORDER BY key");
-    for row in q.query(db).fetch_all(db.pool()).await? {
+    let index: HashMap<String, usize> =
+        experiments.iter().enumerate().map(|(i, e)| (e.experiment_id.clone(), i)).collect();
+    for row in q.into_query(db).fetch_all(db.pool()).await? {
         let id = row.try_get::<i64, _>("experiment_id")?.to_string();
-        if let Some(e) = experiments.iter_mut().find(|e| e.experiment_id == id) {
-            e.tags.push(KeyValue { key: row.try_get("key")?, value: row.try_get("value")? });
+        if let Some(&i) = index.get(&id) {
+            experiments[i]
+                .tags
+                .push(KeyValue { key: row.try_get("key")?, value: row.try_get("value")? });
         }
     }
     Ok(experiments)
@@ -111,24 +118,26 @@ pub(crate) async fn get_experiment_by_name(db: &Db, name: &str) -> Result<Option
     Ok(with_experiment_tags(db, vec![experiment_from_row(&row)?]).await?.pop())
 }
 
-pub(crate) async fn search_experiments(
-    db: &Db,
-    stages: &[&str],
-    name: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> Result<Vec<Experiment>> {
-    let mut q = Sql::new(format!(
-        "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE lifecycle_stage IN ("
-    ));
-    q.bind_list(stages.iter().copied()).push(")");
-    if let Some(name) = name {
-        q.push(" AND name = ").bind(name);
+/// The experiments a search query (`search::experiment_query`) selects, in its order.
+pub(crate) async fn search_experiments(db: &Db, query: Sql) -> Result<Vec<Experiment>> {
+    let ids: Vec<i64> = query
+        .into_query(db)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>("experiment_id"))
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    q.push(" ORDER BY creation_time DESC, experiment_id DESC LIMIT ").bind(limit);
-    q.push(" OFFSET ").bind(offset);
-    let rows = q.query(db).fetch_all(db.pool()).await?;
-    let experiments = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
+    let mut q =
+        Sql::new(format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id IN ("));
+    q.bind_list(ids.iter().copied()).push(")");
+    let rows = q.into_query(db).fetch_all(db.pool()).await?;
+    let mut experiments = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
+    let order: HashMap<String, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.to_string(), i)).collect();
+    experiments.sort_by_key(|e| order.get(&e.experiment_id).copied());
     with_experiment_tags(db, experiments).await
 }
 
@@ -309,6 +318,14 @@ pub(crate) async fn log_batch(
     tags: &[KeyValue],
 ) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Postgres {
+        // One writer per run at a time: chunk numbering and the param check read, then write.
+        // (SQLite's BEGIN IMMEDIATE already serialises all writers.)
+        sqlx::query("SELECT run_id FROM runs WHERE run_id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
     if !params.is_empty() {
         let mut q = Sql::new("SELECT key, value FROM params WHERE run_id = ");
         q.bind(run_id).push(" AND key IN (").bind_list(params.iter().map(|p| &p.key)).push(")");
@@ -330,48 +347,196 @@ pub(crate) async fn log_batch(
             params.iter().map(|p| [SqlValue::from(run_id), (&p.key).into(), (&p.value).into()]),
         );
         q.push(" ON CONFLICT (run_id, key) DO NOTHING");
-        q.query(db).execute(&mut *tx).await?;
+        q.into_query(db).execute(&mut *tx).await?;
     }
     upsert_tags(db, &mut tx, run_id, tags).await?;
     if !metrics.is_empty() {
-        let mut q =
-            Sql::new("INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES ");
-        q.bind_rows(metrics.iter().map(|m| metric_row(run_id, m)));
-        q.query(db).execute(&mut *tx).await?;
+        append_points(db, &mut tx, run_id, metrics).await?;
 
         // The newest point per key in this batch, then kept only where it beats the stored one.
-        let mut latest: Vec<&Metric> = Vec::new();
+        let mut latest: HashMap<&str, &Metric> = HashMap::new();
         for m in metrics {
-            match latest.iter_mut().find(|l| l.key == m.key) {
-                Some(l) => {
-                    if ordering_key(m) > ordering_key(l) {
-                        *l = m;
-                    }
-                }
-                None => latest.push(m),
+            let l = latest.entry(&m.key).or_insert(m);
+            if ordering_key(m) > ordering_key(l) {
+                *l = m;
             }
         }
+        let mut latest: Vec<&Metric> = latest.into_values().collect();
+        latest.sort_by(|a, b| a.key.cmp(&b.key));
         let mut q = Sql::new(
-            "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan) VALUES ",
+            "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan, value_bits) VALUES ",
         );
         q.bind_rows(latest.iter().map(|m| metric_row(run_id, m)));
         q.push(
             " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
-             value = excluded.value, is_nan = excluded.is_nan \
+             value = excluded.value, is_nan = excluded.is_nan, value_bits = excluded.value_bits \
              WHERE excluded.step > latest_metrics.step \
              OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
              OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
                  AND excluded.value > latest_metrics.value)",
         );
-        q.query(db).execute(&mut *tx).await?;
+        q.into_query(db).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-fn metric_row(run_id: &str, m: &Metric) -> [SqlValue; 6] {
+/// Chunks with fewer points than this take the next points of their key instead of a new chunk
+/// being started, so that one-point `log_metric` calls do not leave one row per point.
+const MERGE_BELOW: usize = 256;
+/// Most points one chunk holds.
+const MAX_CHUNK_POINTS: usize = 4096;
+
+/// Appends metric points to their keys' chunks (see `migrations/*/0004_metric_chunks.sql`).
+/// Must run inside a transaction that excludes other writers of the run.
+async fn append_points(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<()> {
+    // The batch's points by key, keys in order of first appearance.
+    let mut keys: Vec<&str> = Vec::new();
+    let mut groups: HashMap<&str, Vec<Point>> = HashMap::new();
+    for m in metrics {
+        groups
+            .entry(&m.key)
+            .or_insert_with(|| {
+                keys.push(&m.key);
+                Vec::new()
+            })
+            .push(Point::of(m));
+    }
+    // Each key's last chunk, with its bytes only when small enough to take more.
+    let mut q = Sql::new(format!(
+        "SELECT c.key, c.seq, c.points, CASE WHEN c.points < {MERGE_BELOW} THEN c.data END AS data \
+         FROM metric_chunks c WHERE c.run_id = "
+    ));
+    q.bind(run_id).push(" AND c.key IN (").bind_list(keys.iter().copied());
+    q.push(
+        ") AND c.seq = (SELECT MAX(d.seq) FROM metric_chunks d \
+         WHERE d.run_id = c.run_id AND d.key = c.key)",
+    );
+    let mut last: HashMap<String, (i64, usize, Option<Vec<u8>>)> = HashMap::new();
+    for row in q.into_query(db).fetch_all(&mut **tx).await? {
+        let points: i64 = row.try_get("points")?;
+        last.insert(
+            row.try_get("key")?,
+            (row.try_get("seq")?, points as usize, row.try_get("data")?),
+        );
+    }
+    let mut new_chunks: Vec<[SqlValue; 5]> = Vec::new();
+    for key in keys {
+        let mut points = groups.remove(key).unwrap_or_default();
+        let next_seq = match last.remove(key) {
+            Some((seq, n, Some(mut data))) if n + points.len() <= MERGE_BELOW => {
+                encode_into(&mut data, points.drain(..));
+                sqlx::query(
+                    "UPDATE metric_chunks SET points = $1, data = $2 \
+                     WHERE run_id = $3 AND key = $4 AND seq = $5",
+                )
+                .bind((data.len() / POINT_BYTES) as i64)
+                .bind(data)
+                .bind(run_id)
+                .bind(key)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+                seq + 1
+            }
+            Some((seq, ..)) => seq + 1,
+            None => 0,
+        };
+        for (i, part) in points.chunks(MAX_CHUNK_POINTS).enumerate() {
+            let mut data = Vec::with_capacity(part.len() * POINT_BYTES);
+            encode_into(&mut data, part.iter().copied());
+            new_chunks.push([
+                run_id.into(),
+                key.into(),
+                (next_seq + i as i64).into(),
+                (part.len() as i64).into(),
+                data.into(),
+            ]);
+        }
+    }
+    if !new_chunks.is_empty() {
+        let mut q = Sql::new("INSERT INTO metric_chunks (run_id, key, seq, points, data) VALUES ");
+        q.bind_rows(new_chunks);
+        q.into_query(db).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Moves points of the per-point `metrics` table (schema versions 1-3) into chunks, one run and
+/// key at a time, each in its own transaction. A no-op on stores created since.
+pub(crate) async fn move_legacy_metrics(db: &Db) -> Result<()> {
+    loop {
+        let Some(row) = sqlx::query("SELECT run_id, key FROM metrics LIMIT 1")
+            .fetch_optional(db.pool())
+            .await?
+        else {
+            return Ok(());
+        };
+        let run_id: String = row.try_get("run_id")?;
+        let key: String = row.try_get("key")?;
+        let mut tx = db.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_id = $1 AND key = $2 \
+             ORDER BY timestamp, step, value",
+        )
+        .bind(&run_id)
+        .bind(&key)
+        .fetch_all(&mut *tx)
+        .await?;
+        let metrics = rows.iter().map(metric_from_row).collect::<Result<Vec<_>>>()?;
+        append_points(db, &mut tx, &run_id, &metrics).await?;
+        sqlx::query("DELETE FROM metrics WHERE run_id = $1 AND key = $2")
+            .bind(&run_id)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(run_id, key, points = metrics.len(), "moved metric history into chunks");
+    }
+}
+
+fn metric_row(run_id: &str, m: &Metric) -> [SqlValue; 7] {
     let (value, is_nan) = stored(m.value);
-    [run_id.into(), (&m.key).into(), m.step.into(), m.timestamp.into(), value.into(), is_nan.into()]
+    [
+        run_id.into(),
+        (&m.key).into(),
+        m.step.into(),
+        m.timestamp.into(),
+        value.into(),
+        is_nan.into(),
+        (m.value.to_bits() as i64).into(),
+    ]
+}
+
+/// Fills `latest_metrics.value_bits` of rows written before the column existed.
+pub(crate) async fn fill_latest_value_bits(db: &Db) -> Result<()> {
+    loop {
+        let rows = sqlx::query(
+            "SELECT run_id, key, value, is_nan FROM latest_metrics WHERE value_bits IS NULL LIMIT 1000",
+        )
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = db.begin_write().await?;
+        for row in &rows {
+            let is_nan: i64 = row.try_get("is_nan")?;
+            let value: f64 = if is_nan != 0 { f64::NAN } else { row.try_get("value")? };
+            sqlx::query("UPDATE latest_metrics SET value_bits = $1 WHERE run_id = $2 AND key = $3")
+                .bind(value.to_bits() as i64)
+                .bind(row.try_get::<String, _>("run_id")?)
+                .bind(row.try_get::<String, _>("key")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
 }
 
 /// MLflow's order for "latest": step, then timestamp, then value (NaN lowest).
@@ -406,18 +571,79 @@ pub(crate) async fn log_io(
     .await?
     .try_get("next")?;
     for (i, item) in items.iter().enumerate() {
+        let [name, digest, context] = dataset_fields(kind, item);
         sqlx::query(
-            "INSERT INTO run_inputs (run_id, position, kind, body) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO run_inputs (run_id, position, kind, body, dataset_name, dataset_digest, \
+             dataset_context) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(run_id)
         .bind(next + i as i64)
         .bind(kind)
         .bind(item.to_string())
+        .bind(name)
+        .bind(digest)
+        .bind(context)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A dataset input's name, digest and context (the input tag `mlflow.data.context`), as the
+/// `datasets.*` filters see them; `None` for other inputs.
+fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 3] {
+    if kind != "dataset" {
+        return [None, None, None];
+    }
+    let text =
+        |v: Option<&serde_json::Value>| Some(v.and_then(|v| v.as_str()).unwrap_or("").to_string());
+    let context = item
+        .get("tags")
+        .and_then(|t| t.as_array())
+        .and_then(|tags| {
+            tags.iter()
+                .find(|t| t.get("key").and_then(|k| k.as_str()) == Some("mlflow.data.context"))
+        })
+        .and_then(|t| t.get("value"));
+    [
+        text(item.pointer("/dataset/name")),
+        text(item.pointer("/dataset/digest")),
+        context.and_then(|c| c.as_str()).map(str::to_string),
+    ]
+}
+
+/// Fills the dataset columns of inputs logged before they existed.
+pub(crate) async fn fill_dataset_fields(db: &Db) -> Result<()> {
+    loop {
+        let rows = sqlx::query(
+            "SELECT run_id, position, body FROM run_inputs \
+             WHERE kind = 'dataset' AND dataset_name IS NULL LIMIT 1000",
+        )
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = db.begin_write().await?;
+        for row in &rows {
+            let body: String = row.try_get("body")?;
+            let item = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+            let [name, digest, context] = dataset_fields("dataset", &item);
+            sqlx::query(
+                "UPDATE run_inputs SET dataset_name = $1, dataset_digest = $2, dataset_context = $3 \
+                 WHERE run_id = $4 AND position = $5",
+            )
+            .bind(name)
+            .bind(digest)
+            .bind(context)
+            .bind(row.try_get::<String, _>("run_id")?)
+            .bind(row.try_get::<i64, _>("position")?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    }
 }
 
 pub(crate) async fn metric_history(
@@ -427,17 +653,22 @@ pub(crate) async fn metric_history(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Metric>> {
-    let rows = sqlx::query(
-        "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_id = $1 AND key = $2 \
-         ORDER BY timestamp, step, value LIMIT $3 OFFSET $4",
-    )
-    .bind(run_id)
-    .bind(key)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(metric_from_row).collect()
+    let rows =
+        sqlx::query("SELECT data FROM metric_chunks WHERE run_id = $1 AND key = $2 ORDER BY seq")
+            .bind(run_id)
+            .bind(key)
+            .fetch_all(db.pool())
+            .await?;
+    let mut points = Vec::new();
+    for row in &rows {
+        let data: Vec<u8> = row.try_get("data")?;
+        decode_into(&data, &mut points)?;
+    }
+    // Stable, so equal points keep their arrival order.
+    points.sort_by(Point::history_cmp);
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit).unwrap_or(0);
+    Ok(points.into_iter().skip(start).take(take).map(|p| p.into_metric(key)).collect())
 }
 
 fn metric_from_row(row: &AnyRow) -> Result<Metric> {
@@ -455,22 +686,38 @@ pub(crate) async fn run_ids(db: &Db, query: &Sql) -> Result<Vec<String>> {
     rows.iter().map(|r| Ok(r.try_get::<String, _>("run_id")?)).collect()
 }
 
-/// Loads whole runs, in the order of `ids` (unknown ids are skipped).
+/// Loads whole runs, in the order of `ids` (unknown ids are skipped). One query: each run's
+/// params, tags, latest metrics and inputs come back as JSON aggregates in its row, so a
+/// 1000-run page is 1000 rows, not 25,000.
 pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let in_list = |q: &mut Sql| {
-        q.bind_list(ids.iter()).push(")");
+    let agg = |items: &str, from: &str| match db.backend() {
+        Backend::Sqlite => format!("(SELECT json_group_array(json_array({items})) {from})"),
+        Backend::Postgres => format!("(SELECT json_agg(json_build_array({items}))::text {from})"),
     };
-    let mut q = Sql::new(
-        "SELECT run_id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, \
-         artifact_uri FROM runs WHERE run_id IN (",
-    );
-    in_list(&mut q);
+    let body = match db.backend() {
+        Backend::Sqlite => "json(body)",
+        Backend::Postgres => "body::json",
+    };
+    let mut q = Sql::new(format!(
+        "SELECT r.run_id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time, \
+         r.lifecycle_stage, r.artifact_uri, {params} AS params, {tags} AS tags, \
+         {metrics} AS metrics, {inputs} AS inputs FROM runs r WHERE r.run_id IN (",
+        params = agg("key, value", "FROM params x WHERE x.run_id = r.run_id"),
+        tags = agg("key, value", "FROM tags x WHERE x.run_id = r.run_id"),
+        metrics = agg(
+            "key, value_bits, timestamp, step",
+            "FROM latest_metrics x WHERE x.run_id = r.run_id"
+        ),
+        inputs =
+            agg(&format!("position, kind, {body}"), "FROM run_inputs x WHERE x.run_id = r.run_id"),
+    ));
+    q.bind_list(ids.iter()).push(")");
     let mut runs: Vec<Run> = Vec::with_capacity(ids.len());
-    for row in q.query(db).fetch_all(db.pool()).await? {
-        runs.push(Run {
+    for row in q.into_query(db).fetch_all(db.pool()).await? {
+        let mut run = Run {
             info: RunInfo {
                 run_id: row.try_get("run_id")?,
                 experiment_id: row.try_get::<i64, _>("experiment_id")?.to_string(),
@@ -491,53 +738,50 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
             inputs: Vec::new(),
             model_inputs: Vec::new(),
             outputs: Vec::new(),
-        });
-    }
-    let positions: std::collections::HashMap<String, usize> =
-        runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
-    let index = |_: &Vec<Run>, id: &str| positions.get(id).copied();
-
-    for (table, is_param) in [("params", true), ("tags", false)] {
-        let mut q = Sql::new(format!("SELECT run_id, key, value FROM {table} WHERE run_id IN ("));
-        in_list(&mut q);
-        q.push(" ORDER BY key");
-        for row in q.query(db).fetch_all(db.pool()).await? {
-            let id: String = row.try_get("run_id")?;
-            if let Some(i) = index(&runs, &id) {
-                let kv = KeyValue { key: row.try_get("key")?, value: row.try_get("value")? };
-                if is_param { runs[i].params.push(kv) } else { runs[i].tags.push(kv) }
-            }
-        }
-    }
-    let mut q = Sql::new(
-        "SELECT run_id, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_id IN (",
-    );
-    in_list(&mut q);
-    q.push(" ORDER BY key");
-    for row in q.query(db).fetch_all(db.pool()).await? {
-        let id: String = row.try_get("run_id")?;
-        if let Some(i) = index(&runs, &id) {
-            runs[i].metrics.push(metric_from_row(&row)?);
-        }
-    }
-    let mut q = Sql::new("SELECT run_id, kind, body FROM run_inputs WHERE run_id IN (");
-    in_list(&mut q);
-    q.push(" ORDER BY position");
-    for row in q.query(db).fetch_all(db.pool()).await? {
-        let id: String = row.try_get("run_id")?;
-        let kind: String = row.try_get("kind")?;
-        let body: String = row.try_get("body")?;
-        let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-        if let Some(i) = index(&runs, &id) {
+        };
+        let column = |name: &str| -> Result<String> {
+            Ok(row.try_get::<Option<String>, _>(name)?.unwrap_or_default())
+        };
+        run.params = key_values(&column("params")?)?;
+        run.tags = key_values(&column("tags")?)?;
+        let metrics: Vec<(String, i64, i64, i64)> = aggregate(&column("metrics")?)?;
+        run.metrics = metrics
+            .into_iter()
+            .map(|(key, bits, timestamp, step)| Metric {
+                key,
+                value: f64::from_bits(bits as u64),
+                timestamp,
+                step,
+            })
+            .collect();
+        run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut inputs: Vec<(i64, String, serde_json::Value)> = aggregate(&column("inputs")?)?;
+        inputs.sort_by_key(|(position, ..)| *position);
+        for (_, kind, value) in inputs {
             match kind.as_str() {
-                "dataset" => runs[i].inputs.push(value),
-                "model_input" => runs[i].model_inputs.push(value),
-                _ => runs[i].outputs.push(value),
+                "dataset" => run.inputs.push(value),
+                "model_input" => run.model_inputs.push(value),
+                _ => run.outputs.push(value),
             }
         }
+        runs.push(run);
     }
-    let order: std::collections::HashMap<&str, usize> =
+    let order: HashMap<&str, usize> =
         ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     runs.sort_by_key(|r| order.get(r.info.run_id.as_str()).copied());
     Ok(runs)
+}
+
+/// A JSON aggregate column (`NULL` or `[]` when there are no items).
+fn aggregate<T: serde::de::DeserializeOwned>(json: &str) -> Result<Vec<T>> {
+    if json.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("a run aggregate: {e}")))
+}
+
+fn key_values(json: &str) -> Result<Vec<KeyValue>> {
+    let mut items: Vec<(String, String)> = aggregate(json)?;
+    items.sort();
+    Ok(items.into_iter().map(|(key, value)| KeyValue { key, value }).collect())
 }

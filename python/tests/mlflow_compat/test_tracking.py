@@ -214,3 +214,40 @@ def test_dataset_inputs(client):
         mlflow.log_input(dataset, context="training")
     r = client.get_run(run.info.run_id)
     assert [d.dataset.name for d in r.inputs.dataset_inputs] == ["poses-v1"]
+    assert r.inputs.dataset_inputs[0].tags[0].value == "training"
+
+    with mlflow.start_run(run_name="eval-only"):
+        eval_set = mlflow.data.from_pandas(pd.DataFrame({"x": [3]}), name="poses-eval")
+        mlflow.log_input(eval_set, context="evaluation")
+    exp = client.get_experiment_by_name("inputs").experiment_id
+
+    def names(filter_string):
+        return sorted(r.info.run_id for r in client.search_runs([exp], filter_string))
+
+    assert names("datasets.name = 'poses-v1'") == [run.info.run_id]
+    assert names("datasets.context = 'training'") == [run.info.run_id]
+    assert len(names("datasets.name LIKE 'poses-%'")) == 2
+    assert names(f"datasets.digest IN ('{dataset.digest}')") == [run.info.run_id]
+    with pytest.raises(MlflowException) as e:
+        client.search_runs([exp], "datasets.rows > 3")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_search_experiments_grammar(client):
+    vision = client.create_experiment("se-falls", tags={"team": "vision"})
+    client.create_experiment("se-gait", tags={"team": "vision"})
+    client.create_experiment("se-billing", tags={"team": "ops"})
+    found = client.search_experiments(filter_string="name LIKE 'se-%' AND tags.team = 'vision'",
+                                      order_by=["name DESC"])
+    assert [e.name for e in found] == ["se-gait", "se-falls"]
+    assert [e.experiment_id for e in client.search_experiments(
+        filter_string=f"attributes.experiment_id = '{vision}'")] == [vision]
+    paged = client.search_experiments(filter_string="name ILIKE 'SE-%'", max_results=2,
+                                      order_by=["name"])
+    assert [e.name for e in paged] == ["se-billing", "se-falls"] and paged.token
+    rest = client.search_experiments(filter_string="name ILIKE 'SE-%'", max_results=2,
+                                     order_by=["name"], page_token=paged.token)
+    assert [e.name for e in rest] == ["se-gait"] and not rest.token
+    with pytest.raises(MlflowException) as e:
+        client.search_experiments(filter_string="metrics.acc > 1")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -96,6 +96,8 @@ pub(crate) struct RunList {
 pub(crate) struct ExperimentQuery {
     /// `active` (default), `deleted` or `all`.
     view: Option<String>,
+    /// MLflow's experiment filter, e.g. `name LIKE 'falls-%' AND tags.team = 'vision'`.
+    filter: Option<String>,
 }
 
 fn view_type(view: Option<&str>) -> Result<ViewType, ApiError> {
@@ -120,6 +122,7 @@ pub(crate) async fn list_experiments(
     let search = track::ExperimentSearch {
         view: view_type(q.view.as_deref())?,
         max_results: Some(50_000),
+        filter: q.filter.unwrap_or_default(),
         ..Default::default()
     };
     let page = s.tracking.search_experiments(&search).await?;

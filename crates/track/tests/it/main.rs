@@ -67,6 +67,85 @@ async fn metrics_keep_history_and_latest(backend: Backend) {
     assert!(rest.next_page_token.is_none());
 }
 
+/// Points are stored in chunks; whatever the mix of one-point calls, big batches and concurrent
+/// writers, the history is every point once, in MLflow's order, and pages join up exactly.
+async fn history_survives_chunking_and_concurrent_writers(backend: Backend) {
+    let (_db, t) = tracking(backend).await;
+    let run = new_run(&t, "0", "r").await;
+    // 300 one-point calls (they fill and then overflow a small chunk), then one batch of 1000
+    // points of a single key (bigger than a chunk may merge), then 8 concurrent writers.
+    for step in 0..300 {
+        t.log_batch(&run, &[metric("loss", step as f64, step, 1_000 + step)], &[], &[])
+            .await
+            .unwrap();
+    }
+    let big: Vec<Metric> =
+        (300..1300).map(|step| metric("loss", step as f64, step, 1_000 + step)).collect();
+    t.log_batch(&run, &big, &[], &[]).await.unwrap();
+    let writers = (0..8).map(|w| {
+        let (t, run) = (t.clone(), run.clone());
+        tokio::spawn(async move {
+            for i in 0..25 {
+                let step = 1300 + w * 25 + i;
+                let batch =
+                    [metric("loss", step as f64, step, 1_000 + step), metric("acc", 0.5, step, 7)];
+                t.log_batch(&run, &batch, &[], &[]).await.unwrap();
+            }
+        })
+    });
+    for w in writers.collect::<Vec<_>>() {
+        w.await.unwrap();
+    }
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let page = t.metric_history(&run, "loss", Some(333), token.as_deref()).await.unwrap();
+        all.extend(page.items);
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    let steps: Vec<i64> = all.iter().map(|m| m.step).collect();
+    assert_eq!(steps, (0..1500).collect::<Vec<_>>());
+    assert!(
+        all.iter()
+            .all(|m| m.key == "loss" && m.value == m.step as f64 && m.timestamp == 1_000 + m.step)
+    );
+    let acc = t.metric_history(&run, "acc", None, None).await.unwrap().items;
+    assert_eq!(acc.len(), 200);
+    let latest = t.get_run(&run).await.unwrap().metrics;
+    assert_eq!(latest.iter().find(|m| m.key == "loss").unwrap().step, 1499);
+    assert!(t.metric_history(&run, "nope", None, None).await.unwrap().items.is_empty());
+}
+
+/// Stores written before chunks (schema 1-3, one row per point) are converted when opened.
+async fn per_point_history_of_older_stores_moves_into_chunks(backend: Backend) {
+    let (db, t) = tracking(backend).await;
+    let run = new_run(&t, "0", "r").await;
+    t.log_batch(&run, &[metric("m", 0.25, 0, 5)], &[], &[]).await.unwrap();
+    for (step, value, is_nan) in [(1, 1.5, 0), (2, 0.0, 1), (3, -2.0, 0)] {
+        sqlx::query(
+            "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES ($1, 'm', $2, 9, $3, $4)",
+        )
+        .bind(&run)
+        .bind(step as i64)
+        .bind(value)
+        .bind(is_nan as i64)
+        .execute(db.db.pool())
+        .await
+        .unwrap();
+    }
+    let t = Tracking::open(db.db.clone()).await.unwrap();
+    let history = t.metric_history(&run, "m", None, None).await.unwrap().items;
+    let got: Vec<(i64, String)> = history.iter().map(|m| (m.step, m.value.to_string())).collect();
+    let want = [(0, "0.25"), (1, "1.5"), (2, "NaN"), (3, "-2")];
+    assert_eq!(got, want.map(|(s, v)| (s, v.to_string())));
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM metrics").fetch_one(db.db.pool()).await.unwrap();
+    assert_eq!(left, 0);
+}
+
 async fn params_are_immutable_and_a_refused_batch_writes_nothing(backend: Backend) {
     let (_db, t) = tracking(backend).await;
     let run = new_run(&t, "0", "r").await;
@@ -144,10 +223,109 @@ async fn search_filters_and_orders_on_the_store(backend: Backend) {
     assert_eq!(names("params.optimizer = 'x'' OR 1=1 --'", &[]).await, Vec::<String>::new());
 }
 
+fn dataset_input(name: &str, digest: &str, context: Option<&str>) -> serde_json::Value {
+    let tags: Vec<serde_json::Value> = context
+        .map(|c| serde_json::json!({"key": "mlflow.data.context", "value": c}))
+        .into_iter()
+        .collect();
+    serde_json::json!({"tags": tags, "dataset": {"name": name, "digest": digest, "source_type": "local"}})
+}
+
+async fn runs_filter_by_their_dataset_inputs(backend: Backend) {
+    let (_db, t) = tracking(backend).await;
+    let a = new_run(&t, "0", "a").await;
+    let b = new_run(&t, "0", "b").await;
+    new_run(&t, "0", "none").await;
+    t.log_io(
+        &a,
+        "dataset",
+        &[
+            dataset_input("falls", "d1", Some("training")),
+            dataset_input("falls-eval", "d2", Some("eval")),
+        ],
+    )
+    .await
+    .unwrap();
+    t.log_io(&b, "dataset", &[dataset_input("children", "e9", None)]).await.unwrap();
+    let names = |filter: &str| {
+        let search = RunSearch {
+            experiment_ids: vec!["0".into()],
+            filter: filter.into(),
+            order_by: vec!["run_name".into()],
+            ..RunSearch::default()
+        };
+        let t = t.clone();
+        async move {
+            t.search_runs(&search)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.info.run_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("datasets.name = 'falls'").await, ["a"]);
+    assert_eq!(names("datasets.name LIKE 'fall%'").await, ["a"]);
+    assert_eq!(names("datasets.name ILIKE 'CHILD%'").await, ["b"]);
+    assert_eq!(names("datasets.digest IN ('e9', 'zz')").await, ["b"]);
+    assert_eq!(names("datasets.context = 'eval'").await, ["a"]);
+    assert_eq!(
+        names("datasets.context IN ('training') AND datasets.name = 'falls-eval'").await,
+        ["a"]
+    );
+    assert_eq!(names("datasets.name != 'falls'").await, ["a", "b"], "a has another dataset");
+    assert_eq!(names("datasets.name NOT IN ('falls', 'falls-eval')").await, ["b"]);
+    let run = t.get_run(&a).await.unwrap();
+    assert_eq!(run.inputs.len(), 2, "inputs come back as logged");
+    assert_eq!(run.inputs[1]["dataset"]["name"], "falls-eval");
+}
+
+async fn experiments_search_with_mlflows_grammar(backend: Backend) {
+    let (_db, t) = tracking(backend).await;
+    let falls = t.create_experiment("falls-2026", None, &[kv("team", "vision")]).await.unwrap();
+    let gait = t.create_experiment("gait", None, &[kv("team", "vision")]).await.unwrap();
+    let other = t.create_experiment("falls-old", None, &[kv("team", "ops")]).await.unwrap();
+    t.delete_experiment(&other).await.unwrap();
+    let names = |filter: &str, order: &[&str], view: ViewType| {
+        let search = slipway_track::ExperimentSearch {
+            filter: filter.into(),
+            order_by: order.iter().map(|s| s.to_string()).collect(),
+            view,
+            ..Default::default()
+        };
+        let t = t.clone();
+        async move {
+            match t.search_experiments(&search).await {
+                Ok(page) => page.items.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+                Err(e) => vec![format!("error: {e}")],
+            }
+        }
+    };
+    let active = ViewType::ActiveOnly;
+    assert_eq!(names("name LIKE 'falls%'", &[], ViewType::All).await, ["falls-old", "falls-2026"]);
+    assert_eq!(names("name LIKE 'falls%'", &[], active).await, ["falls-2026"]);
+    assert_eq!(names("tags.team = 'vision'", &["name DESC"], active).await, ["gait", "falls-2026"]);
+    assert_eq!(names("tags.team IS NULL", &[], active).await, ["Default"]);
+    assert_eq!(names(&format!("experiment_id = '{gait}'"), &[], active).await, ["gait"]);
+    assert_eq!(
+        names("creation_time > 0", &["experiment_id ASC"], active).await,
+        ["falls-2026", "gait"]
+    );
+    assert_eq!(names("", &["name"], active).await, ["Default", "falls-2026", "gait"]);
+    assert!(names("metrics.x > 1", &[], active).await[0].starts_with("error: Invalid entity type"));
+    assert!(names("", &["tags.team"], active).await[0].starts_with("error:"));
+    let _ = falls;
+}
+
 on_both_backends!(
     experiments_start_with_default_and_names_stay_unique,
     metrics_keep_history_and_latest,
+    history_survives_chunking_and_concurrent_writers,
+    per_point_history_of_older_stores_moves_into_chunks,
     params_are_immutable_and_a_refused_batch_writes_nothing,
     deleted_runs_refuse_writes_and_hide_from_search,
     search_filters_and_orders_on_the_store,
+    runs_filter_by_their_dataset_inputs,
+    experiments_search_with_mlflows_grammar,
 );

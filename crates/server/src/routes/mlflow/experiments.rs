@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
+use axum::response::Response;
 use serde_json::{Value, json};
 use track::{ExperimentSearch, KeyValue, ViewType};
 
@@ -52,13 +53,13 @@ pub(crate) async fn get(
 pub(crate) async fn get_by_name(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let args = Args::from_query(q);
     let e = s.tracking.get_experiment_by_name(&args.str("experiment_name")?).await?;
-    Ok(Json(json!({ "experiment": views::experiment(&e) })))
+    Ok(views::wrapped("experiment", views::experiment(&e)))
 }
 
-async fn search(s: AppState, args: Args) -> Result<Json<Value>, ApiError> {
+async fn search(s: AppState, args: Args) -> Result<Response, ApiError> {
     let view = match args.opt_str("view_type")? {
         None => ViewType::ActiveOnly,
         Some(v) => ViewType::parse(&v)
@@ -69,6 +70,7 @@ async fn search(s: AppState, args: Args) -> Result<Json<Value>, ApiError> {
         max_results: args.opt_i64("max_results")?,
         page_token: args.opt_str("page_token")?,
         filter: args.opt_str("filter")?.unwrap_or_default(),
+        order_by: args.strings("order_by")?,
     };
     let found = s.tracking.search_experiments(&search).await?;
     Ok(page("experiments", &found, views::experiment))
@@ -77,14 +79,14 @@ async fn search(s: AppState, args: Args) -> Result<Json<Value>, ApiError> {
 pub(crate) async fn search_get(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     search(s, Args::from_query(q)).await
 }
 
 pub(crate) async fn search_post(
     State(s): State<AppState>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     search(s, Args::from_body(body)?).await
 }
 

@@ -8,8 +8,10 @@ mod experiments;
 mod models;
 mod runs;
 mod views;
+mod wire;
 
 pub(crate) use views::number;
+use views::page;
 
 use axum::Json;
 use axum::Router;
@@ -217,23 +219,6 @@ impl From<track::Error> for ApiError {
             other => ApiError::new(other.code(), other.to_string()),
         }
     }
-}
-
-/// A page of results as MLflow sends it: `{"<name>": [...], "next_page_token": …}`, with the
-/// list left out when empty and the token only when there is another page.
-pub(crate) fn page<T>(
-    name: &str,
-    page: &track::Page<T>,
-    view: impl Fn(&T) -> Value,
-) -> Json<Value> {
-    let mut out = Map::new();
-    if !page.items.is_empty() {
-        out.insert(name.into(), Value::Array(page.items.iter().map(view).collect()));
-    }
-    if let Some(token) = &page.next_page_token {
-        out.insert("next_page_token".into(), Value::String(token.clone()));
-    }
-    Json(Value::Object(out))
 }
 
 /// `{}`: MLflow's answer when there is nothing to say.

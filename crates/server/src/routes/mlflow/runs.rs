@@ -1,18 +1,23 @@
 //! `/runs/…` and `/metrics/get-history`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Query, State};
-use serde_json::{Value, json};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::Value;
+use slipway_core::ErrorCode;
 use track::{KeyValue, Metric, NewRun, RunSearch, RunStatus, ViewType};
 
 use super::experiments::key_values;
+use super::wire::LogBatch;
 use super::{Args, empty, page, value_f64, value_i64, views};
 use crate::{ApiError, AppState};
 
 type Body = Result<Json<Value>, JsonRejection>;
 
-pub(crate) async fn create(State(s): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn create(State(s): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let args = Args::from_body(body)?;
     let experiment_id =
         args.opt_str("experiment_id")?.filter(|e| !e.is_empty()).ok_or_else(|| {
@@ -31,19 +36,19 @@ pub(crate) async fn create(State(s): State<AppState>, body: Body) -> Result<Json
             tags: key_values(&args, "tags")?,
         })
         .await?;
-    Ok(Json(json!({ "run": views::run(&run) })))
+    Ok(views::wrapped("run", views::run(&run)))
 }
 
 pub(crate) async fn get(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let args = Args::from_query(q);
     let run = s.tracking.get_run(&args.run_id()?).await?;
-    Ok(Json(json!({ "run": views::run(&run) })))
+    Ok(views::wrapped("run", views::run(&run)))
 }
 
-pub(crate) async fn update(State(s): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn update(State(s): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let args = Args::from_body(body)?;
     let status = match args.opt_str("status")? {
         None => None,
@@ -57,7 +62,7 @@ pub(crate) async fn update(State(s): State<AppState>, body: Body) -> Result<Json
         .tracking
         .update_run(&args.run_id()?, status, args.opt_i64("end_time")?, name.as_deref())
         .await?;
-    Ok(Json(json!({ "run_info": views::run_info(&info) })))
+    Ok(views::wrapped("run_info", views::run_info(&info)))
 }
 
 pub(crate) async fn delete(State(s): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
@@ -136,16 +141,15 @@ pub(crate) async fn log_metric(
     Ok(empty())
 }
 
+/// The ingest path, parsed without a JSON tree (see `wire`).
 pub(crate) async fn log_batch(
     State(s): State<AppState>,
-    body: Body,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let args = Args::from_body(body)?;
-    let metrics =
-        args.opt_list("metrics")?.iter().map(metric_from).collect::<Result<Vec<_>, _>>()?;
-    let params = key_values(&args, "params")?;
-    let tags = key_values(&args, "tags")?;
-    s.tracking.log_batch(&args.run_id()?, &metrics, &params, &tags).await?;
+    let body = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let batch = LogBatch::parse(&headers, &body)?;
+    s.tracking.log_batch(&batch.run_id, &batch.metrics, &batch.params, &batch.tags).await?;
     Ok(empty())
 }
 
@@ -169,7 +173,7 @@ pub(crate) async fn log_outputs(
     Ok(empty())
 }
 
-pub(crate) async fn search(State(s): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn search(State(s): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let args = Args::from_body(body)?;
     let view = match args.opt_str("run_view_type")? {
         None => ViewType::ActiveOnly,
@@ -191,7 +195,7 @@ pub(crate) async fn search(State(s): State<AppState>, body: Body) -> Result<Json
 pub(crate) async fn metric_history(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let args = Args::from_query(q);
     let history = s
         .tracking
