@@ -61,9 +61,13 @@ class Slipway:
 
     # -- tracking -------------------------------------------------------------------------
 
-    def experiments(self, view: str = "active") -> list:
-        """Experiments, newest first (`view`: active, deleted or all)."""
-        return self._request("GET", "/api/v1/experiments?" + urllib.parse.urlencode({"view": view}))["experiments"]
+    def experiments(self, view: str = "active", filter: str = "") -> list:
+        """Experiments, newest first (`view`: active, deleted or all), optionally filtered with
+        MLflow's experiment grammar (`name LIKE 'falls-%' AND tags.team = 'vision'`)."""
+        query = {"view": view}
+        if filter:
+            query["filter"] = filter
+        return self._request("GET", "/api/v1/experiments?" + urllib.parse.urlencode(query))["experiments"]
 
     def create_experiment(self, name: str, tags: Optional[dict] = None) -> dict:
         return self._request("POST", "/api/v1/experiments", {"name": name, "tags": tags or {}})

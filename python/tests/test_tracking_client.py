@@ -33,6 +33,10 @@ def test_runs_as_a_dataframe(server):
     history = s.metric_history(everything["run_id"].iloc[0], "f1")
     assert len(history) == 1 and set(history[0]) == {"step", "timestamp", "value"}
     assert {e["name"] for e in s.experiments()} >= {"frames", "Default"}
+    assert [e["name"] for e in s.experiments(filter="name LIKE 'fr%'")] == ["frames"]
+    with pytest.raises(SlipwayError) as e:
+        s.experiments(filter="params.x = '1'")
+    assert e.value.status == 400
     with pytest.raises(SlipwayError) as e:
         s.runs("frames", "metrics.f1 >>> 1")
     assert e.value.status == 400

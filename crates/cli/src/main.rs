@@ -4,6 +4,7 @@ mod client;
 mod commands;
 mod config;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "slipway",
     version,
     about = "The machine-learning lifecycle in one binary",
-    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway run -- python train.py      track any command as a run\n  slipway runs list --filter \"metrics.f1 > 0.8\"\n  slipway --server http://127.0.0.1:5000 jobs list"
+    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway run -- python train.py      track any command as a run\n  slipway runs list --filter \"metrics.f1 > 0.8\"\n  slipway data add clips/ --dataset falls  version a folder\n  slipway --server http://127.0.0.1:5000 jobs list"
 )]
 struct Cli {
     /// Print machine-readable JSON instead of tables
@@ -57,6 +58,9 @@ enum Command {
     /// Watch and cancel jobs on a server
     #[command(subcommand)]
     Jobs(commands::jobs::JobsCommand),
+    /// Version datasets: add a folder, check out, diff, log, list, show
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
     /// Put and get content-addressed blobs in the blob store directly
     #[command(subcommand)]
     Blobs(commands::blobs::BlobsCommand),
@@ -135,6 +139,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Experiments(cmd) => commands::experiments::run(cmd, &global).await,
         Command::Runs(cmd) => commands::runs::run(cmd, &global).await,
         Command::Jobs(cmd) => commands::jobs::run(cmd, &global).await,
+        Command::Data(cmd) => commands::data::run(cmd, &global).await,
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
     }
 }

@@ -35,6 +35,7 @@ pub struct AppState {
     pub queue: Queue,
     pub tracking: track::Tracking,
     pub artifacts: track::Artifacts,
+    pub data: slipway_data::Data,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_token: Option<Arc<str>>,
     pub(crate) started_at: SystemTime,
@@ -50,9 +51,11 @@ impl AppState {
         blobs: BlobStore,
         queue: Queue,
         tracking: track::Tracking,
+        data: slipway_data::Data,
         auth_token: Option<String>,
     ) -> AppState {
         AppState {
+            data,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,
             blobs,

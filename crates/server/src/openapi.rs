@@ -9,10 +9,12 @@ use crate::routes::*;
     info(title = "Slipway", description = "The native API of Slipway, the machine-learning lifecycle in one binary. \
         Errors are JSON {\"error_code\", \"message\"}."),
     paths(health, ready, version, list_jobs, submit_job, get_job, job_events, cancel_job,
-        list_experiments, create_experiment, list_runs, get_run, delete_run, metric_history),
+        list_experiments, create_experiment, list_runs, get_run, delete_run, metric_history,
+        list_datasets, get_dataset, get_version, diff, get_file),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
-         (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)")),
+         (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),
+         (name = "data", description = "Datasets, their versions, items, diffs and files")),
 )]
 struct ApiDoc;
 

@@ -251,7 +251,17 @@ impl Tracking {
             lifecycle_stage: LifecycleStage::Active,
         };
         store::create_run(&self.db, &info, &tags).await?;
-        self.get_run(&info.run_id).await
+        // What was just written, without reading it back.
+        tags.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(Run {
+            info,
+            metrics: Vec::new(),
+            params: Vec::new(),
+            tags,
+            inputs: Vec::new(),
+            model_inputs: Vec::new(),
+            outputs: Vec::new(),
+        })
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {

@@ -220,12 +220,13 @@ pub(crate) async fn create_run(db: &Db, info: &RunInfo, tags: &[KeyValue]) -> Re
     .bind(&info.artifact_uri)
     .execute(&mut *tx)
     .await?;
-    upsert_tags(db, &mut tx, &info.run_id, tags).await?;
+    // The row already carries the name, so the tags are written without syncing it back.
+    insert_tags(db, &mut tx, &info.run_id, tags).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn upsert_tags(
+async fn insert_tags(
     db: &Db,
     tx: &mut sqlx::Transaction<'static, Any>,
     run_id: &str,
@@ -237,7 +238,21 @@ async fn upsert_tags(
     let mut q = Sql::new("INSERT INTO tags (run_id, key, value) VALUES ");
     q.bind_rows(tags.iter().map(|t| [SqlValue::from(run_id), (&t.key).into(), (&t.value).into()]));
     q.push(" ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value");
-    q.query(db).execute(&mut **tx).await?;
+    q.into_query(db).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Writes tags (replacing values of existing keys); `mlflow.runName` also renames the run.
+async fn upsert_tags(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    run_id: &str,
+    tags: &[KeyValue],
+) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    insert_tags(db, tx, run_id, tags).await?;
     if let Some(name) = tags.iter().rev().find(|t| t.key == "mlflow.runName") {
         sqlx::query("UPDATE runs SET name = $1 WHERE run_id = $2")
             .bind(&name.value)

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod blobs;
+pub(crate) mod data;
 pub(crate) mod doctor;
 pub(crate) mod experiments;
 pub(crate) mod jobs;
@@ -22,6 +23,7 @@ pub(crate) struct Stores {
     pub(crate) blobs: BlobStore,
     pub(crate) queue: Queue,
     pub(crate) tracking: track::Tracking,
+    pub(crate) data: slipway_data::Data,
 }
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
@@ -36,7 +38,10 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         track::Tracking::open(db.clone()).await.context("preparing the tracking schema")?;
     let blobs = BlobStore::open(&settings.artifacts, settings.blobs.clone())
         .with_context(|| format!("opening the blob store {}", settings.artifacts))?;
-    Ok(Stores { db, blobs, queue, tracking })
+    let data = slipway_data::Data::open(db.clone(), blobs.clone())
+        .await
+        .context("preparing the data schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data })
 }
 
 /// The job kinds this binary can run.

@@ -98,6 +98,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         stores.blobs,
         stores.queue,
         stores.tracking,
+        stores.data,
         token,
     )
     .with_job_kinds(kinds);

@@ -4,6 +4,7 @@
 mod architecture;
 mod blobs;
 mod cli;
+mod data;
 mod harness;
 mod load;
 mod server;

@@ -1,5 +1,6 @@
 //! The route table: one module per resource, all behind the auth and metrics layers.
 
+mod data;
 mod health;
 mod jobs;
 mod meta;
@@ -16,6 +17,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{ApiError, AppState, metrics, ui};
 
+pub(crate) use data::{
+    __path_diff, __path_get_dataset, __path_get_file, __path_get_version, __path_list_datasets,
+};
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use jobs::{
     __path_cancel_job, __path_get_job, __path_job_events, __path_list_jobs, __path_submit_job,
@@ -40,6 +44,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/runs", get(tracking::list_runs))
         .route("/api/v1/runs/{run_id}", get(tracking::get_run).delete(tracking::delete_run))
         .route("/api/v1/runs/{run_id}/metrics", get(tracking::metric_history))
+        .route("/api/v1/datasets", get(data::list_datasets))
+        .route("/api/v1/datasets/{name}", get(data::get_dataset))
+        .route("/api/v1/datasets/{name}/diff", get(data::diff))
+        .route("/api/v1/datasets/{name}/versions/{version}", get(data::get_version))
+        .route("/api/v1/datasets/{name}/versions/{version}/files/{*path}", get(data::get_file))
         .route("/api/openapi.json", get(meta::openapi));
 
     Router::new()

@@ -75,7 +75,7 @@ pub(crate) async fn delete(
 
 /// The content type a download is served with, by extension. Anything that a browser could run
 /// (HTML, SVG, JS) is served as text or bytes, never as itself.
-fn content_type(name: &str) -> &'static str {
+pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "txt" | "log" | "md" | "yaml" | "yml" | "py" | "toml" | "html" | "htm" | "svg" | "js" => {

@@ -10,6 +10,7 @@ mod runs;
 mod views;
 mod wire;
 
+pub(crate) use artifacts::content_type;
 pub(crate) use views::number;
 use views::page;
 

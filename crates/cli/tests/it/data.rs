@@ -1,0 +1,140 @@
+//! `slipway data …` as a user runs it, and the datasets API of a server on the same stores.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use slipway_core::Backend;
+
+use crate::harness::{Server, slipway};
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
+}
+
+/// Runs `slipway ARGS` in `dir` on the stores of the server started there.
+fn data(dir: &Path, db: &str, args: &[&str]) -> std::process::Output {
+    slipway(dir)
+        .args(args)
+        .args(["--db", db, "--data-dir", "."])
+        .env("SLIPWAY_CACHE_DIR", dir.join("cache"))
+        .output()
+        .expect("running slipway")
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn add_checkout_diff_and_the_api(backend: Backend) {
+    let server = Server::start(backend).await;
+    let dir = server.dir_path();
+    let db = server.db_url.clone();
+    let clips = dir.join("clips");
+    for i in 0..20 {
+        write(
+            &clips,
+            &format!("ward{}/clip-{i:02}.json", i % 2),
+            format!("{{\"clip\": {i}}}").as_bytes(),
+        );
+    }
+
+    let first =
+        json(&data(dir, &db, &["--json", "data", "add", "clips", "-d", "falls", "-m", "first"]));
+    assert_eq!((first["created"].as_bool(), first["hashed"].as_u64()), (Some(true), Some(20)));
+    assert_eq!(first["version"]["version"], 1);
+    let again = json(&data(dir, &db, &["--json", "data", "add", "clips", "-d", "falls"]));
+    assert_eq!((again["created"].as_bool(), again["hashed"].as_u64()), (Some(false), Some(0)));
+    write(&clips, "ward1/clip-07.json", b"{\"clip\": \"fall\"}");
+    let second =
+        json(&data(dir, &db, &["--json", "data", "add", "clips", "-d", "falls", "-m", "fix"]));
+    assert_eq!((second["hashed"].as_u64(), second["uploaded"].as_u64()), (Some(1), Some(1)));
+
+    // People get tables and a one-line summary.
+    let out = data(dir, &db, &["data", "diff", "falls@1", "falls@2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("~  ward1/clip-07.json"), "{text}");
+    assert!(text.contains("0 added, 0 removed, 1 changed, 19 unchanged"), "{text}");
+    let out = data(dir, &db, &["data", "log", "falls"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("VERSION") && text.contains("falls@2") && text.contains("fix"),
+        "{text}"
+    );
+
+    let out = data(dir, &db, &["data", "checkout", "falls@1", "v1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for i in 0..20 {
+        let rel = format!("ward{}/clip-{i:02}.json", i % 2);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("v1").join(&rel)).unwrap(),
+            format!("{{\"clip\": {i}}}")
+        );
+    }
+
+    // Bad input: one line, non-zero, nothing made.
+    for (args, needle) in [
+        (&["data", "add", "nowhere", "-d", "falls"][..], "no such file"),
+        (&["data", "add", "clips", "-d", "../up"], "not a valid dataset name"),
+        (&["data", "show", "falls@7"], "no version 7"),
+        (&["data", "show", "falls@x"], "a version is a number"),
+        (&["data", "checkout", "falls", "v1"], "not empty"),
+    ] {
+        let out = data(dir, &db, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+
+    // The server on the same stores serves what the CLI made.
+    let http = server.client();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{}{path}", server.url);
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let list: Value = get("/api/v1/datasets".into()).await.json().await.unwrap();
+    assert_eq!(list["datasets"][0]["name"], "falls");
+    assert_eq!(list["datasets"][0]["latest"], 2);
+    let log: Value = get("/api/v1/datasets/falls".into()).await.json().await.unwrap();
+    assert_eq!(log["versions"].as_array().unwrap().len(), 2);
+    let page: Value =
+        get("/api/v1/datasets/falls/versions/latest?prefix=ward1/&limit=3&offset=1".into())
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(page["total"], 10);
+    let paths: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["ward1/clip-03.json", "ward1/clip-05.json", "ward1/clip-07.json"]);
+    let diff: Value =
+        get("/api/v1/datasets/falls/diff?from=1&to=latest".into()).await.json().await.unwrap();
+    assert_eq!(diff["changed"][0]["after"]["path"], "ward1/clip-07.json");
+    let file = get("/api/v1/datasets/falls/versions/2/files/ward1/clip-07.json".into()).await;
+    assert_eq!(file.headers()["content-type"], "application/json");
+    assert_eq!(file.text().await.unwrap(), "{\"clip\": \"fall\"}");
+    for (path, status) in [
+        ("/api/v1/datasets/nope", 404),
+        ("/api/v1/datasets/falls/versions/9", 404),
+        ("/api/v1/datasets/falls/versions/zero", 400),
+        ("/api/v1/datasets/falls/versions/1/files/ward1/nope.json", 404),
+        ("/api/v1/datasets/falls/versions/1/files/../../etc/passwd", 404),
+        ("/api/v1/datasets/falls/versions/1?limit=0", 400),
+        ("/api/v1/datasets/falls/diff?from=1", 400),
+    ] {
+        let resp = get(path.into()).await;
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(body["error_code"].is_string(), "{path}: {body}");
+    }
+}
+
+slipway_core::on_both_backends!(add_checkout_diff_and_the_api);
