@@ -9,7 +9,7 @@ Pure Python (standard library only). Tracking itself goes through the `mlflow` c
 at the same server; this client covers what is Slipway's own.
 """
 
-from .client import Slipway, SlipwayError
+from .client import Dataset, DatasetVersion, Slipway, SlipwayError
 
-__all__ = ["Slipway", "SlipwayError"]
+__all__ = ["Dataset", "DatasetVersion", "Slipway", "SlipwayError"]
 __version__ = "0.1.0"

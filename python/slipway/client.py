@@ -126,6 +126,17 @@ class Slipway:
         path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/metrics?" + urllib.parse.urlencode({"key": key})
         return self._request("GET", path)
 
+    # -- data -----------------------------------------------------------------------------
+
+    def datasets(self) -> list:
+        """Every dataset: dicts with `name`, `description`, `created_at`, `latest`."""
+        return self._request("GET", "/api/v1/datasets")["datasets"]
+
+    def dataset(self, name: str) -> "Dataset":
+        """A dataset by name (raises SlipwayError 404 if there is none)."""
+        info = self._request("GET", f"/api/v1/datasets/{_q(name)}")
+        return Dataset(self, info["dataset"], info["versions"])
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:
@@ -148,6 +159,20 @@ class Slipway:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _open(self, path: str):
+        """A streaming GET (the caller closes it); errors as SlipwayError."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        request = urllib.request.Request(self.url + path, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                err = json.loads(raw)
+                raise SlipwayError(e.code, err.get("error_code", "UNKNOWN"), err.get("message", "")) from None
+            except (ValueError, AttributeError):
+                raise SlipwayError(e.code, "UNKNOWN", raw.decode(errors="replace").strip()) from None
+
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         data = None
         headers = {"Accept": "application/json"}
@@ -167,3 +192,90 @@ class Slipway:
                 raise SlipwayError(e.code, err.get("error_code", "UNKNOWN"), err.get("message", "")) from None
             except (ValueError, AttributeError):
                 raise SlipwayError(e.code, "UNKNOWN", raw.decode(errors="replace").strip()) from None
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(str(part), safe="")
+
+
+class Dataset:
+    """A dataset: `name`, `description`, `latest`, and its `versions` (dicts, newest first)."""
+
+    def __init__(self, client: Slipway, info: dict, versions: list):
+        self.client = client
+        self.name = info["name"]
+        self.description = info["description"]
+        self.latest = info.get("latest")
+        self.versions = versions
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, latest={self.latest})"
+
+    def version(self, version="latest") -> "DatasetVersion":
+        """Version `version` (a number or 'latest')."""
+        page = self.client._request("GET", f"/api/v1/datasets/{_q(self.name)}/versions/{_q(version)}?limit=1")
+        return DatasetVersion(self.client, page["version"])
+
+    def diff(self, a, b="latest") -> dict:
+        """Items `added`, `removed`, `changed` (before/after) and the `unchanged` count."""
+        query = urllib.parse.urlencode({"from": a, "to": b})
+        return self.client._request("GET", f"/api/v1/datasets/{_q(self.name)}/diff?{query}")
+
+
+class DatasetVersion:
+    """One immutable version: its facts as attributes (`version`, `items`, `bytes`, `message`,
+    `author`, `source`, `parent`, `manifest`, ...) and its files."""
+
+    def __init__(self, client: Slipway, info: dict):
+        self.client = client
+        self.info = info
+        for key, value in info.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        return f"DatasetVersion({self.dataset!r}, {self.version})"
+
+    def _base(self) -> str:
+        return f"/api/v1/datasets/{_q(self.dataset)}/versions/{self.version}"
+
+    def files(self, prefix: str = "") -> list:
+        """Every item (dicts with `path`, `size`, `hash`, `meta`), optionally under a prefix."""
+        out, offset = [], 0
+        while True:
+            query = urllib.parse.urlencode({"prefix": prefix, "offset": offset, "limit": 10000})
+            page = self.client._request("GET", f"{self._base()}?{query}")
+            out += page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return out
+
+    def read(self, path: str) -> bytes:
+        """One file's bytes (verified by the server against its hash as it streams)."""
+        with self.client._open(f"{self._base()}/files/" + "/".join(_q(p) for p in path.split("/"))) as r:
+            return r.read()
+
+    def checkout(self, dest, prefix: str = "") -> int:
+        """Writes the version's files (or those under `prefix`) into `dest`, a new or empty
+        folder; returns how many. A file whose size differs from the version's is an error."""
+        from pathlib import Path
+
+        dest = Path(dest)
+        if dest.exists() and any(dest.iterdir()):
+            raise ValueError(f"{dest} is not empty; check out into a new or empty folder")
+        items = self.files(prefix)
+        for item in items:
+            parts = item["path"].split("/")
+            if any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"refusing the item path {item['path']!r}")
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            with self.client._open(f"{self._base()}/files/" + "/".join(_q(p) for p in parts)) as r, \
+                    open(target, "xb") as out:
+                while chunk := r.read(1 << 20):
+                    out.write(chunk)
+                    written += len(chunk)
+            if written != item["size"]:
+                target.unlink()
+                raise SlipwayError(500, "INTERNAL_ERROR", f"{item['path']}: got {written} bytes, expected {item['size']}")
+        return len(items)

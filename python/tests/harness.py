@@ -28,6 +28,7 @@ class Server:
 
     def __init__(self, db: str | None = None, token: str | None = None):
         self.dir = tempfile.mkdtemp(prefix="slipway-py-")
+        self.db = db
         args = [slipway_bin(), "server", "--port", "0", "--data-dir", self.dir]
         if db:
             args += ["--db", db]
@@ -50,6 +51,16 @@ class Server:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("server never answered /health")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs `slipway ARGS` on this server's stores (as a user on the same machine would)."""
+        argv = [slipway_bin(), *args, "--data-dir", self.dir] + (["--db", self.db] if self.db else [])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+        env["SLIPWAY_CACHE_DIR"] = str(Path(self.dir) / "cache")
+        done = subprocess.run(argv, capture_output=True, env=env, cwd=self.dir)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.decode()}")
+        return done
 
     def stop(self):
         if self.proc.poll() is None:

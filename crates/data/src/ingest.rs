@@ -411,3 +411,46 @@ fn read_and_hash(
     }
     Ok((hasher.finalize().to_hex().to_string(), kept))
 }
+
+/// Per-item metadata from a CSV file: a header row with a `path` column (paths relative to the
+/// added folder) and any other columns, which become each item's metadata. Empty cells are left
+/// out. A path listed twice, or a row without a path, is an error naming the line.
+pub fn read_meta(
+    csv_path: &Path,
+) -> Result<HashMap<String, std::collections::BTreeMap<String, String>>> {
+    let shown = csv_path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(csv_path)
+        .map_err(|e| Error::invalid(format!("cannot read the metadata file {shown}: {e}")))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::invalid(format!("{shown}: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let Some(path_col) = headers.iter().position(|h| h == "path") else {
+        return Err(Error::invalid(format!("{shown}: the header has no 'path' column")));
+    };
+    let mut out = HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+        let path =
+            record.get(path_col).unwrap_or_default().trim().trim_start_matches("./").to_string();
+        if path.is_empty() {
+            return Err(Error::invalid(format!("{shown}, line {line}: the path is empty")));
+        }
+        let meta: std::collections::BTreeMap<String, String> = headers
+            .iter()
+            .zip(record.iter())
+            .enumerate()
+            .filter(|(c, (_, v))| *c != path_col && !v.is_empty())
+            .map(|(_, (k, v))| (k.clone(), v.to_string()))
+            .collect();
+        if out.insert(path.clone(), meta).is_some() {
+            return Err(Error::invalid(format!("{shown}, line {line}: '{path}' is listed twice")));
+        }
+    }
+    Ok(out)
+}

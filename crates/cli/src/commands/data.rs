@@ -2,7 +2,7 @@
 //! DVC works on its cache and remote): no server is needed, and with PostgreSQL and S3 every
 //! machine that shares them sees the same datasets.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -25,6 +25,7 @@ pub(crate) enum DataCommand {
     #[command(
         after_help = "Examples:\n  slipway data add clips/ --dataset falls -m \"first sample\"\n  \
                             slipway data add clips/ --dataset falls      # again: nothing re-hashed, no new version\n  \
+                            slipway data add clips/ --dataset falls --meta clips.csv   # path,camera,room,subject\n  \
                             slipway --json data add clips/ --dataset falls"
     )]
     Add {
@@ -39,6 +40,9 @@ pub(crate) enum DataCommand {
         /// Describe the dataset (kept until changed)
         #[arg(long)]
         description: Option<String>,
+        /// CSV of per-item metadata: a `path` column and any others (camera, room, subject, ...)
+        #[arg(long, value_name = "CSV")]
+        meta: Option<PathBuf>,
         /// Hash every file, ignoring (and not updating) the stat cache
         #[arg(long)]
         no_cache: bool,
@@ -131,10 +135,12 @@ async fn resolve(data: &Data, r: &str) -> anyhow::Result<Version> {
 
 pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        DataCommand::Add { path, dataset, message, description, no_cache, stores } => {
+        DataCommand::Add { path, dataset, message, description, meta, no_cache, stores } => {
             slipway_data::check_name(&dataset)?;
+            let meta = meta.map(|m| ingest::read_meta(&m)).transpose()?;
             let data = open(&stores).await?;
-            add(&data, &path, &dataset, message, description, no_cache, global).await
+            let what = Add { path: &path, dataset: &dataset, message, description, meta, no_cache };
+            add(&data, what, global).await
         }
         DataCommand::Checkout { version, dest, stores } => {
             let data = open(&stores).await?;
@@ -294,15 +300,18 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
     }
 }
 
-async fn add(
-    data: &Data,
-    path: &Path,
-    dataset: &str,
+/// What `data add` was asked to do.
+struct Add<'a> {
+    path: &'a Path,
+    dataset: &'a str,
     message: String,
     description: Option<String>,
+    meta: Option<HashMap<String, BTreeMap<String, String>>>,
     no_cache: bool,
-    global: &Global,
-) -> anyhow::Result<ExitCode> {
+}
+
+async fn add(data: &Data, what: Add<'_>, global: &Global) -> anyhow::Result<ExitCode> {
+    let Add { path, dataset, message, description, mut meta, no_cache } = what;
     let started = Instant::now();
     let (files, mut problems) = ingest::scan(path)?;
     let latest = match data.resolve(&VersionRef { name: dataset.into(), version: None }).await {
@@ -328,6 +337,22 @@ async fn add(
         tracing::warn!("could not save the stat cache: {e}");
     }
     problems.extend(ingested.problems.iter().cloned());
+    let mut items = ingested.items;
+    if let Some(meta) = meta.as_mut() {
+        for item in &mut items {
+            if let Some(m) = meta.remove(&item.path) {
+                item.meta = m;
+            }
+        }
+        let mut unknown: Vec<&String> = meta.keys().collect();
+        unknown.sort();
+        for path in unknown {
+            problems.push(ingest::Problem {
+                path: path.clone(),
+                message: "listed in the metadata file but not in the folder".into(),
+            });
+        }
+    }
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     if !problems.is_empty() {
         for p in &problems {
@@ -344,7 +369,7 @@ async fn add(
     if files.is_empty() {
         anyhow::bail!("nothing to add: {} holds no files", path.display());
     }
-    let manifest = Manifest::new(Kind::Files, ingested.items)?;
+    let manifest = Manifest::new(Kind::Files, items)?;
     let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let commit = data
         .commit(

@@ -78,6 +78,44 @@ async fn add_checkout_diff_and_the_api(backend: Backend) {
         );
     }
 
+    // Per-item metadata from a CSV: a row for a file that is not there is a problem.
+    std::fs::write(
+        dir.join("meta.csv"),
+        "path,camera,room\nward0/clip-00.json,4k,3\nward9/ghost.json,720p,1\n",
+    )
+    .unwrap();
+    let out = data(dir, &db, &["data", "add", "clips", "-d", "falls", "--meta", "meta.csv"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ward9/ghost.json: listed in the metadata file but not in the folder"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.join("meta.csv"),
+        "path,camera,room\nward0/clip-00.json,4k,3\n\"ward1/clip-01.json\",720p,\n",
+    )
+    .unwrap();
+    let third = json(&data(
+        dir,
+        &db,
+        &["--json", "data", "add", "clips", "-d", "falls", "--meta", "meta.csv"],
+    ));
+    assert_eq!(
+        (third["created"].as_bool(), third["hashed"].as_u64()),
+        (Some(true), Some(0)),
+        "meta alone is a new version"
+    );
+    let shown = json(&data(dir, &db, &["--json", "data", "show", "falls@3", "--items"]));
+    let items = shown["items"].as_array().unwrap();
+    let meta = |path: &str| items.iter().find(|i| i["path"] == path).unwrap().get("meta").cloned();
+    assert_eq!(meta("ward0/clip-00.json"), Some(serde_json::json!({"camera": "4k", "room": "3"})));
+    assert_eq!(meta("ward1/clip-01.json"), Some(serde_json::json!({"camera": "720p"})));
+    assert_eq!(meta("ward0/clip-02.json"), None);
+    std::fs::write(dir.join("bad.csv"), "file,camera\na,b\n").unwrap();
+    let out = data(dir, &db, &["data", "add", "clips", "-d", "falls", "--meta", "bad.csv"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no 'path' column"));
+
     // Bad input: one line, non-zero, nothing made.
     for (args, needle) in [
         (&["data", "add", "nowhere", "-d", "falls"][..], "no such file"),
@@ -102,9 +140,9 @@ async fn add_checkout_diff_and_the_api(backend: Backend) {
     };
     let list: Value = get("/api/v1/datasets".into()).await.json().await.unwrap();
     assert_eq!(list["datasets"][0]["name"], "falls");
-    assert_eq!(list["datasets"][0]["latest"], 2);
+    assert_eq!(list["datasets"][0]["latest"], 3);
     let log: Value = get("/api/v1/datasets/falls".into()).await.json().await.unwrap();
-    assert_eq!(log["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(log["versions"].as_array().unwrap().len(), 3);
     let page: Value =
         get("/api/v1/datasets/falls/versions/latest?prefix=ward1/&limit=3&offset=1".into())
             .await
@@ -116,7 +154,7 @@ async fn add_checkout_diff_and_the_api(backend: Backend) {
         page["items"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["ward1/clip-03.json", "ward1/clip-05.json", "ward1/clip-07.json"]);
     let diff: Value =
-        get("/api/v1/datasets/falls/diff?from=1&to=latest".into()).await.json().await.unwrap();
+        get("/api/v1/datasets/falls/diff?from=1&to=2".into()).await.json().await.unwrap();
     assert_eq!(diff["changed"][0]["after"]["path"], "ward1/clip-07.json");
     let file = get("/api/v1/datasets/falls/versions/2/files/ward1/clip-07.json".into()).await;
     assert_eq!(file.headers()["content-type"], "application/json");

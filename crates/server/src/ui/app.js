@@ -3,7 +3,7 @@
 "use strict";
 
 const STAGES = [
-  { id: "data", phase: "Experimental", title: "Datasets", built: false,
+  { id: "data", phase: "Experimental", title: "Datasets", built: true,
     what: "Ingest a sample of raw data, version it, profile it and hand it to training." },
   { id: "label", phase: "Experimental", title: "Labeling", built: false,
     what: "Mark up items with classes, time segments and regions, with model pre-labels." },
@@ -260,26 +260,7 @@ async function runPage(expId, runId) {
   }
   async function showArtifact(path, size) {
     const url = "/api/2.0/mlflow-artifacts/artifacts/" + root + "/" + path.split("/").map(encodeURIComponent).join("/");
-    const token = sessionStorage.getItem("slipway-token");
-    const response = await fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {} });
-    const ext = path.split(".").pop().toLowerCase();
-    const title = h("h3", {}, path, " ", h("a", { href: url, download: path.split("/").pop() }, "download"));
-    if (["png", "jpg", "jpeg", "gif", "webp"].includes(ext)) {
-      const blob = await response.blob();
-      preview.replaceChildren(title, h("img", { src: URL.createObjectURL(blob), alt: path, class: "artifact-image" }));
-      return;
-    }
-    if (size > 2_000_000) { preview.replaceChildren(title, h("p", {}, "Too large to preview.")); return; }
-    const text = await response.text();
-    if (ext === "json") {
-      let pretty = text; try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch {}
-      preview.replaceChildren(title, h("pre", {}, pretty));
-    } else if (ext === "csv") {
-      const rows = text.trim().split("\n").slice(0, 200).map((l) => l.split(","));
-      preview.replaceChildren(title, h("table", { class: "csv" }, h("thead", {}, h("tr", {}, rows[0].map((c) => h("th", {}, c)))), h("tbody", {}, rows.slice(1).map((row) => h("tr", {}, row.map((c) => h("td", {}, c)))))));
-    } else {
-      preview.replaceChildren(title, h("pre", {}, text));
-    }
+    await previewFile(url, path, size, preview);
   }
   await openDir("", browser);
   return h("div", {},
@@ -315,6 +296,133 @@ PAGES.compare = async (segments, query) => {
           return h("tr", { class: differs ? "differs" : null }, h("td", {}, k), vals.map((v) => h("td", {}, v === undefined ? "—" : v))); })))),
     h("section", {}, h("h2", {}, "Metrics"), h("div", { class: "charts" }, charts)));
 };
+
+/** Shows a file's content in `into`: images, JSON (pretty), CSV (a table), text. */
+async function previewFile(url, path, size, into) {
+  const token = sessionStorage.getItem("slipway-token");
+  const response = await fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {} });
+  const ext = path.split(".").pop().toLowerCase();
+  const title = h("h3", {}, path, " ", h("a", { href: url, download: path.split("/").pop() }, "download"));
+  if (!response.ok) { into.replaceChildren(title, h("div", { class: "error" }, "Could not load: " + response.statusText)); return; }
+  if (["png", "jpg", "jpeg", "gif", "webp"].includes(ext)) {
+    const blob = await response.blob();
+    into.replaceChildren(title, h("img", { src: URL.createObjectURL(blob), alt: path, class: "artifact-image" }));
+    return;
+  }
+  if (size > 2_000_000) { into.replaceChildren(title, h("p", {}, "Too large to preview.")); return; }
+  const text = await response.text();
+  if (ext === "json") {
+    let pretty = text; try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch {}
+    into.replaceChildren(title, h("pre", {}, pretty));
+  } else if (ext === "csv") {
+    const rows = text.trim().split("\n").slice(0, 200).map((l) => l.split(","));
+    into.replaceChildren(title, h("table", { class: "csv" }, h("thead", {}, h("tr", {}, rows[0].map((c) => h("th", {}, c)))), h("tbody", {}, rows.slice(1).map((row) => h("tr", {}, row.map((c) => h("td", {}, c)))))));
+  } else if (/^[\x09\x0a\x0d\x20-\x7e\u00a0-\uffff]*$/.test(text.slice(0, 4096))) {
+    into.replaceChildren(title, h("pre", {}, text));
+  } else {
+    into.replaceChildren(title, h("p", {}, `Binary content, ${bytes(size)}.`));
+  }
+}
+
+// --- data pages --------------------------------------------------------------------------
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+const enc = encodeURIComponent;
+
+PAGES.data = async (segments, query) => {
+  if (segments[0] && segments[1] === "diff") return datasetDiff(segments[0], query);
+  if (segments[0] && segments[1]) return versionPage(segments[0], segments[1], query);
+  if (segments[0]) return datasetPage(segments[0]);
+  const { datasets } = await api("/api/v1/datasets");
+  const body = datasets.length === 0
+    ? h("div", { class: "empty" }, "No datasets yet. Version a folder with `slipway data add clips/ --dataset falls`.")
+    : h("table", { class: "datasets" },
+        h("thead", {}, h("tr", {}, ["Name", "Latest", "Created", "Description"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, datasets.map((d) => h("tr", {},
+          h("td", {}, h("a", { href: `#/data/${enc(d.name)}` }, d.name)),
+          h("td", { class: "num" }, d.latest ? h("a", { href: `#/data/${enc(d.name)}/${d.latest}` }, `v${d.latest}`) : "—"),
+          h("td", {}, time(d.created_at)),
+          h("td", {}, d.description || "")))));
+  return h("div", {},
+    h("h1", {}, "Datasets"),
+    h("p", { class: "lede" }, "Immutable versions of folders and tables, content in the blob store, lineage to every run that used them."),
+    body);
+};
+
+async function datasetPage(name) {
+  const { dataset, versions } = await api(`/api/v1/datasets/${enc(name)}`);
+  return h("div", {},
+    h("h1", {}, dataset.name),
+    h("p", { class: "lede" }, h("a", { href: "#/data" }, "← datasets"), dataset.description ? " · " + dataset.description : ""),
+    h("table", { class: "versions" },
+      h("thead", {}, h("tr", {}, ["Version", "Created", "Items", "Size", "Author", "Message", ""].map((c) => h("th", {}, c)))),
+      h("tbody", {}, versions.map((v) => h("tr", {},
+        h("td", {}, h("a", { href: `#/data/${enc(name)}/${v.version}` }, `v${v.version}`)),
+        h("td", {}, time(v.created_at)),
+        h("td", { class: "num" }, v.items),
+        h("td", { class: "num" }, bytes(v.bytes)),
+        h("td", {}, v.author),
+        h("td", {}, v.message),
+        h("td", {}, v.parent ? h("a", { href: `#/data/${enc(name)}/diff?from=${v.parent}&to=${v.version}` }, `diff v${v.parent}`) : ""))))));
+}
+
+async function versionPage(name, version, query) {
+  const prefix = query.get("prefix") || "";
+  const offset = Number(query.get("offset") || 0);
+  const limit = 200;
+  const page = await api(`/api/v1/datasets/${enc(name)}/versions/${enc(version)}?limit=${limit}&offset=${offset}&prefix=${enc(prefix)}`);
+  const v = page.version;
+  const preview = h("div", { class: "preview" });
+  const go = (o, p) => { location.hash = `#/data/${enc(name)}/${v.version}?` + new URLSearchParams({ prefix: p, offset: o }); };
+  const filter = h("input", { name: "prefix", value: prefix, placeholder: "folder/ or file name prefix", "aria-label": "prefix", class: "grow" });
+  const fact = (k, val) => [h("dt", {}, k), h("dd", {}, val)];
+  const fileUrl = (path) => `/api/v1/datasets/${enc(name)}/versions/${v.version}/files/` + path.split("/").map(enc).join("/");
+  return h("div", {},
+    h("h1", {}, `${v.dataset} v${v.version}`),
+    h("p", { class: "lede" }, h("a", { href: `#/data/${enc(name)}` }, "← versions"), " · ", v.message || "no message"),
+    h("dl", { class: "facts" },
+      fact("Kind", v.kind), fact("Items", `${v.items} (${bytes(v.bytes)})`), fact("Created", time(v.created_at)),
+      fact("Author", v.author), fact("Source", v.source),
+      fact("Parent", v.parent ? h("a", { href: `#/data/${enc(name)}/${v.parent}` }, `v${v.parent}`) : "—"),
+      fact("Manifest", h("code", {}, v.manifest))),
+    h("section", {},
+      h("h2", {}, "Items"),
+      h("form", { class: "search", onsubmit: (e) => { e.preventDefault(); go(0, filter.value.trim()); } }, filter, h("button", { type: "submit" }, "Filter")),
+      h("table", { class: "items" },
+        h("thead", {}, h("tr", {}, ["Path", "Size", "BLAKE3"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, page.items.map((i) => h("tr", {},
+          h("td", {}, h("a", { href: "#", "data-item": i.path, onclick: (e) => { e.preventDefault(); previewFile(fileUrl(i.path), i.path, i.size, preview); } }, i.path)),
+          h("td", { class: "num" }, bytes(i.size)),
+          h("td", {}, h("code", {}, i.hash.slice(0, 12))))))),
+      h("p", { class: "pager" }, `${page.total === 0 ? 0 : offset + 1}–${offset + page.items.length} of ${page.total}`,
+        offset > 0 ? h("button", { type: "button", onclick: () => go(Math.max(0, offset - limit), prefix) }, "Previous") : null,
+        offset + limit < page.total ? h("button", { type: "button", onclick: () => go(offset + limit, prefix) }, "Next") : null),
+      preview));
+}
+
+async function datasetDiff(name, query) {
+  const from = query.get("from") || "1", to = query.get("to") || "latest";
+  const d = await api(`/api/v1/datasets/${enc(name)}/diff?from=${enc(from)}&to=${enc(to)}`);
+  const rows = [
+    ...d.added.map((i) => ["added", i.path, bytes(i.size)]),
+    ...d.removed.map((i) => ["removed", i.path, bytes(i.size)]),
+    ...d.changed.map((c) => ["changed", c.after.path, `${bytes(c.before.size)} → ${bytes(c.after.size)}`]),
+  ].sort((a, b) => a[1].localeCompare(b[1]));
+  return h("div", {},
+    h("h1", {}, `${name}: v${d.from.version} → v${d.to.version}`),
+    h("p", { class: "lede" }, h("a", { href: `#/data/${enc(name)}` }, "← versions"),
+      ` · ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} changed, ${d.unchanged} unchanged`),
+    rows.length === 0 ? h("div", { class: "empty" }, "The two versions hold the same items.")
+      : h("table", { class: "diff" },
+          h("thead", {}, h("tr", {}, ["Change", "Path", "Size"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, rows.map(([kind, path, size]) => h("tr", { class: kind }, h("td", {}, kind), h("td", {}, path), h("td", { class: "num" }, size))))));
+}
 
 function stagePage(stage) {
   return h("div", {},
