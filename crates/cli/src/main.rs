@@ -58,7 +58,7 @@ enum Command {
     /// Watch and cancel jobs on a server
     #[command(subcommand)]
     Jobs(commands::jobs::JobsCommand),
-    /// Version datasets: add a folder, check out, diff, log, list, show
+    /// Version datasets: add a folder, check out, diff, sample, split, log, list, show
     #[command(subcommand)]
     Data(commands::data::DataCommand),
     /// Put and get content-addressed blobs in the blob store directly

@@ -7,6 +7,7 @@
 //! This crate knows nothing of HTTP or the command line.
 
 pub mod checkout;
+pub mod derive;
 mod error;
 pub mod ingest;
 mod types;
@@ -24,12 +25,20 @@ pub use types::{
 };
 
 /// The data stage's schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "datasets",
-    sqlite: include_str!("../migrations/sqlite/0001_datasets.sql"),
-    postgres: include_str!("../migrations/postgres/0001_datasets.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "datasets",
+        sqlite: include_str!("../migrations/sqlite/0001_datasets.sql"),
+        postgres: include_str!("../migrations/postgres/0001_datasets.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "derived versions",
+        sqlite: include_str!("../migrations/sqlite/0002_derived_from.sql"),
+        postgres: include_str!("../migrations/postgres/0002_derived_from.sql"),
+    },
+];
 
 /// How many blob-store lookups run at once when a new version's content is checked.
 const CHECK_CONCURRENCY: usize = 32;
@@ -41,6 +50,8 @@ pub struct NewVersion {
     pub author: String,
     pub source: String,
     pub description: Option<String>,
+    /// The version this one was made from (`name@N`), for samples and splits.
+    pub derived_from: Option<String>,
 }
 
 /// The outcome of [`Data::commit`].
@@ -59,7 +70,7 @@ pub struct Data {
 }
 
 const VERSION_COLUMNS: &str = "d.name, v.version, v.kind, v.manifest, v.parent, v.message, \
-     v.author, v.source, v.items, v.bytes, v.created_at";
+     v.author, v.source, v.items, v.bytes, v.created_at, v.derived_from";
 
 fn version_from_row(row: &AnyRow) -> Result<Version> {
     Ok(Version {
@@ -74,6 +85,7 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
         items: row.try_get("items")?,
         bytes: row.try_get("bytes")?,
         created_at: row.try_get("created_at")?,
+        derived_from: row.try_get("derived_from")?,
     })
 }
 
@@ -264,7 +276,8 @@ impl Data {
         let number = parent.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO dataset_versions (dataset_id, version, kind, manifest, parent, message, author, \
-             source, items, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             source, items, bytes, created_at, derived_from) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(dataset_id)
         .bind(number)
@@ -277,6 +290,7 @@ impl Data {
         .bind(manifest.items.len() as i64)
         .bind(manifest.bytes() as i64)
         .bind(now)
+        .bind(&new.derived_from)
         .execute(&mut *tx)
         .await?;
         if let Some(description) = new.description.filter(|d| !d.is_empty()) {

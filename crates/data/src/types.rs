@@ -60,6 +60,8 @@ pub struct Version {
     pub items: i64,
     pub bytes: i64,
     pub created_at: i64,
+    /// The version this one was made from (`name@N`): samples and splits.
+    pub derived_from: Option<String>,
 }
 
 impl Version {

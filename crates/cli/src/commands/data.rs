@@ -1,4 +1,4 @@
-//! `slipway data add|checkout|diff|log|ls|show`: versioned datasets, on the stores directly (as
+//! `slipway data add|checkout|diff|sample|split|log|ls|show`: versioned datasets, on the stores directly (as
 //! DVC works on its cache and remote): no server is needed, and with PostgreSQL and S3 every
 //! machine that shares them sees the same datasets.
 
@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 use slipway_core::{BlobStore, Db};
+use slipway_data::derive::{self, SampleSize};
 use slipway_data::ingest::{self, StatCache};
 use slipway_data::{Data, Kind, Manifest, NewVersion, Version, VersionRef};
 
@@ -67,6 +68,55 @@ pub(crate) enum DataCommand {
     Diff {
         from: String,
         to: String,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// Make a deterministic sample of a version as a new version (of NAME-sample, or --into)
+    #[command(after_help = "Examples:\n  slipway data sample falls@3 --fraction 0.1 --seed 7\n  \
+                            slipway data sample falls --n 500 --stratify-by activity --seed 7 --into falls-small")]
+    Sample {
+        /// NAME, NAME@N or NAME@latest
+        version: String,
+        /// Share of the items, in (0, 1]
+        #[arg(long, conflicts_with = "n", required_unless_present = "n")]
+        fraction: Option<f64>,
+        /// Number of items
+        #[arg(long)]
+        n: Option<usize>,
+        /// Keep each value of this item metadata field at its share (within one item)
+        #[arg(long, value_name = "FIELD")]
+        stratify_by: Option<String>,
+        #[arg(long)]
+        seed: u64,
+        /// Dataset that receives the sample [default: NAME-sample]
+        #[arg(long)]
+        into: Option<String>,
+        #[arg(long, short = 'm', default_value = "")]
+        message: String,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// Split a version into train/val/test versions (of NAME-train, NAME-val, NAME-test)
+    #[command(
+        after_help = "Examples:\n  slipway data split falls@3 --train 0.8 --val 0.1 --test 0.1 --seed 7\n  \
+                            slipway data split falls --train 0.9 --test 0.1 --stratify-by activity --seed 1"
+    )]
+    Split {
+        version: String,
+        #[arg(long, default_value_t = 0.0)]
+        train: f64,
+        #[arg(long, default_value_t = 0.0)]
+        val: f64,
+        #[arg(long, default_value_t = 0.0)]
+        test: f64,
+        /// Keep each value of this item metadata field at its share in every part
+        #[arg(long, value_name = "FIELD")]
+        stratify_by: Option<String>,
+        #[arg(long)]
+        seed: u64,
+        /// Prefix of the receiving datasets [default: NAME]
+        #[arg(long)]
+        into: Option<String>,
         #[command(flatten)]
         stores: StoreArgs,
     },
@@ -217,6 +267,60 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
             );
             Ok(ExitCode::SUCCESS)
         }
+        DataCommand::Sample { version, fraction, n, stratify_by, seed, into, message, stores } => {
+            let data = open(&stores).await?;
+            let v = resolve(&data, &version).await?;
+            let items = data.manifest(&v).await?.items;
+            let size = match (fraction, n) {
+                (Some(f), _) => SampleSize::Fraction(f),
+                (None, Some(n)) => SampleSize::Count(n),
+                (None, None) => anyhow::bail!("give --fraction or --n"),
+            };
+            let picked = derive::sample(&items, size, stratify_by.as_deref(), seed)?;
+            let how = match size {
+                SampleSize::Fraction(f) => format!("fraction {f}"),
+                SampleSize::Count(n) => format!("{n} items"),
+            };
+            let strat =
+                stratify_by.as_deref().map(|f| format!(", stratified by {f}")).unwrap_or_default();
+            let target = into.unwrap_or_else(|| format!("{}-sample", v.dataset));
+            let source = format!("sample of {}: {how}, seed {seed}{strat}", v.label());
+            let commit = derived(&data, &target, v.kind, picked, &v, source, message).await?;
+            report_derived(global, &[commit])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Split { version, train, val, test, stratify_by, seed, into, stores } => {
+            let parts: Vec<(String, f64)> = [("train", train), ("val", val), ("test", test)]
+                .into_iter()
+                .filter(|(_, f)| *f > 0.0)
+                .map(|(n, f)| (n.to_string(), f))
+                .collect();
+            if parts.is_empty() {
+                anyhow::bail!("give the parts' shares, e.g. --train 0.8 --val 0.1 --test 0.1");
+            }
+            let data = open(&stores).await?;
+            let v = resolve(&data, &version).await?;
+            let items = data.manifest(&v).await?.items;
+            let split = derive::split(&items, &parts, stratify_by.as_deref(), seed)?;
+            let prefix = into.unwrap_or_else(|| v.dataset.clone());
+            let strat =
+                stratify_by.as_deref().map(|f| format!(", stratified by {f}")).unwrap_or_default();
+            let shares: Vec<String> = parts.iter().map(|(n, f)| format!("{n} {f}")).collect();
+            let mut commits = Vec::new();
+            for (part, picked) in split {
+                let source = format!(
+                    "{part} part of {}: {}, seed {seed}{strat}",
+                    v.label(),
+                    shares.join(" / ")
+                );
+                let target = format!("{prefix}-{part}");
+                commits.push(
+                    derived(&data, &target, v.kind, picked, &v, source, String::new()).await?,
+                );
+            }
+            report_derived(global, &commits)?;
+            Ok(ExitCode::SUCCESS)
+        }
         DataCommand::Log { name, stores } => {
             let data = open(&stores).await?;
             let versions = data.log(&name).await?;
@@ -310,6 +414,50 @@ struct Add<'a> {
     no_cache: bool,
 }
 
+/// Commits `items` (taken from `from`) as the next version of `target`.
+async fn derived(
+    data: &Data,
+    target: &str,
+    kind: Kind,
+    items: Vec<slipway_data::Item>,
+    from: &Version,
+    source: String,
+    message: String,
+) -> anyhow::Result<slipway_data::Commit> {
+    slipway_data::check_name(target)?;
+    let manifest = Manifest::new(kind, items)?;
+    let new = NewVersion {
+        message: if message.is_empty() { source.clone() } else { message },
+        author: author(),
+        source,
+        description: None,
+        derived_from: Some(from.label()),
+    };
+    Ok(data.commit(target, &manifest, new).await?)
+}
+
+fn report_derived(global: &Global, commits: &[slipway_data::Commit]) -> anyhow::Result<()> {
+    if global.json {
+        let out: Vec<_> =
+            commits.iter().map(|c| json!({"version": c.version, "created": c.created})).collect();
+        return crate::output::json(&out);
+    }
+    let rows: Vec<Vec<String>> = commits
+        .iter()
+        .map(|c| {
+            vec![
+                c.version.label(),
+                c.version.items.to_string(),
+                size(c.version.bytes as u64),
+                if c.created { "new".into() } else { "unchanged".into() },
+                c.version.source.clone(),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "ITEMS", "SIZE", "", "FROM"], &rows)?;
+    Ok(())
+}
+
 async fn add(data: &Data, what: Add<'_>, global: &Global) -> anyhow::Result<ExitCode> {
     let Add { path, dataset, message, description, mut meta, no_cache } = what;
     let started = Instant::now();
@@ -380,6 +528,7 @@ async fn add(data: &Data, what: Add<'_>, global: &Global) -> anyhow::Result<Exit
                 author: author(),
                 source: source.display().to_string(),
                 description,
+                derived_from: None,
             },
         )
         .await?;

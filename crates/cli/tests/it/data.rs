@@ -175,4 +175,99 @@ async fn add_checkout_diff_and_the_api(backend: Backend) {
     }
 }
 
-slipway_core::on_both_backends!(add_checkout_diff_and_the_api);
+async fn samples_and_splits_are_deterministic_and_stratified(backend: Backend) {
+    let server = Server::start(backend).await;
+    let dir = server.dir_path();
+    let db = server.db_url.clone();
+    let mut csv = String::from("path,activity\n");
+    for i in 0..30 {
+        let activity = if i < 20 {
+            "walk"
+        } else if i < 26 {
+            "fall"
+        } else {
+            "sit"
+        };
+        write(&dir.join("clips"), &format!("c{i:02}.json"), format!("{i}").as_bytes());
+        csv.push_str(&format!("c{i:02}.json,{activity}\n"));
+    }
+    std::fs::write(dir.join("clips.csv"), csv).unwrap();
+    json(&data(
+        dir,
+        &db,
+        &["--json", "data", "add", "clips", "-d", "poses", "--meta", "clips.csv"],
+    ));
+    let sample = [
+        "--json",
+        "data",
+        "sample",
+        "poses@1",
+        "--fraction",
+        "0.5",
+        "--stratify-by",
+        "activity",
+        "--seed",
+        "3",
+    ];
+    let first = json(&data(dir, &db, &sample));
+    assert_eq!(first[0]["version"]["dataset"], "poses-sample");
+    assert_eq!(first[0]["version"]["derived_from"], "poses@1");
+    assert_eq!(first[0]["version"]["items"], 15);
+    assert_eq!(
+        json(&data(dir, &db, &sample))[0]["created"],
+        false,
+        "the same seed picks the same items"
+    );
+    let shown = json(&data(dir, &db, &["--json", "data", "show", "poses-sample", "--items"]));
+    let count = |class: &str| {
+        shown["items"].as_array().unwrap().iter().filter(|i| i["meta"]["activity"] == class).count()
+    };
+    assert_eq!((count("walk"), count("fall"), count("sit")), (10, 3, 2));
+
+    let split = json(&data(
+        dir,
+        &db,
+        &[
+            "--json", "data", "split", "poses", "--train", "0.8", "--val", "0.1", "--test", "0.1",
+            "--seed", "9",
+        ],
+    ));
+    let names: Vec<&str> = split
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"]["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["poses-train", "poses-val", "poses-test"]);
+    let sizes: Vec<i64> =
+        split.as_array().unwrap().iter().map(|c| c["version"]["items"].as_i64().unwrap()).collect();
+    assert_eq!(sizes, [24, 3, 3]);
+    let mut all: Vec<String> = Vec::new();
+    for name in names {
+        let shown = json(&data(dir, &db, &["--json", "data", "show", name, "--items"]));
+        all.extend(
+            shown["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["path"].as_str().unwrap().to_string()),
+        );
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 30, "every item in exactly one part");
+    for args in [
+        &["data", "split", "poses", "--train", "0.8", "--test", "0.1", "--seed", "1"][..],
+        &["data", "sample", "poses", "--n", "31", "--seed", "1"],
+        &["data", "sample", "poses", "--fraction", "0", "--seed", "1"],
+    ] {
+        let out = data(dir, &db, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "{args:?}");
+    }
+}
+
+slipway_core::on_both_backends!(
+    add_checkout_diff_and_the_api,
+    samples_and_splits_are_deterministic_and_stratified
+);

@@ -31,6 +31,7 @@ fn new(message: &str) -> NewVersion {
         author: "test".into(),
         source: "here".into(),
         description: None,
+        derived_from: None,
     }
 }
 

@@ -59,6 +59,8 @@ pub(crate) struct VersionView {
     items: i64,
     bytes: i64,
     created_at: i64,
+    /// The version this one was sampled or split from (`name@N`).
+    derived_from: Option<String>,
 }
 
 impl From<Version> for VersionView {
@@ -75,6 +77,7 @@ impl From<Version> for VersionView {
             items: v.items,
             bytes: v.bytes,
             created_at: v.created_at,
+            derived_from: v.derived_from,
         }
     }
 }

@@ -390,6 +390,7 @@ async function versionPage(name, version, query) {
       fact("Kind", v.kind), fact("Items", `${v.items} (${bytes(v.bytes)})`), fact("Created", time(v.created_at)),
       fact("Author", v.author), fact("Source", v.source),
       fact("Parent", v.parent ? h("a", { href: `#/data/${enc(name)}/${v.parent}` }, `v${v.parent}`) : "—"),
+      v.derived_from ? fact("Derived from", h("a", { href: "#/data/" + v.derived_from.split("@").map(enc).join("/") }, v.derived_from)) : null,
       fact("Manifest", h("code", {}, v.manifest))),
     h("section", {},
       h("h2", {}, "Items"),
