@@ -168,8 +168,13 @@ fn cache_dir() -> PathBuf {
     base.join("stat")
 }
 
+/// Files in flight at once: `SLIPWAY_DATA_JOBS`, else twice the cores.
 fn concurrency() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 2
+    std::env::var("SLIPWAY_DATA_JOBS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 2)
 }
 
 fn author() -> String {
