@@ -151,19 +151,19 @@ impl Db {
                 return Err(migration_error(component, m, "versions must run 1, 2, 3, … in order"));
             }
         }
-        self.pool
-            .execute(
-                "CREATE TABLE IF NOT EXISTS slipway_migrations (\
-                 component TEXT NOT NULL, version BIGINT NOT NULL, name TEXT NOT NULL, \
-                 checksum TEXT NOT NULL, applied_at BIGINT NOT NULL, \
-                 PRIMARY KEY (component, version))",
-            )
-            .await
-            .or_else(|e| {
-                // Two processes racing to create the table on PostgreSQL: the loser sees a
-                // unique violation on the catalog, and the table exists.
-                if crate::error::is_unique_violation(&e) { Ok(Default::default()) } else { Err(e) }
-            })?;
+        const CREATE: &str = "CREATE TABLE IF NOT EXISTS slipway_migrations (\
+             component TEXT NOT NULL, version BIGINT NOT NULL, name TEXT NOT NULL, \
+             checksum TEXT NOT NULL, applied_at BIGINT NOT NULL, \
+             PRIMARY KEY (component, version))";
+        // `IF NOT EXISTS` is not safe against a concurrent creator on PostgreSQL (the loser
+        // gets "relation already exists" or a unique violation on the catalog), so there the
+        // table is created under the same advisory lock the migrations take.
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7368201)").execute(&mut *tx).await?;
+        }
+        tx.execute(CREATE).await?;
+        tx.commit().await?;
 
         for m in migrations {
             let script = match self.backend {
