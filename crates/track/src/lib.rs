@@ -51,6 +51,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_metric_chunks.sql"),
         postgres: include_str!("../migrations/postgres/0004_metric_chunks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "inputs by digest",
+        sqlite: include_str!("../migrations/sqlite/0005_inputs_by_digest.sql"),
+        postgres: include_str!("../migrations/postgres/0005_inputs_by_digest.sql"),
+    },
 ];
 
 /// Batch limits, as MLflow's.
@@ -415,6 +421,13 @@ impl Tracking {
         let ids = store::run_ids(&self.db, &query).await?;
         let mut runs = store::load_runs(&self.db, &ids).await?;
         Ok(page(&mut runs, limit, offset))
+    }
+
+    /// The active runs that logged a dataset input with this digest (for Slipway's own dataset
+    /// versions, the manifest digest), newest first, at most `limit`.
+    pub async fn runs_with_input(&self, digest: &str, limit: i64) -> Result<Vec<Run>> {
+        let ids = store::runs_with_input(&self.db, digest, limit).await?;
+        store::load_runs(&self.db, &ids).await
     }
 
     /// Checks that the run exists and is not deleted (one indexed lookup, not a whole run).

@@ -628,6 +628,19 @@ fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 3] {
     ]
 }
 
+pub(crate) async fn runs_with_input(db: &Db, digest: &str, limit: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT r.run_id FROM runs r WHERE r.lifecycle_stage = 'active' AND EXISTS \
+         (SELECT 1 FROM run_inputs d WHERE d.run_id = r.run_id AND d.kind = 'dataset' \
+         AND d.dataset_digest = $1) ORDER BY r.start_time DESC, r.run_id LIMIT $2",
+    )
+    .bind(digest)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("run_id")?)).collect()
+}
+
 /// Fills the dataset columns of inputs logged before they existed.
 pub(crate) async fn fill_dataset_fields(db: &Db) -> Result<()> {
     loop {

@@ -2,9 +2,10 @@
 with a preview, and a diff."""
 
 import os
+import subprocess
 import time
 
-from harness import wait_until
+from harness import slipway_bin, wait_until
 
 
 def test_datasets_versions_items_and_diff(page, sqlite_server, tmp_path):
@@ -34,8 +35,18 @@ def test_datasets_versions_items_and_diff(page, sqlite_server, tmp_path):
     assert page.inner_text("table.diff tbody").split() == ["changed", "ward1/clip-3.json", "31", "B", "→", "31", "B"]
     assert "0 added, 0 removed, 1 changed, 4 unchanged" in page.inner_text("p.lede")
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+    subprocess.run([slipway_bin(), "--server", sqlite_server.url, "run", "--input", "falls@2",
+                    "--name", "pose-gbt", "--", "true"], check=True, capture_output=True, env=env)
+
     page.goto(sqlite_server.url + "/#/data/falls/2")
     page.wait_for_selector("table.items tbody tr")
+    assert "pose-gbt" in page.inner_text("table.used-by")
+    page.click("table.used-by >> text=pose-gbt")
+    page.wait_for_selector("table.inputs")
+    page.click("table.inputs >> text=falls@2")
+    page.wait_for_selector("table.items tbody tr")
+    assert "falls v2" in page.inner_text("main h1")
     assert page.locator("table.items tbody tr").count() == 5
     page.fill("input[name=prefix]", "ward1/")
     page.click("form.search button")

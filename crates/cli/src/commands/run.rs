@@ -16,7 +16,7 @@ use crate::client::Client;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  slipway run -- python train.py --lr 0.01\n  slipway run --experiment fall-detection --name gbt-baseline -- make train"
+    after_help = "Examples:\n  slipway run -- python train.py --lr 0.01\n  slipway run --experiment fall-detection --name gbt-baseline -- make train\n  slipway run --input falls@3 -- python train.py   # the run reads falls@3 (lineage)"
 )]
 pub(crate) struct RunArgs {
     /// Experiment name (created if missing) [default: Default]
@@ -28,6 +28,10 @@ pub(crate) struct RunArgs {
     /// KEY=VALUE tags (repeatable)
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
+    /// A dataset version the run reads, NAME[@N] (repeatable): recorded as the run's input, so
+    /// the version lists the run and the run links back
+    #[arg(long = "input", value_name = "NAME@V")]
+    inputs: Vec<String>,
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -62,6 +66,21 @@ async fn experiment_id(client: &Client, name: &str) -> anyhow::Result<String> {
 }
 
 /// Copies `from` to both `to` (the terminal) and `file`, chunk by chunk.
+/// A dataset version as MLflow's dataset input: name, the manifest digest as the digest, and a
+/// `slipway://NAME@N` source, which is how versions find the runs that used them.
+fn dataset_input(v: &Value) -> Value {
+    let label = format!("{}@{}", v["dataset"].as_str().unwrap_or("?"), v["version"]);
+    json!({
+        "tags": [{"key": "mlflow.data.context", "value": "training"}],
+        "dataset": {
+            "name": v["dataset"],
+            "digest": v["manifest"],
+            "source_type": "slipway",
+            "source": json!({"uri": format!("slipway://{label}")}).to_string(),
+        },
+    })
+}
+
 async fn tee(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
@@ -85,6 +104,15 @@ async fn tee(
 pub(crate) async fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let client = Client::new(global)?;
     let experiment = args.experiment.unwrap_or_else(|| "Default".to_string());
+    // Inputs are resolved first: a version that does not exist fails before anything runs.
+    let mut inputs = Vec::new();
+    for input in &args.inputs {
+        let r = slipway_data::VersionRef::parse(input)?;
+        let version = r.version.map(|v| v.to_string()).unwrap_or_else(|| "latest".into());
+        let path = format!("/api/v1/datasets/{}/versions/{version}?limit=1", r.name);
+        let found: Value = client.get(&path).await.with_context(|| format!("input {input}"))?;
+        inputs.push(dataset_input(&found["version"]));
+    }
     let experiment_id = experiment_id(&client, &experiment).await?;
     let command_line = args.command.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
 
@@ -129,6 +157,10 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCo
         .as_str()
         .context("the server did not return a run id")?
         .to_string();
+    if !inputs.is_empty() {
+        let body = json!({"run_id": run_id, "datasets": inputs});
+        let _: Value = client.post_json("/api/2.0/mlflow/runs/log-inputs", &body).await?;
+    }
     let artifact_uri =
         created["run"]["info"]["artifact_uri"].as_str().unwrap_or_default().to_string();
     let run_name = created["run"]["info"]["run_name"].as_str().unwrap_or_default().to_string();

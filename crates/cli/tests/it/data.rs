@@ -159,6 +159,30 @@ async fn add_checkout_diff_and_the_api(backend: Backend) {
     let file = get("/api/v1/datasets/falls/versions/2/files/ward1/clip-07.json".into()).await;
     assert_eq!(file.headers()["content-type"], "application/json");
     assert_eq!(file.text().await.unwrap(), "{\"clip\": \"fall\"}");
+    // Lineage: a run that reads falls@2 is listed by that version, and links back.
+    let run = |args: &[&str]| {
+        slipway(dir)
+            .args(["--server", &server.url, "run"])
+            .args(args)
+            .output()
+            .expect("slipway run")
+    };
+    let out = run(&["--input", "falls@2", "--name", "trainer", "--", "true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["--input", "falls@9", "--", "true"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no version 9"));
+    let used: Value =
+        get("/api/v1/datasets/falls/versions/2/runs".into()).await.json().await.unwrap();
+    let runs = used["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{used}");
+    assert_eq!(runs[0]["name"], "trainer");
+    assert_eq!(runs[0]["inputs"][0]["version"], "falls@2");
+    assert_eq!(runs[0]["inputs"][0]["context"], "training");
+    let none: Value =
+        get("/api/v1/datasets/falls/versions/1/runs".into()).await.json().await.unwrap();
+    assert_eq!(none["runs"].as_array().unwrap().len(), 0, "the failed run was never created");
+
     for (path, status) in [
         ("/api/v1/datasets/nope", 404),
         ("/api/v1/datasets/falls/versions/9", 404),

@@ -232,6 +232,27 @@ pub(crate) async fn diff(
     }))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionRuns {
+    version: VersionView,
+    /// Active runs that read this version, newest first (at most 1000).
+    runs: Vec<super::tracking::RunView>,
+}
+
+/// The runs that read a version (its lineage forward): runs whose dataset input carries the
+/// version's digest (`slipway run --input`, or an MLflow `log_input` with that digest).
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/runs", tag = "data",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = VersionRuns)))]
+pub(crate) async fn version_runs(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<VersionRuns>, ApiError> {
+    let v = s.data.resolve(&version_ref(&name, &version)?).await?;
+    let runs = s.tracking.runs_with_input(&v.manifest, 1000).await?;
+    Ok(Json(VersionRuns { version: v.into(), runs: runs.iter().map(Into::into).collect() }))
+}
+
 /// One item's content, verified against its hash as it streams.
 #[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/files/{path}", tag = "data",
     params(("name" = String, Path), ("version" = String, Path), ("path" = String, Path)),

@@ -19,6 +19,7 @@ use crate::{ApiError, AppState, metrics, ui};
 
 pub(crate) use data::{
     __path_diff, __path_get_dataset, __path_get_file, __path_get_version, __path_list_datasets,
+    __path_version_runs,
 };
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use jobs::{
@@ -48,6 +49,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/datasets/{name}", get(data::get_dataset))
         .route("/api/v1/datasets/{name}/diff", get(data::diff))
         .route("/api/v1/datasets/{name}/versions/{version}", get(data::get_version))
+        .route("/api/v1/datasets/{name}/versions/{version}/runs", get(data::version_runs))
         .route("/api/v1/datasets/{name}/versions/{version}/files/{*path}", get(data::get_file))
         .route("/api/openapi.json", get(meta::openapi));
 

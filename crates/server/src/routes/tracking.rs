@@ -60,6 +60,45 @@ pub(crate) struct RunView {
     #[schema(value_type = Object)]
     metrics: BTreeMap<String, serde_json::Value>,
     tags: BTreeMap<String, String>,
+    /// Datasets the run read (`mlflow.log_input`, `slipway run --input`).
+    inputs: Vec<InputView>,
+}
+
+/// A dataset input of a run.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InputView {
+    name: String,
+    digest: String,
+    source_type: String,
+    /// `mlflow.data.context`, e.g. `training`.
+    context: Option<String>,
+    /// The Slipway dataset version (`name@N`) when the input is one.
+    version: Option<String>,
+}
+
+impl InputView {
+    fn from_json(v: &serde_json::Value) -> InputView {
+        let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+        let context = v["tags"].as_array().and_then(|tags| {
+            tags.iter()
+                .find(|t| t["key"] == "mlflow.data.context")
+                .and_then(|t| t["value"].as_str().map(str::to_string))
+        });
+        let source_type = text("/dataset/source_type");
+        let version = (source_type == "slipway")
+            .then(|| serde_json::from_str::<serde_json::Value>(&text("/dataset/source")).ok())
+            .flatten()
+            .and_then(|s| {
+                s["uri"].as_str().and_then(|u| u.strip_prefix("slipway://")).map(str::to_string)
+            });
+        InputView {
+            name: text("/dataset/name"),
+            digest: text("/dataset/digest"),
+            source_type,
+            context,
+            version,
+        }
+    }
 }
 
 impl From<&Run> for RunView {
@@ -81,6 +120,7 @@ impl From<&Run> for RunView {
                 .map(|m| (m.key.clone(), super::mlflow::number(m.value)))
                 .collect(),
             tags: r.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+            inputs: r.inputs.iter().map(InputView::from_json).collect(),
         }
     }
 }

@@ -272,6 +272,12 @@ async function runPage(expId, runId) {
       h("table", { class: "metrics" }, h("thead", {}, h("tr", {}, ["Metric", "Latest", "Points", "History"].map((c) => h("th", {}, c)))),
         h("tbody", {}, histories.map(([k, pts]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, num(r.metrics[k])), h("td", { class: "num" }, pts.length), h("td", {}, sparkline(pts))))))),
     h("section", {}, h("h2", {}, "Parameters"), kvTable(r.params, "No parameters.")),
+    h("section", {}, h("h2", {}, "Datasets"), r.inputs.length === 0 ? h("div", { class: "empty" }, "No dataset inputs.") :
+      h("table", { class: "inputs" }, h("thead", {}, h("tr", {}, ["Dataset", "Context", "Digest"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, r.inputs.map((i) => h("tr", {},
+          h("td", {}, i.version ? h("a", { href: "#/data/" + i.version.split("@").map(encodeURIComponent).join("/") }, i.version) : i.name),
+          h("td", {}, i.context || "—"),
+          h("td", {}, h("code", {}, i.digest.slice(0, 12)))))))),
     h("section", {}, h("h2", {}, "Tags"), kvTable(r.tags, "No tags.")),
     h("section", {}, h("h2", {}, "Artifacts"), h("div", { class: "split" }, browser, preview)));
 }
@@ -378,6 +384,7 @@ async function versionPage(name, version, query) {
   const limit = 200;
   const page = await api(`/api/v1/datasets/${enc(name)}/versions/${enc(version)}?limit=${limit}&offset=${offset}&prefix=${enc(prefix)}`);
   const v = page.version;
+  const { runs } = await api(`/api/v1/datasets/${enc(name)}/versions/${v.version}/runs`);
   const preview = h("div", { class: "preview" });
   const go = (o, p) => { location.hash = `#/data/${enc(name)}/${v.version}?` + new URLSearchParams({ prefix: p, offset: o }); };
   const filter = h("input", { name: "prefix", value: prefix, placeholder: "folder/ or file name prefix", "aria-label": "prefix", class: "grow" });
@@ -392,6 +399,15 @@ async function versionPage(name, version, query) {
       fact("Parent", v.parent ? h("a", { href: `#/data/${enc(name)}/${v.parent}` }, `v${v.parent}`) : "—"),
       v.derived_from ? fact("Derived from", h("a", { href: "#/data/" + v.derived_from.split("@").map(enc).join("/") }, v.derived_from)) : null,
       fact("Manifest", h("code", {}, v.manifest))),
+    h("section", {},
+      h("h2", {}, "Used by runs"),
+      runs.length === 0 ? h("div", { class: "empty" }, `No run has read this version yet (slipway run --input ${v.dataset}@${v.version} -- CMD).`)
+        : h("table", { class: "used-by" },
+            h("thead", {}, h("tr", {}, ["Run", "Status", "Started"].map((c) => h("th", {}, c)))),
+            h("tbody", {}, runs.map((r) => h("tr", {},
+              h("td", {}, h("a", { href: `#/experiments/${r.experiment_id}/runs/${r.run_id}` }, r.name)),
+              h("td", {}, h("span", { class: "badge " + r.status.toLowerCase() }, r.status.toLowerCase())),
+              h("td", {}, time(r.start_time))))))),
     h("section", {},
       h("h2", {}, "Items"),
       h("form", { class: "search", onsubmit: (e) => { e.preventDefault(); go(0, filter.value.trim()); } }, filter, h("button", { type: "submit" }, "Filter")),
