@@ -254,6 +254,20 @@ class DatasetVersion:
         with self.client._open(f"{self._base()}/files/" + "/".join(_q(p) for p in path.split("/"))) as r:
             return r.read()
 
+    def mlflow_dataset(self):
+        """This version as an `mlflow` dataset (name, the manifest digest, an HTTP source naming
+        the version), for `mlflow.log_input(version.mlflow_dataset(), context="training")`: the
+        run then shows up among the runs that used this version, as with `slipway run --input`."""
+        from mlflow.data.http_dataset_source import HTTPDatasetSource
+        from mlflow.data.meta_dataset import MetaDataset
+
+        source = HTTPDatasetSource(url=self.client.url + self._base())
+        return MetaDataset(source=source, name=self.dataset, digest=self.manifest)
+
+    def runs(self) -> list:
+        """The active runs that read this version, newest first (dicts as `Slipway.run`)."""
+        return self.client._request("GET", f"{self._base()}/runs")["runs"]
+
     def checkout(self, dest, prefix: str = "") -> int:
         """Writes the version's files (or those under `prefix`) into `dest`, a new or empty
         folder; returns how many. A file whose size differs from the version's is an error."""

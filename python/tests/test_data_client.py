@@ -49,6 +49,18 @@ def test_datasets_versions_files_and_checkout(server, tmp_path):
     with pytest.raises(ValueError):
         v1.checkout(out)
 
+    # Lineage through the mlflow client: log_input of the version's mlflow dataset.
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_experiment("lineage")
+    with mlflow.start_run(run_name="reads-v1") as run:
+        mlflow.log_input(v1.mlflow_dataset(), context="training")
+    used = v1.runs()
+    assert [r["run_id"] for r in used] == [run.info.run_id]
+    assert used[0]["inputs"][0]["name"] == "falls" and used[0]["inputs"][0]["context"] == "training"
+    assert ds.version(2).runs() == []
+
     with pytest.raises(SlipwayError) as e:
         s.dataset("nope")
     assert e.value.status == 404
