@@ -40,12 +40,25 @@ pub async fn checkout(
             written.map(|()| item.size)
         })
         .buffer_unordered(concurrency.max(1));
+    // Every started write runs to its end (a failed one removes its file), so an error leaves
+    // only whole, verified files behind.
     let mut out = CheckedOut::default();
+    let mut first_error = None;
     while let Some(written) = writes.next().await {
-        out.bytes += written?;
-        out.files += 1;
+        match written {
+            Ok(bytes) => {
+                out.bytes += bytes;
+                out.files += 1;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(out)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 fn prepare(dest: &Path) -> Result<()> {

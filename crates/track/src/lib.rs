@@ -423,10 +423,11 @@ impl Tracking {
         Ok(page(&mut runs, limit, offset))
     }
 
-    /// The active runs that logged a dataset input with this digest (for Slipway's own dataset
-    /// versions, the manifest digest), newest first, at most `limit`.
-    pub async fn runs_with_input(&self, digest: &str, limit: i64) -> Result<Vec<Run>> {
-        let ids = store::runs_with_input(&self.db, digest, limit).await?;
+    /// The active runs that logged a dataset input with this name and digest (for Slipway's
+    /// own dataset versions: the dataset's name and the manifest digest), newest first, at most
+    /// `limit`.
+    pub async fn runs_with_input(&self, name: &str, digest: &str, limit: i64) -> Result<Vec<Run>> {
+        let ids = store::runs_with_input(&self.db, name, digest, limit).await?;
         store::load_runs(&self.db, &ids).await
     }
 

@@ -588,7 +588,7 @@ pub(crate) fn run_query(
             }
             Entity::Attribute(col) => match &c.value {
                 Value::Num(n) => {
-                    let v = sql.placeholder(SqlValue::Int(*n as i64));
+                    let v = sql.placeholder(SqlValue::Real(*n));
                     format!("r.{col} {} {v}", sql_op(c.op))
                 }
                 Value::Str(s) => {
@@ -684,7 +684,7 @@ pub(crate) fn experiment_query(
                 }
             }
             (Entity::Attribute(col), Value::Num(n)) => {
-                let v = sql.placeholder(SqlValue::Int(*n as i64));
+                let v = sql.placeholder(SqlValue::Real(*n));
                 format!("e.{col} {} {v}", sql_op(c.op))
             }
             (Entity::Attribute(col), Value::Str(s)) => {

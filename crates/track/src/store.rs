@@ -474,9 +474,11 @@ async fn append_points(
             ]);
         }
     }
-    if !new_chunks.is_empty() {
+    // At most 1000 rows a statement (PostgreSQL takes at most 65,535 bind values).
+    let mut rows = new_chunks.into_iter().peekable();
+    while rows.peek().is_some() {
         let mut q = Sql::new("INSERT INTO metric_chunks (run_id, key, seq, points, data) VALUES ");
-        q.bind_rows(new_chunks);
+        q.bind_rows(rows.by_ref().take(1000));
         q.into_query(db).execute(&mut **tx).await?;
     }
     Ok(())
@@ -485,33 +487,47 @@ async fn append_points(
 /// Moves points of the per-point `metrics` table (schema versions 1-3) into chunks, one run and
 /// key at a time, each in its own transaction. A no-op on stores created since.
 pub(crate) async fn move_legacy_metrics(db: &Db) -> Result<()> {
+    // Keyset iteration (deleted rows are not rescanned); each (run, key) moves in one
+    // transaction that locks the run like `log_batch` does and claims its rows with
+    // DELETE … RETURNING, so two processes moving at once never both move the same points.
+    let (mut after_run, mut after_key) = (String::new(), String::new());
     loop {
-        let Some(row) = sqlx::query("SELECT run_id, key FROM metrics LIMIT 1")
-            .fetch_optional(db.pool())
-            .await?
+        let Some(row) = sqlx::query(
+            "SELECT run_id, key FROM metrics WHERE run_id > $1 OR (run_id = $1 AND key > $2) \
+             ORDER BY run_id, key LIMIT 1",
+        )
+        .bind(&after_run)
+        .bind(&after_key)
+        .fetch_optional(db.pool())
+        .await?
         else {
             return Ok(());
         };
         let run_id: String = row.try_get("run_id")?;
         let key: String = row.try_get("key")?;
         let mut tx = db.begin_write().await?;
+        if db.backend() == Backend::Postgres {
+            sqlx::query("SELECT run_id FROM runs WHERE run_id = $1 FOR UPDATE")
+                .bind(&run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let rows = sqlx::query(
-            "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_id = $1 AND key = $2 \
-             ORDER BY timestamp, step, value",
+            "DELETE FROM metrics WHERE run_id = $1 AND key = $2 \
+             RETURNING key, value, is_nan, timestamp, step",
         )
         .bind(&run_id)
         .bind(&key)
         .fetch_all(&mut *tx)
         .await?;
-        let metrics = rows.iter().map(metric_from_row).collect::<Result<Vec<_>>>()?;
+        let mut metrics = rows.iter().map(metric_from_row).collect::<Result<Vec<_>>>()?;
+        metrics.sort_by(|a, b| Point::of(a).history_cmp(&Point::of(b)));
         append_points(db, &mut tx, &run_id, &metrics).await?;
-        sqlx::query("DELETE FROM metrics WHERE run_id = $1 AND key = $2")
-            .bind(&run_id)
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        tracing::info!(run_id, key, points = metrics.len(), "moved metric history into chunks");
+        if !metrics.is_empty() {
+            tracing::info!(run_id, key, points = metrics.len(), "moved metric history into chunks");
+        }
+        (after_run, after_key) = (run_id, key);
     }
 }
 
@@ -628,13 +644,20 @@ fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 3] {
     ]
 }
 
-pub(crate) async fn runs_with_input(db: &Db, digest: &str, limit: i64) -> Result<Vec<String>> {
+pub(crate) async fn runs_with_input(
+    db: &Db,
+    name: &str,
+    digest: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT r.run_id FROM runs r WHERE r.lifecycle_stage = 'active' AND EXISTS \
          (SELECT 1 FROM run_inputs d WHERE d.run_id = r.run_id AND d.kind = 'dataset' \
-         AND d.dataset_digest = $1) ORDER BY r.start_time DESC, r.run_id LIMIT $2",
+         AND d.dataset_digest = $1 AND d.dataset_name = $2) \
+         ORDER BY r.start_time DESC, r.run_id LIMIT $3",
     )
     .bind(digest)
+    .bind(name)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
@@ -736,7 +759,8 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
         params = agg("key, value", "FROM params x WHERE x.run_id = r.run_id"),
         tags = agg("key, value", "FROM tags x WHERE x.run_id = r.run_id"),
         metrics = agg(
-            "key, value_bits, timestamp, step",
+            "key, value_bits, timestamp, step, \
+             CASE WHEN value_bits IS NULL THEN CAST(value AS TEXT) END, is_nan",
             "FROM latest_metrics x WHERE x.run_id = r.run_id"
         ),
         inputs =
@@ -772,12 +796,19 @@ pub(crate) async fn load_runs(db: &Db, ids: &[String]) -> Result<Vec<Run>> {
         };
         run.params = key_values(&column("params")?)?;
         run.tags = key_values(&column("tags")?)?;
-        let metrics: Vec<(String, i64, i64, i64)> = aggregate(&column("metrics")?)?;
+        // The exact bits, or (rows written without them, until the next open fills them) the
+        // stored value as text — not as a JSON number, which cannot hold an infinity.
+        type Latest = (String, Option<i64>, i64, i64, Option<String>, i64);
+        let metrics: Vec<Latest> = aggregate(&column("metrics")?)?;
         run.metrics = metrics
             .into_iter()
-            .map(|(key, bits, timestamp, step)| Metric {
+            .map(|(key, bits, timestamp, step, value, is_nan)| Metric {
                 key,
-                value: f64::from_bits(bits as u64),
+                value: match bits {
+                    Some(bits) => f64::from_bits(bits as u64),
+                    None if is_nan != 0 => f64::NAN,
+                    None => value.and_then(|v| v.trim().parse().ok()).unwrap_or(0.0),
+                },
                 timestamp,
                 step,
             })

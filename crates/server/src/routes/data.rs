@@ -240,7 +240,9 @@ pub(crate) struct VersionRuns {
 }
 
 /// The runs that read a version (its lineage forward): runs whose dataset input carries the
-/// version's digest (`slipway run --input`, or an MLflow `log_input` with that digest).
+/// dataset's name and the version's digest (`slipway run --input`, or an MLflow `log_input` of
+/// `DatasetVersion.mlflow_dataset()`). Identical content in two versions of one dataset is one
+/// digest, so both list the runs.
 #[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/runs", tag = "data",
     params(("name" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = VersionRuns)))]
@@ -249,7 +251,7 @@ pub(crate) async fn version_runs(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<VersionRuns>, ApiError> {
     let v = s.data.resolve(&version_ref(&name, &version)?).await?;
-    let runs = s.tracking.runs_with_input(&v.manifest, 1000).await?;
+    let runs = s.tracking.runs_with_input(&v.dataset, &v.manifest, 1000).await?;
     Ok(Json(VersionRuns { version: v.into(), runs: runs.iter().map(Into::into).collect() }))
 }
 
