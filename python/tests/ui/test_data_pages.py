@@ -16,10 +16,12 @@ def test_datasets_versions_items_and_diff(page, sqlite_server, tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f'{{"clip": {i}, "activity": "walk"}}')
         os.utime(path, (an_hour_ago, an_hour_ago))
+    meta = tmp_path / "clips.csv"
+    meta.write_text("path,camera\n" + "".join(f"ward{i % 2}/clip-{i}.json,cam-{i % 2}\n" for i in range(5)))
     sqlite_server.cli("data", "add", str(clips), "--dataset", "falls", "-m", "first sample",
-                      "--description", "pose clips from ward 3")
+                      "--description", "pose clips from ward 3", "--meta", str(meta))
     (clips / "ward1" / "clip-3.json").write_text('{"clip": 3, "activity": "fall"}')
-    sqlite_server.cli("data", "add", str(clips), "--dataset", "falls", "-m", "relabelled")
+    sqlite_server.cli("data", "add", str(clips), "--dataset", "falls", "-m", "relabelled", "--meta", str(meta))
 
     page.goto(sqlite_server.url + "/#/data")
     page.wait_for_selector("table.datasets tbody tr")
@@ -48,6 +50,7 @@ def test_datasets_versions_items_and_diff(page, sqlite_server, tmp_path):
     page.wait_for_selector("table.items tbody tr")
     assert "falls v2" in page.inner_text("main h1")
     assert page.locator("table.items tbody tr").count() == 5
+    assert "camera=cam-1" in page.inner_text("table.items tbody")
     page.fill("input[name=prefix]", "ward1/")
     page.click("form.search button")
     wait_until(page, "document.querySelectorAll('table.items tbody tr').length === 2")

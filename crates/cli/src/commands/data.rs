@@ -552,13 +552,14 @@ async fn add(data: &Data, what: Add<'_>, global: &Global) -> anyhow::Result<Exit
         }))?;
     } else if commit.created {
         println!(
-            "{}: {} files, {} (hashed {}, {} from the stat cache; uploaded {} blobs, {}) in {secs:.1} s",
+            "{}: {} files, {} (hashed {}, {} from the stat cache; uploaded {} blob{}, {}) in {secs:.1} s",
             commit.version.label(),
             files.len(),
             size(total),
             ingested.hashed,
             files.len() - ingested.hashed,
             ingested.uploaded,
+            if ingested.uploaded == 1 { "" } else { "s" },
             size(ingested.uploaded_bytes)
         );
     } else {
