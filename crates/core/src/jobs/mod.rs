@@ -212,10 +212,18 @@ impl Queue {
         .execute(&mut *tx)
         .await?;
         record(&mut tx, &id, "enqueued", 0, None, None).await?;
+        // Read back inside the transaction: the answer is the job as enqueued, even if a worker
+        // woken below claims it before the caller sees it.
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let job = job_from_row(&row)?;
         tx.commit().await?;
         self.notify.notify_waiters();
         self.notify.notify_one();
-        self.get(&id).await
+        Ok(job)
     }
 
     pub async fn get(&self, id: &str) -> Result<Job> {
