@@ -31,25 +31,32 @@ pub async fn checkout(
     concurrency: usize,
 ) -> Result<CheckedOut> {
     prepare(dest)?;
+    // After the first failure no new write starts; those already started finish (or remove
+    // their file), so an error leaves only whole, verified files behind.
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let failed = &failed;
     let mut writes = futures::stream::iter(manifest.items.iter())
         .map(|item| async move {
-            let written = write_item(blobs, item, dest).await;
-            if written.is_ok() {
-                progress.file_done(item.size);
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(None);
             }
-            written.map(|()| item.size)
+            let written = write_item(blobs, item, dest).await;
+            match &written {
+                Ok(()) => progress.file_done(item.size),
+                Err(_) => failed.store(true, std::sync::atomic::Ordering::Relaxed),
+            }
+            written.map(|()| Some(item.size))
         })
         .buffer_unordered(concurrency.max(1));
-    // Every started write runs to its end (a failed one removes its file), so an error leaves
-    // only whole, verified files behind.
     let mut out = CheckedOut::default();
     let mut first_error = None;
     while let Some(written) = writes.next().await {
         match written {
-            Ok(bytes) => {
+            Ok(Some(bytes)) => {
                 out.bytes += bytes;
                 out.files += 1;
             }
+            Ok(None) => {}
             Err(e) => {
                 first_error.get_or_insert(e);
             }

@@ -116,6 +116,32 @@ async fn versions_add_checkout_and_diff(blobs: BlobBackend) {
         slipway_data::checkout::checkout(data.blobs(), &manifest, &out, &(), 4).await.unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
 
+    // A checkout that hits missing content fails and leaves only whole, verified files.
+    let mut broken = manifest.items.clone();
+    broken.insert(
+        5,
+        Item {
+            path: "ward0/missing.bin".into(),
+            size: 9,
+            hash: "cd".repeat(32),
+            meta: Default::default(),
+        },
+    );
+    let broken = Manifest::new(Kind::Files, broken).unwrap();
+    let out2 = work.path().join("out2");
+    let err =
+        slipway_data::checkout::checkout(data.blobs(), &broken, &out2, &(), 4).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!out2.join("ward0/missing.bin").exists());
+    let by_path: std::collections::HashMap<&str, &Vec<u8>> =
+        contents.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    let (written, _) = ingest::scan(&out2).unwrap();
+    for f in &written {
+        let want =
+            by_path.get(f.rel.as_str()).map(|b| b.to_vec()).unwrap_or_else(|| b"same".to_vec());
+        assert_eq!(std::fs::read(&f.abs).unwrap(), want, "{} is whole", f.rel);
+    }
+
     let log = data.log("falls").await.unwrap();
     assert_eq!(log.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
     assert_eq!(data.datasets().await.unwrap()[0].latest, Some(2));
