@@ -159,10 +159,17 @@ class Slipway:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _open(self, path: str):
-        """A streaming GET (the caller closes it); errors as SlipwayError."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        request = urllib.request.Request(self.url + path, headers=headers)
+    def _open(self, path: str, method: str = "GET", body: Any = None):
+        """Sends a request and returns the open response (the caller closes it); an error
+        answer is raised as SlipwayError."""
+        data = None
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as e:
@@ -174,24 +181,8 @@ class Slipway:
                 raise SlipwayError(e.code, "UNKNOWN", raw.decode(errors="replace").strip()) from None
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        data = None
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                err = json.loads(raw)
-                raise SlipwayError(e.code, err.get("error_code", "UNKNOWN"), err.get("message", "")) from None
-            except (ValueError, AttributeError):
-                raise SlipwayError(e.code, "UNKNOWN", raw.decode(errors="replace").strip()) from None
+        with self._open(path, method, body) as response:
+            return json.loads(response.read() or b"null")
 
 
 def _q(part: str) -> str:

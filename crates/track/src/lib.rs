@@ -167,8 +167,14 @@ impl Tracking {
         let offset = parse_page_token(search.page_token.as_deref())?;
         let clauses = search::parse_experiment_filter(&search.filter)?;
         let order = search::parse_experiment_order_by(&search.order_by)?;
-        let query =
-            search::experiment_query(search.view.stages(), &clauses, &order, limit + 1, offset);
+        let query = search::experiment_query(
+            store::EXPERIMENT_COLUMNS,
+            search.view.stages(),
+            &clauses,
+            &order,
+            limit + 1,
+            offset,
+        );
         let mut items = store::search_experiments(&self.db, query).await?;
         Ok(page(&mut items, limit, offset))
     }

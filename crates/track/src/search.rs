@@ -646,9 +646,10 @@ pub(crate) fn run_query(
     sql
 }
 
-/// Builds `SELECT e.experiment_id FROM experiments e …` for the stages, clauses and order.
-/// Without an order: newest first, then by id, as MLflow.
+/// Builds `SELECT <columns> FROM experiments e …` for the stages, clauses and order. Without
+/// an order: newest first, then by id, as MLflow.
 pub(crate) fn experiment_query(
+    columns: &str,
     stages: &[&str],
     clauses: &[Clause],
     order: &[OrderBy],
@@ -714,7 +715,7 @@ pub(crate) fn experiment_query(
     let l = sql.placeholder(SqlValue::Int(limit));
     let off = sql.placeholder(SqlValue::Int(offset));
     sql.push(format!(
-        "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {} LIMIT {l} OFFSET {off}",
+        "SELECT {columns} FROM experiments e WHERE {} ORDER BY {} LIMIT {l} OFFSET {off}",
         wheres.join(" AND "),
         order_sql.join(", ")
     ));
@@ -756,8 +757,9 @@ mod tests {
 
     use super::*;
 
-    fn check(filter: &str, expected: Expect) {
-        let actual = match parse_filter(filter) {
+    /// Checks what `scope`'s parser makes of `filter`: one clause a line, or the error.
+    fn check_in(scope: Scope, filter: &str, expected: Expect) {
+        let actual = match parse_filter_in(scope, filter) {
             Ok(clauses) => clauses
                 .iter()
                 .map(|c| format!("{:?} {:?} {:?}", c.entity, c.op, c.value))
@@ -766,6 +768,10 @@ mod tests {
             Err(e) => format!("error: {e}"),
         };
         expected.assert_eq(&actual);
+    }
+
+    fn check(filter: &str, expected: Expect) {
+        check_in(Scope::Runs, filter, expected)
     }
 
     #[test]
@@ -814,15 +820,7 @@ mod tests {
     }
 
     fn check_experiments(filter: &str, expected: Expect) {
-        let actual = match parse_experiment_filter(filter) {
-            Ok(clauses) => clauses
-                .iter()
-                .map(|c| format!("{:?} {:?} {:?}", c.entity, c.op, c.value))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("error: {e}"),
-        };
-        expected.assert_eq(&actual);
+        check_in(Scope::Experiments, filter, expected)
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
     })
 }
 
-const EXPERIMENT_COLUMNS: &str =
+pub(crate) const EXPERIMENT_COLUMNS: &str =
     "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
 
 pub(crate) async fn create_experiment(
@@ -118,26 +118,11 @@ pub(crate) async fn get_experiment_by_name(db: &Db, name: &str) -> Result<Option
     Ok(with_experiment_tags(db, vec![experiment_from_row(&row)?]).await?.pop())
 }
 
-/// The experiments a search query (`search::experiment_query`) selects, in its order.
+/// The experiments a search query (`search::experiment_query` selecting
+/// [`EXPERIMENT_COLUMNS`]) finds, in its order, with their tags.
 pub(crate) async fn search_experiments(db: &Db, query: Sql) -> Result<Vec<Experiment>> {
-    let ids: Vec<i64> = query
-        .into_query(db)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|row| row.try_get::<i64, _>("experiment_id"))
-        .collect::<Result<_, _>>()?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut q =
-        Sql::new(format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id IN ("));
-    q.bind_list(ids.iter().copied()).push(")");
-    let rows = q.into_query(db).fetch_all(db.pool()).await?;
-    let mut experiments = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
-    let order: HashMap<String, usize> =
-        ids.iter().enumerate().map(|(i, id)| (id.to_string(), i)).collect();
-    experiments.sort_by_key(|e| order.get(&e.experiment_id).copied());
+    let rows = query.into_query(db).fetch_all(db.pool()).await?;
+    let experiments = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
     with_experiment_tags(db, experiments).await
 }
 

@@ -283,7 +283,7 @@ async fn runs_filter_by_their_dataset_inputs(backend: Backend) {
 
 async fn experiments_search_with_mlflows_grammar(backend: Backend) {
     let (_db, t) = tracking(backend).await;
-    let falls = t.create_experiment("falls-2026", None, &[kv("team", "vision")]).await.unwrap();
+    t.create_experiment("falls-2026", None, &[kv("team", "vision")]).await.unwrap();
     let gait = t.create_experiment("gait", None, &[kv("team", "vision")]).await.unwrap();
     let other = t.create_experiment("falls-old", None, &[kv("team", "ops")]).await.unwrap();
     t.delete_experiment(&other).await.unwrap();
@@ -315,7 +315,6 @@ async fn experiments_search_with_mlflows_grammar(backend: Backend) {
     assert_eq!(names("", &["name"], active).await, ["Default", "falls-2026", "gait"]);
     assert!(names("metrics.x > 1", &[], active).await[0].starts_with("error: Invalid entity type"));
     assert!(names("", &["tags.team"], active).await[0].starts_with("error:"));
-    let _ = falls;
 }
 
 on_both_backends!(
