@@ -61,6 +61,9 @@ enum Command {
     /// Version datasets: add a folder, check out, diff, sample, split, log, list, show
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// The running example's data (fall detection from pose clips)
+    #[command(subcommand)]
+    Example(commands::example::ExampleCommand),
     /// Put and get content-addressed blobs in the blob store directly
     #[command(subcommand)]
     Blobs(commands::blobs::BlobsCommand),
@@ -141,6 +144,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Jobs(cmd) => commands::jobs::run(cmd, &global).await,
         Command::Data(cmd) => commands::data::run(cmd, &global).await,
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
+        Command::Example(cmd) => commands::example::run(cmd, &global).await,
     }
 }
 

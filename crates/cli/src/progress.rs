@@ -14,8 +14,8 @@ pub(crate) struct Bar {
 
 struct State {
     verb: String,
-    files_total: u64,
-    bytes_total: u64,
+    files_total: AtomicU64,
+    bytes_total: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
     started: Instant,
@@ -27,8 +27,8 @@ impl Bar {
     pub(crate) fn new(verb: &str, files_total: u64, bytes_total: u64, visible: bool) -> Bar {
         let state = Arc::new(State {
             verb: verb.to_string(),
-            files_total,
-            bytes_total,
+            files_total: AtomicU64::new(files_total),
+            bytes_total: AtomicU64::new(bytes_total),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             started: Instant::now(),
@@ -63,6 +63,11 @@ impl Drop for Bar {
 }
 
 impl slipway_data::ingest::Progress for Bar {
+    fn begin(&self, files: u64, bytes: u64) {
+        self.state.files_total.store(files, Ordering::Relaxed);
+        self.state.bytes_total.store(bytes, Ordering::Relaxed);
+    }
+
     fn file_done(&self, bytes: u64) {
         self.state.files.fetch_add(1, Ordering::Relaxed);
         self.state.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -73,18 +78,20 @@ impl State {
     fn draw(&self, last: bool) {
         let files = self.files.load(Ordering::Relaxed);
         let bytes = self.bytes.load(Ordering::Relaxed);
+        let files_total = self.files_total.load(Ordering::Relaxed);
+        let bytes_total = self.bytes_total.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = bytes as f64 / secs;
-        let eta = if rate > 0.0 && self.bytes_total > bytes {
-            format!("ETA {:.0}s", (self.bytes_total - bytes) as f64 / rate)
+        let eta = if rate > 0.0 && bytes_total > bytes {
+            format!("ETA {:.0}s", (bytes_total - bytes) as f64 / rate)
         } else {
             String::new()
         };
         let width = 24;
-        let done = if self.bytes_total == 0 {
-            if self.files_total == 0 { 1.0 } else { files as f64 / self.files_total as f64 }
+        let done = if bytes_total == 0 {
+            if files_total == 0 { 1.0 } else { files as f64 / files_total as f64 }
         } else {
-            bytes as f64 / self.bytes_total as f64
+            bytes as f64 / bytes_total as f64
         };
         let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
         let line = format!(
@@ -93,9 +100,9 @@ impl State {
             "#".repeat(filled),
             "-".repeat(width - filled),
             files,
-            self.files_total,
+            files_total,
             size(bytes),
-            size(self.bytes_total),
+            size(bytes_total),
             size(rate as u64),
             eta
         );

@@ -8,8 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use arrow_array::RecordBatch;
+
 use crate::error::{Error, Result};
-use crate::types::Item;
+use crate::profile::Profile;
+use crate::table::{self, Profiler, TableInfo};
+use crate::types::{Item, Kind, Manifest, Version};
+use crate::{Commit, Data, NewVersion};
 
 /// How big a sample is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,23 +37,105 @@ fn order_key(seed: u64, path: &str) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// Items grouped by class, each group in seed order.
-fn strata<'a>(
-    items: &'a [Item],
-    field: Option<&str>,
-    seed: u64,
-) -> BTreeMap<&'a str, Vec<&'a Item>> {
-    let mut groups: BTreeMap<&str, Vec<(&Item, [u8; 32])>> = BTreeMap::new();
-    for item in items {
-        groups.entry(class(item, field)).or_default().push((item, order_key(seed, &item.path)));
+/// Units (items or rows) `0..n` grouped by class, each group in key order.
+fn strata_of<'a>(classes: &[&'a str], keys: &[[u8; 32]]) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, class) in classes.iter().enumerate() {
+        groups.entry(class).or_default().push(i);
+    }
+    for group in groups.values_mut() {
+        group.sort_by_key(|&i| keys[i]);
     }
     groups
-        .into_iter()
-        .map(|(k, mut v)| {
-            v.sort_by_key(|a| a.1);
-            (k, v.into_iter().map(|(i, _)| i).collect())
+}
+
+/// How many of `total` units a sample takes.
+fn sample_count(total: usize, size: SampleSize, unit: &str) -> Result<usize> {
+    match size {
+        SampleSize::Fraction(f) if f > 0.0 && f <= 1.0 => Ok((f * total as f64).round() as usize),
+        SampleSize::Fraction(f) => {
+            Err(Error::invalid(format!("a sample fraction is in (0, 1], not {f}")))
+        }
+        SampleSize::Count(n) if n <= total => Ok(n),
+        SampleSize::Count(n) => {
+            Err(Error::invalid(format!("cannot sample {n} {unit} from a version of {total}")))
+        }
+    }
+}
+
+/// The indices a stratified sample picks, ascending.
+fn sample_indices(classes: &[&str], keys: &[[u8; 32]], n: usize) -> Vec<usize> {
+    let groups = strata_of(classes, keys);
+    let sizes: Vec<f64> = groups.values().map(|g| g.len() as f64).collect();
+    let counts = allocate(n, &sizes);
+    let mut out: Vec<usize> =
+        groups.values().zip(counts).flat_map(|(g, c)| g.iter().take(c).copied()).collect();
+    out.sort_unstable();
+    out
+}
+
+fn check_parts(parts: &[(String, f64)]) -> Result<Vec<f64>> {
+    if parts.is_empty() || parts.iter().any(|(_, f)| !(0.0..=1.0).contains(f)) {
+        return Err(Error::invalid("split fractions are between 0 and 1"));
+    }
+    let sum: f64 = parts.iter().map(|(_, f)| f).sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return Err(Error::invalid(format!("split fractions must add up to 1, not {sum}")));
+    }
+    Ok(parts.iter().map(|(_, f)| *f).collect())
+}
+
+/// The indices of each part of a stratified split, each ascending.
+fn split_indices(classes: &[&str], keys: &[[u8; 32]], weights: &[f64]) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); weights.len()];
+    for group in strata_of(classes, keys).values() {
+        let counts = allocate(group.len(), weights);
+        let mut rest = group.iter();
+        for (part, count) in out.iter_mut().zip(counts) {
+            part.extend(rest.by_ref().take(count).copied());
+        }
+    }
+    for part in &mut out {
+        part.sort_unstable();
+    }
+    out
+}
+
+/// Per-row order keys for a seed: BLAKE3(seed, row content, occurrence of that content), so the
+/// outcome depends on the rows, not on their order.
+pub(crate) fn row_keys(seed: u64, row_hashes: &[u128]) -> Vec<[u8; 32]> {
+    let mut seen: std::collections::HashMap<u128, u64> = std::collections::HashMap::new();
+    row_hashes
+        .iter()
+        .map(|h| {
+            let n = seen.entry(*h).or_insert(0);
+            *n += 1;
+            let mut k = blake3::Hasher::new();
+            k.update(&seed.to_le_bytes());
+            k.update(&h.to_le_bytes());
+            k.update(&n.to_le_bytes());
+            *k.finalize().as_bytes()
         })
         .collect()
+}
+
+/// The rows of a table a sample picks, ascending.
+pub(crate) fn sample_rows(
+    classes: &[&str],
+    keys: &[[u8; 32]],
+    size: SampleSize,
+) -> Result<Vec<usize>> {
+    let n = sample_count(keys.len(), size, "rows")?;
+    Ok(sample_indices(classes, keys, n))
+}
+
+/// The rows of each part of a split, each ascending.
+pub(crate) fn split_rows(
+    classes: &[&str],
+    keys: &[[u8; 32]],
+    parts: &[(String, f64)],
+) -> Result<Vec<Vec<usize>>> {
+    Ok(split_indices(classes, keys, &check_parts(parts)?))
 }
 
 /// Splits `total` into parts proportional to `weights` (largest remainder; ties to the earlier
@@ -83,27 +170,11 @@ pub fn sample(
     stratify_by: Option<&str>,
     seed: u64,
 ) -> Result<Vec<Item>> {
-    let n = match size {
-        SampleSize::Fraction(f) if f > 0.0 && f <= 1.0 => (f * items.len() as f64).round() as usize,
-        SampleSize::Fraction(f) => {
-            return Err(Error::invalid(format!("a sample fraction is in (0, 1], not {f}")));
-        }
-        SampleSize::Count(n) if n <= items.len() => n,
-        SampleSize::Count(n) => {
-            return Err(Error::invalid(format!(
-                "cannot sample {n} items from a version of {}",
-                items.len()
-            )));
-        }
-    };
-    let groups = strata(items, stratify_by, seed);
-    let sizes: Vec<f64> = groups.values().map(|g| g.len() as f64).collect();
-    let counts = allocate(n, &sizes);
-    let mut out: Vec<Item> = groups
-        .values()
-        .zip(counts)
-        .flat_map(|(g, c)| g.iter().take(c).map(|i| (*i).clone()))
-        .collect();
+    let n = sample_count(items.len(), size, "items")?;
+    let classes: Vec<&str> = items.iter().map(|i| class(i, stratify_by)).collect();
+    let keys: Vec<[u8; 32]> = items.iter().map(|i| order_key(seed, &i.path)).collect();
+    let mut out: Vec<Item> =
+        sample_indices(&classes, &keys, n).into_iter().map(|i| items[i].clone()).collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -115,27 +186,223 @@ pub fn split(
     stratify_by: Option<&str>,
     seed: u64,
 ) -> Result<Vec<(String, Vec<Item>)>> {
-    if parts.is_empty() || parts.iter().any(|(_, f)| !(0.0..=1.0).contains(f)) {
-        return Err(Error::invalid("split fractions are between 0 and 1"));
+    let weights = check_parts(parts)?;
+    let classes: Vec<&str> = items.iter().map(|i| class(i, stratify_by)).collect();
+    let keys: Vec<[u8; 32]> = items.iter().map(|i| order_key(seed, &i.path)).collect();
+    Ok(parts
+        .iter()
+        .zip(split_indices(&classes, &keys, &weights))
+        .map(|((name, _), idx)| {
+            let mut part: Vec<Item> = idx.into_iter().map(|i| items[i].clone()).collect();
+            part.sort_by(|a, b| a.path.cmp(&b.path));
+            (name.clone(), part)
+        })
+        .collect())
+}
+
+/// Who makes a derived version, and why.
+#[derive(Debug, Clone, Default)]
+pub struct Derivation {
+    /// Keep each value of this field (item metadata; for tables, a column) at its share.
+    pub stratify_by: Option<String>,
+    pub seed: u64,
+    pub author: String,
+    /// The version's message; empty: its source.
+    pub message: String,
+}
+
+impl Data {
+    /// A deterministic sample of `from` as the next version of `into`: items of a folder, rows
+    /// of a table.
+    pub async fn sample(
+        &self,
+        from: &Version,
+        size: SampleSize,
+        how: &Derivation,
+        into: &str,
+    ) -> Result<Commit> {
+        crate::check_name(into)?;
+        let what = match size {
+            SampleSize::Fraction(f) => format!("fraction {f}"),
+            SampleSize::Count(n) => format!("{n} {}", unit(from.kind)),
+        };
+        let source = format!("sample of {}: {what}, seed {}{}", from.label(), how.seed, strat(how));
+        let manifest = self.manifest(from).await?;
+        let (new_manifest, profile) = match manifest.table.clone() {
+            None => {
+                let picked = sample(&manifest.items, size, how.stratify_by.as_deref(), how.seed)?;
+                (Manifest::new(Kind::Files, picked)?, None)
+            }
+            Some(info) => {
+                let mut parts = self
+                    .table_subsets(&manifest, info, how, move |classes, keys| {
+                        Ok(vec![sample_rows(classes, keys, size)?])
+                    })
+                    .await?;
+                let (m, p) = parts.remove(0);
+                (m, Some(p))
+            }
+        };
+        self.commit_derived(into, &new_manifest, profile, from, source, how).await
     }
-    let sum: f64 = parts.iter().map(|(_, f)| f).sum();
-    if (sum - 1.0).abs() > 1e-6 {
-        return Err(Error::invalid(format!("split fractions must add up to 1, not {sum}")));
-    }
-    let weights: Vec<f64> = parts.iter().map(|(_, f)| *f).collect();
-    let mut out: Vec<(String, Vec<Item>)> =
-        parts.iter().map(|(n, _)| (n.clone(), Vec::new())).collect();
-    for group in strata(items, stratify_by, seed).values() {
-        let counts = allocate(group.len(), &weights);
-        let mut rest = group.iter();
-        for (part, count) in out.iter_mut().zip(counts) {
-            part.1.extend(rest.by_ref().take(count).map(|i| (*i).clone()));
+
+    /// A deterministic split of `from` into `PREFIX-PART` datasets, one version each.
+    pub async fn split(
+        &self,
+        from: &Version,
+        parts: &[(String, f64)],
+        how: &Derivation,
+        prefix: &str,
+    ) -> Result<Vec<Commit>> {
+        let targets: Vec<String> = parts.iter().map(|(p, _)| format!("{prefix}-{p}")).collect();
+        for t in &targets {
+            crate::check_name(t)?;
         }
+        check_parts(parts)?;
+        let shares: Vec<String> = parts.iter().map(|(n, f)| format!("{n} {f}")).collect();
+        let manifest = self.manifest(from).await?;
+        let made: Vec<(Manifest, Option<Profile>)> = match manifest.table.clone() {
+            None => split(&manifest.items, parts, how.stratify_by.as_deref(), how.seed)?
+                .into_iter()
+                .map(|(_, items)| Ok((Manifest::new(Kind::Files, items)?, None)))
+                .collect::<Result<_>>()?,
+            Some(info) => {
+                let parts = parts.to_vec();
+                self.table_subsets(&manifest, info, how, move |classes, keys| {
+                    split_rows(classes, keys, &parts)
+                })
+                .await?
+                .into_iter()
+                .map(|(m, p)| (m, Some(p)))
+                .collect()
+            }
+        };
+        let mut commits = Vec::new();
+        for (((part, _), target), (m, profile)) in parts.iter().zip(&targets).zip(made) {
+            let source = format!(
+                "{part} part of {}: {}, seed {}{}",
+                from.label(),
+                shares.join(" / "),
+                how.seed,
+                strat(how)
+            );
+            let how = Derivation { message: String::new(), ..how.clone() };
+            commits.push(self.commit_derived(target, &m, profile, from, source, &how).await?);
+        }
+        Ok(commits)
     }
-    for (_, items) in &mut out {
-        items.sort_by(|a, b| a.path.cmp(&b.path));
+
+    async fn commit_derived(
+        &self,
+        target: &str,
+        manifest: &Manifest,
+        profile: Option<Profile>,
+        from: &Version,
+        source: String,
+        how: &Derivation,
+    ) -> Result<Commit> {
+        let new = NewVersion {
+            message: if how.message.is_empty() { source.clone() } else { how.message.clone() },
+            author: how.author.clone(),
+            source,
+            description: None,
+            derived_from: Some(from.label()),
+            profile,
+        };
+        self.commit(target, manifest, new).await
+    }
+
+    /// Row subsets of a table, each written as one file of the table's format (named as the
+    /// table's only file, or `part-00000.EXT`), stored, and profiled.
+    async fn table_subsets(
+        &self,
+        manifest: &Manifest,
+        info: TableInfo,
+        how: &Derivation,
+        pick: impl FnOnce(&[&str], &[[u8; 32]]) -> Result<Vec<Vec<usize>>> + Send + 'static,
+    ) -> Result<Vec<(Manifest, Profile)>> {
+        let bytes = self.table_bytes(manifest).await?;
+        let name = match manifest.items.as_slice() {
+            [only] => only.path.clone(),
+            _ => format!("part-00000.{}", info.format.as_str()),
+        };
+        let (seed, field) = (how.seed, how.stratify_by.clone());
+        let encoded: Vec<(Vec<u8>, TableInfo, Profile)> = tokio::task::spawn_blocking(move || {
+            let parts = bytes
+                .into_iter()
+                .map(|b| table::Batches::open_bytes(b, info.format))
+                .collect::<std::result::Result<Vec<_>, String>>()
+                .map_err(|e| Error::Corrupt(format!("a stored table does not read: {e}")))?;
+            let all = table::read_all(parts).map_err(Error::Corrupt)?;
+            subsets_of(&all, &info, seed, field.as_deref(), pick)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("deriving the table failed: {e}")))??;
+        let mut out = Vec::new();
+        for (file, info, profile) in encoded {
+            let size = file.len() as u64;
+            let put = self.blobs.put_bytes(file.into()).await?;
+            let item = Item {
+                path: name.clone(),
+                size,
+                hash: put.digest.to_hex(),
+                meta: Default::default(),
+            };
+            let mut m = Manifest::new(Kind::Table, vec![item])?;
+            m.table = Some(info);
+            out.push((m, profile));
+        }
+        Ok(out)
+    }
+}
+
+fn subsets_of(
+    all: &RecordBatch,
+    info: &TableInfo,
+    seed: u64,
+    field: Option<&str>,
+    pick: impl FnOnce(&[&str], &[[u8; 32]]) -> Result<Vec<Vec<usize>>>,
+) -> Result<Vec<(Vec<u8>, TableInfo, Profile)>> {
+    let every: Vec<usize> = (0..all.num_columns()).collect();
+    let hashes = table::batch_row_hashes(all, &every).map_err(Error::Corrupt)?;
+    let keys = row_keys(seed, &hashes);
+    let texts: Vec<Option<String>> = match field {
+        None => vec![None; all.num_rows()],
+        Some(f) => {
+            let i = all.schema().index_of(f).map_err(|_| {
+                Error::invalid(format!("the table has no column '{f}' to stratify by"))
+            })?;
+            let rows: Vec<usize> = (0..all.num_rows()).collect();
+            let column = all.project(&[i]).map_err(|e| Error::Corrupt(e.to_string()))?;
+            table::rows_text(&column, &rows)
+                .map_err(Error::Corrupt)?
+                .into_iter()
+                .map(|mut r| r.pop().flatten())
+                .collect()
+        }
+    };
+    let classes: Vec<&str> = texts.iter().map(|t| t.as_deref().unwrap_or("")).collect();
+    let mut out = Vec::new();
+    for rows in pick(&classes, &keys)? {
+        let batch = table::take_rows(all, &rows).map_err(Error::Corrupt)?;
+        let mut profiler = Profiler::new(&info.columns);
+        profiler.push(&batch).map_err(Error::Corrupt)?;
+        let file = table::encode(&batch, info.format)?;
+        let part = TableInfo { rows: rows.len() as u64, ..info.clone() };
+        out.push((file, part, profiler.profile));
     }
     Ok(out)
+}
+
+fn unit(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Files => "items",
+        Kind::Table => "rows",
+    }
+}
+
+fn strat(how: &Derivation) -> String {
+    how.stratify_by.as_deref().map(|f| format!(", stratified by {f}")).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -162,6 +162,11 @@ pub fn scan(root: &Path) -> Result<(Vec<LocalFile>, Vec<Problem>)> {
     Ok((files, problems))
 }
 
+/// The stat-cache view of a file's metadata.
+pub(crate) fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    Stat::of(meta)
+}
+
 fn display_rel(prefix: &str) -> String {
     if prefix.is_empty() { ".".into() } else { prefix.trim_end_matches('/').into() }
 }
@@ -242,6 +247,8 @@ impl StatCache {
 
 /// Told about each file as it is done.
 pub trait Progress: Send + Sync {
+    /// The work ahead, once it is known.
+    fn begin(&self, _files: u64, _bytes: u64) {}
     fn file_done(&self, bytes: u64);
 }
 

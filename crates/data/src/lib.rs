@@ -6,20 +6,26 @@
 //! uploading only what the store lacks) and [`checkout`] writes a version back out, verified.
 //! This crate knows nothing of HTTP or the command line.
 
+pub mod add;
 pub mod checkout;
 pub mod derive;
 mod error;
+pub mod example;
 pub mod ingest;
+pub mod profile;
+pub mod table;
 mod types;
 
 use std::collections::HashSet;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use slipway_core::{Backend, BlobStore, Db, Digest, Migration, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 pub use error::{Error, Result};
+pub use profile::Profile;
 pub use types::{
     Dataset, Diff, Item, Kind, Manifest, Version, VersionRef, check_item_path, check_name,
 };
@@ -38,6 +44,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_derived_from.sql"),
         postgres: include_str!("../migrations/postgres/0002_derived_from.sql"),
     },
+    Migration {
+        version: 3,
+        name: "profiles",
+        sqlite: include_str!("../migrations/sqlite/0003_profiles.sql"),
+        postgres: include_str!("../migrations/postgres/0003_profiles.sql"),
+    },
 ];
 
 /// How many blob-store lookups run at once when a new version's content is checked.
@@ -52,6 +64,9 @@ pub struct NewVersion {
     pub description: Option<String>,
     /// The version this one was made from (`name@N`), for samples and splits.
     pub derived_from: Option<String>,
+    /// The content's profile. For tables the caller gives it (it reads the rows); for folders
+    /// whose items carry metadata, [`Data::commit`] profiles the metadata when this is `None`.
+    pub profile: Option<Profile>,
 }
 
 /// The outcome of [`Data::commit`].
@@ -62,6 +77,16 @@ pub struct Commit {
     pub created: bool,
 }
 
+/// A page of a table's rows (see [`Data::table_rows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowPage {
+    pub columns: Vec<String>,
+    /// Cells in Arrow's text form; `None` for null.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows in the whole table.
+    pub total: u64,
+}
+
 /// Datasets over the metadata and blob stores; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Data {
@@ -70,7 +95,7 @@ pub struct Data {
 }
 
 const VERSION_COLUMNS: &str = "d.name, v.version, v.kind, v.manifest, v.parent, v.message, \
-     v.author, v.source, v.items, v.bytes, v.created_at, v.derived_from";
+     v.author, v.source, v.items, v.bytes, v.created_at, v.derived_from, v.profile";
 
 fn version_from_row(row: &AnyRow) -> Result<Version> {
     Ok(Version {
@@ -86,6 +111,7 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
         bytes: row.try_get("bytes")?,
         created_at: row.try_get("created_at")?,
         derived_from: row.try_get("derived_from")?,
+        profile: row.try_get("profile")?,
     })
 }
 
@@ -174,10 +200,109 @@ impl Data {
         Manifest::decode(&self.blobs.read(&digest).await?)
     }
 
-    /// What changed from `a` to `b`.
+    /// A version's profile, if it has one.
+    pub async fn profile(&self, version: &Version) -> Result<Option<Profile>> {
+        let Some(hex) = &version.profile else { return Ok(None) };
+        let digest = hex
+            .parse::<Digest>()
+            .map_err(|_| Error::Corrupt(format!("{} has a bad profile digest", version.label())))?;
+        Profile::decode(&self.blobs.read(&digest).await?).map(Some)
+    }
+
+    /// What changed from `a` to `b`: items, and for two tables their schema and rows.
     pub async fn diff(&self, a: &Version, b: &Version) -> Result<Diff> {
         let (ma, mb) = futures::try_join!(self.manifest(a), self.manifest(b))?;
-        Ok(Diff::between(&ma, &mb))
+        let mut diff = Diff::between(&ma, &mb);
+        if let (Some(ta), Some(tb)) = (&ma.table, &mb.table) {
+            let (pa, pb) = futures::try_join!(self.table_bytes(&ma), self.table_bytes(&mb))?;
+            let open = |parts: &[Bytes], format| {
+                parts
+                    .iter()
+                    .map(|b| table::Batches::open_bytes(b.clone(), format))
+                    .collect::<std::result::Result<Vec<_>, String>>()
+            };
+            let (ta, tb) = (ta.clone(), tb.clone());
+            let rows = tokio::task::spawn_blocking(move || {
+                table::diff_tables(&ta, &tb, &|| open(&pa, ta.format), &|| open(&pb, tb.format))
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("the table diff failed: {e}")))?
+            .map_err(|e| Error::Corrupt(format!("a stored table does not read: {e}")))?;
+            diff.table = Some(rows);
+        }
+        Ok(diff)
+    }
+
+    /// The content of a table version's files, in path order (verified reads).
+    pub async fn table_bytes(&self, manifest: &Manifest) -> Result<Vec<Bytes>> {
+        let mut out = Vec::with_capacity(manifest.items.len());
+        for item in &manifest.items {
+            let digest = item
+                .hash
+                .parse::<Digest>()
+                .map_err(|_| Error::Corrupt(format!("bad hash of '{}'", item.path)))?;
+            out.push(self.blobs.read(&digest).await?);
+        }
+        Ok(out)
+    }
+
+    /// A page of a table version's rows, cells as text.
+    pub async fn table_rows(
+        &self,
+        version: &Version,
+        offset: u64,
+        limit: usize,
+    ) -> Result<RowPage> {
+        let (info, parts) = self.table_batches(version).await?;
+        let columns: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
+        let rows = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
+            let mut skip = offset;
+            let mut rows = Vec::new();
+            for part in parts {
+                for batch in part {
+                    let batch = batch?;
+                    let n = batch.num_rows() as u64;
+                    if skip >= n {
+                        skip -= n;
+                        continue;
+                    }
+                    let want: Vec<usize> =
+                        (skip as usize..batch.num_rows()).take(limit - rows.len()).collect();
+                    skip = 0;
+                    rows.extend(table::rows_text(&batch, &want)?);
+                    if rows.len() >= limit {
+                        return Ok(rows);
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("reading rows failed: {e}")))?
+        .map_err(|e| Error::Corrupt(format!("{} does not read: {e}", version.label())))?;
+        Ok(RowPage { columns, rows, total: info.rows })
+    }
+
+    /// A table version's record batches, part after part.
+    pub async fn table_batches(
+        &self,
+        version: &Version,
+    ) -> Result<(table::TableInfo, Vec<table::Batches>)> {
+        let manifest = self.manifest(version).await?;
+        let Some(info) = manifest.table.clone() else {
+            return Err(Error::invalid(format!(
+                "{} is a folder of files, not a table",
+                version.label()
+            )));
+        };
+        let parts = self
+            .table_bytes(&manifest)
+            .await?
+            .into_iter()
+            .map(|b| table::Batches::open_bytes(b, info.format))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|e| Error::Corrupt(format!("{} does not read: {e}", version.label())))?;
+        Ok((info, parts))
     }
 
     /// Makes `manifest` the next version of dataset `name` (created if new), unless it equals
@@ -225,6 +350,15 @@ impl Data {
             return Err(Error::MissingContent { count: missing.len(), example: example.clone() });
         }
         self.blobs.put_bytes(encoded.into()).await?;
+        let profile = match new.profile {
+            Some(p) => Some(p),
+            None if manifest.kind == Kind::Files => profile::of_metadata(&manifest.items),
+            None => None,
+        };
+        let profile_digest = match profile {
+            Some(p) => Some(self.blobs.put_bytes(p.encode().into()).await?.digest.to_hex()),
+            None => None,
+        };
 
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
@@ -276,8 +410,8 @@ impl Data {
         let number = parent.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO dataset_versions (dataset_id, version, kind, manifest, parent, message, author, \
-             source, items, bytes, created_at, derived_from) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             source, items, bytes, created_at, derived_from, profile) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(dataset_id)
         .bind(number)
@@ -291,6 +425,7 @@ impl Data {
         .bind(manifest.bytes() as i64)
         .bind(now)
         .bind(&new.derived_from)
+        .bind(&profile_digest)
         .execute(&mut *tx)
         .await?;
         if let Some(description) = new.description.filter(|d| !d.is_empty()) {

@@ -62,6 +62,8 @@ pub struct Version {
     pub created_at: i64,
     /// The version this one was made from (`name@N`): samples and splits.
     pub derived_from: Option<String>,
+    /// BLAKE3 digest (hex) of the profile blob, if the version has one.
+    pub profile: Option<String>,
 }
 
 impl Version {
@@ -90,6 +92,9 @@ pub struct Manifest {
     pub format: u32,
     pub kind: Kind,
     pub items: Vec<Item>,
+    /// For tables: the format, the schema and the row count (of all items together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<crate::table::TableInfo>,
 }
 
 impl Manifest {
@@ -113,7 +118,7 @@ impl Manifest {
                 )));
             }
         }
-        Ok(Manifest { format: Manifest::FORMAT, kind, items })
+        Ok(Manifest { format: Manifest::FORMAT, kind, items, table: None })
     }
 
     pub fn bytes(&self) -> u64 {
@@ -217,6 +222,9 @@ pub struct Diff {
     /// (before, after) of items whose content or metadata changed.
     pub changed: Vec<(Item, Item)>,
     pub unchanged: usize,
+    /// For two tables: schema and row changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<crate::table::TableDiff>,
 }
 
 impl Diff {

@@ -10,7 +10,7 @@ use crate::routes::*;
         Errors are JSON {\"error_code\", \"message\"}."),
     paths(health, ready, version, list_jobs, submit_job, get_job, job_events, cancel_job,
         list_experiments, create_experiment, list_runs, get_run, delete_run, metric_history,
-        list_datasets, get_dataset, get_version, version_runs, diff, get_file),
+        list_datasets, get_dataset, get_version, version_runs, get_profile, get_rows, diff, get_file),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
          (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),

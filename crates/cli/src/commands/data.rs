@@ -2,8 +2,7 @@
 //! DVC works on its cache and remote): no server is needed, and with PostgreSQL and S3 every
 //! machine that shares them sees the same datasets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,9 +10,10 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 use slipway_core::{BlobStore, Db};
-use slipway_data::derive::{self, SampleSize};
+use slipway_data::add::AddRequest;
+use slipway_data::derive::{Derivation, SampleSize};
 use slipway_data::ingest::{self, StatCache};
-use slipway_data::{Data, Kind, Manifest, NewVersion, Version, VersionRef};
+use slipway_data::{Data, Kind, Version, VersionRef};
 
 use crate::Global;
 use crate::config::StoreArgs;
@@ -27,6 +27,7 @@ pub(crate) enum DataCommand {
         after_help = "Examples:\n  slipway data add clips/ --dataset falls -m \"first sample\"\n  \
                             slipway data add clips/ --dataset falls      # again: nothing re-hashed, no new version\n  \
                             slipway data add clips/ --dataset falls --meta clips.csv   # path,camera,room,subject\n  \
+                            slipway data add features.parquet --dataset fall-features   # a table: schema, rows, profile\n  \
                             slipway --json data add clips/ --dataset falls"
     )]
     Add {
@@ -47,6 +48,10 @@ pub(crate) enum DataCommand {
         /// Hash every file, ignoring (and not updating) the stat cache
         #[arg(long)]
         no_cache: bool,
+        /// `table` or `files` [default: a .csv/.parquet file is a table, a folder is files; a
+        /// folder added as a table is the parts of one table]
+        #[arg(long, value_parser = ["files", "table"])]
+        kind: Option<String>,
         #[command(flatten)]
         stores: StoreArgs,
     },
@@ -133,6 +138,19 @@ pub(crate) enum DataCommand {
         #[command(flatten)]
         stores: StoreArgs,
     },
+    /// A version's profile: per column type, counts, nulls, distinct values, moments, quantiles,
+    /// top values and a histogram (of a table's columns, or of a folder's item metadata)
+    #[command(after_help = "Examples:\n  slipway data profile fall-features@1\n  \
+                            slipway data profile fall-features --column hip_drop_px\n  \
+                            slipway --json data profile falls@2")]
+    Profile {
+        version: String,
+        /// Only this column, with its histogram drawn wider
+        #[arg(long)]
+        column: Option<String>,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
     /// One version: its facts, and with --items its files
     #[command(
         after_help = "Examples:\n  slipway data show falls@2\n  slipway data show falls --items"
@@ -190,12 +208,26 @@ async fn resolve(data: &Data, r: &str) -> anyhow::Result<Version> {
 
 pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        DataCommand::Add { path, dataset, message, description, meta, no_cache, stores } => {
+        DataCommand::Add { path, dataset, message, description, meta, no_cache, kind, stores } => {
             slipway_data::check_name(&dataset)?;
             let meta = meta.map(|m| ingest::read_meta(&m)).transpose()?;
+            let kind = match kind.as_deref() {
+                Some("table") => Some(Kind::Table),
+                Some(_) => Some(Kind::Files),
+                None => None,
+            };
             let data = open(&stores).await?;
-            let what = Add { path: &path, dataset: &dataset, message, description, meta, no_cache };
-            add(&data, what, global).await
+            let req = AddRequest {
+                path,
+                dataset,
+                message,
+                description,
+                author: author(),
+                meta,
+                kind,
+                concurrency: concurrency(),
+            };
+            add(&data, req, no_cache, global).await
         }
         DataCommand::Checkout { version, dest, stores } => {
             let data = open(&stores).await?;
@@ -261,6 +293,9 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
             if !rows.is_empty() {
                 table(&["", "PATH", "SIZE"], &rows)?;
             }
+            if let Some(t) = &diff.table {
+                print_table_diff(t)?;
+            }
             println!(
                 "{} -> {}: {} added, {} removed, {} changed, {} unchanged",
                 a.label(),
@@ -275,22 +310,14 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
         DataCommand::Sample { version, fraction, n, stratify_by, seed, into, message, stores } => {
             let data = open(&stores).await?;
             let v = resolve(&data, &version).await?;
-            let items = data.manifest(&v).await?.items;
             let size = match (fraction, n) {
                 (Some(f), _) => SampleSize::Fraction(f),
                 (None, Some(n)) => SampleSize::Count(n),
                 (None, None) => anyhow::bail!("give --fraction or --n"),
             };
-            let picked = derive::sample(&items, size, stratify_by.as_deref(), seed)?;
-            let how = match size {
-                SampleSize::Fraction(f) => format!("fraction {f}"),
-                SampleSize::Count(n) => format!("{n} items"),
-            };
-            let strat =
-                stratify_by.as_deref().map(|f| format!(", stratified by {f}")).unwrap_or_default();
             let target = into.unwrap_or_else(|| format!("{}-sample", v.dataset));
-            let source = format!("sample of {}: {how}, seed {seed}{strat}", v.label());
-            let commit = derived(&data, &target, v.kind, picked, &v, source, message).await?;
+            let how = Derivation { stratify_by, seed, author: author(), message };
+            let commit = data.sample(&v, size, &how, &target).await?;
             report_derived(global, &[commit])?;
             Ok(ExitCode::SUCCESS)
         }
@@ -305,25 +332,22 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
             }
             let data = open(&stores).await?;
             let v = resolve(&data, &version).await?;
-            let items = data.manifest(&v).await?.items;
-            let split = derive::split(&items, &parts, stratify_by.as_deref(), seed)?;
             let prefix = into.unwrap_or_else(|| v.dataset.clone());
-            let strat =
-                stratify_by.as_deref().map(|f| format!(", stratified by {f}")).unwrap_or_default();
-            let shares: Vec<String> = parts.iter().map(|(n, f)| format!("{n} {f}")).collect();
-            let mut commits = Vec::new();
-            for (part, picked) in split {
-                let source = format!(
-                    "{part} part of {}: {}, seed {seed}{strat}",
-                    v.label(),
-                    shares.join(" / ")
-                );
-                let target = format!("{prefix}-{part}");
-                commits.push(
-                    derived(&data, &target, v.kind, picked, &v, source, String::new()).await?,
-                );
-            }
+            let how = Derivation { stratify_by, seed, author: author(), message: String::new() };
+            let commits = data.split(&v, &parts, &how, &prefix).await?;
             report_derived(global, &commits)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Profile { version, column, stores } => {
+            let data = open(&stores).await?;
+            let v = resolve(&data, &version).await?;
+            let Some(profile) = data.profile(&v).await? else {
+                anyhow::bail!(
+                    "{} has no profile: it is a folder without item metadata (add one with --meta)",
+                    v.label()
+                );
+            };
+            crate::commands::profile::print(&v, &profile, column.as_deref(), global)?;
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Log { name, stores } => {
@@ -373,9 +397,12 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
         DataCommand::Show { version, items, stores } => {
             let data = open(&stores).await?;
             let v = resolve(&data, &version).await?;
-            let manifest = if items { Some(data.manifest(&v).await?) } else { None };
+            let full = data.manifest(&v).await?;
+            let manifest = if items { Some(full.clone()) } else { None };
             if global.json {
-                crate::output::json(&json!({"version": v, "items": manifest.map(|m| m.items)}))?;
+                crate::output::json(&json!({
+                    "version": v, "table": full.table, "items": manifest.map(|m| m.items),
+                }))?;
                 return Ok(ExitCode::SUCCESS);
             }
             let facts = [
@@ -395,6 +422,22 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
             let rows: Vec<Vec<String>> =
                 facts.iter().map(|(k, val)| vec![k.to_string(), val.clone()]).collect();
             table(&["FIELD", "VALUE"], &rows)?;
+            if let Some(t) = &full.table {
+                println!();
+                let rows: Vec<Vec<String>> = t
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.name.clone(),
+                            c.arrow.clone(),
+                            if c.nullable { "yes".into() } else { "no".into() },
+                        ]
+                    })
+                    .collect();
+                println!("a {} table of {} rows:", t.format.as_str(), t.rows);
+                table(&["COLUMN", "TYPE", "NULLABLE"], &rows)?;
+            }
             if let Some(m) = manifest {
                 println!();
                 let rows: Vec<Vec<String>> = m
@@ -409,36 +452,47 @@ pub(crate) async fn run(cmd: DataCommand, global: &Global) -> anyhow::Result<Exi
     }
 }
 
-/// What `data add` was asked to do.
-struct Add<'a> {
-    path: &'a Path,
-    dataset: &'a str,
-    message: String,
-    description: Option<String>,
-    meta: Option<HashMap<String, BTreeMap<String, String>>>,
-    no_cache: bool,
-}
-
-/// Commits `items` (taken from `from`) as the next version of `target`.
-async fn derived(
-    data: &Data,
-    target: &str,
-    kind: Kind,
-    items: Vec<slipway_data::Item>,
-    from: &Version,
-    source: String,
-    message: String,
-) -> anyhow::Result<slipway_data::Commit> {
-    slipway_data::check_name(target)?;
-    let manifest = Manifest::new(kind, items)?;
-    let new = NewVersion {
-        message: if message.is_empty() { source.clone() } else { message },
-        author: author(),
-        source,
-        description: None,
-        derived_from: Some(from.label()),
-    };
-    Ok(data.commit(target, &manifest, new).await?)
+fn print_table_diff(t: &slipway_data::table::TableDiff) -> anyhow::Result<()> {
+    println!();
+    let mut schema: Vec<Vec<String>> = Vec::new();
+    for c in &t.columns_added {
+        schema.push(vec!["+".into(), c.name.clone(), c.arrow.clone()]);
+    }
+    for c in &t.columns_removed {
+        schema.push(vec!["-".into(), c.name.clone(), c.arrow.clone()]);
+    }
+    for (a, b) in &t.columns_changed {
+        schema.push(vec!["~".into(), b.name.clone(), format!("{} -> {}", a.arrow, b.arrow)]);
+    }
+    if schema.is_empty() {
+        println!("schema: unchanged ({} columns)", t.compared_on.len());
+    } else {
+        table(&["", "COLUMN", "TYPE"], &schema)?;
+    }
+    println!(
+        "rows: {} -> {}: {} added, {} removed, {} unchanged (compared on {} columns)",
+        t.rows_before,
+        t.rows_after,
+        t.rows_added,
+        t.rows_removed,
+        t.rows_unchanged,
+        t.compared_on.len()
+    );
+    let cell = |c: &Option<String>| c.clone().unwrap_or_else(|| "∅".into());
+    let mut examples: Vec<Vec<String>> = Vec::new();
+    for r in &t.removed_examples {
+        examples.push(std::iter::once("-".to_string()).chain(r.iter().map(cell)).collect());
+    }
+    for r in &t.added_examples {
+        examples.push(std::iter::once("+".to_string()).chain(r.iter().map(cell)).collect());
+    }
+    if !examples.is_empty() {
+        println!();
+        let mut headers: Vec<&str> = vec![""];
+        headers.extend(t.compared_on.iter().map(String::as_str));
+        table(&headers, &examples)?;
+    }
+    Ok(())
 }
 
 fn report_derived(global: &Global, commits: &[slipway_data::Commit]) -> anyhow::Result<()> {
@@ -463,111 +517,76 @@ fn report_derived(global: &Global, commits: &[slipway_data::Commit]) -> anyhow::
     Ok(())
 }
 
-async fn add(data: &Data, what: Add<'_>, global: &Global) -> anyhow::Result<ExitCode> {
-    let Add { path, dataset, message, description, mut meta, no_cache } = what;
+async fn add(
+    data: &Data,
+    req: AddRequest,
+    no_cache: bool,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let (files, mut problems) = ingest::scan(path)?;
-    let latest = match data.resolve(&VersionRef { name: dataset.into(), version: None }).await {
-        Ok(v) => Some(v),
-        Err(
-            slipway_data::Error::DatasetNotFound { .. }
-            | slipway_data::Error::VersionNotFound { .. },
-        ) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let known: HashSet<String> = match &latest {
-        Some(v) => data.manifest(v).await?.items.into_iter().map(|i| i.hash).collect(),
-        None => HashSet::new(),
-    };
+    let shown = req.path.display().to_string();
     let mut cache =
-        if no_cache { StatCache::disabled() } else { StatCache::open(&cache_dir(), path) };
-    let total: u64 = files.iter().map(|f| f.stat.size).sum();
-    let bar = Bar::new("adding", files.len() as u64, total, !global.json);
-    let ingested =
-        ingest::ingest(&files, data.blobs(), &mut cache, &known, &bar, concurrency()).await;
+        if no_cache { StatCache::disabled() } else { StatCache::open(&cache_dir(), &req.path) };
+    let bar = Bar::new("adding", 0, 0, !global.json);
+    let outcome = data.add(req, &mut cache, &bar).await;
     bar.finish();
-    if let Err(e) = cache.save(&files) {
-        tracing::warn!("could not save the stat cache: {e}");
-    }
-    problems.extend(ingested.problems.iter().cloned());
-    let mut items = ingested.items;
-    if let Some(meta) = meta.as_mut() {
-        for item in &mut items {
-            if let Some(m) = meta.remove(&item.path) {
-                item.meta = m;
-            }
-        }
-        let mut unknown: Vec<&String> = meta.keys().collect();
-        unknown.sort();
-        for path in unknown {
-            problems.push(ingest::Problem {
-                path: path.clone(),
-                message: "listed in the metadata file but not in the folder".into(),
-            });
-        }
-    }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    if !problems.is_empty() {
-        for p in &problems {
+    let outcome = outcome?;
+    if !outcome.problems.is_empty() {
+        for p in &outcome.problems {
             eprintln!("error: {}: {}", p.path, p.message);
         }
         eprintln!(
-            "error: {} problem(s) in {}; no version was made (the other files' content is stored, \
-             so adding again after a fix is quick)",
-            problems.len(),
-            path.display()
+            "error: {} problem(s) in {shown}; no version was made (the other files' content is \
+             stored, so adding again after a fix is quick)",
+            outcome.problems.len(),
         );
         return Ok(ExitCode::FAILURE);
     }
-    if files.is_empty() {
-        anyhow::bail!("nothing to add: {} holds no files", path.display());
-    }
-    let manifest = Manifest::new(Kind::Files, items)?;
-    let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let commit = data
-        .commit(
-            dataset,
-            &manifest,
-            NewVersion {
-                message,
-                author: author(),
-                source: source.display().to_string(),
-                description,
-                derived_from: None,
-            },
-        )
-        .await?;
+    let Some(commit) = outcome.commit else { anyhow::bail!("no version was made") };
     let secs = started.elapsed().as_secs_f64();
     if global.json {
         crate::output::json(&json!({
             "version": commit.version,
             "created": commit.created,
-            "files": files.len(),
-            "bytes": total,
-            "hashed": ingested.hashed,
-            "hashed_bytes": ingested.hashed_bytes,
-            "uploaded": ingested.uploaded,
-            "uploaded_bytes": ingested.uploaded_bytes,
+            "files": outcome.files,
+            "bytes": outcome.bytes,
+            "hashed": outcome.hashed,
+            "hashed_bytes": outcome.hashed_bytes,
+            "uploaded": outcome.uploaded,
+            "uploaded_bytes": outcome.uploaded_bytes,
+            "table": outcome.table,
             "seconds": secs,
         }))?;
     } else if commit.created {
+        let table = outcome
+            .table
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "; a {} table of {} rows × {} columns",
+                    t.format.as_str(),
+                    t.rows,
+                    t.columns.len()
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{}: {} files, {} (hashed {}, {} from the stat cache; uploaded {} blob{}, {}) in {secs:.1} s",
+            "{}: {} files, {} (hashed {}, {} from the stat cache; uploaded {} blob{}, {}){table} in {secs:.1} s",
             commit.version.label(),
-            files.len(),
-            size(total),
-            ingested.hashed,
-            files.len() - ingested.hashed,
-            ingested.uploaded,
-            if ingested.uploaded == 1 { "" } else { "s" },
-            size(ingested.uploaded_bytes)
+            outcome.files,
+            size(outcome.bytes),
+            outcome.hashed,
+            outcome.files - outcome.hashed,
+            outcome.uploaded,
+            if outcome.uploaded == 1 { "" } else { "s" },
+            size(outcome.uploaded_bytes)
         );
     } else {
         println!(
             "no change: {} already holds these {} files ({}); checked in {secs:.1} s",
             commit.version.label(),
-            files.len(),
-            size(total)
+            outcome.files,
+            size(outcome.bytes)
         );
     }
     Ok(ExitCode::SUCCESS)

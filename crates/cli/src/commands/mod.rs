@@ -3,8 +3,10 @@
 pub(crate) mod blobs;
 pub(crate) mod data;
 pub(crate) mod doctor;
+pub(crate) mod example;
 pub(crate) mod experiments;
 pub(crate) mod jobs;
+pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod server;

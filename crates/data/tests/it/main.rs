@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+mod tables;
+
 use slipway_core::testing::{BlobBackend, TestBlobs, TestDb};
 use slipway_core::{Backend, on_both_backends, on_both_blob_stores};
 use slipway_data::ingest::{self, StatCache};
@@ -32,6 +34,7 @@ fn new(message: &str) -> NewVersion {
         source: "here".into(),
         description: None,
         derived_from: None,
+        profile: None,
     }
 }
 

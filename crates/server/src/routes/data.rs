@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use slipway_data::profile::Summary;
+use slipway_data::table::{Column, TableDiff, TableInfo};
 use slipway_data::{Dataset, Item, Version, VersionRef};
 use utoipa::{IntoParams, ToSchema};
 
@@ -61,6 +63,8 @@ pub(crate) struct VersionView {
     created_at: i64,
     /// The version this one was sampled or split from (`name@N`).
     derived_from: Option<String>,
+    /// Whether `/profile` has column summaries (tables, and folders with item metadata).
+    has_profile: bool,
 }
 
 impl From<Version> for VersionView {
@@ -77,7 +81,47 @@ impl From<Version> for VersionView {
             items: v.items,
             bytes: v.bytes,
             created_at: v.created_at,
+            has_profile: v.profile.is_some(),
             derived_from: v.derived_from,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ColumnView {
+    name: String,
+    /// integer, float, boolean, string, date, timestamp or other.
+    dtype: String,
+    /// The Arrow type.
+    arrow: String,
+    nullable: bool,
+}
+
+impl From<Column> for ColumnView {
+    fn from(c: Column) -> ColumnView {
+        ColumnView {
+            name: c.name,
+            dtype: c.dtype.as_str().into(),
+            arrow: c.arrow,
+            nullable: c.nullable,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TableView {
+    /// csv or parquet.
+    format: String,
+    rows: u64,
+    columns: Vec<ColumnView>,
+}
+
+impl From<TableInfo> for TableView {
+    fn from(t: TableInfo) -> TableView {
+        TableView {
+            format: t.format.as_str().into(),
+            rows: t.rows,
+            columns: t.columns.into_iter().map(ColumnView::from).collect(),
         }
     }
 }
@@ -116,6 +160,8 @@ pub(crate) struct VersionItems {
     items: Vec<ItemView>,
     /// How many items match `prefix` in all.
     total: usize,
+    /// For tables: format, row count and schema.
+    table: Option<TableView>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -150,6 +196,55 @@ pub(crate) struct DiffView {
     removed: Vec<ItemView>,
     changed: Vec<ChangedItem>,
     unchanged: usize,
+    /// For two tables: schema and row changes.
+    table: Option<TableDiffView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChangedColumn {
+    before: ColumnView,
+    after: ColumnView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TableDiffView {
+    columns_added: Vec<ColumnView>,
+    columns_removed: Vec<ColumnView>,
+    /// Columns whose type changed.
+    columns_changed: Vec<ChangedColumn>,
+    /// The columns rows are compared on (those both versions have).
+    compared_on: Vec<String>,
+    rows_before: u64,
+    rows_after: u64,
+    /// Rows, as multisets, only in the newer version; a changed row is one removed and one added.
+    rows_added: u64,
+    rows_removed: u64,
+    rows_unchanged: u64,
+    /// Up to 10 of each, cells in `compared_on` order (null for a null cell).
+    added_examples: Vec<Vec<Option<String>>>,
+    removed_examples: Vec<Vec<Option<String>>>,
+}
+
+impl From<TableDiff> for TableDiffView {
+    fn from(t: TableDiff) -> TableDiffView {
+        TableDiffView {
+            columns_added: t.columns_added.into_iter().map(Into::into).collect(),
+            columns_removed: t.columns_removed.into_iter().map(Into::into).collect(),
+            columns_changed: t
+                .columns_changed
+                .into_iter()
+                .map(|(b, a)| ChangedColumn { before: b.into(), after: a.into() })
+                .collect(),
+            compared_on: t.compared_on,
+            rows_before: t.rows_before,
+            rows_after: t.rows_after,
+            rows_added: t.rows_added,
+            rows_removed: t.rows_removed,
+            rows_unchanged: t.rows_unchanged,
+            added_examples: t.added_examples,
+            removed_examples: t.removed_examples,
+        }
+    }
 }
 
 fn version_ref(name: &str, version: &str) -> Result<VersionRef, ApiError> {
@@ -199,11 +294,16 @@ pub(crate) async fn get_version(
     let manifest = s.data.manifest(&v).await?;
     let prefix = q.prefix.unwrap_or_default();
     let matching: Vec<Item> =
-        manifest.items.into_iter().filter(|i| i.path.starts_with(&prefix)).collect();
+        manifest.items.iter().filter(|i| i.path.starts_with(&prefix)).cloned().collect();
     let total = matching.len();
     let items =
         matching.into_iter().skip(q.offset.unwrap_or(0)).take(limit).map(ItemView::from).collect();
-    Ok(Json(VersionItems { version: v.into(), items, total }))
+    Ok(Json(VersionItems {
+        version: v.into(),
+        items,
+        total,
+        table: manifest.table.map(Into::into),
+    }))
 }
 
 /// Items added, removed and changed from one version to another.
@@ -229,6 +329,179 @@ pub(crate) async fn diff(
             .map(|(before, after)| ChangedItem { before: before.into(), after: after.into() })
             .collect(),
         unchanged: d.unchanged,
+        table: d.table.map(Into::into),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Bin {
+    lo: f64,
+    hi: f64,
+    count: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Quantile {
+    q: f64,
+    value: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopValue {
+    value: String,
+    count: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ColumnSummaryView {
+    name: String,
+    dtype: String,
+    /// Non-null values (NaN and infinities included).
+    count: u64,
+    nulls: u64,
+    distinct: u64,
+    /// False when `distinct` is a HyperLogLog estimate (~1.6 % error).
+    distinct_exact: bool,
+    nan: u64,
+    infinite: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+    mean: Option<f64>,
+    /// Sample standard deviation (n − 1).
+    std: Option<f64>,
+    /// Within 1 % relative error (DDSketch); q = 0 and 1 are exact.
+    quantiles: Vec<Quantile>,
+    /// Equal-width bins from min to max.
+    histogram: Vec<Bin>,
+    /// Most frequent values; counts may be low by `top_error`.
+    top: Vec<TopValue>,
+    top_error: u64,
+}
+
+impl From<Summary> for ColumnSummaryView {
+    fn from(c: Summary) -> ColumnSummaryView {
+        ColumnSummaryView {
+            name: c.name,
+            dtype: c.dtype.as_str().into(),
+            count: c.count,
+            nulls: c.nulls,
+            distinct: c.distinct,
+            distinct_exact: c.distinct_exact,
+            nan: c.nan,
+            infinite: c.infinite,
+            min: c.min,
+            max: c.max,
+            mean: c.mean,
+            std: c.std,
+            quantiles: c.quantiles.into_iter().map(|(q, value)| Quantile { q, value }).collect(),
+            histogram: c
+                .histogram
+                .into_iter()
+                .map(|(lo, hi, count)| Bin { lo, hi, count })
+                .collect(),
+            top: c.top.into_iter().map(|(value, count)| TopValue { value, count }).collect(),
+            top_error: c.top_error,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProfileView {
+    version: VersionView,
+    rows: u64,
+    columns: Vec<ColumnSummaryView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct ProfileQuery {
+    /// Histogram bins (1-200) [default 20].
+    bins: Option<usize>,
+    /// Top values per column (0-100) [default 10].
+    top: Option<usize>,
+    /// `true`: the stored, mergeable profile itself (sketches, exact sums) instead of figures.
+    raw: Option<bool>,
+}
+
+/// A version's profile: per column type, counts, nulls, distinct values, moments, quantiles,
+/// a histogram and top values (tables: their columns; folders: their item metadata).
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/profile", tag = "data",
+    params(("name" = String, Path), ("version" = String, Path), ProfileQuery),
+    responses((status = 200, body = ProfileView), (status = 404, description = "no profile")))]
+pub(crate) async fn get_profile(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    query: Result<Query<ProfileQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query?.0;
+    let bins = q.bins.unwrap_or(20);
+    let top = q.top.unwrap_or(10);
+    if !(1..=200).contains(&bins) || top > 100 {
+        return Err(ApiError::invalid("bins must be between 1 and 200, top at most 100"));
+    }
+    let v = s.data.resolve(&version_ref(&name, &version)?).await?;
+    let Some(profile) = s.data.profile(&v).await? else {
+        return Err(slipway_data::Error::VersionNotFound {
+            name: v.label(),
+            version: "profile (a folder without item metadata has none)".into(),
+        }
+        .into());
+    };
+    if q.raw == Some(true) {
+        let mut response = profile.encode().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(response);
+    }
+    Ok(Json(ProfileView {
+        version: v.into(),
+        rows: profile.rows,
+        columns: profile.columns.iter().map(|c| c.summary(bins, top).into()).collect(),
+    })
+    .into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct RowsQuery {
+    /// Skip this many rows [default 0].
+    offset: Option<u64>,
+    /// At most this many rows (1-1000) [default 50].
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RowsView {
+    version: VersionView,
+    columns: Vec<String>,
+    /// Cells in Arrow's text form; null for a null cell.
+    rows: Vec<Vec<Option<String>>>,
+    offset: u64,
+    total: u64,
+}
+
+/// A page of a table version's rows.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/rows", tag = "data",
+    params(("name" = String, Path), ("version" = String, Path), RowsQuery),
+    responses((status = 200, body = RowsView)))]
+pub(crate) async fn get_rows(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    query: Result<Query<RowsQuery>, QueryRejection>,
+) -> Result<Json<RowsView>, ApiError> {
+    let q = query?.0;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let v = s.data.resolve(&version_ref(&name, &version)?).await?;
+    let page = s.data.table_rows(&v, offset, limit).await?;
+    Ok(Json(RowsView {
+        version: v.into(),
+        columns: page.columns,
+        rows: page.rows,
+        offset,
+        total: page.total,
     }))
 }
 

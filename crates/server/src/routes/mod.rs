@@ -18,8 +18,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::{ApiError, AppState, metrics, ui};
 
 pub(crate) use data::{
-    __path_diff, __path_get_dataset, __path_get_file, __path_get_version, __path_list_datasets,
-    __path_version_runs,
+    __path_diff, __path_get_dataset, __path_get_file, __path_get_profile, __path_get_rows,
+    __path_get_version, __path_list_datasets, __path_version_runs,
 };
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use jobs::{
@@ -50,6 +50,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/datasets/{name}/diff", get(data::diff))
         .route("/api/v1/datasets/{name}/versions/{version}", get(data::get_version))
         .route("/api/v1/datasets/{name}/versions/{version}/runs", get(data::version_runs))
+        .route("/api/v1/datasets/{name}/versions/{version}/profile", get(data::get_profile))
+        .route("/api/v1/datasets/{name}/versions/{version}/rows", get(data::get_rows))
         .route("/api/v1/datasets/{name}/versions/{version}/files/{*path}", get(data::get_file))
         .route("/api/openapi.json", get(meta::openapi));
 
