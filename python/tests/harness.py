@@ -32,7 +32,7 @@ class Server:
         args = [slipway_bin(), "server", "--port", "0", "--data-dir", self.dir]
         if db:
             args += ["--db", db]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith(("SLIPWAY_TEST", "SLIPWAY_UI_DIR"))}
         if token:
             env["SLIPWAY_AUTH_TOKEN"] = token
         self.log = open(Path(self.dir) / "server.log", "wb")

@@ -57,6 +57,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_inputs_by_digest.sql"),
         postgres: include_str!("../migrations/postgres/0005_inputs_by_digest.sql"),
     },
+    Migration {
+        version: 6,
+        name: "inputs by source",
+        sqlite: include_str!("../migrations/sqlite/0006_inputs_by_source.sql"),
+        postgres: include_str!("../migrations/postgres/0006_inputs_by_source.sql"),
+    },
 ];
 
 /// Batch limits, as MLflow's.
@@ -432,8 +438,16 @@ impl Tracking {
     /// The active runs that logged a dataset input with this name and digest (for Slipway's
     /// own dataset versions: the dataset's name and the manifest digest), newest first, at most
     /// `limit`.
-    pub async fn runs_with_input(&self, name: &str, digest: &str, limit: i64) -> Result<Vec<Run>> {
-        let ids = store::runs_with_input(&self.db, name, digest, limit).await?;
+    /// Active runs, newest first, with a dataset input of this name and digest, or whose
+    /// source URI is `source` (e.g. `slipway://falls@3`).
+    pub async fn runs_with_input(
+        &self,
+        name: &str,
+        digest: &str,
+        source: &str,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
+        let ids = store::runs_with_input(&self.db, name, digest, source, limit).await?;
         store::load_runs(&self.db, &ids).await
     }
 

@@ -587,10 +587,10 @@ pub(crate) async fn log_io(
     .await?
     .try_get("next")?;
     for (i, item) in items.iter().enumerate() {
-        let [name, digest, context] = dataset_fields(kind, item);
+        let [name, digest, context, source] = dataset_fields(kind, item);
         sqlx::query(
             "INSERT INTO run_inputs (run_id, position, kind, body, dataset_name, dataset_digest, \
-             dataset_context) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             dataset_context, dataset_source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(run_id)
         .bind(next + i as i64)
@@ -599,6 +599,7 @@ pub(crate) async fn log_io(
         .bind(name)
         .bind(digest)
         .bind(context)
+        .bind(source)
         .execute(&mut *tx)
         .await?;
     }
@@ -608,9 +609,9 @@ pub(crate) async fn log_io(
 
 /// A dataset input's name, digest and context (the input tag `mlflow.data.context`), as the
 /// `datasets.*` filters see them; `None` for other inputs.
-fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 3] {
+fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 4] {
     if kind != "dataset" {
-        return [None, None, None];
+        return [None, None, None, None];
     }
     let text =
         |v: Option<&serde_json::Value>| Some(v.and_then(|v| v.as_str()).unwrap_or("").to_string());
@@ -626,23 +627,39 @@ fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 3] {
         text(item.pointer("/dataset/name")),
         text(item.pointer("/dataset/digest")),
         context.and_then(|c| c.as_str()).map(str::to_string),
+        Some(slipway_source(item)),
     ]
+}
+
+/// The input's source URI if it names a Slipway version (`slipway://NAME@N`), else "". MLflow
+/// keeps a dataset's source as a JSON document in a string (`{"uri": ...}` for most sources).
+fn slipway_source(item: &serde_json::Value) -> String {
+    let Some(source) = item.pointer("/dataset/source").and_then(|s| s.as_str()) else {
+        return String::new();
+    };
+    let uri = match serde_json::from_str::<serde_json::Value>(source) {
+        Ok(doc) => doc.get("uri").and_then(|u| u.as_str()).map(str::to_string),
+        Err(_) => Some(source.to_string()),
+    };
+    uri.filter(|u| u.starts_with("slipway://") && u.len() <= 300).unwrap_or_default()
 }
 
 pub(crate) async fn runs_with_input(
     db: &Db,
     name: &str,
     digest: &str,
+    source: &str,
     limit: i64,
 ) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT r.run_id FROM runs r WHERE r.lifecycle_stage = 'active' AND EXISTS \
          (SELECT 1 FROM run_inputs d WHERE d.run_id = r.run_id AND d.kind = 'dataset' \
-         AND d.dataset_digest = $1 AND d.dataset_name = $2) \
-         ORDER BY r.start_time DESC, r.run_id LIMIT $3",
+         AND ((d.dataset_digest = $1 AND d.dataset_name = $2) OR d.dataset_source = $3)) \
+         ORDER BY r.start_time DESC, r.run_id LIMIT $4",
     )
     .bind(digest)
     .bind(name)
+    .bind(source)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
@@ -654,7 +671,7 @@ pub(crate) async fn fill_dataset_fields(db: &Db) -> Result<()> {
     loop {
         let rows = sqlx::query(
             "SELECT run_id, position, body FROM run_inputs \
-             WHERE kind = 'dataset' AND dataset_name IS NULL LIMIT 1000",
+             WHERE kind = 'dataset' AND (dataset_name IS NULL OR dataset_source IS NULL) LIMIT 1000",
         )
         .fetch_all(db.pool())
         .await?;
@@ -665,14 +682,15 @@ pub(crate) async fn fill_dataset_fields(db: &Db) -> Result<()> {
         for row in &rows {
             let body: String = row.try_get("body")?;
             let item = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-            let [name, digest, context] = dataset_fields("dataset", &item);
+            let [name, digest, context, source] = dataset_fields("dataset", &item);
             sqlx::query(
-                "UPDATE run_inputs SET dataset_name = $1, dataset_digest = $2, dataset_context = $3 \
-                 WHERE run_id = $4 AND position = $5",
+                "UPDATE run_inputs SET dataset_name = $1, dataset_digest = $2, dataset_context = $3, \
+                 dataset_source = $4 WHERE run_id = $5 AND position = $6",
             )
             .bind(name)
             .bind(digest)
             .bind(context)
+            .bind(source)
             .bind(row.try_get::<String, _>("run_id")?)
             .bind(row.try_get::<i64, _>("position")?)
             .execute(&mut *tx)

@@ -233,6 +233,33 @@ def test_dataset_inputs(client):
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_log_input_with_a_slipway_source_links_the_version(client, server, tmp_path):
+    # A dataset logged by hand with the mlflow client: its digest is its own, but its source
+    # names a Slipway version, so the version lists the run (and a lookalike does not count).
+    import json
+    import urllib.request
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    table = tmp_path / "features.csv"
+    table.write_text("clip_id,activity\nc1,fall\nc2,walk\n")
+    server.cli("data", "add", str(table), "--dataset", "features")
+    mlflow.set_experiment("lineage-by-source")
+    with mlflow.start_run() as run:
+        pass
+    with mlflow.start_run() as other:
+        pass
+    def log(run_id, uri):
+        source = json.dumps({"uri": uri})
+        ds = Dataset(name="my-features", digest="0123abcd", source_type="http", source=source)
+        client.log_inputs(run_id, [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])])
+    log(run.info.run_id, "slipway://features@1")
+    log(other.info.run_id, "slipway://features@10")
+    with urllib.request.urlopen(server.url + "/api/v1/datasets/features/versions/1/runs") as r:
+        runs = json.load(r)["runs"]
+    assert [r["run_id"] for r in runs] == [run.info.run_id]
+
+
 def test_search_experiments_grammar(client):
     vision = client.create_experiment("se-falls", tags={"team": "vision"})
     client.create_experiment("se-gait", tags={"team": "vision"})

@@ -291,7 +291,182 @@ async fn samples_and_splits_are_deterministic_and_stratified(backend: Backend) {
     }
 }
 
+async fn the_example_tables_and_profiles(backend: Backend) {
+    let server = Server::start(backend).await;
+    let dir = server.dir_path();
+    let db = server.db_url.clone();
+    let generate = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "example",
+            "fall-detection",
+            "generate",
+            out,
+            "--clips",
+            "50",
+            "--seed",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        slipway(dir).args(&args).output().expect("slipway example")
+    };
+    let made = json(&generate("gen", &[]));
+    let per = made["per_activity"].as_object().unwrap();
+    assert_eq!(per.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 50);
+    let again = generate("gen", &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    json(&generate("gen4k", &["--camera", "4k"]));
+
+    // A Parquet file is a table version with a profile.
+    let added =
+        json(&data(dir, &db, &["--json", "data", "add", "gen/features.parquet", "-d", "features"]));
+    assert_eq!(
+        (added["table"]["rows"].as_u64(), added["table"]["format"].as_str()),
+        (Some(50), Some("parquet"))
+    );
+    let shown =
+        String::from_utf8_lossy(&data(dir, &db, &["data", "show", "features"]).stdout).to_string();
+    assert!(
+        shown.contains("a parquet table of 50 rows") && shown.contains("hip_drop_px"),
+        "{shown}"
+    );
+    let text = String::from_utf8_lossy(&data(dir, &db, &["data", "profile", "features"]).stdout)
+        .to_string();
+    assert!(text.starts_with("features@1: 50 rows × 17 columns"), "{text}");
+    assert!(text.contains("peak_down_velocity_px_s") && text.contains('█'), "{text}");
+    let profile = json(&data(dir, &db, &["--json", "data", "profile", "features"]));
+    let columns = profile["columns"].as_array().unwrap();
+    assert_eq!(columns.len(), 17);
+    let activity = columns.iter().find(|c| c["name"] == "activity").unwrap();
+    let top: u64 = activity["top"].as_array().unwrap().iter().map(|t| t[1].as_u64().unwrap()).sum();
+    assert_eq!(top, 50);
+    // Skew, as the seed has it: the 4k camera triples pixel features.
+    json(&data(
+        dir,
+        &db,
+        &["--json", "data", "add", "gen4k/features.parquet", "-d", "features-4k"],
+    ));
+    let mean = |name: &str, col: &str| {
+        let p = json(&data(dir, &db, &["--json", "data", "profile", name, "--column", col]));
+        p["columns"][0]["mean"].as_f64().unwrap()
+    };
+    let ratio = mean("features-4k", "body_height_px") / mean("features", "body_height_px");
+    assert!((ratio - 3.0).abs() < 0.01, "{ratio}");
+    let ratio = mean("features-4k", "bbox_aspect_change") / mean("features", "bbox_aspect_change");
+    assert!((ratio - 1.0).abs() < 0.01, "{ratio}");
+
+    // Folders with item metadata are profiled; folders without have no profile.
+    json(&data(
+        dir,
+        &db,
+        &["--json", "data", "add", "gen/clips", "-d", "falls", "--meta", "gen/clips.csv"],
+    ));
+    let text = String::from_utf8_lossy(
+        &data(dir, &db, &["data", "profile", "falls", "--column", "activity"]).stdout,
+    )
+    .to_string();
+    assert!(text.contains("top values"), "{text}");
+    json(&data(dir, &db, &["--json", "data", "add", "gen4k/clips", "-d", "bare"]));
+    // A table edited: the diff names rows and columns.
+    let csv =
+        String::from_utf8_lossy(&data(dir, &db, &["data", "show", "features"]).stdout).to_string();
+    assert!(!csv.is_empty());
+    std::fs::write(dir.join("small.csv"), "clip_id,activity\nc1,fall\nc2,walk\n").unwrap();
+    std::fs::write(dir.join("small2.csv"), "clip_id,activity,room\nc1,fall,a\nc3,sit,b\n").unwrap();
+    json(&data(dir, &db, &["--json", "data", "add", "small.csv", "-d", "small"]));
+    json(&data(dir, &db, &["--json", "data", "add", "small2.csv", "-d", "small"]));
+    let text =
+        String::from_utf8_lossy(&data(dir, &db, &["data", "diff", "small@1", "small@2"]).stdout)
+            .to_string();
+    assert!(text.contains("+  room"), "{text}");
+    assert!(text.contains("rows: 2 -> 2: 1 added, 1 removed, 1 unchanged"), "{text}");
+    // Bad tables and bad profile requests: one line each, non-zero.
+    std::fs::write(dir.join("bad.csv"), "a,b\n1,2\n3\n").unwrap();
+    for (args, needle) in [
+        (&["data", "profile", "bare"][..], "no profile"),
+        (&["data", "profile", "features", "--column", "nope"], "no column 'nope'"),
+        (
+            &["data", "add", "gen/clips.csv", "-d", "x", "--meta", "gen/clips.csv"],
+            "--meta is for folders",
+        ),
+        (&["example", "fall-detection", "generate", "z", "--clips", "0"], "at least 1"),
+        (&["example", "fall-detection", "generate", "z", "--camera", "8k"], "invalid value"),
+    ] {
+        let out = if args[0] == "example" {
+            slipway(dir).args(args).output().unwrap()
+        } else {
+            data(dir, &db, args)
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let out = data(dir, &db, &["data", "add", "bad.csv", "-d", "bad"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.csv: not a readable CSV table") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no version was made"), "{stderr}");
+
+    // The API: profiles, raw profiles, rows, and 4xx for what cannot be.
+    let client = server.client();
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let p: Value = get("/api/v1/datasets/features/versions/1/profile?bins=10".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["rows"], 50);
+    let hip = p["columns"].as_array().unwrap().iter().find(|c| c["name"] == "hip_drop_px").unwrap();
+    let bins = hip["histogram"].as_array().unwrap();
+    assert_eq!(bins.len(), 10);
+    assert_eq!(bins.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 50);
+    assert_eq!(hip["quantiles"][0]["value"], hip["min"]);
+    let raw: Value = get("/api/v1/datasets/features/versions/1/profile?raw=true".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((raw["format"].as_u64(), raw["rows"].as_u64()), (Some(1), Some(50)));
+    let rows: Value = get("/api/v1/datasets/features/versions/1/rows?offset=48&limit=5".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((rows["total"].as_u64(), rows["rows"].as_array().unwrap().len()), (Some(50), 2));
+    assert_eq!(rows["rows"][0][0], "clip-00048");
+    let v: Value = get("/api/v1/datasets/features/versions/1".into()).await.json().await.unwrap();
+    assert_eq!(
+        (v["table"]["rows"].as_u64(), v["version"]["has_profile"].as_bool()),
+        (Some(50), Some(true))
+    );
+    let d: Value =
+        get("/api/v1/datasets/small/diff?from=1&to=2".into()).await.json().await.unwrap();
+    assert_eq!(d["table"]["columns_added"][0]["name"], "room");
+    for (path, status) in [
+        ("/api/v1/datasets/bare/versions/1/profile", 404),
+        ("/api/v1/datasets/bare/versions/1/rows", 400),
+        ("/api/v1/datasets/features/versions/1/profile?bins=0", 400),
+        ("/api/v1/datasets/features/versions/1/rows?limit=5000", 400),
+        ("/api/v1/datasets/features/versions/1/rows?offset=-1", 400),
+    ] {
+        let resp = get(path.into()).await;
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(body["error_code"].is_string(), "{path}: {body}");
+    }
+}
+
 slipway_core::on_both_backends!(
     add_checkout_diff_and_the_api,
-    samples_and_splits_are_deterministic_and_stratified
+    samples_and_splits_are_deterministic_and_stratified,
+    the_example_tables_and_profiles
 );

@@ -524,7 +524,8 @@ pub(crate) async fn version_runs(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<VersionRuns>, ApiError> {
     let v = s.data.resolve(&version_ref(&name, &version)?).await?;
-    let runs = s.tracking.runs_with_input(&v.dataset, &v.manifest, 1000).await?;
+    let source = format!("slipway://{}", v.label());
+    let runs = s.tracking.runs_with_input(&v.dataset, &v.manifest, &source, 1000).await?;
     Ok(Json(VersionRuns { version: v.into(), runs: runs.iter().map(Into::into).collect() }))
 }
 
