@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import urllib.error
@@ -102,10 +103,7 @@ class Slipway:
     def runs(self, experiment=None, filter: str = "", order_by=None, max_results: Optional[int] = None):
         """Runs as a pandas DataFrame: one row per run; columns `run_id`, `name`, `status`,
         `start_time`, `end_time` (as datetimes), then `params.*`, `metrics.*` and `tags.*`."""
-        try:
-            import pandas as pd
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("Slipway.runs() needs pandas: pip install pandas") from e
+        pd = _pandas("Slipway.runs()")
         rows = []
         for r in self.search_runs(experiment, filter, order_by, max_results):
             row = {k: r[k] for k in ("run_id", "name", "experiment_id", "status", "user_id", "start_time", "end_time")}
@@ -131,6 +129,58 @@ class Slipway:
     def datasets(self) -> list:
         """Every dataset: dicts with `name`, `description`, `created_at`, `latest`."""
         return self._request("GET", "/api/v1/datasets")["datasets"]
+
+    def add_dataset(self, path, name: str, message: str = "", meta=None, kind: Optional[str] = None,
+                    description: Optional[str] = None) -> dict:
+        """Versions a local folder (or a .csv/.parquet file: a table) through the server, for
+        machines without the stores' credentials: uploads the files' content (only what the
+        store lacks, when the `blake3` package is installed to tell), then makes the next
+        version of `name`. `meta` is per-item metadata: a dict of path -> dict, or the path of
+        a CSV with a `path` column. Returns {"version": ..., "created": ...}; `created` is False
+        when the content equals the latest version's. `kind` forces 'files' or 'table' (a folder
+        of parts)."""
+        from pathlib import Path
+
+        root = Path(path)
+        if not root.exists():
+            raise ValueError(f"{root} does not exist")
+        if root.is_file():
+            files = [(root.name, root)]
+            if kind is None and root.suffix.lower() in (".csv", ".parquet", ".pq"):
+                kind = "table"
+        else:
+            files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+        if not files:
+            raise ValueError(f"nothing to add: {root} holds no files")
+        metadata = _read_meta(meta) if meta is not None else {}
+        unknown = sorted(set(metadata) - {rel for rel, _ in files})
+        if unknown:
+            raise ValueError(f"{unknown[0]}: listed in the metadata but not in {root}")
+        digests = _blake3_digests(files)
+        missing = None
+        if digests is not None:
+            missing = set()
+            wanted = sorted(set(digests.values()))
+            for i in range(0, len(wanted), 10_000):
+                asked = self._request("POST", "/api/v1/blobs/missing", {"digests": wanted[i:i + 10_000]})
+                missing.update(asked["missing"])
+        items = []
+        uploaded = {}
+        for rel, file in files:
+            digest = digests.get(rel) if digests is not None else None
+            if digest is None or (digest in missing and digest not in uploaded):
+                with open(file, "rb") as f:
+                    stored = self._request("POST", "/api/v1/blobs", f)
+                uploaded[stored["digest"]] = True
+                digest = stored["digest"]
+            items.append({"path": rel, "size": file.stat().st_size, "hash": digest,
+                          "meta": metadata.get(rel, {})})
+        body = {"items": items, "message": message, "source": str(root.resolve())}
+        if kind:
+            body["kind"] = kind
+        if description is not None:
+            body["description"] = description
+        return self._request("POST", f"/api/v1/datasets/{_q(name)}/versions", body)
 
     def dataset(self, name: str) -> "Dataset":
         """A dataset by name (raises SlipwayError 404 if there is none)."""
@@ -161,10 +211,16 @@ class Slipway:
 
     def _open(self, path: str, method: str = "GET", body: Any = None):
         """Sends a request and returns the open response (the caller closes it); an error
-        answer is raised as SlipwayError."""
+        answer is raised as SlipwayError. `body` is JSON, or bytes / an open binary file sent
+        as they are."""
         data = None
-        headers = {"Accept": "application/json"}
-        if body is not None:
+        headers = {"Accept": "application/json", "X-Slipway-User": os.environ.get("USER", "python")}
+        if isinstance(body, (bytes, bytearray)) or hasattr(body, "read"):
+            data = body
+            headers["Content-Type"] = "application/octet-stream"
+            if hasattr(body, "fileno"):
+                headers["Content-Length"] = str(os.fstat(body.fileno()).st_size)
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         if self.token:
@@ -189,6 +245,52 @@ def _q(part: str) -> str:
     return urllib.parse.quote(str(part), safe="")
 
 
+def _read_meta(meta) -> dict:
+    """Per-item metadata: a dict as it is, or a CSV file with a `path` column."""
+    if isinstance(meta, dict):
+        return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in meta.items()}
+    import csv
+
+    with open(meta, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for line, row in enumerate(rows, start=2):
+        rel = (row.pop("path", None) or "").strip().removeprefix("./")
+        if not rel:
+            raise ValueError(f"{meta}, line {line}: the path is empty (is there a 'path' column?)")
+        if rel in out:
+            raise ValueError(f"{meta}, line {line}: '{rel}' is listed twice")
+        out[rel] = {k: v for k, v in row.items() if v}
+    return out
+
+
+def _blake3_digests(files):
+    """BLAKE3 hex digests of the files by relative path, or None without the blake3 package
+    (then every file is uploaded and the server hashes it)."""
+    try:
+        import blake3
+    except ImportError:
+        return None
+    out = {}
+    for rel, path in files:
+        h = blake3.blake3()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        out[rel] = h.hexdigest()
+    return out
+
+
+def _pandas(caller: str):
+    """pandas, imported when a caller first needs it (the client itself needs only the
+    standard library)."""
+    try:
+        import pandas
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{caller} needs pandas: pip install pandas") from e
+    return pandas
+
+
 class Dataset:
     """A dataset: `name`, `description`, `latest`, and its `versions` (dicts, newest first)."""
 
@@ -205,23 +307,33 @@ class Dataset:
     def version(self, version="latest") -> "DatasetVersion":
         """Version `version` (a number or 'latest')."""
         page = self.client._request("GET", f"/api/v1/datasets/{_q(self.name)}/versions/{_q(version)}?limit=1")
-        return DatasetVersion(self.client, page["version"])
+        return DatasetVersion(self.client, page["version"], page.get("table"))
 
     def diff(self, a, b="latest") -> dict:
-        """Items `added`, `removed`, `changed` (before/after) and the `unchanged` count."""
+        """Items `added`, `removed`, `changed` (before/after) and the `unchanged` count; between
+        two tables also `table`: `columns_added`, `columns_removed`, `columns_changed`
+        (before/after), the `compared_on` columns, `rows_before`, `rows_after`, `rows_added`,
+        `rows_removed`, `rows_unchanged` (rows as multisets: a changed row is one removed and
+        one added) and up to 10 `added_examples` and `removed_examples` (else `table` is None)."""
         query = urllib.parse.urlencode({"from": a, "to": b})
         return self.client._request("GET", f"/api/v1/datasets/{_q(self.name)}/diff?{query}")
 
 
 class DatasetVersion:
-    """One immutable version: its facts as attributes (`version`, `items`, `bytes`, `message`,
-    `author`, `source`, `parent`, `manifest`, ...) and its files."""
+    """One immutable version: its facts as attributes (`version`, `kind`, `items`, `bytes`,
+    `message`, `author`, `source`, `parent`, `derived_from`, `has_profile`, `manifest`, ...)
+    and its files.
 
-    def __init__(self, client: Slipway, info: dict):
+    `kind` is 'files' (a folder) or 'table' (one CSV or Parquet table, possibly in several part
+    files); a table's `table` is its `format`, `rows` and `columns` (dicts with `name`, `dtype`,
+    `arrow`, `nullable`), a folder's is None."""
+
+    def __init__(self, client: Slipway, info: dict, table: Optional[dict] = None):
         self.client = client
         self.info = info
         for key, value in info.items():
             setattr(self, key, value)
+        self.table = table
 
     def __repr__(self) -> str:
         return f"DatasetVersion({self.dataset!r}, {self.version})"
@@ -244,6 +356,90 @@ class DatasetVersion:
         """One file's bytes (verified by the server against its hash as it streams)."""
         with self.client._open(f"{self._base()}/files/" + "/".join(_q(p) for p in path.split("/"))) as r:
             return r.read()
+
+    def to_pandas(self):
+        """A table version as a pandas DataFrame: its part files downloaded in path order, read
+        (Parquet with pyarrow, CSV with pandas' defaults) and concatenated. A folder of files is
+        not a table: ValueError."""
+        if self.kind != "table":
+            raise ValueError(f"{self.dataset}@{self.version} is a folder of files, not a table: "
+                             "use files(), read() or checkout()")
+        pd = _pandas("DatasetVersion.to_pandas()")
+        parts = []
+        for item in sorted(self.files(), key=lambda i: i["path"]):
+            data = io.BytesIO(self.read(item["path"]))
+            if self.table["format"] == "parquet":
+                parts.append(pd.read_parquet(data, engine="pyarrow"))
+            else:
+                parts.append(pd.read_csv(data))
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def rows(self, offset: int = 0, limit: int = 50):
+        """One page of a table version's rows (`limit` at most 1000) as a pandas DataFrame
+        indexed by row number; cells are the server's text (None for a null), so numbers come
+        as strings. A folder of files has no rows: SlipwayError 400."""
+        pd = _pandas("DatasetVersion.rows()")
+        query = urllib.parse.urlencode({"offset": offset, "limit": limit})
+        page = self.client._request("GET", f"{self._base()}/rows?{query}")
+        index = pd.RangeIndex(page["offset"], page["offset"] + len(page["rows"]))
+        return pd.DataFrame(page["rows"], columns=page["columns"], index=index, dtype=object)
+
+    def profile(self, bins: int = 20, top: int = 10, raw: bool = False):
+        """The version's profile (of a table's columns, or of a folder's item metadata) as a
+        pandas DataFrame with one row per column, indexed by name: `dtype`, `count` (non-null),
+        `nulls`, `distinct` (`distinct_exact` False when it is an estimate), `nan`, `infinite`,
+        `min`, `max`, `mean`, `std` (n - 1), quantiles `p0`, `p1`, ... `p50` ... `p100` (from a
+        sketch: within 1 % of the value at rank floor(q * (n - 1)), so for an even count `p50`
+        is near the lower median, not the mean of the middle two), `top` (up to `top` dicts of
+        `value` and `count`, each count low by at most `top_error`) and `histogram` (`bins`
+        dicts of `lo`, `hi` and `count`); `attrs['rows']` is the row count. With `raw=True`,
+        the stored mergeable profile as a dict instead. A folder without item metadata has
+        none: SlipwayError 404."""
+        if raw:
+            return self.client._request("GET", f"{self._base()}/profile?raw=true")
+        pd = _pandas("DatasetVersion.profile()")
+        query = urllib.parse.urlencode({"bins": bins, "top": top})
+        page = self.client._request("GET", f"{self._base()}/profile?{query}")
+        figures = ["name", "dtype", "count", "nulls", "distinct", "distinct_exact", "nan", "infinite",
+                   "min", "max", "mean", "std"]
+        quantiles, records = {}, []
+        for column in page["columns"]:
+            record = {k: column[k] for k in figures + ["top", "top_error", "histogram"]}
+            for quantile in column["quantiles"]:
+                label = f"p{round(quantile['q'] * 100, 6):g}"
+                quantiles[label] = quantile["q"]
+                record[label] = quantile["value"]
+            records.append(record)
+        # String columns have no quantiles: their cells are NaN.
+        columns = figures + sorted(quantiles, key=quantiles.get) + ["top", "top_error", "histogram"]
+        df = pd.DataFrame.from_records(records, columns=columns).set_index("name")
+        df.attrs["rows"] = page["rows"]
+        return df
+
+    def sample(self, fraction: Optional[float] = None, n: Optional[int] = None, seed: int = 0,
+               stratify_by: Optional[str] = None, into: Optional[str] = None, message: str = "") -> "DatasetVersion":
+        """A deterministic sample (items of a folder, rows of a table) as the next version of
+        `into` (default NAME-sample); give `fraction` or `n`."""
+        body = {"seed": seed, "message": message}
+        for key, value in (("fraction", fraction), ("n", n), ("stratify_by", stratify_by), ("into", into)):
+            if value is not None:
+                body[key] = value
+        made = self.client._request("POST", f"{self._base()}/sample", body)["version"]
+        return self.client.dataset(made["dataset"]).version(made["version"])
+
+    def split(self, train: float = 0.0, val: float = 0.0, test: float = 0.0, seed: int = 0,
+              stratify_by: Optional[str] = None, into: Optional[str] = None) -> dict:
+        """A deterministic split into PREFIX-train/-val/-test (PREFIX = `into`, default the
+        dataset's name); returns {part: DatasetVersion} for the parts with a share above 0."""
+        body = {"train": train, "val": val, "test": test, "seed": seed}
+        if stratify_by is not None:
+            body["stratify_by"] = stratify_by
+        if into is not None:
+            body["into"] = into
+        made = self.client._request("POST", f"{self._base()}/split", body)
+        return {p["version"]["dataset"].rsplit("-", 1)[-1]:
+                self.client.dataset(p["version"]["dataset"]).version(p["version"]["version"])
+                for p in made["parts"]}
 
     def mlflow_dataset(self):
         """This version as an `mlflow` dataset (name, the manifest digest, an HTTP source naming

@@ -1,4 +1,5 @@
-"""The Python client's datasets: list, versions, files, diff and checkout, on both stores."""
+"""The Python client's datasets: list, versions, files, diff and checkout, on both stores
+(tables are in test_tables_client.py)."""
 
 import os
 import time
@@ -32,6 +33,7 @@ def test_datasets_versions_files_and_checkout(server, tmp_path):
     assert ds.latest == 2 and [v["version"] for v in ds.versions] == [2, 1]
     v1 = ds.version(1)
     assert (v1.version, v1.items, v1.message) == (1, 13, "first")
+    assert (v1.kind, v1.table, v1.has_profile) == ("files", None, False)
     assert [f["path"] for f in v1.files("cam1/")] == ["cam1/clip-01.json", "cam1/clip-04.json",
                                                         "cam1/clip-07.json", "cam1/clip-10.json"]
     assert v1.read("cam1/clip-04.json") == b'{"clip": 4}'
@@ -70,3 +72,14 @@ def test_datasets_versions_files_and_checkout(server, tmp_path):
     with pytest.raises(SlipwayError) as e:
         v1.read("cam1/missing.json")
     assert e.value.status == 404
+
+    # A folder is not a table; without item metadata it has no profile either.
+    with pytest.raises(ValueError, match="not a table"):
+        v1.to_pandas()
+    with pytest.raises(SlipwayError) as e:
+        v1.rows()
+    assert e.value.status == 400
+    with pytest.raises(SlipwayError) as e:
+        v1.profile()
+    assert e.value.status == 404
+    assert diff["table"] is None

@@ -244,12 +244,13 @@ impl BlobStore {
                     if self.exists_at(&path).await? {
                         return Ok(PutOutcome { digest, size, existed: true });
                     }
-                    if self.local_root.is_some() {
-                        // Locally, every write starts under tmp/ so that a crash leaves its
-                        // debris only there; the rename into place is atomic.
-                        let tmp = self.tmp_dir().join(crate::new_id());
-                        self.store.put(&tmp, PutPayload::from(bytes)).await?;
-                        self.store.rename(&tmp, &path).await?;
+                    if let Some(root) = &self.local_root {
+                        // Locally: one create and one rename, in the blob's own folder (see
+                        // `write_local`).
+                        let target = root.join(path.as_ref());
+                        tokio::task::spawn_blocking(move || write_local(&target, &bytes))
+                            .await
+                            .map_err(|e| Error::io("writing a blob", std::io::Error::other(e)))??;
                     } else {
                         // An S3 PUT is atomic by itself.
                         self.store.put(&path, PutPayload::from(bytes)).await?;
@@ -343,13 +344,25 @@ impl BlobStore {
         }
     }
 
-    /// Deletes uploads under `tmp/` older than `age` (left by crashed writers). Returns how many.
+    /// Deletes uploads in flight older than `age` (left by crashed writers): under `tmp/`, and
+    /// in a local store the `.tmp-*` staging files beside the blobs. Returns how many.
     pub async fn sweep_tmp(&self, age: Duration) -> Result<usize> {
         if let Some(root) = &self.local_root {
-            let dir = root.join("tmp");
-            return tokio::task::spawn_blocking(move || sweep_folder(&dir, age))
-                .await
-                .map_err(|e| Error::io("sweeping uploads", std::io::Error::other(e)))?;
+            let root = root.clone();
+            return tokio::task::spawn_blocking(move || {
+                let mut removed = sweep_folder(&root.join("tmp"), age, |_| true)?;
+                let blobs = match std::fs::read_dir(root.join("blobs")) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+                    Err(e) => return Err(Error::io("listing blobs", e)),
+                };
+                for dir in blobs.flatten() {
+                    removed += sweep_folder(&dir.path(), age, |name| name.starts_with(STAGING))?;
+                }
+                Ok(removed)
+            })
+            .await
+            .map_err(|e| Error::io("sweeping uploads", std::io::Error::other(e)))?;
         }
         let cutoff = crate::now_ms() - age.as_millis() as i64;
         let stale: Vec<ObjectPath> = self
@@ -375,8 +388,48 @@ impl BlobStore {
     }
 }
 
-/// Deletes the files in `dir` last modified more than `age` ago.
-fn sweep_folder(dir: &std::path::Path, age: Duration) -> Result<usize> {
+/// The name prefix of a local blob being written (hidden, and never a digest).
+const STAGING: &str = ".tmp-";
+
+/// Writes a small blob of a local store: into a staging file in the blob's own folder, then
+/// renamed onto its name, so a crash leaves at most a `.tmp-*` file (swept later) and readers
+/// see the whole blob or none. Staging beside the blob keeps the rename within one folder and
+/// spreads file creation over the 256 `blobs/xx/` folders instead of one busy `tmp/` (creating
+/// 20,000 files in one folder serialises on that folder's lock; renames across folders on the
+/// file system's rename lock).
+fn write_local(target: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::io("writing a blob", std::io::Error::other("no folder")))?;
+    let staging = dir.join(format!("{STAGING}{}", crate::new_id()));
+    let create = || std::fs::File::options().write(true).create_new(true).open(&staging);
+    let mut file = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            create().map_err(|e| Error::io(format!("creating {}", staging.display()), e))?
+        }
+        Err(e) => return Err(Error::io(format!("creating {}", staging.display()), e)),
+    };
+    let written = file.write_all(bytes).and_then(|()| {
+        drop(file);
+        std::fs::rename(&staging, target)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staging);
+        return Err(Error::io(format!("writing {}", target.display()), e));
+    }
+    Ok(())
+}
+
+/// Deletes the files in `dir` whose names pass `pick`, last modified more than `age` ago.
+fn sweep_folder(
+    dir: &std::path::Path,
+    age: Duration,
+    pick: impl Fn(&str) -> bool,
+) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -384,6 +437,9 @@ fn sweep_folder(dir: &std::path::Path, age: Duration) -> Result<usize> {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
+        if !entry.file_name().to_str().is_some_and(&pick) {
+            continue;
+        }
         let Ok(meta) = entry.metadata() else { continue };
         let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|e| e >= age);
         if meta.is_file() && old && std::fs::remove_file(entry.path()).is_ok() {

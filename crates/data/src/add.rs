@@ -178,8 +178,64 @@ impl Data {
             derived_from: None,
             profile,
         };
-        outcome.commit = Some(self.commit(&req.dataset, &manifest, new).await?);
+        // Every item's content was just uploaded or found stored by the ingest.
+        let stored: HashSet<String> = manifest.items.iter().map(|i| i.hash.clone()).collect();
+        outcome.commit = Some(self.commit_checked(&req.dataset, &manifest, new, &stored).await?);
         Ok(outcome)
+    }
+}
+
+impl Data {
+    /// Commits items whose content a client has already put in the blob store (the HTTP path:
+    /// clients without store credentials upload blobs, then name them). Tables are read back
+    /// from the store for their schema, rows and profile; a folder's item metadata is profiled.
+    /// Nothing is made unless every item's content is stored with its size.
+    pub async fn commit_items(
+        &self,
+        name: &str,
+        kind: Kind,
+        items: Vec<crate::Item>,
+        mut new: NewVersion,
+    ) -> Result<Commit> {
+        crate::check_name(name)?;
+        let mut manifest = Manifest::new(kind, items)?;
+        if kind == Kind::Table {
+            if manifest.items.is_empty() {
+                return Err(Error::invalid("a table needs at least one file"));
+            }
+            let mut formats = HashSet::new();
+            for item in &manifest.items {
+                let format = Format::of_path(&item.path).ok_or_else(|| {
+                    Error::invalid(format!("'{}' is not a table file (.csv, .parquet)", item.path))
+                })?;
+                formats.insert(format);
+                let digest = item.hash.parse::<slipway_core::Digest>()?;
+                if self.blobs.size(&digest).await? != Some(item.size) {
+                    return Err(Error::MissingContent { count: 1, example: item.path.clone() });
+                }
+            }
+            if formats.len() > 1 {
+                return Err(Error::invalid("a table's parts are all CSV or all Parquet, not both"));
+            }
+            let parts = self.table_bytes(&manifest).await?;
+            let paths: Vec<String> = manifest.items.iter().map(|i| i.path.clone()).collect();
+            let (info, profile) = tokio::task::spawn_blocking(move || {
+                let mut read = Vec::new();
+                for (path, bytes) in paths.into_iter().zip(parts) {
+                    let format = Format::of_path(&path).unwrap_or(Format::Csv);
+                    let inspected = Batches::open_bytes(bytes, format)
+                        .and_then(|b| table::inspect(b, format))
+                        .map_err(|e| Error::invalid(format!("{path}: {e}")))?;
+                    read.push((path, inspected.0, inspected.1));
+                }
+                table::combine(read).map_err(|(path, e)| Error::invalid(format!("{path}: {e}")))
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("reading the table failed: {e}")))??;
+            manifest.table = Some(info);
+            new.profile = Some(profile);
+        }
+        self.commit(name, &manifest, new).await
     }
 }
 

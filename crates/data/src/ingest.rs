@@ -371,9 +371,12 @@ async fn one_file(
         Err(e) => return problem(e.to_string()),
     };
     let first = claimed.lock().map(|mut c| c.insert(hash.clone())).unwrap_or(true);
+    // Content in memory goes straight to the put, which skips what the store has; a large file
+    // is looked up first, so that it is not read a second time for nothing.
     let stored = known.contains(&hash)
         || !first
-        || matches!(blobs.size(&digest).await, Ok(Some(size)) if size == file.stat.size);
+        || (bytes.is_none()
+            && matches!(blobs.size(&digest).await, Ok(Some(size)) if size == file.stat.size));
     if stored {
         return Outcome::Done { item: item(hash), hashed: true, uploaded: false, entry };
     }

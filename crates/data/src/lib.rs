@@ -309,6 +309,18 @@ impl Data {
     /// the latest version's content. Every item's content must already be in the blob store
     /// (items already in the latest version are known to be); otherwise nothing is made.
     pub async fn commit(&self, name: &str, manifest: &Manifest, new: NewVersion) -> Result<Commit> {
+        self.commit_checked(name, manifest, new, &HashSet::new()).await
+    }
+
+    /// [`commit`](Self::commit), told which contents this process has just seen stored (an
+    /// ingest that uploaded them or found them), so only the rest is looked up.
+    pub(crate) async fn commit_checked(
+        &self,
+        name: &str,
+        manifest: &Manifest,
+        new: NewVersion,
+        stored: &HashSet<String>,
+    ) -> Result<Commit> {
         check_name(name)?;
         let encoded = manifest.encode();
         let manifest_digest = Digest::of(&encoded);
@@ -327,20 +339,29 @@ impl Data {
             Some(v) => self.manifest(v).await?.items.into_iter().map(|i| i.hash).collect(),
             None => HashSet::new(),
         };
-        let mut to_check: Vec<&Item> =
-            manifest.items.iter().filter(|i| !known.contains(&i.hash)).collect();
-        to_check.sort_by(|a, b| a.hash.cmp(&b.hash));
-        to_check.dedup_by(|a, b| a.hash == b.hash);
+        // Owned values in the stream: futures that borrow across `buffer_unordered` are not
+        // `Send` for every lifetime, which a server's handlers need.
+        let mut to_check: Vec<(String, String, u64)> = manifest
+            .items
+            .iter()
+            .filter(|i| !known.contains(&i.hash) && !stored.contains(&i.hash))
+            .map(|i| (i.hash.clone(), i.path.clone(), i.size))
+            .collect();
+        to_check.sort();
+        to_check.dedup_by(|a, b| a.0 == b.0);
+        let blobs = self.blobs.clone();
         let missing: Vec<String> = futures::stream::iter(to_check)
-            .map(|item| async move {
-                let digest = item
-                    .hash
-                    .parse::<Digest>()
-                    .map_err(|_| Error::invalid(format!("bad hash of '{}'", item.path)))?;
-                Ok::<_, Error>(match self.blobs.size(&digest).await? {
-                    Some(size) if size == item.size => None,
-                    _ => Some(item.path.clone()),
-                })
+            .map(move |(hash, path, size)| {
+                let blobs = blobs.clone();
+                async move {
+                    let digest = hash
+                        .parse::<Digest>()
+                        .map_err(|_| Error::invalid(format!("bad hash of '{path}'")))?;
+                    Ok::<_, Error>(match blobs.size(&digest).await? {
+                        Some(stored) if stored == size => None,
+                        _ => Some(path),
+                    })
+                }
             })
             .buffer_unordered(CHECK_CONCURRENCY)
             .try_filter_map(|m| async move { Ok(m) })

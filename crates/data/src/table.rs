@@ -387,7 +387,7 @@ pub fn rows_text(
 pub struct TableDiff {
     pub columns_added: Vec<Column>,
     pub columns_removed: Vec<Column>,
-    /// Columns whose type changed: (before, after).
+    /// Columns whose kind of type changed (e.g. integer to string): (before, after).
     pub columns_changed: Vec<(Column, Column)>,
     /// The columns rows were compared on: those both versions have, by name.
     pub compared_on: Vec<String>,
@@ -420,7 +420,8 @@ pub fn diff_tables(
     for c in &after.columns {
         match before.columns.iter().find(|b| b.name == c.name) {
             None => d.columns_added.push(c.clone()),
-            Some(b) if b.arrow != c.arrow => d.columns_changed.push((b.clone(), c.clone())),
+            // Utf8 and LargeUtf8, Int32 and Int64: the same values; only a change of kind counts.
+            Some(b) if b.dtype != c.dtype => d.columns_changed.push((b.clone(), c.clone())),
             Some(_) => {}
         }
     }

@@ -571,9 +571,10 @@ async fn add(
             })
             .unwrap_or_default();
         println!(
-            "{}: {} files, {} (hashed {}, {} from the stat cache; uploaded {} blob{}, {}){table} in {secs:.1} s",
+            "{}: {} file{}, {} (hashed {}, {} from the stat cache; uploaded {} blob{}, {}){table} in {secs:.1} s",
             commit.version.label(),
             outcome.files,
+            if outcome.files == 1 { "" } else { "s" },
             size(outcome.bytes),
             outcome.hashed,
             outcome.files - outcome.hashed,
@@ -583,9 +584,14 @@ async fn add(
         );
     } else {
         println!(
-            "no change: {} already holds these {} files ({}); checked in {secs:.1} s",
+            "no change: {} already holds {} {} ({}); checked in {secs:.1} s",
             commit.version.label(),
-            outcome.files,
+            if outcome.files == 1 { "this" } else { "these" },
+            if outcome.files == 1 {
+                "file".to_string()
+            } else {
+                format!("{} files", outcome.files)
+            },
             size(outcome.bytes)
         );
     }

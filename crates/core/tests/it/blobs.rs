@@ -179,13 +179,19 @@ async fn sweeping_removes_abandoned_local_uploads() {
     std::fs::write(tmp.join("0199abc#1"), b"partial").unwrap();
     std::fs::write(tmp.join("0199abd"), b"partial").unwrap();
     let kept = t.store.put_bytes(Bytes::from_static(b"complete")).await.unwrap();
+    // A small blob is staged beside its final name; a crash there leaves a hidden .tmp- file.
+    let hex = kept.digest.to_hex();
+    let folder = std::path::Path::new(&t.location).join("blobs").join(&hex[..2]);
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1, "no staging file left behind");
+    std::fs::write(folder.join(".tmp-0199abe"), b"partial").unwrap();
     assert_eq!(
         t.store.sweep_tmp(std::time::Duration::from_secs(3600)).await.unwrap(),
         0,
         "too young"
     );
-    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 3);
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1, "the blob stays");
     assert_eq!(t.store.read(&kept.digest).await.unwrap(), Bytes::from_static(b"complete"));
 }
 

@@ -3,15 +3,16 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use slipway_data::derive::{Derivation, SampleSize};
 use slipway_data::profile::Summary;
 use slipway_data::table::{Column, TableDiff, TableInfo};
-use slipway_data::{Dataset, Item, Version, VersionRef};
+use slipway_data::{Commit, Dataset, Item, Kind, NewVersion, Version, VersionRef};
 use utoipa::{IntoParams, ToSchema};
 
 use super::mlflow::content_type;
@@ -560,4 +561,183 @@ pub(crate) async fn get_file(
     }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     Ok(response)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct NewItem {
+    /// Relative path with `/` separators.
+    path: String,
+    size: u64,
+    /// BLAKE3 digest of the content, already in the blob store (`POST /api/v1/blobs`).
+    hash: String,
+    #[serde(default)]
+    meta: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct NewVersionRequest {
+    /// `files` (default) or `table`.
+    kind: Option<String>,
+    #[serde(default)]
+    message: String,
+    /// Describes the dataset (kept until changed).
+    description: Option<String>,
+    /// Where the content came from (shown as the version's source).
+    #[serde(default)]
+    source: String,
+    items: Vec<NewItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CommitView {
+    version: VersionView,
+    /// False when the content equals the latest version's: no new version was made.
+    created: bool,
+}
+
+impl From<Commit> for CommitView {
+    fn from(c: Commit) -> CommitView {
+        CommitView { version: c.version.into(), created: c.created }
+    }
+}
+
+fn author_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-slipway-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .unwrap_or("api")
+        .to_string()
+}
+
+/// Makes the next version of a dataset (created if new) from items whose content is already in
+/// the blob store. A table's files are read for its schema, rows and profile. Nothing is made
+/// unless every item's content is stored (400 otherwise); the same content as the latest
+/// version makes no new one (200 with `created: false`).
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions", tag = "data",
+    params(("name" = String, Path)), request_body = NewVersionRequest,
+    responses((status = 201, body = CommitView), (status = 200, body = CommitView)))]
+pub(crate) async fn create_version(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<NewVersionRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<CommitView>), ApiError> {
+    let req = body?.0;
+    let kind = match req.kind.as_deref() {
+        None | Some("files") => Kind::Files,
+        Some("table") => Kind::Table,
+        Some(other) => {
+            return Err(ApiError::invalid(format!("kind is files or table, not '{other}'")));
+        }
+    };
+    let items = req
+        .items
+        .into_iter()
+        .map(|i| Item { path: i.path, size: i.size, hash: i.hash, meta: i.meta })
+        .collect();
+    let new = NewVersion {
+        message: req.message,
+        author: author_of(&headers),
+        source: if req.source.is_empty() { "uploaded through the API".into() } else { req.source },
+        description: req.description,
+        derived_from: None,
+        profile: None,
+    };
+    let commit = s.data.commit_items(&name, kind, items, new).await?;
+    let status = if commit.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(commit.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SampleRequest {
+    /// Share of the items (rows of a table), in (0, 1]; or give `n`.
+    fraction: Option<f64>,
+    n: Option<usize>,
+    /// Keep each value of this item metadata field (table column) at its share.
+    stratify_by: Option<String>,
+    seed: u64,
+    /// Dataset that receives the sample [default: NAME-sample].
+    into: Option<String>,
+    #[serde(default)]
+    message: String,
+}
+
+/// A deterministic sample of a version, as the next version of `into` (items of a folder, rows
+/// of a table).
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions/{version}/sample", tag = "data",
+    params(("name" = String, Path), ("version" = String, Path)), request_body = SampleRequest,
+    responses((status = 200, body = CommitView)))]
+pub(crate) async fn sample(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<SampleRequest>, JsonRejection>,
+) -> Result<Json<CommitView>, ApiError> {
+    let req = body?.0;
+    let size = match (req.fraction, req.n) {
+        (Some(f), None) => SampleSize::Fraction(f),
+        (None, Some(n)) => SampleSize::Count(n),
+        _ => return Err(ApiError::invalid("give one of fraction and n")),
+    };
+    let v = s.data.resolve(&version_ref(&name, &version)?).await?;
+    let into = req.into.unwrap_or_else(|| format!("{}-sample", v.dataset));
+    let how = Derivation {
+        stratify_by: req.stratify_by,
+        seed: req.seed,
+        author: author_of(&headers),
+        message: req.message,
+    };
+    Ok(Json(s.data.sample(&v, size, &how, &into).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SplitRequest {
+    /// Shares of the parts (those above 0 are made), adding up to 1.
+    #[serde(default)]
+    train: f64,
+    #[serde(default)]
+    val: f64,
+    #[serde(default)]
+    test: f64,
+    stratify_by: Option<String>,
+    seed: u64,
+    /// Prefix of the receiving datasets [default: NAME]: PREFIX-train, PREFIX-val, PREFIX-test.
+    into: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SplitView {
+    parts: Vec<CommitView>,
+}
+
+/// A deterministic split of a version into train/val/test datasets.
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions/{version}/split", tag = "data",
+    params(("name" = String, Path), ("version" = String, Path)), request_body = SplitRequest,
+    responses((status = 200, body = SplitView)))]
+pub(crate) async fn split(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<SplitRequest>, JsonRejection>,
+) -> Result<Json<SplitView>, ApiError> {
+    let req = body?.0;
+    let parts: Vec<(String, f64)> = [("train", req.train), ("val", req.val), ("test", req.test)]
+        .into_iter()
+        .filter(|(_, f)| *f > 0.0)
+        .map(|(n, f)| (n.to_string(), f))
+        .collect();
+    if parts.is_empty() {
+        return Err(ApiError::invalid("give the parts' shares, e.g. train 0.8 and test 0.2"));
+    }
+    let v = s.data.resolve(&version_ref(&name, &version)?).await?;
+    let prefix = req.into.unwrap_or_else(|| v.dataset.clone());
+    let how = Derivation {
+        stratify_by: req.stratify_by,
+        seed: req.seed,
+        author: author_of(&headers),
+        message: String::new(),
+    };
+    let commits = s.data.split(&v, &parts, &how, &prefix).await?;
+    Ok(Json(SplitView { parts: commits.into_iter().map(Into::into).collect() }))
 }

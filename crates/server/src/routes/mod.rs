@@ -1,5 +1,6 @@
 //! The route table: one module per resource, all behind the auth and metrics layers.
 
+mod blobs;
 mod data;
 mod health;
 mod jobs;
@@ -17,9 +18,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{ApiError, AppState, metrics, ui};
 
+pub(crate) use blobs::{__path_missing, __path_put};
 pub(crate) use data::{
-    __path_diff, __path_get_dataset, __path_get_file, __path_get_profile, __path_get_rows,
-    __path_get_version, __path_list_datasets, __path_version_runs,
+    __path_create_version, __path_diff, __path_get_dataset, __path_get_file, __path_get_profile,
+    __path_get_rows, __path_get_version, __path_list_datasets, __path_sample, __path_split,
+    __path_version_runs,
 };
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use jobs::{
@@ -48,7 +51,18 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/datasets", get(data::list_datasets))
         .route("/api/v1/datasets/{name}", get(data::get_dataset))
         .route("/api/v1/datasets/{name}/diff", get(data::diff))
+        .route(
+            "/api/v1/datasets/{name}/versions",
+            post(data::create_version).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+        )
         .route("/api/v1/datasets/{name}/versions/{version}", get(data::get_version))
+        .route("/api/v1/datasets/{name}/versions/{version}/sample", post(data::sample))
+        .route("/api/v1/datasets/{name}/versions/{version}/split", post(data::split))
+        .route("/api/v1/blobs", post(blobs::put))
+        .route(
+            "/api/v1/blobs/missing",
+            post(blobs::missing).layer(axum::extract::DefaultBodyLimit::max(4 << 20)),
+        )
         .route("/api/v1/datasets/{name}/versions/{version}/runs", get(data::version_runs))
         .route("/api/v1/datasets/{name}/versions/{version}/profile", get(data::get_profile))
         .route("/api/v1/datasets/{name}/versions/{version}/rows", get(data::get_rows))

@@ -130,6 +130,19 @@ function duration(r) {
   return s < 60 ? s.toFixed(1) + " s" : (s / 60).toFixed(1) + " min";
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element, as h() makes HTML ones: attributes, then children (nodes or text). */
+function el(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v);
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
 function sparkline(points, width = 120, height = 28) {
   const ys = points.map((p) => (typeof p.value === "number" ? p.value : NaN)).filter((v) => isFinite(v));
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -146,8 +159,6 @@ function sparkline(points, width = 120, height = 28) {
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 function lineChart(series, xKey, { width = 640, height = 260 } = {}) {
-  const ns = "http://www.w3.org/2000/svg";
-  const el = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
   const svg = el("svg", { width, height, class: "chart", viewBox: `0 0 ${width} ${height}` });
   const pts = series.flatMap((s) => s.points.filter((p) => typeof p.value === "number" && isFinite(p.value)));
   if (!pts.length) { const t = el("text", { x: 10, y: 20 }); t.textContent = "no finite values"; svg.append(t); return svg; }
@@ -318,8 +329,8 @@ async function previewFile(url, path, size, into) {
   if (size > 2_000_000) { into.replaceChildren(title, h("p", {}, "Too large to preview.")); return; }
   const text = await response.text();
   if (ext === "json") {
-    let pretty = text; try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch {}
-    into.replaceChildren(title, h("pre", {}, pretty));
+    let value, pretty = text; try { value = JSON.parse(text); pretty = JSON.stringify(value, null, 2); } catch {}
+    into.replaceChildren(title, isClip(value) ? clipPlayer(value) : h("pre", {}, pretty));
   } else if (ext === "csv") {
     const rows = text.trim().split("\n").slice(0, 200).map((l) => l.split(","));
     into.replaceChildren(title, h("table", { class: "csv" }, h("thead", {}, h("tr", {}, rows[0].map((c) => h("th", {}, c)))), h("tbody", {}, rows.slice(1).map((row) => h("tr", {}, row.map((c) => h("td", {}, c)))))));
@@ -328,6 +339,91 @@ async function previewFile(url, path, size, into) {
   } else {
     into.replaceChildren(title, h("p", {}, `Binary content, ${bytes(size)}.`));
   }
+}
+
+// --- pose clip preview -------------------------------------------------------------------
+
+/** COCO-17 limbs by keypoint name: shoulders, arms, torso sides, hips, legs and the face. */
+const LIMBS = [
+  ["left_shoulder", "right_shoulder"],
+  ["left_shoulder", "left_elbow"], ["left_elbow", "left_wrist"],
+  ["right_shoulder", "right_elbow"], ["right_elbow", "right_wrist"],
+  ["left_shoulder", "left_hip"], ["right_shoulder", "right_hip"],
+  ["left_hip", "right_hip"],
+  ["left_hip", "left_knee"], ["left_knee", "left_ankle"],
+  ["right_hip", "right_knee"], ["right_knee", "right_ankle"],
+  ["nose", "left_eye"], ["nose", "right_eye"], ["left_eye", "left_ear"], ["right_eye", "right_ear"],
+];
+const LOW_CONFIDENCE = 0.5;
+
+/** A pose clip: keypoint names and frames of [x, y, confidence] per keypoint. */
+function isClip(v) {
+  return !!v && typeof v === "object" && Array.isArray(v.keypoints) && Array.isArray(v.frames) && v.frames.length > 0;
+}
+
+/** The clip as an SVG skeleton in the camera's pixels, animated at its fps with play/pause and a
+ *  frame slider. The timer stops on the next route change or once the player leaves the page. */
+function clipPlayer(clip) {
+  const width = Number(clip.width) || 1280, height = Number(clip.height) || 720;
+  const fps = Number(clip.fps) > 0 ? Number(clip.fps) : 10, n = clip.frames.length;
+  const index = new Map(clip.keypoints.map((k, i) => [k, i]));
+  const pairs = LIMBS.map(([a, b]) => [index.get(a), index.get(b)]).filter(([a, b]) => a !== undefined && b !== undefined);
+  const limbs = pairs.map(() => el("line", { class: "limb" }));
+  const joints = clip.keypoints.map((k) => el("circle", { class: "joint", r: Math.max(width, height) / 160, "data-keypoint": k }, el("title", {}, k)));
+  const svg = el("svg", { class: "clip", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "pose clip " + (clip.clip_id || "") },
+    el("rect", { class: "stage", x: 0, y: 0, width, height }), limbs, joints);
+  const slider = h("input", { type: "range", name: "frame", min: 0, max: n - 1, value: 0, step: 1, "aria-label": "frame",
+    oninput: () => { pause(); draw(Number(slider.value)); } });
+  const counter = h("span", { class: "frame-no" });
+  const button = h("button", { type: "button", class: "play", onclick: () => (timer ? pause() : play()) }, "Play");
+  let frame = 0, timer = null;
+
+  const point = (i) => {
+    const p = (clip.frames[frame] || [])[i];
+    return Array.isArray(p) && Number.isFinite(p[0]) && Number.isFinite(p[1]) ? p : null;
+  };
+  const faint = (p) => typeof p[2] === "number" && p[2] < LOW_CONFIDENCE;
+  function draw(f) {
+    frame = f;
+    slider.value = f;
+    counter.textContent = `frame ${f + 1} / ${n}`;
+    joints.forEach((c, i) => {
+      const p = point(i);
+      c.setAttribute("class", "joint" + (!p ? " missing" : faint(p) ? " low" : ""));
+      if (p) { c.setAttribute("cx", p[0]); c.setAttribute("cy", p[1]); }
+    });
+    limbs.forEach((line, j) => {
+      const [a, b] = [point(pairs[j][0]), point(pairs[j][1])];
+      line.setAttribute("class", "limb" + (!a || !b ? " missing" : faint(a) || faint(b) ? " low" : ""));
+      if (a && b) for (const [k, v] of [["x1", a[0]], ["y1", a[1]], ["x2", b[0]], ["y2", b[1]]]) line.setAttribute(k, v);
+    });
+  }
+  function tick() {
+    if (!svg.isConnected) { pause(); return; }
+    draw((frame + 1) % n);
+  }
+  function play() {
+    if (timer) return;
+    timer = setInterval(tick, 1000 / fps);
+    button.textContent = "Pause";
+    window.addEventListener("hashchange", pause);
+  }
+  function pause() {
+    clearInterval(timer);
+    timer = null;
+    button.textContent = "Play";
+    window.removeEventListener("hashchange", pause);
+  }
+
+  draw(0);
+  if (n > 1 && !matchMedia("(prefers-reduced-motion: reduce)").matches) play();
+  const fact = (k, v) => v === undefined || v === null ? null : h("span", {}, h("b", {}, k), " ", String(v));
+  return h("div", { class: "clip-player" }, svg,
+    h("div", { class: "clip-controls" }, button, slider, counter),
+    h("p", { class: "clip-caption" },
+      fact("activity", clip.activity), fact("subject", clip.subject), fact("camera", clip.camera), fact("room", clip.room),
+      fact("frames", `${n} at ${fps} fps (${(n / fps).toFixed(1)} s)`),
+      h("span", { class: "muted" }, `points with confidence < ${LOW_CONFIDENCE} are faded`)));
 }
 
 // --- data pages --------------------------------------------------------------------------
@@ -383,8 +479,13 @@ async function versionPage(name, version, query) {
   const offset = Number(query.get("offset") || 0);
   const limit = 200;
   const page = await api(`/api/v1/datasets/${enc(name)}/versions/${enc(version)}?limit=${limit}&offset=${offset}&prefix=${enc(prefix)}`);
-  const v = page.version;
-  const { runs } = await api(`/api/v1/datasets/${enc(name)}/versions/${v.version}/runs`);
+  const v = page.version, table = page.table;
+  const base = `/api/v1/datasets/${enc(name)}/versions/${v.version}`;
+  const [{ runs }, rows, profile] = await Promise.all([
+    api(`${base}/runs`),
+    table ? rowsSection(base, table.columns) : null,
+    v.has_profile ? profileSection(base) : null,
+  ]);
   const preview = h("div", { class: "preview" });
   const go = (o, p) => { location.hash = `#/data/${enc(name)}/${v.version}?` + new URLSearchParams({ prefix: p, offset: o }); };
   const filter = h("input", { name: "prefix", value: prefix, placeholder: "folder/ or file name prefix", "aria-label": "prefix", class: "grow" });
@@ -398,7 +499,11 @@ async function versionPage(name, version, query) {
       fact("Author", v.author), fact("Source", v.source),
       fact("Parent", v.parent ? h("a", { href: `#/data/${enc(name)}/${v.parent}` }, `v${v.parent}`) : "—"),
       v.derived_from ? fact("Derived from", h("a", { href: "#/data/" + v.derived_from.split("@").map(enc).join("/") }, v.derived_from)) : null,
+      table ? fact("Table", `${table.format}, ${table.rows} rows × ${table.columns.length} columns`) : null,
       fact("Manifest", h("code", {}, v.manifest))),
+    table ? h("section", {}, h("h2", {}, "Schema"), schemaTable(table.columns)) : null,
+    table ? h("section", {}, h("h2", {}, "Rows"), rows) : null,
+    profile ? h("section", {}, h("h2", {}, "Profile"), profile) : null,
     h("section", {},
       h("h2", {}, "Used by runs"),
       runs.length === 0 ? h("div", { class: "empty" }, `No run has read this version yet (slipway run --input ${v.dataset}@${v.version} -- CMD).`)
@@ -414,7 +519,11 @@ async function versionPage(name, version, query) {
       h("table", { class: "items" },
         h("thead", {}, h("tr", {}, ["Path", "Size", "Metadata", "BLAKE3"].map((c) => h("th", {}, c)))),
         h("tbody", {}, page.items.map((i) => h("tr", {},
-          h("td", {}, h("a", { href: "#", "data-item": i.path, onclick: (e) => { e.preventDefault(); previewFile(fileUrl(i.path), i.path, i.size, preview); } }, i.path)),
+          h("td", {}, h("a", { href: "#", "data-item": i.path, onclick: async (e) => {
+            e.preventDefault();
+            await previewFile(fileUrl(i.path), i.path, i.size, preview);
+            preview.scrollIntoView({ block: "nearest" });
+          } }, i.path)),
           h("td", { class: "num" }, bytes(i.size)),
           h("td", {}, Object.entries(i.meta || {}).map(([k, v]) => h("span", { class: "badge" }, `${k}=${v}`))),
           h("td", {}, h("code", {}, i.hash.slice(0, 12))))))),
@@ -422,6 +531,146 @@ async function versionPage(name, version, query) {
         offset > 0 ? h("button", { type: "button", onclick: () => go(Math.max(0, offset - limit), prefix) }, "Previous") : null,
         offset + limit < page.total ? h("button", { type: "button", onclick: () => go(offset + limit, prefix) }, "Next") : null),
       preview));
+}
+
+const NUMERIC = new Set(["integer", "float"]);
+
+function schemaTable(columns) {
+  return h("table", { class: "schema" },
+    h("thead", {}, h("tr", {}, ["Column", "Type", "Arrow type", "Nullable"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, columns.map((c) => h("tr", { "data-column": c.name },
+      h("td", {}, c.name),
+      h("td", {}, h("span", { class: "badge dtype" }, c.dtype)),
+      h("td", {}, h("code", {}, c.arrow)),
+      h("td", {}, c.nullable ? "yes" : "no")))));
+}
+
+/** A table's rows, 50 a page; Previous/Next fetch the next page in place, leaving the rest of the
+ *  version page (and its profile) as it is. */
+async function rowsSection(base, columns) {
+  const limit = 50;
+  const numeric = new Set(columns.filter((c) => NUMERIC.has(c.dtype)).map((c) => c.name));
+  const box = h("div", { class: "rows-box" });
+  const cell = (value, isNum) => value === null
+    ? h("td", { class: "null" + (isNum ? " num" : "") }, "null")
+    : h("td", { class: isNum ? "num" : "text", title: !isNum && value.length > 40 ? value : null }, value);
+  const show = (page) => {
+    const isNum = page.columns.map((c) => numeric.has(c));
+    box.replaceChildren(
+      h("div", { class: "scroll" }, h("table", { class: "rows" },
+        h("thead", {}, h("tr", {}, h("th", { class: "num" }, "#"), page.columns.map((c, i) => h("th", { class: isNum[i] ? "num" : null }, c)))),
+        h("tbody", {}, page.rows.map((row, r) => h("tr", {},
+          h("th", { scope: "row", class: "num row-no" }, page.offset + r + 1),
+          row.map((value, i) => cell(value, isNum[i]))))))),
+      h("p", { class: "pager" }, `${page.total === 0 ? 0 : page.offset + 1}–${page.offset + page.rows.length} of ${page.total}`,
+        page.offset > 0 ? h("button", { type: "button", onclick: () => load(Math.max(0, page.offset - limit)) }, "Previous") : null,
+        page.offset + limit < page.total ? h("button", { type: "button", onclick: () => load(page.offset + limit) }, "Next") : null));
+  };
+  const load = async (offset) => {
+    try {
+      show(await api(`${base}/rows?offset=${offset}&limit=${limit}`));
+    } catch (e) {
+      box.replaceChildren(h("div", { class: "error" }, "Could not load the rows: " + (e.message || "unauthorized")));
+    }
+  };
+  await load(0);
+  return box;
+}
+
+/** One card per column of the version's profile (a table's columns or its items' metadata). */
+async function profileSection(base) {
+  let p;
+  try {
+    p = await api(`${base}/profile?bins=20&top=10`);
+  } catch (e) {
+    return h("div", { class: "error" }, "Could not load the profile: " + (e.message || "unauthorized"));
+  }
+  return [
+    h("p", { class: "note" }, `${p.rows} rows, ${p.columns.length} columns.`),
+    h("div", { class: "profile" }, p.columns.map(profileCard)),
+  ];
+}
+
+function profileCard(c) {
+  const stat = (k, v, cls) => v === null || v === undefined ? null : h("div", { class: cls }, h("dt", {}, k), h("dd", { title: String(v) }, v));
+  const numeric = NUMERIC.has(c.dtype);
+  const plot = c.histogram.length ? histogram(c) : c.top.length ? topValues(c) : h("p", { class: "note" }, "No values to plot.");
+  return h("div", { class: "profile-card", "data-column": c.name, "data-dtype": c.dtype },
+    h("div", { class: "profile-head" }, h("h3", { title: c.name }, c.name), h("span", { class: "badge dtype" }, c.dtype)),
+    h("dl", { class: "stats" },
+      stat("count", c.count), stat("nulls", c.nulls), stat("distinct", (c.distinct_exact ? "" : "~") + c.distinct),
+      c.nan ? stat("NaN", c.nan) : null, c.infinite ? stat("infinite", c.infinite) : null,
+      stat("min", c.min === null ? null : num(c.min), "new-row"),
+      numeric ? [stat("mean", c.mean === null ? null : num(c.mean)), stat("std", c.std === null ? null : num(c.std))] : null,
+      stat("max", c.max === null ? null : num(c.max))),
+    plot);
+}
+
+/** Bars of a numeric column's histogram; each bin carries its range and count (title, data-*). */
+function histogram(c, width = 300, height = 120) {
+  const bins = c.histogram, most = Math.max(1, ...bins.map((b) => b.count));
+  const left = 4, right = 4, top = 16, bottom = 18, plotH = height - top - bottom, baseline = top + plotH;
+  const bw = (width - left - right) / bins.length;
+  const bars = bins.map((b, i) => {
+    const x = left + i * bw, bh = b.count ? Math.max(1, (b.count / most) * plotH) : 0;
+    return el("g", { class: "bin", "data-lo": b.lo, "data-hi": b.hi, "data-count": b.count },
+      el("title", {}, `${num(b.lo)} to ${num(b.hi)}: ${b.count}`),
+      el("rect", { class: "hit", x, y: top, width: bw, height: plotH }),
+      el("rect", { class: "bar", x: x + 0.5, y: baseline - bh, width: Math.max(0.5, bw - 1), height: bh }));
+  });
+  return el("svg", { class: "hist", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "histogram of " + c.name },
+    bars,
+    el("line", { class: "axis", x1: left, x2: width - right, y1: baseline, y2: baseline }),
+    el("text", { class: "tick", x: left, y: 10 }, `tallest bin ${most}`),
+    el("text", { class: "tick", x: left, y: height - 4 }, num(c.min ?? bins[0].lo)),
+    el("text", { class: "tick", x: width - right, y: height - 4, "text-anchor": "end" }, num(c.max ?? bins[bins.length - 1].hi)));
+}
+
+/** Horizontal bars of a column's most frequent values, each as long as its share of the rows. */
+function topValues(c, width = 300) {
+  const row = 18, label = 104, countW = 64, barW = width - label - countW - 8;
+  const total = Math.max(1, c.count, ...c.top.map((t) => t.count));
+  const short = (s) => (s.length > 16 ? s.slice(0, 15) + "…" : s);
+  const bars = c.top.map((t, i) => {
+    const value = String(t.value ?? "null"), w = Math.max(1, (t.count / total) * barW);
+    return el("g", { class: "top", "data-value": value, "data-count": t.count, transform: `translate(0 ${i * row})` },
+      el("title", {}, `${value}: ${t.count} (${((100 * t.count) / total).toFixed(1)}%)`),
+      el("text", { class: "label", x: label - 6, y: 13, "text-anchor": "end" }, short(value)),
+      el("rect", { class: "bar", x: label, y: 3, width: w, height: row - 6 }),
+      el("text", { class: "tick", x: label + w + 4, y: 13 }, t.count));
+  });
+  const shown = c.top.length < c.distinct ? `top ${c.top.length} of ${c.distinct_exact ? "" : "~"}${c.distinct} values` : null;
+  return h("div", { class: "top-values" },
+    el("svg", { class: "topbars", viewBox: `0 0 ${width} ${c.top.length * row}`, role: "img", "aria-label": "top values of " + c.name }, bars),
+    shown || c.top_error ? h("p", { class: "note" }, [shown, c.top_error ? `counts may be over by up to ${c.top_error}` : null].filter(Boolean).join("; ")) : null);
+}
+
+/** The table part of a diff: schema changes, row counts and example rows. */
+function tableDiff(t) {
+  const type = (c) => `${c.dtype} (${c.arrow})`;
+  const schema = [
+    ...t.columns_added.map((c) => ["added", "added", c.name, type(c)]),
+    ...t.columns_removed.map((c) => ["removed", "removed", c.name, type(c)]),
+    ...t.columns_changed.map((c) => ["changed", "type changed", c.after.name, `${type(c.before)} → ${type(c.after)}`]),
+  ];
+  const examples = [...t.removed_examples.map((r) => ["removed", "−", r]), ...t.added_examples.map((r) => ["added", "+", r])];
+  const n = t.compared_on.length;
+  const more = t.rows_removed > t.removed_examples.length || t.rows_added > t.added_examples.length;
+  return [
+    h("section", {}, h("h2", {}, "Schema changes"),
+      schema.length === 0 ? h("div", { class: "empty" }, "Same columns, same types.")
+        : h("table", { class: "schema-diff" },
+            h("thead", {}, h("tr", {}, ["Change", "Column", "Type"].map((c) => h("th", {}, c)))),
+            h("tbody", {}, schema.map(([cls, kind, col, ty]) => h("tr", { class: cls }, h("td", {}, kind), h("td", {}, col), h("td", {}, ty)))))),
+    h("section", {}, h("h2", {}, "Rows"),
+      h("p", { class: "row-counts" }, `rows: ${t.rows_before} → ${t.rows_after}: ${t.rows_added} added, ${t.rows_removed} removed, ` +
+        `${t.rows_unchanged} unchanged, compared on ${n} column${n === 1 ? "" : "s"}`),
+      examples.length === 0 ? null : h("div", { class: "scroll" }, h("table", { class: "examples" },
+        h("thead", {}, h("tr", {}, h("th", {}, ""), t.compared_on.map((c) => h("th", {}, c)))),
+        h("tbody", {}, examples.map(([cls, sign, cells]) => h("tr", { class: cls },
+          h("td", { class: "sign", title: cls }, sign), cells.map((v) => h("td", { class: v === null ? "null" : null }, v === null ? "null" : v))))))),
+      more ? h("p", { class: "note" }, `Showing the first ${t.removed_examples.length} removed and ${t.added_examples.length} added rows.`) : null),
+  ];
 }
 
 async function datasetDiff(name, query) {
@@ -432,14 +681,15 @@ async function datasetDiff(name, query) {
     ...d.removed.map((i) => ["removed", i.path, bytes(i.size)]),
     ...d.changed.map((c) => ["changed", c.after.path, `${bytes(c.before.size)} → ${bytes(c.after.size)}`]),
   ].sort((a, b) => a[1].localeCompare(b[1]));
+  const files = rows.length === 0 ? h("div", { class: "empty" }, "The two versions hold the same items.")
+    : h("table", { class: "diff" },
+        h("thead", {}, h("tr", {}, ["Change", "Path", "Size"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, rows.map(([kind, path, size]) => h("tr", { class: kind }, h("td", {}, kind), h("td", {}, path), h("td", { class: "num" }, size)))));
   return h("div", {},
     h("h1", {}, `${name}: v${d.from.version} → v${d.to.version}`),
     h("p", { class: "lede" }, h("a", { href: `#/data/${enc(name)}` }, "← versions"),
-      ` · ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} changed, ${d.unchanged} unchanged`),
-    rows.length === 0 ? h("div", { class: "empty" }, "The two versions hold the same items.")
-      : h("table", { class: "diff" },
-          h("thead", {}, h("tr", {}, ["Change", "Path", "Size"].map((c) => h("th", {}, c)))),
-          h("tbody", {}, rows.map(([kind, path, size]) => h("tr", { class: kind }, h("td", {}, kind), h("td", {}, path), h("td", { class: "num" }, size))))));
+      ` · ${d.table ? "files: " : ""}${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} changed, ${d.unchanged} unchanged`),
+    d.table ? [...tableDiff(d.table), h("section", {}, h("h2", {}, "Files"), files)] : files);
 }
 
 function stagePage(stage) {
