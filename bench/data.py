@@ -16,7 +16,12 @@ Measured, reps interleaved (slipway, dvc, slipway, ...), medians:
   3. one file changed, re-add -> seconds; slipway must upload exactly one blob and make one
      version whose diff names that file.
 
-Before timing, every file is read once so both tools start from the page cache.
+Before every cold add the machine is settled the same way for both tools: `sync` (the previous
+rep's writes reach the disk), the page cache is dropped (as root: otherwise the kernel's reclaim
+of earlier reps' pages lands on whoever writes next, which varied a cold add 2-4x here), and the
+folder is read once, so both tools start from the page cache with memory to spare. For
+reference, `cp -r` of the folder is timed the same way: the floor for any tool that copies the
+bytes into a store of one file per blob.
 
     bench/run data [--quick] [--files N] [--total-gib G] [--reps N] [--keep]
 """
@@ -73,6 +78,20 @@ def generate(root: Path, files: int, total: int) -> int:
         if i % max(1, files // 20) == 0:
             print(".", end="", flush=True)
     return written
+
+
+def settle(root: Path) -> bool:
+    """sync, drop the page cache (root only) and read `root` back in. True if caches dropped."""
+    os.sync()
+    dropped = False
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        dropped = True
+    except OSError:
+        pass
+    warm(root)
+    return dropped
 
 
 def warm(root: Path) -> None:
@@ -166,11 +185,21 @@ def main() -> int:
         an_hour_ago = time.time() - 3600
         os.utime(changed, (an_hour_ago, an_hour_ago))
 
+    dropped = []
+    copies = []
+
+    def copy_rep(rep: int) -> None:
+        dropped.append(settle(clips))
+        t0 = time.perf_counter()
+        subprocess.run(["cp", "-r", str(clips), str(work / f"cp-{rep}")], check=True)
+        copies.append(time.perf_counter() - t0)
+
     def slipway_rep(rep: int) -> None:
         d = work / f"slipway-{rep}"
         senv = {**env, "SLIPWAY_CACHE_DIR": str(d / "cache")}
         base = [binary, "--json", "data", "add", "clips", "--dataset", "bench",
                 "--data-dir", d / "store"]
+        dropped.append(settle(clips))
         secs, rss, out = timed(base, repo, senv)
         report.add("slipway", "cold_s", secs)
         report.add("slipway", "cold_rss", rss)
@@ -209,6 +238,7 @@ def main() -> int:
                 p.rename(work / f"dvc-old-{rep}-{name.lstrip('.')}")
         subprocess.run([git, "init", "-q"], cwd=repo, env=env, check=True)
         subprocess.run([dvc, "init", "-q"], cwd=repo, env=env, check=True)
+        dropped.append(settle(clips))
         secs, rss, _ = timed([dvc, "add", "-q", "clips"], repo, env)
         report.add("dvc", "cold_s", secs)
         report.add("dvc", "cold_rss", rss)
@@ -227,9 +257,15 @@ def main() -> int:
         print("s", end="", flush=True)
         dvc_rep(rep)
         print("d", end="", flush=True)
+        copy_rep(rep)
+        print("c", end="", flush=True)
     h.say(" done")
     h.say()
     h.say(report.render())
+    copies.sort()
+    h.say(f"(for reference, cp -r of the folder: median {copies[len(copies) // 2]:.2f} s "
+          f"({copies[0]:.2f}-{copies[-1]:.2f}); page cache dropped before each cold add: "
+          f"{'yes' if all(dropped) else 'NO (not root): numbers are noisier'})")
     h.say("(slipway: 2 x cores files in flight; set SLIPWAY_DATA_JOBS to change that)")
     h.say(f"(load avg at end {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if problems:
@@ -237,8 +273,9 @@ def main() -> int:
         for p in problems:
             h.say(f"  {p}")
     report.meta = {"versions": versions, "files": args.files, "bytes": total, "reps": args.reps,
+                   "cp_r_seconds": copies, "caches_dropped": all(dropped),
                    "machine": machine, "problems": problems,
-                   "method": "cold = fresh store/repo and cache; files read once before timing"}
+                   "method": "cold = fresh store/repo and cache; before each: sync, drop caches, read the folder"}
     if not args.no_json:
         h.say(f"results: {report.write_json().relative_to(h.REPO_ROOT)}")
     return 1 if problems else 0

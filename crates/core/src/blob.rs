@@ -22,6 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::{Error, Result};
+use crate::pack::{self, PackWriter, Packs};
 
 /// A BLAKE3 digest, shown as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,6 +32,14 @@ impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     pub fn to_hex(&self) -> String {
@@ -120,6 +129,8 @@ pub struct BlobStore {
     /// The folder of a local store: its uploads in flight are swept through the file system,
     /// which also sees the staging files `object_store` hides.
     local_root: Option<std::path::PathBuf>,
+    /// A local store's packs of small blobs (see [`Bulk`]).
+    packs: Option<Arc<Packs>>,
 }
 
 impl fmt::Debug for BlobStore {
@@ -180,12 +191,14 @@ impl BlobStore {
                 local_root = Some(std::path::PathBuf::from(location));
                 (Arc::new(store), ObjectPath::default())
             };
+        let packs = local_root.as_deref().map(|root| Arc::new(Packs::new(root)));
         Ok(BlobStore {
             store,
             prefix,
             location: location.to_string(),
             options: Arc::new(options),
             local_root,
+            packs,
         })
     }
 
@@ -241,7 +254,7 @@ impl BlobStore {
                     let digest = Digest(*hasher.finalize().as_bytes());
                     let size = bytes.len() as u64;
                     let path = self.blob_path(&digest);
-                    if self.exists_at(&path).await? {
+                    if self.packed(&digest).await.is_some() || self.exists_at(&path).await? {
                         return Ok(PutOutcome { digest, size, existed: true });
                     }
                     if let Some(root) = &self.local_root {
@@ -304,6 +317,9 @@ impl BlobStore {
 
     /// The size of the blob, or `None` if it is not stored.
     pub async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
+        if let Some(loc) = self.packed(digest).await {
+            return Ok(Some(loc.len));
+        }
         match self.store.head(&self.blob_path(digest)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -314,6 +330,20 @@ impl BlobStore {
     /// Streams the blob's bytes. The stream's last item is an error if the content does not
     /// hash to `digest`.
     pub async fn get(&self, digest: &Digest) -> Result<BlobReader> {
+        if let Some(loc) = self.packed(digest).await {
+            let size = loc.len;
+            let bytes = tokio::task::spawn_blocking(move || Packs::read_blob(&loc))
+                .await
+                .map_err(|e| Error::io("reading a pack", std::io::Error::other(e)))?
+                .map_err(|e| Error::io(format!("reading blob {digest}"), e))?;
+            let inner = futures::stream::iter([Ok(Bytes::from(bytes))]).boxed();
+            return Ok(BlobReader {
+                inner,
+                hasher: Some(blake3::Hasher::new()),
+                expected: *digest,
+                size,
+            });
+        }
         let result = match self.store.get(&self.blob_path(digest)).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => {
@@ -336,8 +366,31 @@ impl BlobStore {
         Ok(out.freeze())
     }
 
+    /// Where a local store packed `digest`, if it did.
+    async fn packed(&self, digest: &Digest) -> Option<pack::Loc> {
+        let packs = self.packs.clone()?;
+        let digest = *digest;
+        tokio::task::spawn_blocking(move || packs.find(&digest)).await.ok().flatten()
+    }
+
+    /// A writer for many blobs at once (an ingest): in a local store, blobs up to 8 MiB are
+    /// appended to pack files instead of becoming a file each, and become visible when the
+    /// writer's [`Bulk::finish`] seals them. Elsewhere the same as [`put_bytes`](Self::put_bytes).
+    pub fn bulk(&self) -> Bulk {
+        Bulk {
+            store: self.clone(),
+            writer: self.packs.clone().map(|p| Arc::new(PackWriter::new(p))),
+        }
+    }
+
     /// Removes the blob (no error if it was not there). Callers make sure nothing refers to it.
+    /// A packed blob cannot be removed on its own (a repack would; none exists yet).
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        if self.packed(digest).await.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "blob {digest} is in a pack; packed blobs are not deleted one by one"
+            )));
+        }
         match self.store.delete(&self.blob_path(digest)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -351,6 +404,7 @@ impl BlobStore {
             let root = root.clone();
             return tokio::task::spawn_blocking(move || {
                 let mut removed = sweep_folder(&root.join("tmp"), age, |_| true)?;
+                removed += Packs::new(&root).sweep(age)?;
                 let blobs = match std::fs::read_dir(root.join("blobs")) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
@@ -385,6 +439,57 @@ impl BlobStore {
     /// Checks that the store answers (a missing object is a fine answer).
     pub async fn check(&self) -> Result<()> {
         self.exists_at(&self.prefix.clone().join(".slipway-probe")).await.map(|_| ())
+    }
+}
+
+/// Many puts at once (see [`BlobStore::bulk`]). Dropped without [`finish`](Self::finish),
+/// what it packed stays invisible (and is swept).
+pub struct Bulk {
+    store: BlobStore,
+    writer: Option<Arc<PackWriter>>,
+}
+
+impl Bulk {
+    /// Stores `bytes` (packed, in a local store, if small).
+    pub async fn put(&self, bytes: Bytes) -> Result<PutOutcome> {
+        self.put_inner(None, bytes).await
+    }
+
+    /// Stores `bytes` whose digest the caller has just computed from these very bytes (an
+    /// ingest hashes what it read), sparing a second hashing pass when they are packed. A
+    /// wrong digest would not go unnoticed: every read verifies the content.
+    pub async fn put_hashed(&self, digest: Digest, bytes: Bytes) -> Result<PutOutcome> {
+        self.put_inner(Some(digest), bytes).await
+    }
+
+    async fn put_inner(&self, digest: Option<Digest>, bytes: Bytes) -> Result<PutOutcome> {
+        let Some(writer) = self.writer.clone().filter(|_| bytes.len() <= pack::MAX_PACKED) else {
+            return self.store.put_bytes(bytes).await;
+        };
+        let packs = self.store.packs.clone();
+        let root = self.store.local_root.clone();
+        tokio::task::spawn_blocking(move || {
+            let digest = digest.unwrap_or_else(|| Digest::of(&bytes));
+            let size = bytes.len() as u64;
+            let hex = digest.to_hex();
+            let loose = root.is_some_and(|r| r.join("blobs").join(&hex[..2]).join(&hex).exists());
+            if loose || writer.pending(&digest) || packs.is_some_and(|p| p.find(&digest).is_some())
+            {
+                return Ok(PutOutcome { digest, size, existed: true });
+            }
+            writer.append(digest, &bytes)?;
+            Ok(PutOutcome { digest, size, existed: false })
+        })
+        .await
+        .map_err(|e| Error::io("packing a blob", std::io::Error::other(e)))?
+    }
+
+    /// Seals what was packed: afterwards every put is visible to every reader.
+    pub async fn finish(self) -> Result<()> {
+        let Some(writer) = self.writer else { return Ok(()) };
+        tokio::task::spawn_blocking(move || writer.seal())
+            .await
+            .map_err(|e| Error::io("sealing a pack", std::io::Error::other(e)))?
     }
 }
 

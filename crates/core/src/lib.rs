@@ -16,12 +16,13 @@ mod db;
 mod error;
 mod ids;
 pub mod jobs;
+mod pack;
 mod safe_path;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use blob::{BlobReader, BlobStore, BlobStoreOptions, Digest, PutOutcome, S3Options};
+pub use blob::{BlobReader, BlobStore, BlobStoreOptions, Bulk, Digest, PutOutcome, S3Options};
 pub use db::{Backend, Db, DbOptions, Migration, redact_url};
 pub use error::{Error, ErrorCode, Result, is_unique_violation};
 pub use ids::{new_id, now_ms};

@@ -291,14 +291,17 @@ pub async fn ingest(
     let cached = Arc::new(cached);
     // Hashes this ingest has taken on to store: equal files upload once.
     let claimed: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    // Small files go into packs (in a local store): far fewer files for the kernel to create.
+    let bulk = blobs.bulk();
     let mut out = Ingested::default();
     let mut results = futures::stream::iter(files.iter().cloned())
         .map(|file| {
             let cached = cached.clone();
             let claimed = claimed.clone();
+            let bulk = &bulk;
             async move {
                 let hit = cached.get(file.rel.as_str()).cloned();
-                let outcome = one_file(file, hit, blobs, known, &claimed).await;
+                let outcome = one_file(file, hit, blobs, bulk, known, &claimed).await;
                 if let Outcome::Done { item, .. } = &outcome {
                     progress.file_done(item.size);
                 }
@@ -325,6 +328,13 @@ pub async fn ingest(
             Outcome::Problem(p) => out.problems.push(p),
         }
     }
+    drop(results);
+    if let Err(e) = bulk.finish().await {
+        out.problems.push(Problem {
+            path: ".".into(),
+            message: format!("storing the content failed: {e}"),
+        });
+    }
     out.items.sort_by(|a, b| a.path.cmp(&b.path));
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
@@ -334,6 +344,7 @@ async fn one_file(
     file: LocalFile,
     cached: Option<String>,
     blobs: &BlobStore,
+    bulk: &slipway_core::Bulk,
     known: &HashSet<String>,
     claimed: &std::sync::Mutex<HashSet<String>>,
 ) -> Outcome {
@@ -381,7 +392,7 @@ async fn one_file(
         return Outcome::Done { item: item(hash), hashed: true, uploaded: false, entry };
     }
     let put = match bytes {
-        Some(bytes) => blobs.put_bytes(bytes.into()).await,
+        Some(bytes) => bulk.put_hashed(digest, bytes.into()).await,
         None => blobs.put_file(&file.abs).await,
     };
     match put {

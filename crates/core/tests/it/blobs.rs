@@ -151,7 +151,48 @@ fn peak_rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// A bulk writer's blobs are visible once it finishes, read back verified, and never stored twice.
+async fn bulk_puts_are_visible_after_finish(backend: BlobBackend) {
+    let t = TestBlobs::with_options(backend, options());
+    let loose = t.store.put_bytes(Bytes::from_static(b"loose frame")).await.unwrap();
+    let bulk = t.store.bulk();
+    let mut noise = Noise(7);
+    let contents: Vec<Bytes> = (0..50).map(|i| noise.chunk(1000 + i * 13)).collect();
+    let mut digests = Vec::new();
+    for c in &contents {
+        let put = bulk.put(c.clone()).await.unwrap();
+        assert!(!put.existed);
+        digests.push(put.digest);
+    }
+    assert!(bulk.put(contents[3].clone()).await.unwrap().existed, "pending in this writer");
+    assert!(bulk.put(Bytes::from_static(b"loose frame")).await.unwrap().existed, "stored loose");
+    let big = noise.chunk(9 << 20);
+    let big_put = bulk.put(big.clone()).await.unwrap();
+    if backend == BlobBackend::Local {
+        assert_eq!(t.store.size(&digests[0]).await.unwrap(), None, "not visible before finish");
+    }
+    bulk.finish().await.unwrap();
+    for (c, d) in contents.iter().zip(&digests) {
+        assert_eq!(t.store.size(d).await.unwrap(), Some(c.len() as u64));
+        assert_eq!(read_all(&t, d).await, c.to_vec());
+    }
+    assert_eq!(read_all(&t, &big_put.digest).await, big.to_vec());
+    assert_eq!(read_all(&t, &loose.digest).await, b"loose frame");
+    // Another handle on the same store (another process) finds them too, and does not re-store.
+    let other = slipway_core::BlobStore::open(&t.location, options_for(&t)).unwrap();
+    assert_eq!(other.read(&digests[7]).await.unwrap(), contents[7]);
+    assert!(other.put_bytes(contents[7].clone()).await.unwrap().existed);
+    let second = other.bulk();
+    assert!(second.put(contents[9].clone()).await.unwrap().existed);
+    second.finish().await.unwrap();
+}
+
+fn options_for(t: &TestBlobs) -> BlobStoreOptions {
+    BlobStoreOptions { s3: t.s3.clone(), ..options() }
+}
+
 on_both_blob_stores!(
+    bulk_puts_are_visible_after_finish,
     small_blobs_round_trip_and_deduplicate,
     large_blobs_stream_in_parts,
     a_missing_blob_is_not_found,
@@ -168,6 +209,46 @@ async fn corruption_is_detected_on_read() {
     std::fs::write(&file, b"tampered content").unwrap();
     let err = t.store.read(&put.digest).await.unwrap_err();
     assert!(matches!(err, Error::BlobCorrupt { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn packs_are_verified_swept_and_not_deleted_one_by_one() {
+    let t = TestBlobs::new(BlobBackend::Local);
+    let packs = std::path::Path::new(&t.location).join("packs");
+    let bulk = t.store.bulk();
+    let kept = bulk.put(Bytes::from_static(b"frame a")).await.unwrap();
+    let other = bulk.put(Bytes::from_static(b"frame b")).await.unwrap();
+    bulk.finish().await.unwrap();
+    // A writer that dies before sealing leaves a pack without an index: invisible, then swept.
+    let dying = t.store.bulk();
+    let lost = dying.put(Bytes::from_static(b"never sealed")).await.unwrap();
+    drop(dying);
+    assert_eq!(t.store.size(&lost.digest).await.unwrap(), None);
+    let count = |ext: &str| {
+        std::fs::read_dir(&packs)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(ext))
+            .count()
+    };
+    assert_eq!((count(".pack"), count(".idx")), (2, 1));
+    assert_eq!(t.store.sweep_tmp(std::time::Duration::ZERO).await.unwrap(), 1);
+    assert_eq!((count(".pack"), count(".idx")), (1, 1));
+    assert_eq!(t.store.read(&kept.digest).await.unwrap(), Bytes::from_static(b"frame a"));
+    let err = t.store.delete(&kept.digest).await.unwrap_err();
+    assert!(err.to_string().contains("pack"), "{err}");
+    // Damage inside the pack is caught on read.
+    let pack = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
+    let damaged = t.store.read(&kept.digest).await.unwrap_err();
+    let second = t.store.read(&other.digest).await.unwrap();
+    assert!(matches!(damaged, Error::BlobCorrupt { .. }), "{damaged}");
+    assert_eq!(second, Bytes::from_static(b"frame b"), "the rest of the pack reads");
 }
 
 #[tokio::test]

@@ -283,8 +283,12 @@ async fn runs_filter_by_their_dataset_inputs(backend: Backend) {
 
 async fn experiments_search_with_mlflows_grammar(backend: Backend) {
     let (_db, t) = tracking(backend).await;
+    // Newest first is by creation time (ties by id, as MLflow): keep the times apart.
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
     t.create_experiment("falls-2026", None, &[kv("team", "vision")]).await.unwrap();
+    tick().await;
     let gait = t.create_experiment("gait", None, &[kv("team", "vision")]).await.unwrap();
+    tick().await;
     let other = t.create_experiment("falls-old", None, &[kv("team", "ops")]).await.unwrap();
     t.delete_experiment(&other).await.unwrap();
     let names = |filter: &str, order: &[&str], view: ViewType| {
