@@ -228,9 +228,15 @@ impl PackWriter {
         let Some(open) = guard.as_mut() else { return Ok(()) };
         let offset = open.size;
         if let Err(e) = open.file.write_all(bytes) {
-            // The pack's end is unknown now: seal what is whole and start afresh next time.
+            // The file's end is past what is whole now: cut it back, seal the whole blobs and
+            // start a new pack next time (appending here would misplace every later blob).
+            let error = Error::io(format!("writing pack {}", open.id), e);
             let _ = open.file.set_len(offset);
-            return Err(Error::io(format!("writing pack {}", open.id), e));
+            if let Some(broken) = guard.take() {
+                drop(guard);
+                let _ = self.seal_one(broken);
+            }
+            return Err(error);
         }
         open.size += bytes.len() as u64;
         open.entries.push((digest, offset, bytes.len() as u64));
