@@ -36,6 +36,7 @@ pub struct AppState {
     pub tracking: track::Tracking,
     pub artifacts: track::Artifacts,
     pub data: slipway_data::Data,
+    pub registry: registry::Registry,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_token: Option<Arc<str>>,
     pub(crate) started_at: SystemTime,
@@ -52,10 +53,12 @@ impl AppState {
         queue: Queue,
         tracking: track::Tracking,
         data: slipway_data::Data,
+        registry: registry::Registry,
         auth_token: Option<String>,
     ) -> AppState {
         AppState {
             data,
+            registry,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,
             blobs,

@@ -9,6 +9,8 @@
 
 mod artifacts;
 mod error;
+pub mod filter;
+mod inputs;
 mod models;
 mod names;
 mod points;
@@ -20,6 +22,7 @@ use slipway_core::{Db, Migration, new_id, now_ms};
 
 pub use artifacts::{ArtifactEntry, ArtifactFile, Artifacts};
 pub use error::{Error, Result};
+pub use inputs::DatasetInput;
 pub use models::{LoggedModel, NewLoggedModel};
 pub use types::{
     Experiment, KeyValue, LifecycleStage, Metric, NewRun, Page, Run, RunInfo, RunStatus, ViewType,

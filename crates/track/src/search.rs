@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 /// What an identifier names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Entity {
+pub enum Entity {
     Metric(String),
     Param(String),
     Tag(String),
@@ -31,10 +31,12 @@ pub(crate) enum Entity {
 pub(crate) enum Scope {
     Runs,
     Experiments,
+    RegisteredModels,
+    ModelVersions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     Eq,
     Ne,
     Lt,
@@ -50,7 +52,7 @@ pub(crate) enum Op {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
+pub enum Value {
     Str(String),
     Num(f64),
     List(Vec<String>),
@@ -58,10 +60,10 @@ pub(crate) enum Value {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Clause {
-    pub(crate) entity: Entity,
-    pub(crate) op: Op,
-    pub(crate) value: Value,
+pub struct Clause {
+    pub entity: Entity,
+    pub op: Op,
+    pub value: Value,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -202,6 +204,35 @@ fn next_is_number(chars: &[char], i: usize) -> bool {
 /// Maps `prefix` and `key` to an entity.
 fn entity(scope: Scope, prefix: Option<&str>, key: &str) -> Result<Entity> {
     let prefix = prefix.map(str::to_ascii_lowercase);
+    if matches!(scope, Scope::RegisteredModels | Scope::ModelVersions) {
+        let (attrs, valid): (&[(&str, &'static str)], &str) = if scope == Scope::ModelVersions {
+            (
+                &[
+                    ("name", "name"),
+                    ("run_id", "run_id"),
+                    ("source_path", "source"),
+                    ("version_number", "version"),
+                ],
+                "'name', 'run_id', 'source_path', 'version_number'",
+            )
+        } else {
+            (&[("name", "name")], "'name'")
+        };
+        return match prefix.as_deref() {
+            Some("tag" | "tags") => Ok(Entity::Tag(key.to_string())),
+            Some("attribute" | "attributes" | "attr") | None => {
+                match attrs.iter().find(|(k, _)| *k == key) {
+                    Some((_, col)) => Ok(Entity::Attribute(col)),
+                    None => Err(Error::invalid(format!(
+                        "Invalid attribute key '{key}' specified. Valid keys are {valid}"
+                    ))),
+                }
+            }
+            Some(other) => Err(Error::invalid(format!(
+                "Invalid entity type '{other}'. Valid values are ['tag', 'attribute']"
+            ))),
+        };
+    }
     if scope == Scope::Experiments {
         return match prefix.as_deref() {
             Some("tag" | "tags") => Ok(Entity::Tag(key.to_string())),
@@ -295,6 +326,11 @@ pub(crate) fn parse_filter(input: &str) -> Result<Vec<Clause>> {
     parse_filter_in(Scope::Runs, input)
 }
 
+/// Parses a registered-model (`registry` true: model-version) `filter` string.
+pub(crate) fn parse_registry_filter(versions: bool, input: &str) -> Result<Vec<Clause>> {
+    parse_filter_in(if versions { Scope::ModelVersions } else { Scope::RegisteredModels }, input)
+}
+
 /// Parses an experiment `filter` string.
 pub(crate) fn parse_experiment_filter(input: &str) -> Result<Vec<Clause>> {
     parse_filter_in(Scope::Experiments, input)
@@ -337,7 +373,7 @@ fn parse_filter_in(scope: Scope, input: &str) -> Result<Vec<Clause>> {
                 }
             },
         };
-        clauses.push(check_clause(Clause { entity, op, value }, input)?);
+        clauses.push(check_clause(scope, Clause { entity, op, value }, input)?);
     }
     Ok(clauses)
 }
@@ -425,10 +461,22 @@ fn list(tokens: &[Token], pos: &mut usize, input: &str) -> Result<Value> {
 }
 
 /// Checks that the comparator and value suit the entity, as MLflow does.
-fn check_clause(clause: Clause, input: &str) -> Result<Clause> {
+fn check_clause(scope: Scope, clause: Clause, input: &str) -> Result<Clause> {
     let numeric_ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
     let string_ops = [Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::IsNull, Op::IsNotNull];
+    let registry = matches!(scope, Scope::RegisteredModels | Scope::ModelVersions);
     let ok = match (&clause.entity, &clause.value) {
+        (Entity::Attribute("version"), Value::Num(_)) => numeric_ops.contains(&clause.op),
+        (Entity::Attribute("version"), _) => false,
+        (Entity::Tag(_), Value::Str(_)) if registry => {
+            [Op::Eq, Op::Ne, Op::Like, Op::ILike].contains(&clause.op)
+        }
+        (Entity::Attribute("name" | "run_id"), Value::List(_)) if registry => true,
+        (Entity::Attribute(_), Value::List(_)) if registry => {
+            return Err(Error::invalid(
+                "Only ['name', 'run_id'] attributes support comparison with a list of quoted string values.",
+            ));
+        }
         (Entity::Metric(_), Value::Num(_)) => numeric_ops.contains(&clause.op),
         (Entity::Metric(_), _) => false,
         (Entity::Param(_) | Entity::Tag(_), Value::Str(_) | Value::None) => {
@@ -723,14 +771,14 @@ pub(crate) fn experiment_query(
 }
 
 /// `column [NOT] IN (…)` (the parser never yields an empty list).
-fn in_list(sql: &mut Sql, column: &str, op: Op, items: &[String]) -> String {
+pub(crate) fn in_list(sql: &mut Sql, column: &str, op: Op, items: &[String]) -> String {
     let vs: Vec<String> =
         items.iter().map(|s| sql.placeholder(SqlValue::Text(s.clone()))).collect();
     let not = if op == Op::NotIn { "NOT " } else { "" };
     format!("{column} {not}IN ({})", vs.join(", "))
 }
 
-fn sql_op(op: Op) -> &'static str {
+pub(crate) fn sql_op(op: Op) -> &'static str {
     match op {
         Op::Eq => "=",
         Op::Ne => "!=",
@@ -742,7 +790,7 @@ fn sql_op(op: Op) -> &'static str {
     }
 }
 
-fn string_cond(column: &str, op: Op, placeholder: &str) -> String {
+pub(crate) fn string_cond(column: &str, op: Op, placeholder: &str) -> String {
     match op {
         Op::Like => format!("{column} LIKE {placeholder}"),
         Op::ILike => format!("LOWER({column}) LIKE LOWER({placeholder})"),

@@ -633,7 +633,7 @@ fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 4] {
 
 /// The input's source URI if it names a Slipway version (`slipway://NAME@N`), else "". MLflow
 /// keeps a dataset's source as a JSON document in a string (`{"uri": ...}` for most sources).
-fn slipway_source(item: &serde_json::Value) -> String {
+pub(crate) fn slipway_source(item: &serde_json::Value) -> String {
     let Some(source) = item.pointer("/dataset/source").and_then(|s| s.as_str()) else {
         return String::new();
     };

@@ -17,7 +17,10 @@ from mlflow import MlflowClient  # noqa: E402
 @pytest.fixture
 def client(server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(server.url)
+    # Each test has a fresh server: forget the experiment an earlier test set.
+    mlflow.tracking.fluent._active_experiment_id = None
     yield MlflowClient(server.url)
     if mlflow.active_run():
         mlflow.end_run()

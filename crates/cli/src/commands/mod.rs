@@ -26,6 +26,7 @@ pub(crate) struct Stores {
     pub(crate) queue: Queue,
     pub(crate) tracking: track::Tracking,
     pub(crate) data: slipway_data::Data,
+    pub(crate) registry: registry::Registry,
 }
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
@@ -43,7 +44,10 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let data = slipway_data::Data::open(db.clone(), blobs.clone())
         .await
         .context("preparing the data schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data })
+    let registry = registry::Registry::open(db.clone(), blobs.clone(), tracking.clone())
+        .await
+        .context("preparing the registry schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data, registry })
 }
 
 /// The job kinds this binary can run.

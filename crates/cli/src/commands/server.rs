@@ -99,6 +99,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         stores.queue,
         stores.tracking,
         stores.data,
+        stores.registry,
         token,
     )
     .with_job_kinds(kinds);

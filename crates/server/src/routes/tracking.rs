@@ -78,25 +78,13 @@ pub(crate) struct InputView {
 
 impl InputView {
     fn from_json(v: &serde_json::Value) -> InputView {
-        let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or_default().to_string();
-        let context = v["tags"].as_array().and_then(|tags| {
-            tags.iter()
-                .find(|t| t["key"] == "mlflow.data.context")
-                .and_then(|t| t["value"].as_str().map(str::to_string))
-        });
-        let source_type = text("/dataset/source_type");
-        let version = (source_type == "slipway")
-            .then(|| serde_json::from_str::<serde_json::Value>(&text("/dataset/source")).ok())
-            .flatten()
-            .and_then(|s| {
-                s["uri"].as_str().and_then(|u| u.strip_prefix("slipway://")).map(str::to_string)
-            });
+        let input = track::DatasetInput::from_json(v);
         InputView {
-            name: text("/dataset/name"),
-            digest: text("/dataset/digest"),
-            source_type,
-            context,
-            version,
+            name: input.name,
+            digest: input.digest,
+            source_type: input.source_type,
+            context: input.context,
+            version: input.version,
         }
     }
 }

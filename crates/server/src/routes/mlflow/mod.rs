@@ -6,6 +6,7 @@
 mod artifacts;
 mod experiments;
 mod models;
+mod registry;
 mod runs;
 mod views;
 mod wire;
@@ -53,7 +54,38 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/logged-models/search", post(models::search))
         .route("/logged-models/{model_id}", get(models::get).patch(models::finalize))
         .route("/logged-models/{model_id}/tags", patch(models::set_tags))
-        .route("/logged-models/{model_id}/tags/{key}", delete(models::delete_tag));
+        .route("/logged-models/{model_id}/tags/{key}", delete(models::delete_tag))
+        .route("/registered-models/create", post(registry::create_model))
+        .route("/registered-models/get", get(registry::get_model))
+        .route(
+            "/registered-models/search",
+            get(registry::search_models).post(registry::search_models),
+        )
+        .route("/registered-models/rename", post(registry::rename_model))
+        .route("/registered-models/update", patch(registry::update_model))
+        .route("/registered-models/delete", delete(registry::delete_model))
+        .route("/registered-models/set-tag", post(registry::set_model_tag))
+        .route("/registered-models/delete-tag", delete(registry::delete_model_tag))
+        .route(
+            "/registered-models/get-latest-versions",
+            post(registry::latest_versions).get(registry::latest_versions),
+        )
+        .route(
+            "/registered-models/alias",
+            post(registry::set_alias).get(registry::get_alias).delete(registry::delete_alias),
+        )
+        .route("/model-versions/create", post(registry::create_version))
+        .route("/model-versions/get", get(registry::get_version))
+        .route("/model-versions/get-download-uri", get(registry::download_uri))
+        .route(
+            "/model-versions/search",
+            get(registry::search_versions).post(registry::search_versions),
+        )
+        .route("/model-versions/update", patch(registry::update_version))
+        .route("/model-versions/transition-stage", post(registry::transition_stage))
+        .route("/model-versions/set-tag", post(registry::set_version_tag))
+        .route("/model-versions/delete-tag", delete(registry::delete_version_tag))
+        .route("/model-versions/delete", delete(registry::delete_version));
     let artifacts = Router::new().route("/artifacts", get(artifacts::list)).route(
         "/artifacts/{*path}",
         get(artifacts::get).put(artifacts::put).delete(artifacts::delete),
