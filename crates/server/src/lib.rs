@@ -27,6 +27,14 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
+/// The lifecycle stages a server serves.
+pub struct Stages {
+    pub tracking: track::Tracking,
+    pub data: slipway_data::Data,
+    pub registry: registry::Registry,
+    pub serving: serve::Serving,
+}
+
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -37,6 +45,9 @@ pub struct AppState {
     pub artifacts: track::Artifacts,
     pub data: slipway_data::Data,
     pub registry: registry::Registry,
+    pub serving: serve::Serving,
+    /// The endpoint `/invocations` serves (`slipway serve --endpoint`).
+    pub(crate) default_endpoint: Option<Arc<str>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_token: Option<Arc<str>>,
     pub(crate) started_at: SystemTime,
@@ -51,14 +62,15 @@ impl AppState {
         db: Db,
         blobs: BlobStore,
         queue: Queue,
-        tracking: track::Tracking,
-        data: slipway_data::Data,
-        registry: registry::Registry,
+        stages: Stages,
         auth_token: Option<String>,
     ) -> AppState {
+        let Stages { tracking, data, registry, serving } = stages;
         AppState {
             data,
             registry,
+            serving,
+            default_endpoint: None,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,
             blobs,
@@ -69,6 +81,12 @@ impl AppState {
             started_at: SystemTime::now(),
             job_kinds: Arc::new(Vec::new()),
         }
+    }
+
+    /// Serves `endpoint` at `/invocations`.
+    pub fn with_default_endpoint(mut self, endpoint: Option<String>) -> AppState {
+        self.default_endpoint = endpoint.map(Arc::from);
+        self
     }
 
     /// Lets clients submit jobs of these kinds (those this binary's workers run).

@@ -215,3 +215,26 @@ def test_advisory_sources_are_refused(client, server):
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
     assert client.search_model_versions("name = 'victim'") == []
     assert client.get_registered_model("victim").latest_versions == []
+
+
+def test_onnx_models_register_and_unservable_ones_are_refused(client):
+    """`mlflow.onnx.log_model` works as MLflow users write it; a model Slipway cannot run is
+    refused at registration with the operator's name, not at the first request."""
+    from skl2onnx import to_onnx
+    from sklearn.svm import SVC
+
+    model, X = _fit()
+    X = X.astype(np.float32)
+    with mlflow.start_run():
+        info = mlflow.onnx.log_model(to_onnx(model, X[:1]), name="model", registered_model_name="onnx-lr")
+    assert str(info.registered_model_version) == "1"
+    loaded = mlflow.pyfunc.load_model("models:/onnx-lr/1")
+    assert len(loaded.predict(X)["output_label"]) == len(X)
+
+    svc = SVC().fit(X, (X[:, 0] > 0).astype(int))
+    with mlflow.start_run():
+        with pytest.raises(MlflowException) as e:
+            mlflow.onnx.log_model(to_onnx(svc, X[:1]), name="model", registered_model_name="onnx-svc")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "SVMClassifier" in e.value.message
+    assert client.search_model_versions("name = 'onnx-svc'") == []

@@ -212,6 +212,15 @@ def export(model, n_features: int, zipmap: bool) -> onnx.ModelProto:
     )
 
 
+def canonicalize(onx: onnx.ModelProto, name: str) -> None:
+    """Make the bytes reproducible: skl2onnx names the graph with a random uuid and
+    orders opset_import by set iteration (which varies with string hashing)."""
+    onx.graph.name = name
+    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
+    del onx.opset_import[:]
+    onx.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets)
+
+
 def session(path: Path) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -283,7 +292,7 @@ def attr_value(a: onnx.AttributeProto) -> dict[str, Any]:
     if kind in ("INT", "FLOAT"):
         return {"type": kind, "value": v}
     if kind == "TENSOR":
-        return {"type": kind, "dtype": helper.tensor_dtype_to_np_dtype(v.data_type).name,
+        return {"type": kind, "dtype": onnx.TensorProto.DataType.Name(v.data_type),
                 "dims": list(v.dims)}
     if kind in ("INTS", "FLOATS", "STRINGS"):
         vals = [x.decode() for x in v] if kind == "STRINGS" else list(v)
@@ -294,8 +303,22 @@ def attr_value(a: onnx.AttributeProto) -> dict[str, Any]:
     return {"type": kind}
 
 
+def type_str(t: onnx.TypeProto) -> str:
+    """onnxruntime-style type names: tensor(float), seq(map(int64,tensor(float)))."""
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type":
+        return f"tensor({helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name})" \
+            .replace("float32", "float").replace("float64", "double").replace("object", "string")
+    if kind == "sequence_type":
+        return f"seq({type_str(t.sequence_type.elem_type)})"
+    if kind == "map_type":
+        key = helper.tensor_dtype_to_np_dtype(t.map_type.key_type).name.replace("object", "string")
+        return f"map({key},{type_str(t.map_type.value_type)})"
+    return str(kind)
+
+
 def value_info(vi: onnx.ValueInfoProto) -> dict[str, Any]:
-    rec: dict[str, Any] = {"name": vi.name, "type": helper.printable_type(vi.type)}
+    rec: dict[str, Any] = {"name": vi.name, "type": type_str(vi.type)}
     t = vi.type
     if t.HasField("tensor_type"):
         rec["elem_type"] = onnx.TensorProto.DataType.Name(t.tensor_type.elem_type)
@@ -333,6 +356,7 @@ def tree_summary(node: onnx.NodeProto) -> dict[str, Any]:
     base = a.get("base_values")
     base_t = a.get("base_values_as_tensor")
     leaf_prefix = "class" if node.op_type == "TreeEnsembleClassifier" else "target"
+    weights = [float(w) for w in a.get(f"{leaf_prefix}_weights", [])]
     rec = {
         "op_type": node.op_type,
         "nodes_modes": sorted(set(modes)),
@@ -342,14 +366,16 @@ def tree_summary(node: onnx.NodeProto) -> dict[str, Any]:
         else (int(np.prod(base_t.dims)) if base_t is not None else 0),
         "base_values": [float(x) for x in base] if base is not None
         else (numpy_helper.to_array(base_t).tolist() if base_t is not None else None),
-        "aggregate_function": s(a["aggregate_function"]) if "aggregate_function" in a
-        else ("SUM (implicit: TreeEnsembleClassifier has no aggregate_function)"
-              if node.op_type == "TreeEnsembleClassifier" else "SUM (default)"),
+        # TreeEnsembleClassifier has no aggregate_function (always SUM); for the
+        # regressor an absent attribute means its default, SUM.
+        "aggregate_function": s(a.get("aggregate_function", b"SUM")),
+        "aggregate_function_explicit": "aggregate_function" in a,
         "n_trees": len(set(trees)),
         "n_nodes": len(modes),
         "n_leaves": modes.count("LEAF"),
         "max_depth": max(depths) if depths else None,
-        "n_leaf_weights": len(a.get(f"{leaf_prefix}_weights", [])),
+        "n_leaf_weights": len(weights),
+        "leaf_weight_range": [min(weights), max(weights)] if weights else None,
         "distinct_leaf_ids": sorted(set(a.get(f"{leaf_prefix}_ids", []))),
         "missing_value_tracks_true": sorted(set(a.get("nodes_missing_value_tracks_true", []))),
         "uses_as_tensor_attrs": sorted(k for k in a if k.endswith("_as_tensor")),
@@ -375,14 +401,18 @@ def inventory(model: onnx.ModelProto) -> dict[str, Any]:
         "outputs": list(n.output),
         "attributes": {a.name: attr_value(a) for a in n.attribute},
     } for n in g.node]
+    for n in nodes:  # Cast's target type by name as well as by number
+        if n["op_type"] == "Cast" and "to" in n["attributes"]:
+            n["attributes"]["to"]["name"] = onnx.TensorProto.DataType.Name(
+                n["attributes"]["to"]["value"])
     return {
         "ir_version": model.ir_version,
         "producer": f"{model.producer_name} {model.producer_version}",
         "opset_import": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
         "inputs": [value_info(v) for v in g.input],
         "outputs": [value_info(v) for v in g.output],
-        "initializers": [{"name": t.name, "dtype": helper.tensor_dtype_to_np_dtype(
-            t.data_type).name, "dims": list(t.dims)} for t in g.initializer],
+        "initializers": [{"name": t.name, "dtype": onnx.TensorProto.DataType.Name(t.data_type),
+                          "dims": list(t.dims)} for t in g.initializer],
         "op_types": sorted({f"{n['domain']}:{n['op_type']}" for n in nodes}),
         "nodes": nodes,
         "tree_ensembles": [tree_summary(n) for n in g.node if n.op_type in TREE_OPS],
@@ -392,14 +422,16 @@ def inventory(model: onnx.ModelProto) -> dict[str, Any]:
 def print_inventory(name: str, inv: dict[str, Any]) -> None:
     opsets = " ".join(f"{k}={v}" for k, v in inv["opset_import"].items())
     print(f"== {name}  ({opsets})")
-    for v in inv["inputs"]:
-        print(f"   in   {v['name']}: {v['type']}")
-    for v in inv["outputs"]:
-        print(f"   out  {v['name']}: {v['type']}")
+    for kind, vis in (("in ", inv["inputs"]), ("out", inv["outputs"])):
+        for v in vis:
+            shape = f" {v['shape']}" if "shape" in v else ""
+            print(f"   {kind}  {v['name']}: {v['type']}{shape}")
     for n in inv["nodes"]:
         attrs = []
         for k, a in n["attributes"].items():
-            if "value" in a:
+            if "name" in a:
+                attrs.append(f"{k}={a['value']} ({a['name']})")
+            elif "value" in a:
                 attrs.append(f"{k}={a['value']!r}")
             elif "values" in a:
                 attrs.append(f"{k}:{a['type']}={a['values']}")
@@ -453,6 +485,7 @@ def build(outdir: Path, features: Path) -> dict[str, Any]:
             else [(spec.name, True)]
         for name, zipmap in variants:
             onx = export(model, ds.X_train.shape[1], zipmap)
+            canonicalize(onx, name)
             onnx.checker.check_model(onx, full_check=True)
             onnx_path = outdir / f"{name}.onnx"
             onnx_path.write_bytes(onx.SerializeToString())

@@ -27,6 +27,7 @@ pub(crate) struct Stores {
     pub(crate) tracking: track::Tracking,
     pub(crate) data: slipway_data::Data,
     pub(crate) registry: registry::Registry,
+    pub(crate) serving: serve::Serving,
 }
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
@@ -44,10 +45,15 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let data = slipway_data::Data::open(db.clone(), blobs.clone())
         .await
         .context("preparing the data schema")?;
+    // The serving runtime decides at registration whether an ONNX model can be served.
     let registry = registry::Registry::open(db.clone(), blobs.clone(), tracking.clone())
         .await
-        .context("preparing the registry schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data, registry })
+        .context("preparing the registry schema")?
+        .with_check(std::sync::Arc::new(serve::Check));
+    let serving = serve::Serving::open(db.clone(), registry.clone())
+        .await
+        .context("preparing the serving schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data, registry, serving })
 }
 
 /// The job kinds this binary can run.

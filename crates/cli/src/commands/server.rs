@@ -97,9 +97,12 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         stores.db.clone(),
         stores.blobs,
         stores.queue,
-        stores.tracking,
-        stores.data,
-        stores.registry,
+        server::Stages {
+            tracking: stores.tracking,
+            data: stores.data,
+            registry: stores.registry,
+            serving: stores.serving,
+        },
         token,
     )
     .with_job_kinds(kinds);

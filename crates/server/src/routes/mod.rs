@@ -3,6 +3,7 @@
 mod blobs;
 mod data;
 mod health;
+mod inference;
 mod jobs;
 mod meta;
 mod mlflow;
@@ -67,13 +68,28 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/datasets/{name}/versions/{version}/profile", get(data::get_profile))
         .route("/api/v1/datasets/{name}/versions/{version}/rows", get(data::get_rows))
         .route("/api/v1/datasets/{name}/versions/{version}/files/{*path}", get(data::get_file))
+        .route("/api/v1/endpoints", get(inference::list_endpoints).post(inference::create_endpoint))
+        .route(
+            "/api/v1/endpoints/{name}",
+            get(inference::get_endpoint).delete(inference::delete_endpoint),
+        )
         .route("/api/openapi.json", get(meta::openapi));
+    let inference = Router::new()
+        .route("/v2", get(inference::server_metadata))
+        .route("/v2/health/live", get(inference::health))
+        .route("/v2/health/ready", get(inference::health))
+        .route("/v2/models/{name}", get(inference::model_metadata))
+        .route("/v2/models/{name}/ready", get(inference::model_ready))
+        .route("/v2/models/{name}/infer", post(inference::infer))
+        .route("/endpoints/{name}/invocations", post(inference::invocations))
+        .route("/invocations", post(inference::default_invocations));
 
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::exposition))
         .merge(api)
+        .merge(inference)
         .merge(mlflow::router())
         .merge(ui::router())
         .fallback(not_found)

@@ -1,0 +1,489 @@
+//! Endpoints: a name that serves a model version or an alias, with its batching knobs, kept in
+//! the metadata store so that every serving replica sees the same ones; and [`Serving`], the
+//! live state of a process: loaded models shared across requests, and a batcher per endpoint.
+//!
+//! An endpoint re-resolves its reference at most once a second: moving an alias switches it
+//! without a restart, and requests in flight finish on the version they started on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use registry::{ModelVersion, Registry};
+use slipway_core::{Db, Migration, now_ms};
+use sqlx::Row;
+use tract_onnx::prelude::*;
+
+use crate::runtime::{Model, Output, RunError};
+
+/// The serving schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "endpoints",
+    sqlite: include_str!("../migrations/0001_endpoints.sql"),
+    postgres: include_str!("../migrations/0001_endpoints.sql"),
+}];
+
+/// Triton's dynamic batching knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Most rows run together.
+    pub max_batch_size: usize,
+    /// How long the first request of a batch waits for others, in µs (0: take what is queued).
+    pub max_queue_delay_us: u64,
+    /// Most requests waiting; beyond it requests are refused at once (503).
+    pub max_queue_len: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Batching {
+        Batching { max_batch_size: 64, max_queue_delay_us: 0, max_queue_len: 1024 }
+    }
+}
+
+/// A named endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    pub model: String,
+    /// A version number, `latest` or an alias.
+    pub reference: String,
+    pub batching: Batching,
+    pub created_ms: i64,
+}
+
+/// Errors of serving, each with its error code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Endpoint '{0}' not found")]
+    NotFound(String),
+    #[error("Endpoint '{0}' already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The queue is full: come back shortly.
+    #[error("endpoint '{0}' is overloaded: its queue is full")]
+    Overloaded(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    #[error(transparent)]
+    Core(#[from] slipway_core::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> slipway_core::ErrorCode {
+        use slipway_core::ErrorCode as C;
+        match self {
+            Error::NotFound(_) => C::ResourceDoesNotExist,
+            Error::Exists(_) => C::ResourceAlreadyExists,
+            Error::Invalid(_) | Error::Run(RunError::BadInput(_)) => C::InvalidParameterValue,
+            Error::Overloaded(_) => C::TemporarilyUnavailable,
+            Error::Run(RunError::Failed(_)) => C::InternalError,
+            Error::Registry(e) => e.code(),
+            Error::Core(e) => e.code(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::Core(e.into())
+    }
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Per endpoint and version counts, read by the metrics page.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub ok: AtomicU64,
+    pub bad_input: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub failed: AtomicU64,
+    pub queue_depth: AtomicUsize,
+    /// Request latency histogram: counts per bucket of `LATENCY_BUCKETS_S`, then the sum in µs.
+    pub latency: Histogram,
+    /// Rows per batch run.
+    pub batch_rows: Histogram,
+}
+
+/// Upper bounds of the latency buckets, seconds.
+pub const LATENCY_BUCKETS_S: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+/// Upper bounds of the batch-size buckets, rows.
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// A fixed-bucket histogram with atomic counts.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    pub counts: [AtomicU64; 13],
+    pub count: AtomicU64,
+    /// The sum, in millionths of the unit.
+    pub sum_micro: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, bounds: &[f64], v: f64) {
+        let i = bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len());
+        self.counts[i.min(12)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micro.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+struct Job {
+    input: Tensor,
+    rows: usize,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Output>, RunError>>,
+}
+
+/// An endpoint as this process serves it now: the version, its model and its batcher.
+pub struct Live {
+    pub endpoint: Endpoint,
+    pub version: ModelVersion,
+    pub model: Arc<Model>,
+    pub stats: Arc<Stats>,
+    queue: SyncSender<Job>,
+    checked: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("endpoint", &self.endpoint.name)
+            .field("version", &self.version.version)
+            .finish()
+    }
+}
+
+impl Live {
+    fn start(endpoint: Endpoint, version: ModelVersion, model: Arc<Model>) -> Arc<Live> {
+        let b = endpoint.batching;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(b.max_queue_len.max(1));
+        let stats = Arc::new(Stats::default());
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..workers {
+            let (rx, model, stats) = (rx.clone(), model.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name(format!("serve-{}-{i}", endpoint.name))
+                .spawn(move || batch_loop(&rx, &model, &stats, b))
+                .expect("spawning a serving thread");
+        }
+        Arc::new(Live {
+            endpoint,
+            version,
+            model,
+            stats,
+            queue: tx,
+            checked: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Queues `input` (rows × features) and waits for its outputs. A full queue is refused at
+    /// once.
+    pub async fn predict(&self, input: Tensor) -> Result<Vec<Output>> {
+        let started = Instant::now();
+        let rows = input.shape().first().copied().unwrap_or(1);
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.queue.try_send(Job { input, rows, reply }) {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(match e {
+                TrySendError::Full(_) => Error::Overloaded(self.endpoint.name.clone()),
+                TrySendError::Disconnected(_) => Error::Overloaded(self.endpoint.name.clone()),
+            });
+        }
+        let result =
+            rx.await.unwrap_or_else(|_| Err(RunError::Failed("the batcher stopped".into())));
+        let counter = match &result {
+            Ok(_) => &self.stats.ok,
+            Err(RunError::BadInput(_)) => &self.stats.bad_input,
+            Err(RunError::Failed(_)) => &self.stats.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.stats.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
+        Ok(result?)
+    }
+}
+
+/// One batching thread: takes the first waiting job, gathers more up to the batch size (waiting
+/// up to the delay), runs them as one batch and answers each with its rows.
+fn batch_loop(rx: &Mutex<Receiver<Job>>, model: &Model, stats: &Stats, b: Batching) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut rows = first.rows;
+            jobs.push(first);
+            let deadline = Instant::now() + Duration::from_micros(b.max_queue_delay_us);
+            while rows < b.max_batch_size {
+                let next = if b.max_queue_delay_us == 0 {
+                    rx.try_recv().ok()
+                } else {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    rx.recv_timeout(left).ok()
+                };
+                let Some(job) = next else { break };
+                rows += job.rows;
+                jobs.push(job);
+            }
+        }
+        stats.queue_depth.fetch_sub(jobs.len(), Ordering::Relaxed);
+        run_batch(model, stats, jobs);
+    }
+}
+
+fn run_batch(model: &Model, stats: &Stats, jobs: Vec<Job>) {
+    let rows: usize = jobs.iter().map(|j| j.rows).sum();
+    stats.batch_rows.observe(BATCH_BUCKETS, rows as f64);
+    if jobs.len() == 1 {
+        let job = jobs.into_iter().next().expect("one job");
+        let _ = job.reply.send(model.run(tvec![job.input.into()]));
+        return;
+    }
+    // Jobs whose inputs do not stack (a wrong shape) are answered alone.
+    let same = jobs.iter().all(|j| {
+        j.input.shape()[1..] == jobs[0].input.shape()[1..]
+            && j.input.datum_type() == jobs[0].input.datum_type()
+    });
+    if !same {
+        for job in jobs {
+            let _ = job.reply.send(model.run(tvec![job.input.into()]));
+        }
+        return;
+    }
+    let inputs: Vec<&Tensor> = jobs.iter().map(|j| &j.input).collect();
+    let stacked = match Tensor::stack_tensors(0, &inputs) {
+        Ok(t) => t,
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(RunError::Failed(format!("{e:#}"))));
+            }
+            return;
+        }
+    };
+    match model.run(tvec![stacked.into()]) {
+        Ok(outputs) => {
+            let mut start = 0;
+            for job in jobs {
+                let end = start + job.rows;
+                let part = outputs.iter().map(|o| slice(o, start, end)).collect();
+                let _ = job.reply.send(part);
+                start = end;
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let bad = matches!(e, RunError::BadInput(_));
+            for job in jobs {
+                let err = if bad {
+                    RunError::BadInput(msg.clone())
+                } else {
+                    RunError::Failed(msg.clone())
+                };
+                let _ = job.reply.send(Err(err));
+            }
+        }
+    }
+}
+
+fn slice(o: &Output, start: usize, end: usize) -> Result<Output, RunError> {
+    let cut = |t: &Arc<Tensor>| {
+        t.slice(0, start, end).map(Arc::new).map_err(|e| RunError::Failed(format!("{e:#}")))
+    };
+    Ok(match o {
+        Output::Tensor(t) => Output::Tensor(cut(t)?),
+        Output::ZipMap { labels, probabilities } => {
+            Output::ZipMap { labels: labels.clone(), probabilities: cut(probabilities)? }
+        }
+    })
+}
+
+/// Endpoints and the models they serve in this process; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    db: Db,
+    registry: Registry,
+    live: Arc<RwLock<HashMap<String, Arc<Live>>>>,
+    /// Models by registered digest, shared by endpoints serving the same version.
+    models: Arc<Mutex<HashMap<String, Arc<Model>>>>,
+    refresh: Duration,
+}
+
+impl Serving {
+    pub async fn open(db: Db, registry: Registry) -> Result<Serving> {
+        db.migrate("serve", MIGRATIONS).await?;
+        Ok(Serving {
+            db,
+            registry,
+            live: Default::default(),
+            models: Default::default(),
+            refresh: Duration::from_secs(1),
+        })
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        model: &str,
+        reference: &str,
+        batching: Batching,
+    ) -> Result<Endpoint> {
+        check_name(name)?;
+        if batching.max_batch_size == 0 || batching.max_queue_len == 0 {
+            return Err(Error::Invalid(
+                "max_batch_size and max_queue_len must be at least 1".into(),
+            ));
+        }
+        // The reference must resolve, and to a model Slipway can serve.
+        let version = self.registry.resolve(model, reference).await?;
+        self.registry.model_bytes(&version).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO serve_endpoints (name, model, reference, max_batch_size, max_queue_delay_us, \
+             max_queue_len, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(name)
+        .bind(model)
+        .bind(reference)
+        .bind(batching.max_batch_size as i64)
+        .bind(batching.max_queue_delay_us as i64)
+        .bind(batching.max_queue_len as i64)
+        .bind(now_ms())
+        .execute(self.db.pool())
+        .await;
+        match inserted {
+            Err(e) if slipway_core::is_unique_violation(&e) => {
+                return Err(Error::Exists(name.into()));
+            }
+            other => other?,
+        };
+        self.get(name).await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Endpoint> {
+        let row = sqlx::query(
+            "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
+             created_ms FROM serve_endpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        endpoint_from_row(&row)
+    }
+
+    pub async fn list(&self) -> Result<Vec<Endpoint>> {
+        let rows = sqlx::query(
+            "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
+             created_ms FROM serve_endpoints ORDER BY name",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM serve_endpoints WHERE name = $1")
+            .bind(name)
+            .execute(self.db.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        self.live.write().expect("live lock").remove(name);
+        Ok(())
+    }
+
+    /// The endpoint as served now, loading or switching its model when its reference moved.
+    pub async fn live(&self, name: &str) -> Result<Arc<Live>> {
+        let current = self.live.read().expect("live lock").get(name).cloned();
+        if let Some(live) = &current {
+            let mut checked = live.checked.lock().expect("checked lock");
+            if checked.elapsed() < self.refresh {
+                return Ok(live.clone());
+            }
+            *checked = Instant::now();
+        }
+        let endpoint = match self.get(name).await {
+            Ok(e) => e,
+            Err(Error::NotFound(n)) => {
+                self.live.write().expect("live lock").remove(name);
+                return Err(Error::NotFound(n));
+            }
+            Err(e) => return current.ok_or(e),
+        };
+        let version = match self.registry.resolve(&endpoint.model, &endpoint.reference).await {
+            Ok(v) => v,
+            // A store hiccup keeps serving what was served.
+            Err(e) => return current.ok_or(e.into()),
+        };
+        if let Some(live) =
+            current.filter(|l| l.version.version == version.version && l.endpoint == endpoint)
+        {
+            return Ok(live);
+        }
+        let model = self.model(&version).await?;
+        let live = Live::start(endpoint, version, model);
+        tracing::info!(target: "serve::route", endpoint = name, version = live.version.version, "serving");
+        self.live.write().expect("live lock").insert(name.to_string(), live.clone());
+        Ok(live)
+    }
+
+    /// Everything served now (for metrics).
+    pub fn snapshot(&self) -> Vec<Arc<Live>> {
+        let mut all: Vec<Arc<Live>> =
+            self.live.read().expect("live lock").values().cloned().collect();
+        all.sort_by(|a, b| a.endpoint.name.cmp(&b.endpoint.name));
+        all
+    }
+
+    /// Loads (once per digest) and optimises a version's model.
+    pub async fn model(&self, version: &ModelVersion) -> Result<Arc<Model>> {
+        let key = match &version.format {
+            registry::ModelFormat::Onnx { digest, .. } => digest.clone(),
+            registry::ModelFormat::Other => String::new(),
+        };
+        if let Some(m) = self.models.lock().expect("models lock").get(&key) {
+            return Ok(m.clone());
+        }
+        let bytes = self.registry.model_bytes(version).await?;
+        let model = Model::load(&bytes)
+            .map_err(|reason| registry::Error::Unservable { name: version.label(), reason })?;
+        let model = Arc::new(model);
+        self.models.lock().expect("models lock").insert(key, model.clone());
+        Ok(model)
+    }
+}
+
+fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
+    Ok(Endpoint {
+        name: row.try_get("name")?,
+        model: row.try_get("model")?,
+        reference: row.try_get("reference")?,
+        batching: Batching {
+            max_batch_size: row.try_get::<i64, _>("max_batch_size")? as usize,
+            max_queue_delay_us: row.try_get::<i64, _>("max_queue_delay_us")? as u64,
+            max_queue_len: row.try_get::<i64, _>("max_queue_len")? as usize,
+        },
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "Invalid endpoint name '{name}': use 1 to 128 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(())
+}

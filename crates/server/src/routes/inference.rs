@@ -1,0 +1,553 @@
+//! Serving protocols: the Open Inference Protocol v2 REST API (`/v2/…`, what KServe, Triton and
+//! Seldon clients speak) and MLflow's `/invocations` (JSON `dataframe_split`,
+//! `dataframe_records`, `instances`, `inputs`, or CSV), per endpoint; and the native
+//! `/api/v1/endpoints` resource. Every answer carries `x-request-id`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+use serve::{Batching, Datum, Endpoint, Labels, Live, Output, Tensor};
+use slipway_core::ErrorCode;
+
+use crate::{ApiError, AppState};
+
+impl From<serve::Error> for ApiError {
+    fn from(e: serve::Error) -> ApiError {
+        match e {
+            serve::Error::Registry(r) => r.into(),
+            serve::Error::Core(c) => c.into(),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+/// The client's `x-request-id`, or a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(slipway_core::new_id)
+}
+
+fn with_id(id: &str, response: impl IntoResponse) -> Response {
+    let mut r = response.into_response();
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+fn answer(id: &str, result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(v) => with_id(id, Json(v)),
+        Err(e) => with_id(id, e),
+    }
+}
+
+pub(crate) async fn server_metadata(headers: HeaderMap) -> Response {
+    with_id(
+        &request_id(&headers),
+        Json(json!({"name": "slipway", "version": crate::VERSION, "extensions": []})),
+    )
+}
+
+pub(crate) async fn health(headers: HeaderMap) -> Response {
+    with_id(&request_id(&headers), Json(json!({})))
+}
+
+fn spec_json(live: &Live) -> (Vec<Value>, Vec<Value>) {
+    let inputs = live
+        .model
+        .inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<i64> = i.shape.iter().map(|d| d.map_or(-1, |n| n as i64)).collect();
+            json!({"name": i.name, "datatype": oip_type(i.dtype), "shape": shape})
+        })
+        .collect();
+    let outputs = live.model.outputs.iter().map(|(name, _)| json!({"name": name})).collect();
+    (inputs, outputs)
+}
+
+fn oip_type(t: serve::ElemType) -> &'static str {
+    match t {
+        serve::ElemType::F32 => "FP32",
+        serve::ElemType::F64 => "FP64",
+        serve::ElemType::I64 => "INT64",
+        serve::ElemType::I32 => "INT32",
+    }
+}
+
+pub(crate) async fn model_metadata(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let id = request_id(&headers);
+    let result = async {
+        let live = s.serving.live(&name).await?;
+        let (inputs, outputs) = spec_json(&live);
+        Ok(json!({
+            "name": name,
+            "versions": [live.version.version.to_string()],
+            "platform": "onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+        }))
+    }
+    .await;
+    answer(&id, result)
+}
+
+pub(crate) async fn model_ready(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let id = request_id(&headers);
+    answer(&id, s.serving.live(&name).await.map(|_| json!({"ready": true})).map_err(ApiError::from))
+}
+
+/// The rows of a request, as one float32 matrix for the model's single input.
+fn matrix(live: &Live, rows: Vec<Vec<f64>>) -> Result<Tensor, ApiError> {
+    let spec =
+        live.model.inputs.first().ok_or_else(|| ApiError::invalid("the model has no inputs"))?;
+    if live.model.inputs.len() != 1 || spec.shape.len() != 2 {
+        return Err(ApiError::invalid(format!(
+            "endpoint '{}' needs named tensors (its model takes {} inputs): use the Open Inference Protocol",
+            live.endpoint.name,
+            live.model.inputs.len()
+        )));
+    }
+    let width = spec.shape[1].unwrap_or(0);
+    if rows.is_empty() {
+        return Err(ApiError::invalid("the request has no rows"));
+    }
+    let mut flat = Vec::with_capacity(rows.len() * width);
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != width {
+            return Err(ApiError::invalid(format!(
+                "row {i} has {} values; input '{}' expects {}",
+                row.len(),
+                spec.name,
+                spec.describe()
+            )));
+        }
+        flat.extend(row.iter().map(|v| *v as f32));
+    }
+    Tensor::from_shape(&[rows.len(), width], &flat).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+fn number(v: &Value, what: &str) -> Result<f64, ApiError> {
+    match v {
+        Value::Number(n) => {
+            n.as_f64().ok_or_else(|| ApiError::invalid(format!("{what} is not a number")))
+        }
+        Value::Null => Ok(f64::NAN),
+        other => Err(ApiError::invalid(format!("{what} must be a number, got {other}"))),
+    }
+}
+
+fn rows_of(v: &Value, what: &str) -> Result<Vec<Vec<f64>>, ApiError> {
+    let rows = v
+        .as_array()
+        .ok_or_else(|| ApiError::invalid(format!("'{what}' must be a list of rows")))?;
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| match row {
+            Value::Array(cells) => {
+                cells.iter().map(|c| number(c, &format!("{what}[{i}]"))).collect()
+            }
+            Value::Number(_) => Ok(vec![number(row, what)?]),
+            other => Err(ApiError::invalid(format!(
+                "{what}[{i}] must be a list of numbers, got {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// A JSON object read with its keys in the order sent (records' columns are positional).
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ordered, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Value>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// MLflow's scoring formats as rows.
+fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, ApiError> {
+    if content_type.starts_with("text/csv") {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
+        let mut rows = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| ApiError::invalid(format!("CSV row {i}: {e}")))?;
+            let row = record
+                .iter()
+                .map(|c| {
+                    c.trim().parse::<f64>().map_err(|_| {
+                        ApiError::invalid(format!("CSV row {i}: '{c}' is not a number"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push(row);
+        }
+        return Ok(rows);
+    }
+    let doc: Ordered = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(ErrorCode::MalformedRequest, format!("the body is not a JSON object: {e}"))
+    })?;
+    let [(key, value)] = &doc.0[..] else {
+        return Err(ApiError::invalid(
+            "the body must have exactly one of 'dataframe_split', 'dataframe_records', 'instances' or 'inputs'",
+        ));
+    };
+    match key.as_str() {
+        "dataframe_split" => rows_of(&value["data"], "dataframe_split.data"),
+        "dataframe_records" => {
+            let records: Vec<Ordered> = serde_json::from_value(value.clone()).map_err(|e| {
+                ApiError::invalid(format!("'dataframe_records' must be a list of objects: {e}"))
+            })?;
+            records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.0.iter().map(|(k, v)| number(v, &format!("record {i} '{k}'"))).collect()
+                })
+                .collect()
+        }
+        "instances" | "inputs" => rows_of(value, key),
+        other => Err(ApiError::invalid(format!(
+            "unknown key '{other}': expected 'dataframe_split', 'dataframe_records', 'instances' or 'inputs'"
+        ))),
+    }
+}
+
+/// One output's value for one row, as JSON.
+fn cell(o: &Output, row: usize) -> Value {
+    match o {
+        Output::Tensor(t) => {
+            let width: usize = t.shape().iter().skip(1).product();
+            let values = tensor_json(t);
+            let part = &values[row * width..(row + 1) * width];
+            if t.rank() == 1 { part[0].clone() } else { Value::Array(part.to_vec()) }
+        }
+        Output::ZipMap { labels, probabilities } => {
+            let width = probabilities.shape()[1];
+            let values = tensor_json(probabilities);
+            let mut m = serde_json::Map::new();
+            for (j, v) in values[row * width..(row + 1) * width].iter().enumerate() {
+                let key = match labels {
+                    Labels::Ints(l) => l[j].to_string(),
+                    Labels::Strings(l) => l[j].clone(),
+                };
+                m.insert(key, v.clone());
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+fn tensor_json(t: &Tensor) -> Vec<Value> {
+    let Ok(plain) = t.try_as_plain_ram() else { return Vec::new() };
+    if let Ok(s) = plain.as_slice::<f32>() {
+        return s.iter().map(|v| json!(*v as f64)).collect();
+    }
+    if let Ok(s) = plain.as_slice::<i64>() {
+        return s.iter().map(|v| json!(v)).collect();
+    }
+    if let Ok(s) = plain.as_slice::<String>() {
+        return s.iter().map(|v| json!(v)).collect();
+    }
+    Vec::new()
+}
+
+async fn invoke(
+    s: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let live = s.serving.live(name).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let rows = invocation_rows(body, content_type)?;
+    let n = rows.len();
+    let input = matrix(&live, rows)?;
+    let outputs = live.predict(input).await?;
+    let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    let predictions: Vec<Value> = (0..n)
+        .map(|r| {
+            if outputs.len() == 1 {
+                return cell(&outputs[0], r);
+            }
+            let mut m = serde_json::Map::new();
+            for (o, name) in outputs.iter().zip(&names) {
+                m.insert(name.to_string(), cell(o, r));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    Ok(json!({"predictions": predictions}))
+}
+
+pub(crate) async fn invocations(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id(&headers);
+    answer(&id, invoke(&s, &name, &headers, &body).await)
+}
+
+/// `/invocations` at the root: the process's default endpoint (`slipway serve --endpoint`), or
+/// the only one there is.
+pub(crate) async fn default_invocations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id(&headers);
+    let name = match s.default_endpoint.as_deref() {
+        Some(n) => Ok(n.to_string()),
+        None => match s.serving.list().await {
+            Ok(list) if list.len() == 1 => Ok(list[0].name.clone()),
+            Ok(list) => Err(ApiError::invalid(format!(
+                "/invocations needs a default endpoint ({} exist): use /endpoints/NAME/invocations",
+                list.len()
+            ))),
+            Err(e) => Err(e.into()),
+        },
+    };
+    let result = match name {
+        Ok(n) => invoke(&s, &n, &headers, &body).await,
+        Err(e) => Err(e),
+    };
+    answer(&id, result)
+}
+
+/// `POST /v2/models/{name}/infer`.
+pub(crate) async fn infer(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = request_id(&headers);
+    let result = async {
+        let live = s.serving.live(&name).await?;
+        let req: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::MalformedRequest, format!("the body is not JSON: {e}"))
+        })?;
+        let req_id = req.get("id").and_then(Value::as_str).map(str::to_string);
+        let inputs = req["inputs"]
+            .as_array()
+            .ok_or_else(|| ApiError::invalid("'inputs' must be a list of tensors"))?;
+        let [input] = &inputs[..] else {
+            return Err(ApiError::invalid(format!(
+                "the model takes {} input(s), the request has {}",
+                live.model.inputs.len(),
+                inputs.len()
+            )));
+        };
+        let spec = &live.model.inputs[0];
+        let in_name = input["name"].as_str().unwrap_or_default();
+        if in_name != spec.name {
+            return Err(ApiError::invalid(format!(
+                "unknown input '{in_name}': the model takes '{}' ({})",
+                spec.name,
+                spec.describe()
+            )));
+        }
+        let datatype = input["datatype"].as_str().unwrap_or_default();
+        if datatype != oip_type(spec.dtype) {
+            return Err(ApiError::invalid(format!(
+                "input '{}' has datatype {datatype}; expected {}",
+                spec.name,
+                oip_type(spec.dtype)
+            )));
+        }
+        let shape: Vec<usize> = input["shape"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_u64().map(|n| n as usize)).collect())
+            .unwrap_or_default();
+        let fits = shape.len() == spec.shape.len()
+            && spec.shape.iter().zip(&shape).all(|(w, g)| w.is_none_or(|w| w == *g))
+            && shape.first().is_some_and(|n| *n > 0);
+        if !fits {
+            return Err(ApiError::invalid(format!(
+                "input '{}' has shape {shape:?}; expected {}",
+                spec.name,
+                spec.describe()
+            )));
+        }
+        let data = flatten(&input["data"])?;
+        let expected: usize = shape.iter().product();
+        if data.len() != expected {
+            return Err(ApiError::invalid(format!(
+                "input '{}' has {} values for shape {shape:?} ({expected} expected)",
+                spec.name,
+                data.len()
+            )));
+        }
+        let data: Vec<f32> = data.iter().map(|v| *v as f32).collect();
+        let tensor =
+            Tensor::from_shape(&shape, &data).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let outputs = live.predict(tensor).await?;
+        let views: Vec<Value> = outputs
+            .iter()
+            .zip(&live.model.outputs)
+            .map(|(o, (out_name, _))| output_json(out_name, o))
+            .collect();
+        let mut out = json!({
+            "model_name": name,
+            "model_version": live.version.version.to_string(),
+            "outputs": views,
+        });
+        out["id"] = json!(req_id.unwrap_or_else(|| id.clone()));
+        Ok(out)
+    }
+    .await;
+    answer(&id, result)
+}
+
+fn flatten(v: &Value) -> Result<Vec<f64>, ApiError> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<f64>) -> Result<(), ApiError> {
+        match v {
+            Value::Array(items) => items.iter().try_for_each(|i| walk(i, out)),
+            other => {
+                out.push(number(other, "a data value")?);
+                Ok(())
+            }
+        }
+    }
+    walk(v, &mut out)?;
+    Ok(out)
+}
+
+fn output_json(name: &str, o: &Output) -> Value {
+    match o {
+        Output::Tensor(t) => {
+            let dt = t.datum_type();
+            let datatype = if dt == f32::datum_type() {
+                "FP32"
+            } else if dt == i64::datum_type() {
+                "INT64"
+            } else {
+                "BYTES"
+            };
+            json!({"name": name, "shape": t.shape(), "datatype": datatype, "data": tensor_json(t)})
+        }
+        Output::ZipMap { labels, probabilities } => {
+            let labels: Value = match labels {
+                Labels::Ints(l) => json!(l),
+                Labels::Strings(l) => json!(l),
+            };
+            json!({
+                "name": name,
+                "shape": probabilities.shape(),
+                "datatype": "FP32",
+                "data": tensor_json(probabilities),
+                "parameters": {"labels": labels},
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The native resource.
+
+fn endpoint_view(e: &Endpoint, live: Option<&Arc<Live>>) -> Value {
+    let mut v = json!({
+        "name": e.name,
+        "model": e.model,
+        "reference": e.reference,
+        "max_batch_size": e.batching.max_batch_size,
+        "max_queue_delay_us": e.batching.max_queue_delay_us,
+        "max_queue_len": e.batching.max_queue_len,
+        "created_ms": e.created_ms,
+    });
+    if let Some(l) = live {
+        v["version"] = json!(l.version.version);
+        let (inputs, outputs) = spec_json(l);
+        v["inputs"] = json!(inputs);
+        v["outputs"] = json!(outputs);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateEndpoint {
+    name: String,
+    /// `NAME@VERSION` or `NAME@ALIAS`.
+    model: String,
+    max_batch_size: Option<usize>,
+    max_queue_delay_us: Option<u64>,
+    max_queue_len: Option<usize>,
+}
+
+pub(crate) async fn create_endpoint(
+    State(s): State<AppState>,
+    body: Result<Json<CreateEndpoint>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let (model, reference) = registry::parse_ref(&req.model)?;
+    let d = Batching::default();
+    let batching = Batching {
+        max_batch_size: req.max_batch_size.unwrap_or(d.max_batch_size),
+        max_queue_delay_us: req.max_queue_delay_us.unwrap_or(d.max_queue_delay_us),
+        max_queue_len: req.max_queue_len.unwrap_or(d.max_queue_len),
+    };
+    let e = s.serving.create(&req.name, &model, &reference, batching).await?;
+    let live = s.serving.live(&e.name).await?;
+    Ok(Json(endpoint_view(&e, Some(&live))))
+}
+
+pub(crate) async fn list_endpoints(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = s.serving.list().await?;
+    Ok(Json(json!({"endpoints": list.iter().map(|e| endpoint_view(e, None)).collect::<Vec<_>>()})))
+}
+
+pub(crate) async fn get_endpoint(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let e = s.serving.get(&name).await?;
+    let live = s.serving.live(&name).await.ok();
+    Ok(Json(endpoint_view(&e, live.as_ref())))
+}
+
+pub(crate) async fn delete_endpoint(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    s.serving.delete(&name).await?;
+    Ok(Json(json!({})))
+}
