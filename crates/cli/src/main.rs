@@ -67,6 +67,9 @@ enum Command {
     /// Put and get content-addressed blobs in the blob store directly
     #[command(subcommand)]
     Blobs(commands::blobs::BlobsCommand),
+    /// Work with model files: time an ONNX model in Slipway's runtime
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -145,6 +148,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Data(cmd) => commands::data::run(cmd, &global).await,
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
         Command::Example(cmd) => commands::example::run(cmd, &global).await,
+        Command::Models(cmd) => commands::models::run(cmd, &global).await,
     }
 }
 

@@ -139,6 +139,11 @@ impl Model {
         Ok(Model { plan, inputs, outputs })
     }
 
+    /// Runs one batch of a single-input model.
+    pub fn run_one(&self, input: Tensor) -> Result<Vec<Output>, RunError> {
+        self.run(tvec![input.into()])
+    }
+
     /// Runs one batch. `inputs` are in the order of [`Model::inputs`] and checked against them.
     pub fn run(&self, inputs: TVec<TValue>) -> Result<Vec<Output>, RunError> {
         if inputs.len() != self.inputs.len() {

@@ -297,9 +297,12 @@ impl Ensemble {
             let mut row = 0;
             while row + LANES <= n_rows {
                 let mut at = [root; LANES];
+                let block = &x[row * n_cols..(row + LANES) * n_cols];
+                let rows: [&[f32]; LANES] =
+                    std::array::from_fn(|lane| &block[lane * n_cols..(lane + 1) * n_cols]);
                 for _ in 0..depth {
-                    for (lane, idx) in at.iter_mut().enumerate() {
-                        *idx = step(nodes, *idx, &x[(row + lane) * n_cols..]);
+                    for (idx, r) in at.iter_mut().zip(&rows) {
+                        *idx = step(nodes, *idx, r);
                     }
                 }
                 for (lane, idx) in at.iter().enumerate() {
@@ -322,6 +325,22 @@ impl Ensemble {
         let n_rows = x.len() / n_cols.max(1);
         let k = self.n_outputs;
         let mut scores = vec![0f32; n_rows * k];
+        // Usually every leaf weighs the same outputs: then every row's mask is that one.
+        let uniform = self.leaf_mask.iter().all(|m| *m == self.leaf_mask[0]);
+        if uniform && !self.roots.is_empty() {
+            let values = &self.leaf_values[..];
+            if k == 1 {
+                self.walk(x, n_cols, |row, leaf| scores[row] += values[leaf]);
+            } else {
+                self.walk(x, n_cols, |row, leaf| {
+                    let src = &values[leaf * k..leaf * k + k];
+                    for (s, v) in scores[row * k..row * k + k].iter_mut().zip(src) {
+                        *s += v;
+                    }
+                });
+            }
+            return (scores, vec![self.leaf_mask[0]; n_rows]);
+        }
         let mut masks = vec![0u64; n_rows];
         self.walk(x, n_cols, |row, leaf| {
             let src = &self.leaf_values[leaf * k..leaf * k + k];
@@ -504,8 +523,9 @@ impl Ensemble {
 fn step(nodes: &[Node], idx: u32, row: &[f32]) -> u32 {
     let node = nodes[idx as usize];
     let x = row[(node.feature & !NAN_TO_LE) as usize];
-    let le = x <= node.threshold || (x.is_nan() && node.feature & NAN_TO_LE != 0);
-    if le { node.le } else { node.gt }
+    // Non-short-circuit `|`/`&` and a two-entry select: no branch on the data.
+    let le = (x <= node.threshold) | (x.is_nan() & (node.feature & NAN_TO_LE != 0));
+    [node.gt, node.le][le as usize]
 }
 
 /// The largest f32 below `v` (`x < v` is `x <= pred(v)` for every non-NaN `x`).

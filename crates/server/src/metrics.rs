@@ -135,10 +135,91 @@ pub(crate) async fn exposition(State(state): State<AppState>) -> Response {
     state.metrics.render_requests(&mut out);
     render_process(&mut out, &state);
     render_jobs(&mut out, &state).await;
+    render_serving(&mut out, &state);
     let _ = writeln!(out, "# HELP slipway_build_info Slipway's version.");
     let _ = writeln!(out, "# TYPE slipway_build_info gauge");
     let _ = writeln!(out, "slipway_build_info{{version=\"{}\"}} 1", crate::VERSION);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+/// Per endpoint and model version: requests by outcome, latency and batch-size histograms,
+/// queue depth.
+fn render_serving(out: &mut String, state: &AppState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = state.serving.snapshot();
+    if live.is_empty() {
+        return;
+    }
+    let labels = |l: &serve::Live| {
+        format!(
+            "endpoint=\"{}\",model=\"{}\",version=\"{}\"",
+            escape(&l.endpoint.name),
+            escape(&l.version.name),
+            l.version.version
+        )
+    };
+    let _ = writeln!(out, "# HELP slipway_serve_requests_total Prediction requests by outcome.");
+    let _ = writeln!(out, "# TYPE slipway_serve_requests_total counter");
+    for l in &live {
+        let s = &l.stats;
+        for (outcome, n) in [
+            ("ok", &s.ok),
+            ("bad_input", &s.bad_input),
+            ("overloaded", &s.overloaded),
+            ("failed", &s.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "slipway_serve_requests_total{{{},outcome=\"{outcome}\"}} {}",
+                labels(l),
+                n.load(Relaxed)
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP slipway_serve_queue_depth Requests waiting for a batch.");
+    let _ = writeln!(out, "# TYPE slipway_serve_queue_depth gauge");
+    for l in &live {
+        let _ = writeln!(
+            out,
+            "slipway_serve_queue_depth{{{}}} {}",
+            labels(l),
+            l.stats.queue_depth.load(Relaxed)
+        );
+    }
+    let histogram = |out: &mut String,
+                     name: &str,
+                     help: &str,
+                     bounds: &[f64],
+                     pick: &dyn Fn(&serve::Stats) -> &serve::Histogram| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for l in &live {
+            let h = pick(&l.stats);
+            let mut cumulative = 0;
+            for (i, b) in bounds.iter().enumerate() {
+                cumulative += h.counts[i].load(Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{{},le=\"{b}\"}} {cumulative}", labels(l));
+            }
+            let count = h.count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{},le=\"+Inf\"}} {count}", labels(l));
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{}}} {}",
+                labels(l),
+                h.sum_micro.load(Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(out, "{name}_count{{{}}} {count}", labels(l));
+        }
+    };
+    histogram(
+        out,
+        "slipway_serve_request_duration_seconds",
+        "Prediction latency, queue wait included.",
+        serve::LATENCY_BUCKETS_S,
+        &|s| &s.latency,
+    );
+    histogram(out, "slipway_serve_batch_size", "Rows per model run.", serve::BATCH_BUCKETS, &|s| {
+        &s.batch_rows
+    });
 }
 
 fn render_process(out: &mut String, state: &AppState) {

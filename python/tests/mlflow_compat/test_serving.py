@@ -130,3 +130,22 @@ def test_moving_the_alias_switches_the_endpoint(client, server):
     assert [e["name"] for e in _call(server.url, "/api/v1/endpoints")[2]["endpoints"]] == ["e"]
     assert _call(server.url, "/api/v1/endpoints/e", method="DELETE")[0] == 200
     assert _call(server.url, "/v2/models/e/infer", req)[0] == 404
+
+
+def test_serving_metrics_follow_prometheus_conventions(client, server):
+    X, y = _data()
+    _register(LogisticRegression(max_iter=500).fit(X, y), X, "lr")
+    assert _call(server.url, "/api/v1/endpoints", {"name": "m1", "model": "lr@1"})[0] == 200
+    req = {"inputs": [{"name": "X", "shape": [2, 6], "datatype": "FP32", "data": X[:2].flatten().tolist()}]}
+    for _ in range(3):
+        assert _call(server.url, "/v2/models/m1/infer", req)[0] == 200
+    bad = {"inputs": [{"name": "X", "shape": [1, 5], "datatype": "FP32", "data": [0] * 5}]}
+    assert _call(server.url, "/v2/models/m1/infer", bad)[0] == 400
+    with urllib.request.urlopen(f"{server.url}/metrics") as r:
+        text = r.read().decode()
+    labels = 'endpoint="m1",model="lr",version="1"'
+    assert f'slipway_serve_requests_total{{{labels},outcome="ok"}} 3' in text
+    assert f"slipway_serve_request_duration_seconds_count{{{labels}}} 3" in text
+    assert f"slipway_serve_batch_size_count{{{labels}}} 3" in text
+    assert f"slipway_serve_queue_depth{{{labels}}} 0" in text
+    assert "# TYPE slipway_serve_request_duration_seconds histogram" in text

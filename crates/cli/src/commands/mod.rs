@@ -6,6 +6,7 @@ pub(crate) mod doctor;
 pub(crate) mod example;
 pub(crate) mod experiments;
 pub(crate) mod jobs;
+pub(crate) mod models;
 pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod runs;
