@@ -320,6 +320,18 @@ impl Ensemble {
         }
     }
 
+    /// Sums for exactly `K` outputs, with fixed-size adds the compiler unrolls.
+    fn walk_fixed<const K: usize>(&self, x: &[f32], n_cols: usize, scores: &mut [f32]) {
+        let (values, _) = self.leaf_values.as_chunks::<K>();
+        let (out, _) = scores.as_chunks_mut::<K>();
+        self.walk(x, n_cols, |row, leaf| {
+            let (o, v) = (&mut out[row], &values[leaf]);
+            for j in 0..K {
+                o[j] += v[j];
+            }
+        });
+    }
+
     /// Raw sums per row and output, and which outputs each row got a weight for.
     fn sums(&self, x: &[f32], n_cols: usize) -> (Vec<f32>, Vec<u64>) {
         let n_rows = x.len() / n_cols.max(1);
@@ -331,6 +343,12 @@ impl Ensemble {
             let values = &self.leaf_values[..];
             if k == 1 {
                 self.walk(x, n_cols, |row, leaf| scores[row] += values[leaf]);
+            } else if k == 4 {
+                self.walk_fixed::<4>(x, n_cols, &mut scores);
+            } else if k == 3 {
+                self.walk_fixed::<3>(x, n_cols, &mut scores);
+            } else if k == 2 {
+                self.walk_fixed::<2>(x, n_cols, &mut scores);
             } else {
                 self.walk(x, n_cols, |row, leaf| {
                     let src = &values[leaf * k..leaf * k + k];
