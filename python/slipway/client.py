@@ -187,6 +187,40 @@ class Slipway:
         info = self._request("GET", f"/api/v1/datasets/{_q(name)}")
         return Dataset(self, info["dataset"], info["versions"])
 
+    # -- serving --------------------------------------------------------------------------
+
+    def create_endpoint(self, name: str, model: str, max_batch_size: Optional[int] = None,
+                        max_queue_delay_us: Optional[int] = None, max_queue_len: Optional[int] = None) -> dict:
+        """Serves `model` (`NAME@VERSION` or `NAME@ALIAS`) as endpoint `name`."""
+        body = {"name": name, "model": model}
+        for key, value in [("max_batch_size", max_batch_size), ("max_queue_delay_us", max_queue_delay_us),
+                           ("max_queue_len", max_queue_len)]:
+            if value is not None:
+                body[key] = value
+        return self._request("POST", "/api/v1/endpoints", body)
+
+    def endpoints(self) -> list:
+        return self._request("GET", "/api/v1/endpoints")["endpoints"]
+
+    def predict(self, endpoint: str, data):
+        """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's
+        order; the answer is a DataFrame with one column per model output, one row per input row)
+        or a list of rows (the answer is the list of predictions)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is optional
+            pd = None
+        frame = pd is not None and isinstance(data, pd.DataFrame)
+        rows = data.to_numpy().tolist() if frame else [list(r) for r in data]
+        answer = self._request("POST", f"/endpoints/{_q(endpoint)}/invocations",
+                               {"dataframe_split": {"columns": list(data.columns) if frame else None, "data": rows}})
+        predictions = answer["predictions"]
+        if not frame:
+            return predictions
+        if predictions and isinstance(predictions[0], dict):
+            return pd.DataFrame(predictions, index=data.index)
+        return pd.DataFrame({"prediction": predictions}, index=data.index)
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:
