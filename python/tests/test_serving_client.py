@@ -12,14 +12,17 @@ import mlflow
 from slipway import Slipway, SlipwayError
 
 
-def test_predict_a_dataframe_like_onnxruntime(server):
+def test_predict_a_dataframe_like_onnxruntime(server, monkeypatch):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4)).astype(np.float32)
     y = (X[:, 0] - X[:, 3] > 0).astype(int)
     model = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(X, y)
     onx = to_onnx(model, X[:1], options={id(model): {"zipmap": False}})
+    # Forget the experiment earlier tests (on other servers) set.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     mlflow.set_tracking_uri(server.url)
-    mlflow.tracking.fluent._active_experiment_id = None
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     with mlflow.start_run():
         mlflow.onnx.log_model(onx, name="model", registered_model_name="gb")
     client = Slipway(server.url)
