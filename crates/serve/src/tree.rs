@@ -189,7 +189,6 @@ impl Ensemble {
         let mut roots = Vec::with_capacity(trees.len());
         let mut flat_of: Vec<u32> = vec![u32::MAX; n];
         let mut n_leaves = 0u32;
-        let mut leaf_source: Vec<usize> = Vec::new();
         let mut max_feature = 0usize;
         for tree in &trees {
             let root = *roots_of.get(tree).ok_or_else(|| format!("tree {tree} has no root"))?;
@@ -216,7 +215,6 @@ impl Ensemble {
                 if spec.modes[i] == Mode::Leaf {
                     nodes.push(Node { feature: 0, threshold: f32::INFINITY, le: me, gt: me });
                     leaf_of.push(n_leaves);
-                    leaf_source.push(i);
                     n_leaves += 1;
                     continue;
                 }
@@ -269,7 +267,6 @@ impl Ensemble {
             leaf_mask[leaf as usize] |= 1u64 << k.min(63);
             weighted[k] = true;
         }
-        let _ = leaf_source;
         Ok(Ensemble {
             nodes,
             roots,
