@@ -187,6 +187,80 @@ class Slipway:
         info = self._request("GET", f"/api/v1/datasets/{_q(name)}")
         return Dataset(self, info["dataset"], info["versions"])
 
+    # -- registry -------------------------------------------------------------------------
+
+    def models(self, filter: str = "") -> list:
+        """Registered models (dicts: name, description, aliases {alias: version},
+        latest_version, tags, created_ms, updated_ms), by name."""
+        out, token = [], None
+        while True:
+            query = {"filter": filter, "max_results": 1000}
+            if token:
+                query["page_token"] = token
+            page = self._request("GET", "/api/v1/models?" + urllib.parse.urlencode(query))
+            out.extend(page["models"])
+            token = page.get("next_page_token")
+            if not token:
+                return out
+
+    def model(self, name: str) -> dict:
+        """A registered model and its versions, newest first: `{"model": ..., "versions": [...]}`."""
+        return self._request("GET", f"/api/v1/models/{_q(name)}")
+
+    def model_version(self, name: str, ref="latest") -> dict:
+        """One version by number, `latest` or alias: source, run_id, aliases, format, digest and
+        the ONNX signature (`signature.inputs`, `signature.outputs`)."""
+        return self._request("GET", f"/api/v1/models/{_q(name)}/versions/{_q(ref)}")
+
+    def register_model(self, name: str, model=None, source: Optional[str] = None,
+                       run_id: Optional[str] = None, description: str = "",
+                       alias: Optional[str] = None) -> dict:
+        """Registers a new version of `name` (created if new) and returns it.
+
+        `model` is an ONNX file to upload (a path, or the bytes of the file); `source` instead
+        names stored artifacts (`runs:/RUN_ID/model`, `models:/MODEL_ID`). `run_id` links the
+        version to its training run (and so to the run's dataset versions); `alias` is pointed at
+        the new version."""
+        base = f"/api/v1/models/{_q(name)}/versions"
+        if (model is None) == (source is None):
+            raise ValueError("give either model (an ONNX file or its bytes) or source")
+        if source is not None:
+            version = self._request("POST", base, {"source": source, "run_id": run_id,
+                                                   "description": description})
+        else:
+            query = {"description": description}
+            if run_id:
+                query["run_id"] = run_id
+            if isinstance(model, (bytes, bytearray)):
+                query["file_name"] = "model.onnx"
+                version = self._request("POST", base + "?" + urllib.parse.urlencode(query), bytes(model))
+            else:
+                query["file_name"] = os.path.basename(os.fspath(model))
+                with open(model, "rb") as f:
+                    version = self._request("POST", base + "?" + urllib.parse.urlencode(query), f)
+        if alias:
+            self.set_alias(name, alias, version["version"])
+            version = self.model_version(name, version["version"])
+        return version
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict:
+        """Points `alias` at `version` (moving it atomically); endpoints serving it follow."""
+        return self._request("PUT", f"/api/v1/models/{_q(name)}/aliases/{_q(alias)}", {"version": int(version)})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", f"/api/v1/models/{_q(name)}/aliases/{_q(alias)}")
+
+    def lineage(self, name: str, ref="latest") -> dict:
+        """Where a version came from: `{"version", "run", "datasets": [{name, version, ...}]}`."""
+        return self._request("GET", f"/api/v1/models/{_q(name)}/versions/{_q(ref)}/lineage")
+
+    def delete_model(self, name: str, version: Optional[int] = None) -> None:
+        """Deletes one version, or the model with all its versions."""
+        if version is None:
+            self._request("DELETE", f"/api/v1/models/{_q(name)}")
+        else:
+            self._request("DELETE", f"/api/v1/models/{_q(name)}/versions/{int(version)}")
+
     # -- serving --------------------------------------------------------------------------
 
     def create_endpoint(self, name: str, model: str, max_batch_size: Optional[int] = None,
@@ -200,7 +274,14 @@ class Slipway:
         return self._request("POST", "/api/v1/endpoints", body)
 
     def endpoints(self) -> list:
+        """Endpoints with their live version and `stats` (request counts, latency percentiles)."""
         return self._request("GET", "/api/v1/endpoints")["endpoints"]
+
+    def endpoint(self, name: str) -> dict:
+        return self._request("GET", f"/api/v1/endpoints/{_q(name)}")
+
+    def delete_endpoint(self, name: str) -> None:
+        self._request("DELETE", f"/api/v1/endpoints/{_q(name)}")
 
     def predict(self, endpoint: str, data):
         """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's

@@ -42,6 +42,35 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
     }
 
+    pub(crate) async fn put_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    /// Posts a file's bytes as `application/octet-stream`, streamed from disk.
+    pub(crate) async fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> anyhow::Result<T> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .timeout(std::time::Duration::from_secs(3600))
+            .body(body);
+        self.send(request).await
+    }
+
     pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.http.delete(format!("{}{path}", self.base))).await
     }

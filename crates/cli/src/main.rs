@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "slipway",
     version,
     about = "The machine-learning lifecycle in one binary",
-    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway run -- python train.py      track any command as a run\n  slipway runs list --filter \"metrics.f1 > 0.8\"\n  slipway data add clips/ --dataset falls  version a folder\n  slipway --server http://127.0.0.1:5000 jobs list"
+    after_help = "Examples:\n  slipway server                      start on 127.0.0.1:5000 with SQLite and blobs in ./.slipway\n  slipway server --db postgres://u:p@db/slipway --artifacts s3://bucket/slipway\n  slipway worker --db postgres://u:p@db/slipway   run jobs on another host\n  slipway doctor                      check the stores\n  slipway run -- python train.py      track any command as a run\n  slipway runs list --filter \"metrics.f1 > 0.8\"\n  slipway data add clips/ --dataset falls  version a folder\n  slipway models register falls rf.onnx --alias champion\n  slipway endpoints create falls falls@champion\n  slipway lineage model falls@champion\n  slipway --server http://127.0.0.1:5000 jobs list"
 )]
 struct Cli {
     /// Print machine-readable JSON instead of tables
@@ -41,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run the server: API, web UI and an in-process job worker
     Server(commands::server::ServerArgs),
+    /// Serve endpoints only (stateless, for replicas behind a load balancer)
+    Serve(commands::serve::ServeArgs),
     /// Run a job worker (on this or any other host sharing the stores)
     Worker(commands::worker::WorkerArgs),
     /// Print the version of this binary (and of the server, if one is named)
@@ -67,9 +69,15 @@ enum Command {
     /// Put and get content-addressed blobs in the blob store directly
     #[command(subcommand)]
     Blobs(commands::blobs::BlobsCommand),
-    /// Work with model files: time an ONNX model in Slipway's runtime
+    /// The model registry: register, list, show, alias, delete; time an ONNX file
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Named endpoints serving a model version or alias: create, list, show, delete
+    #[command(subcommand)]
+    Endpoints(commands::endpoints::EndpointsCommand),
+    /// Where things came from: a model version's run and dataset versions
+    #[command(subcommand)]
+    Lineage(commands::lineage::LineageCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
     match command {
         Command::Server(args) => commands::server::run(args, &global).await,
+        Command::Serve(args) => commands::serve::run(args, &global).await,
         Command::Worker(args) => commands::worker::run(args, &global).await,
         Command::Version => commands::version::run(&global).await,
         Command::Doctor(args) => commands::doctor::run(args, &global).await,
@@ -149,6 +158,8 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
         Command::Example(cmd) => commands::example::run(cmd, &global).await,
         Command::Models(cmd) => commands::models::run(cmd, &global).await,
+        Command::Endpoints(cmd) => commands::endpoints::run(cmd, &global).await,
+        Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
     }
 }
 

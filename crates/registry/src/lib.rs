@@ -167,6 +167,55 @@ impl Registry {
         store::get_version(&self.db, &new.name, version).await
     }
 
+    /// Every version of the model, newest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<ModelVersion>> {
+        self.get_model(name).await?;
+        store::versions(&self.db, name).await
+    }
+
+    /// Registers a version from an ONNX file the client sends: the bytes are stored as the
+    /// artifact `registry-uploads/<id>/<file_name>` and the version's source names that path.
+    /// `new.source` is ignored; a refused version leaves no artifact behind.
+    pub async fn upload_version(
+        &self,
+        mut new: NewVersion,
+        file_name: &str,
+        bytes: Bytes,
+    ) -> Result<ModelVersion> {
+        if file_name.len() > 200
+            || !file_name.ends_with(".onnx")
+            || file_name.starts_with('.')
+            || !file_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(Error::invalid(format!(
+                "Invalid file name '{file_name}': expected a name such as model.onnx (letters, \
+                 digits, '.', '_', '-'; ending in .onnx)"
+            )));
+        }
+        if bytes.is_empty() {
+            return Err(Error::invalid("the uploaded model is empty"));
+        }
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(Error::invalid("the uploaded model is larger than 2 GiB"));
+        }
+        self.get_model(&new.name).await?;
+        let path = format!("registry-uploads/{}/{file_name}", slipway_core::new_id());
+        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+        self.artifacts.put(&path, stream).await?;
+        new.source = format!("mlflow-artifacts:/{path}");
+        match self.create_version(new).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if let Err(cleanup) = self.artifacts.delete(&path).await {
+                    tracing::warn!(target: "registry", %path, error = %cleanup, "could not remove a refused upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
     pub async fn get_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
         store::get_version(&self.db, name, version).await
     }

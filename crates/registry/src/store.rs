@@ -439,6 +439,20 @@ async fn load_versions(
     Ok(keys.iter().filter_map(|k| by_key.remove(k)).collect())
 }
 
+/// Every version of `name`, newest first.
+pub(crate) async fn versions(db: &Db, name: &str) -> Result<Vec<ModelVersion>> {
+    let rows =
+        sqlx::query("SELECT version FROM model_versions WHERE name = $1 ORDER BY version DESC")
+            .bind(name)
+            .fetch_all(db.pool())
+            .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in &rows {
+        keys.push((name.to_string(), r.try_get::<i64, _>("version")?));
+    }
+    load_versions(db, &keys, true).await
+}
+
 pub(crate) async fn get_version(db: &Db, name: &str, version: i64) -> Result<ModelVersion> {
     let mut found = load_versions(db, &[(name.to_string(), version)], true).await?;
     match found.pop() {

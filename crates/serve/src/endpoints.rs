@@ -133,6 +133,36 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micro.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
+
+    /// The `q` quantile (0..=1) estimated as Prometheus's `histogram_quantile` does: linear
+    /// within the bucket it falls in, the lowest bucket starting at 0 and the overflow bucket
+    /// answering the highest bound. `None` before any observation.
+    pub fn quantile(&self, bounds: &[f64], q: f64) -> Option<f64> {
+        let counts: Vec<u64> =
+            self.counts.iter().take(bounds.len() + 1).map(|c| c.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &c) in counts.iter().enumerate() {
+            if c > 0 && (below + c) as f64 >= rank {
+                let Some(&upper) = bounds.get(i) else { return bounds.last().copied() };
+                let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+                let within = ((rank - below as f64) / c as f64).clamp(0.0, 1.0);
+                return Some(lower + (upper - lower) * within);
+            }
+            below += c;
+        }
+        bounds.last().copied()
+    }
+
+    /// The mean observation, `None` before any.
+    pub fn mean(&self) -> Option<f64> {
+        let n = self.count.load(Ordering::Relaxed);
+        (n > 0).then(|| self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6 / n as f64)
+    }
 }
 
 struct Job {
@@ -486,4 +516,33 @@ fn check_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_interpolate_within_buckets() {
+        let h = Histogram::default();
+        let bounds = [1.0, 2.0, 4.0];
+        assert_eq!(h.quantile(&bounds, 0.5), None);
+        assert_eq!(h.mean(), None);
+        // Ten observations in (1, 2], ten in (2, 4].
+        for _ in 0..10 {
+            h.observe(&bounds, 1.5);
+            h.observe(&bounds, 3.0);
+        }
+        assert_eq!(h.quantile(&bounds, 0.25), Some(1.5));
+        assert_eq!(h.quantile(&bounds, 0.5), Some(2.0));
+        assert_eq!(h.quantile(&bounds, 0.75), Some(3.0));
+        assert_eq!(h.quantile(&bounds, 1.0), Some(4.0));
+        assert_eq!(h.mean(), Some(2.25));
+        // Beyond the highest bound the answer is that bound.
+        h.observe(&bounds, 100.0);
+        for _ in 0..30 {
+            h.observe(&bounds, 100.0);
+        }
+        assert_eq!(h.quantile(&bounds, 0.99), Some(4.0));
+    }
 }

@@ -104,6 +104,11 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
+/// Serving only (`slipway serve`): health, metrics, endpoints (read-only) and inference.
+pub fn serving_router(state: AppState) -> Router {
+    routes::serving_router(state)
+}
+
 /// The OpenAPI document of the native API, as served at `/api/openapi.json`.
 pub fn openapi_json() -> String {
     openapi::document()

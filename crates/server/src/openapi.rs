@@ -11,11 +11,14 @@ use crate::routes::*;
     paths(health, ready, version, list_jobs, submit_job, get_job, job_events, cancel_job,
         list_experiments, create_experiment, list_runs, get_run, delete_run, metric_history,
         list_datasets, get_dataset, create_version, get_version, version_runs, get_profile, get_rows, diff,
-        get_file, sample, split, put, missing),
+        get_file, sample, split, put, missing,
+        list_models, get_model, delete_model, register_version, get_model_version,
+        delete_model_version, version_lineage, set_alias, delete_alias),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
          (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),
-         (name = "data", description = "Datasets, their versions, items, diffs and files")),
+         (name = "data", description = "Datasets, their versions, items, diffs and files"),
+         (name = "models", description = "The model registry: models, versions, aliases, signatures and lineage (MLflow's registry API is served too)")),
 )]
 struct ApiDoc;
 

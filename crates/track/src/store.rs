@@ -631,17 +631,40 @@ fn dataset_fields(kind: &str, item: &serde_json::Value) -> [Option<String>; 4] {
     ]
 }
 
-/// The input's source URI if it names a Slipway version (`slipway://NAME@N`), else "". MLflow
+/// The input's source URI if it names a Slipway version (`slipway://NAME@N`, or the Python
+/// client's `<server>/api/v1/datasets/NAME/versions/N`, normalised to the former), else "". MLflow
 /// keeps a dataset's source as a JSON document in a string (`{"uri": ...}` for most sources).
 pub(crate) fn slipway_source(item: &serde_json::Value) -> String {
     let Some(source) = item.pointer("/dataset/source").and_then(|s| s.as_str()) else {
         return String::new();
     };
     let uri = match serde_json::from_str::<serde_json::Value>(source) {
-        Ok(doc) => doc.get("uri").and_then(|u| u.as_str()).map(str::to_string),
+        // `uri` for most sources, `url` for MLflow's HTTP source.
+        Ok(doc) => {
+            doc.get("uri").or_else(|| doc.get("url")).and_then(|u| u.as_str()).map(str::to_string)
+        }
         Err(_) => Some(source.to_string()),
     };
-    uri.filter(|u| u.starts_with("slipway://") && u.len() <= 300).unwrap_or_default()
+    let Some(uri) = uri.filter(|u| u.len() <= 300) else { return String::new() };
+    if uri.starts_with("slipway://") {
+        return uri;
+    }
+    // The Python client's `mlflow_dataset()` names the version by its HTTP address,
+    // `<server>/api/v1/datasets/NAME/versions/N`.
+    let named = (uri.starts_with("http://") || uri.starts_with("https://"))
+        .then(|| uri.split_once("/api/v1/datasets/"))
+        .flatten()
+        .and_then(|(_, rest)| rest.trim_end_matches('/').split_once("/versions/"))
+        .filter(|(name, n)| {
+            !name.is_empty()
+                && !name.contains(['/', '%', '?', '#'])
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    match named {
+        Some((name, n)) => format!("slipway://{name}@{n}"),
+        None => String::new(),
+    }
 }
 
 pub(crate) async fn runs_with_input(
@@ -846,4 +869,35 @@ fn key_values(json: &str) -> Result<Vec<KeyValue>> {
     let mut items: Vec<(String, String)> = aggregate(json)?;
     items.sort();
     Ok(items.into_iter().map(|(key, value)| KeyValue { key, value }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slipway_source;
+
+    fn input(source: &str) -> serde_json::Value {
+        serde_json::json!({"dataset": {"source": source}})
+    }
+
+    #[test]
+    fn dataset_sources_that_name_a_slipway_version() {
+        let uri = |u: &str| input(&serde_json::json!({ "uri": u }).to_string());
+        assert_eq!(slipway_source(&uri("slipway://falls@3")), "slipway://falls@3");
+        assert_eq!(slipway_source(&input("slipway://falls@3")), "slipway://falls@3");
+        let url =
+            serde_json::json!({"url": "https://slipway.test/api/v1/datasets/falls/versions/9"});
+        assert_eq!(slipway_source(&input(&url.to_string())), "slipway://falls@9");
+        assert_eq!(
+            slipway_source(&uri("http://127.0.0.1:5000/api/v1/datasets/fall-features/versions/2")),
+            "slipway://fall-features@2"
+        );
+        for other in [
+            "http://127.0.0.1:5000/api/v1/datasets/falls/versions/latest",
+            "http://127.0.0.1:5000/api/v1/datasets/a/b/versions/2",
+            "s3://bucket/api/v1/datasets/falls/versions/2",
+            "https://example.test/data.csv",
+        ] {
+            assert_eq!(slipway_source(&uri(other)), "", "{other}");
+        }
+    }
 }

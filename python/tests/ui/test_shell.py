@@ -5,7 +5,7 @@ STAGES = {
     "data": "Datasets", "label": "Labeling", "experiments": "Experiments", "tune": "Tuning",
     "pipelines": "Pipelines", "models": "Models", "serving": "Serving", "monitoring": "Monitoring",
 }
-BUILT = {"experiments", "data"}
+BUILT = {"experiments", "data", "models"}
 
 from harness import wait_until
 
@@ -25,6 +25,15 @@ def test_shell_loads_and_navigates(page, sqlite_server):
         assert ("not built yet" in page.inner_text("main")) == (stage not in BUILT), stage
         assert page.get_attribute(f"nav a[data-stage={stage}]", "class") == "active"
         assert page.title() == f"{title} · Slipway"
+
+    # A built part of a stage that is not: Endpoints, listed under Serving.
+    page.click("nav a[data-stage=serving]")
+    page.click("main p.already a:has-text('Endpoints')")
+    wait_until(page, "location.hash === '#/endpoints'")
+    page.wait_for_selector("main h1:has-text('Endpoints')")
+    assert "not built yet" not in page.inner_text("main")
+    assert "active" in page.get_attribute("nav a[data-stage=endpoints]", "class").split()
+    assert page.title() == "Endpoints · Slipway"
 
     page.click("nav a[data-stage=jobs]")
     page.wait_for_selector("main h1:has-text('Jobs')")

@@ -3,13 +3,16 @@
 pub(crate) mod blobs;
 pub(crate) mod data;
 pub(crate) mod doctor;
+pub(crate) mod endpoints;
 pub(crate) mod example;
 pub(crate) mod experiments;
 pub(crate) mod jobs;
+pub(crate) mod lineage;
 pub(crate) mod models;
 pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod serve;
 pub(crate) mod server;
 pub(crate) mod version;
 pub(crate) mod worker;
@@ -28,7 +31,7 @@ pub(crate) struct Stores {
     pub(crate) tracking: track::Tracking,
     pub(crate) data: slipway_data::Data,
     pub(crate) registry: registry::Registry,
-    pub(crate) serving: serve::Serving,
+    pub(crate) serving: ::serve::Serving,
 }
 
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
@@ -50,8 +53,8 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let registry = registry::Registry::open(db.clone(), blobs.clone(), tracking.clone())
         .await
         .context("preparing the registry schema")?
-        .with_check(std::sync::Arc::new(serve::Check));
-    let serving = serve::Serving::open(db.clone(), registry.clone())
+        .with_check(std::sync::Arc::new(::serve::Check));
+    let serving = ::serve::Serving::open(db.clone(), registry.clone())
         .await
         .context("preparing the serving schema")?;
     Ok(Stores { db, blobs, queue, tracking, data, registry, serving })

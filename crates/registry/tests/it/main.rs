@@ -352,7 +352,69 @@ async fn lineage_reaches_the_runs_datasets(backend: Backend) {
     assert_eq!(lineage.datasets[0].context.as_deref(), Some("training"));
 }
 
+async fn uploads_and_the_version_list(backend: Backend) {
+    let e = env(backend).await;
+    let r = e.registry.clone().with_check(Arc::new(NoTrees));
+    r.create_model("m", "", &[]).await.unwrap();
+    let (run_id, source) = run_with_model(&e, 3).await;
+    r.create_version(new_version("m", &source)).await.unwrap();
+    let upload = NewVersion { run_id: Some(run_id.clone()), ..new_version("m", "ignored") };
+    let v = r.upload_version(upload, "rf.onnx", Bytes::from(onnx(5, "LinearClassifier"))).await;
+    let v = v.unwrap();
+    assert_eq!(v.version, 2);
+    assert!(v.source.starts_with("mlflow-artifacts:/registry-uploads/"), "{}", v.source);
+    assert!(v.storage.ends_with("/rf.onnx"), "{}", v.storage);
+    assert_eq!(v.run_id.as_deref(), Some(run_id.as_str()));
+    let sig = v.signature.clone().unwrap();
+    assert_eq!(sig.inputs[0].to_string(), "X: float32[N, 5]");
+    assert_eq!(r.model_bytes(&v).await.unwrap(), Bytes::from(onnx(5, "LinearClassifier")));
+
+    // Refused uploads register nothing and leave no file behind.
+    let before = e.artifacts.list("registry-uploads").await.unwrap().len();
+    for (name, bytes) in [
+        ("../x.onnx", onnx(5, "LinearClassifier")),
+        ("model.pkl", onnx(5, "LinearClassifier")),
+        ("a/b.onnx", onnx(5, "LinearClassifier")),
+        ("trees.onnx", onnx(5, "TreeEnsembleClassifier")),
+        ("junk.onnx", b"junk".to_vec()),
+        ("empty.onnx", Vec::new()),
+    ] {
+        let err = r.upload_version(new_version("m", ""), name, Bytes::from(bytes)).await;
+        assert_eq!(err.unwrap_err().code().http_status(), 400, "{name}");
+    }
+    assert_eq!(e.artifacts.list("registry-uploads").await.unwrap().len(), before);
+    let err = r.upload_version(new_version("nope", ""), "m.onnx", Bytes::from(onnx(5, "X"))).await;
+    assert!(matches!(err.unwrap_err(), Error::ModelNotFound { .. }));
+
+    let versions: Vec<i64> = r.versions("m").await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [2, 1]);
+    r.set_alias("m", "prod", 1).await.unwrap();
+    assert_eq!(r.versions("m").await.unwrap()[1].aliases, ["prod"]);
+    r.delete_version("m", 2).await.unwrap();
+    let versions: Vec<i64> = r.versions("m").await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [1]);
+    assert!(matches!(r.versions("nope").await.unwrap_err(), Error::ModelNotFound { .. }));
+}
+
+async fn lineage_follows_an_http_dataset_source(backend: Backend) {
+    // The Python client's `mlflow_dataset()` names a version by its HTTP address.
+    let e = env(backend).await;
+    let r = &e.registry;
+    r.create_model("m", "", &[]).await.unwrap();
+    let (run_id, source) = run_with_model(&e, 3).await;
+    let input = serde_json::json!({
+        "dataset": {"name": "falls", "digest": "abc", "source_type": "http",
+                    "source": "{\"url\": \"http://127.0.0.1:5000/api/v1/datasets/falls/versions/7\"}"},
+    });
+    e.tracking.log_io(&run_id, "dataset", &[input]).await.unwrap();
+    let v = r.create_version(new_version("m", &source)).await.unwrap();
+    let lineage = r.lineage(v).await.unwrap();
+    assert_eq!(lineage.datasets[0].version.as_deref(), Some("falls@7"));
+}
+
 on_both_backends!(
+    uploads_and_the_version_list,
+    lineage_follows_an_http_dataset_source,
     versions_and_aliases,
     sources_are_confined_to_the_store,
     an_installed_check_refuses_at_registration,

@@ -499,8 +499,27 @@ fn endpoint_view(e: &Endpoint, live: Option<&Arc<Live>>) -> Value {
         let (inputs, outputs) = spec_json(l);
         v["inputs"] = json!(inputs);
         v["outputs"] = json!(outputs);
+        v["stats"] = stats_view(&l.stats);
     }
     v
+}
+
+/// Counts since this process started serving the version, and latency percentiles estimated
+/// from the histogram `/metrics` exposes.
+fn stats_view(st: &serve::Stats) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ms = |q: f64| st.latency.quantile(serve::LATENCY_BUCKETS_S, q).map(|s| s * 1e3);
+    json!({
+        "requests": {
+            "ok": st.ok.load(Relaxed),
+            "bad_input": st.bad_input.load(Relaxed),
+            "overloaded": st.overloaded.load(Relaxed),
+            "failed": st.failed.load(Relaxed),
+        },
+        "queue_depth": st.queue_depth.load(Relaxed),
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99)},
+        "mean_batch_rows": st.batch_rows.mean(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -532,7 +551,12 @@ pub(crate) async fn create_endpoint(
 
 pub(crate) async fn list_endpoints(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let list = s.serving.list().await?;
-    Ok(Json(json!({"endpoints": list.iter().map(|e| endpoint_view(e, None)).collect::<Vec<_>>()})))
+    let live = s.serving.snapshot();
+    let views: Vec<Value> = list
+        .iter()
+        .map(|e| endpoint_view(e, live.iter().find(|l| l.endpoint.name == e.name)))
+        .collect();
+    Ok(Json(json!({ "endpoints": views })))
 }
 
 pub(crate) async fn get_endpoint(

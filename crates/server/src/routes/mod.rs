@@ -7,13 +7,14 @@ mod inference;
 mod jobs;
 mod meta;
 mod mlflow;
+mod models;
 mod tracking;
 
 use axum::Router;
 use axum::http::Method;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use slipway_core::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -30,6 +31,11 @@ pub(crate) use jobs::{
     __path_cancel_job, __path_get_job, __path_job_events, __path_list_jobs, __path_submit_job,
 };
 pub(crate) use meta::__path_version;
+pub(crate) use models::{
+    __path_delete_alias, __path_delete_model, __path_delete_model_version, __path_get_model,
+    __path_get_model_version, __path_list_models, __path_register_version, __path_set_alias,
+    __path_version_lineage,
+};
 pub(crate) use tracking::{
     __path_create_experiment, __path_delete_run, __path_get_run, __path_list_experiments,
     __path_list_runs, __path_metric_history,
@@ -68,13 +74,54 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/datasets/{name}/versions/{version}/profile", get(data::get_profile))
         .route("/api/v1/datasets/{name}/versions/{version}/rows", get(data::get_rows))
         .route("/api/v1/datasets/{name}/versions/{version}/files/{*path}", get(data::get_file))
+        .route("/api/v1/models", get(models::list_models))
+        .route("/api/v1/models/{name}", get(models::get_model).delete(models::delete_model))
+        .route(
+            "/api/v1/models/{name}/versions",
+            post(models::register_version).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+        )
+        .route(
+            "/api/v1/models/{name}/versions/{reference}",
+            get(models::get_model_version).delete(models::delete_model_version),
+        )
+        .route("/api/v1/models/{name}/versions/{reference}/lineage", get(models::version_lineage))
+        .route(
+            "/api/v1/models/{name}/aliases/{alias}",
+            put(models::set_alias).delete(models::delete_alias),
+        )
         .route("/api/v1/endpoints", get(inference::list_endpoints).post(inference::create_endpoint))
         .route(
             "/api/v1/endpoints/{name}",
             get(inference::get_endpoint).delete(inference::delete_endpoint),
         )
         .route("/api/openapi.json", get(meta::openapi));
-    let inference = Router::new()
+
+    let app = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::exposition))
+        .merge(api)
+        .merge(inference_routes())
+        .merge(mlflow::router())
+        .merge(ui::router());
+    layered(app, state)
+}
+
+/// What `slipway serve` answers: health, metrics, the endpoints (read-only) and inference.
+pub(crate) fn serving_router(state: AppState) -> Router {
+    let app = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::exposition))
+        .route("/api/v1/version", get(meta::version))
+        .route("/api/v1/endpoints", get(inference::list_endpoints))
+        .route("/api/v1/endpoints/{name}", get(inference::get_endpoint))
+        .merge(inference_routes());
+    layered(app, state)
+}
+
+fn inference_routes() -> Router<AppState> {
+    Router::new()
         .route("/v2", get(inference::server_metadata))
         .route("/v2/health/live", get(inference::health))
         .route("/v2/health/ready", get(inference::health))
@@ -82,17 +129,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v2/models/{name}/ready", get(inference::model_ready))
         .route("/v2/models/{name}/infer", post(inference::infer))
         .route("/endpoints/{name}/invocations", post(inference::invocations))
-        .route("/invocations", post(inference::default_invocations));
+        .route("/invocations", post(inference::default_invocations))
+}
 
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::exposition))
-        .merge(api)
-        .merge(inference)
-        .merge(mlflow::router())
-        .merge(ui::router())
-        .fallback(not_found)
+/// The layers every route passes: auth, metrics, and a JSON 500 for a panic.
+fn layered(app: Router<AppState>, state: AppState) -> Router {
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(metrics::label_route))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))

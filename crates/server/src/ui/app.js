@@ -13,10 +13,12 @@ const STAGES = [
     what: "Search hyperparameters, prune bad trials early, run trials in parallel." },
   { id: "pipelines", phase: "Production", title: "Pipelines", built: false,
     what: "Re-run the chosen recipe on the full data as a cached, resumable pipeline." },
-  { id: "models", phase: "Production", title: "Models", built: false,
+  { id: "models", phase: "Production", title: "Models", built: true,
     what: "Register model versions with lineage, aliases and signatures." },
   { id: "serving", phase: "Production", title: "Serving", built: false,
-    what: "Online and batch prediction, A/B tests, canary rollouts with automatic rollback." },
+    what: "Online and batch prediction, A/B tests, canary rollouts with automatic rollback.",
+    // Parts of a stage that are built before the stage is; listed under it in the navigation.
+    pages: [{ id: "endpoints", title: "Endpoints", what: "online prediction with dynamic batching, live counts and latency" }] },
   { id: "monitoring", phase: "Production", title: "Monitoring", built: false,
     what: "Infrastructure, training–serving skew, data drift, performance and alerts." },
 ];
@@ -692,29 +694,321 @@ async function datasetDiff(name, query) {
     d.table ? [...tableDiff(d.table), h("section", {}, h("h2", {}, "Files"), files)] : files);
 }
 
+// --- model registry and serving pages ---------------------------------------------------
+
+/** Chips of aliases: a model's ({alias: version}) as `prod → v1`, a version's (a list) by name. */
+function aliasChips(aliases) {
+  const pairs = Array.isArray(aliases) ? aliases.map((a) => [a, null]) : Object.entries(aliases || {});
+  return pairs.map(([alias, v]) => h("span", { class: "badge alias", "data-alias": alias }, v === null ? alias : `${alias} → v${v}`));
+}
+
+function tagChips(tags) {
+  return Object.entries(tags || {}).map(([k, v]) => h("span", { class: "badge" }, `${k}=${v}`));
+}
+
+/** A tensor's dimensions: sizes, symbolic names (`N`) as they are, `?` where the graph leaves one open. */
+function shapeText(spec) {
+  if (Array.isArray(spec.shape)) return "[" + spec.shape.map((d) => (d === null || d === undefined ? "?" : String(d))).join(", ") + "]";
+  return spec.elem_type ? "any rank" : "—";
+}
+
+function signatureTable(title, specs) {
+  return h("div", { class: "sig-box" },
+    h("h4", {}, title),
+    specs.length === 0 ? h("div", { class: "empty" }, "None declared.")
+      : h("table", { class: "signature " + title.toLowerCase() },
+          h("thead", {}, h("tr", {}, ["Name", "Type", "Shape"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, specs.map((s) => h("tr", { "data-name": s.name },
+            h("td", {}, h("code", {}, s.name)),
+            h("td", {}, h("span", { class: "badge dtype" }, s.elem_type || s.kind || "—")),
+            h("td", {}, h("code", {}, shapeText(s))))))));
+}
+
+PAGES.models = async (segments, query) => {
+  if (segments[0]) return modelPage(segments[0], query);
+  const filter = query.get("filter") || "";
+  const token = query.get("page_token") || "";
+  const params = new URLSearchParams({ max_results: "100" });
+  if (filter) params.set("filter", filter);
+  if (token) params.set("page_token", token);
+  const { models, next_page_token } = await api("/api/v1/models?" + params);
+  const nav = (changes) => {
+    const q = new URLSearchParams({ filter, ...changes });
+    for (const [k, v] of [...q]) if (!v) q.delete(k);
+    location.hash = "#/models" + (String(q) ? "?" + q : "");
+  };
+  const input = h("input", { name: "filter", value: filter, placeholder: "name LIKE 'fall%' and tags.team = 'vision'", "aria-label": "filter", class: "grow" });
+  const counted = models.some((m) => typeof m.version_count === "number");
+  const body = models.length === 0
+    ? h("div", { class: "empty" }, filter ? "No models match this filter."
+        : "No models registered yet. Register a version with `slipway models register falls model.onnx` or, from a run, `mlflow.register_model(\"runs:/RUN_ID/model\", \"falls\")`.")
+    : h("table", { class: "models" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "num" }, "Latest"), counted ? h("th", { class: "num" }, "Versions") : null,
+          h("th", {}, "Aliases"), h("th", {}, "Description"), h("th", {}, "Updated"))),
+        h("tbody", {}, models.map((m) => h("tr", { "data-model": m.name },
+          h("td", {}, h("a", { href: `#/models/${enc(m.name)}` }, m.name)),
+          h("td", { class: "num" }, m.latest_version == null ? "—" : h("a", { href: `#/models/${enc(m.name)}?version=${m.latest_version}` }, `v${m.latest_version}`)),
+          counted ? h("td", { class: "num" }, num(m.version_count)) : null,
+          h("td", {}, aliasChips(m.aliases)),
+          h("td", { class: "desc", title: m.description || null }, m.description || ""),
+          h("td", {}, time(m.updated_ms))))));
+  return h("div", {},
+    h("h1", {}, "Models"),
+    h("p", { class: "lede" }, "Registered models: numbered versions with their signatures, aliases and lineage to the run and the data that made them."),
+    h("form", { class: "search", onsubmit: (e) => { e.preventDefault(); nav({ filter: input.value.trim(), page_token: "" }); } },
+      input, h("button", { type: "submit" }, "Search")),
+    token || next_page_token ? h("div", { class: "toolbar" },
+      token ? h("button", { type: "button", onclick: () => history.back() }, "← Previous") : null,
+      next_page_token ? h("button", { type: "button", onclick: () => nav({ page_token: next_page_token }) }, "Next →") : null) : null,
+    body);
+};
+
+/** A model: its aliases and tags, its versions, and one version (`?version=N`, else the newest)
+ *  in detail. Choosing another version swaps the detail in place and rewrites the address. */
+async function modelPage(name, query) {
+  const { model, versions } = await api(`/api/v1/models/${enc(name)}`);
+  const detail = h("section", { class: "version-detail" });
+  const rows = new Map();
+  let latestPick = 0;
+  const select = async (n, rewriteUrl) => {
+    const mine = ++latestPick;
+    for (const [v, tr] of rows) tr.classList.toggle("selected", v === n);
+    if (rewriteUrl) history.replaceState(null, "", `#/models/${enc(name)}?version=${n}`);
+    let content;
+    try {
+      content = await versionDetail(name, n);
+    } catch (e) {
+      content = h("div", { class: "error" }, `Could not load version ${n}: ` + (e.message || "unauthorized"));
+    }
+    if (mine === latestPick) detail.replaceChildren(content);
+  };
+  const table = versions.length === 0
+    ? h("div", { class: "empty" }, "No versions yet.")
+    : h("table", { class: "model-versions" },
+        h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Version"),
+          ["Aliases", "Stage", "Format", "Servable", "Run", "Created"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, versions.map((v) => {
+          const tr = h("tr", { class: "selectable", "data-version": v.version, onclick: (e) => {
+            if (e.target.closest("a:not(.pick)")) return; // the run link navigates as usual
+            e.preventDefault();
+            select(v.version, true);
+          } },
+            h("td", { class: "num" }, h("a", { class: "pick", href: `#/models/${enc(name)}?version=${v.version}` }, `v${v.version}`)),
+            h("td", {}, aliasChips(v.aliases)),
+            h("td", {}, v.stage === "None" ? "—" : v.stage),
+            h("td", {}, h("span", { class: "badge dtype" }, v.format)),
+            h("td", {}, v.servable ? h("span", { class: "badge ready" }, "servable") : h("span", { class: "badge" }, "not servable")),
+            h("td", {}, v.run_id ? h("a", { href: `#/runs/${enc(v.run_id)}`, "data-run": v.run_id }, h("code", {}, v.run_id.slice(0, 12))) : "—"),
+            h("td", {}, time(v.created_ms)));
+          rows.set(v.version, tr);
+          return tr;
+        })));
+  const wanted = Number(query.get("version")) || (versions.length ? versions[0].version : null);
+  if (wanted) await select(wanted, false);
+  const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+  return h("div", {},
+    h("h1", {}, model.name),
+    h("p", { class: "lede" }, h("a", { href: "#/models" }, "← models"), " · ", model.description || "no description"),
+    h("dl", { class: "facts" },
+      fact("Aliases", Object.keys(model.aliases).length ? aliasChips(model.aliases) : "—"),
+      fact("Tags", Object.keys(model.tags).length ? tagChips(model.tags) : "—"),
+      fact("Latest", model.latest_version == null ? "—" : `v${model.latest_version}`),
+      fact("Created", time(model.created_ms)),
+      fact("Updated", time(model.updated_ms))),
+    h("section", {}, h("h2", {}, "Versions"), table),
+    detail);
+}
+
+/** One version: where its files are, its lineage and its signature. */
+async function versionDetail(name, n) {
+  const { version: v, run, datasets } = await api(`/api/v1/models/${enc(name)}/versions/${enc(n)}/lineage`);
+  const fact = (k, val) => [h("dt", {}, k), h("dd", {}, val)];
+  const code = (s) => (s ? h("code", {}, s) : "—");
+  return h("div", { "data-version": v.version },
+    h("h2", {}, `${v.name} v${v.version}`, " ", aliasChips(v.aliases)),
+    v.description ? h("p", { class: "note" }, v.description) : null,
+    h("dl", { class: "facts" },
+      fact("Source", code(v.source)),
+      fact("Storage", code(v.storage)),
+      fact("ONNX file", code(v.onnx_path)),
+      fact("Digest", code(v.digest)),
+      fact("Format", v.format + (v.flavors.length ? ` (MLflow flavors: ${v.flavors.join(", ")})` : "")),
+      fact("Servable", v.servable ? "yes" : "no: Slipway serves ONNX models"),
+      fact("Stage", v.stage),
+      fact("Created", time(v.created_ms)),
+      Object.keys(v.tags).length ? fact("Tags", tagChips(v.tags)) : null),
+    h("h3", {}, "Lineage"),
+    lineageChain(v, run, datasets),
+    h("h3", {}, "Signature"),
+    v.signature
+      ? h("div", { class: "signature-pair" }, signatureTable("Inputs", v.signature.inputs), signatureTable("Outputs", v.signature.outputs))
+      : h("div", { class: "empty" }, "No signature: this version holds no ONNX model."));
+}
+
+/** dataset version(s) → training run → model version, left to right, each a link where it can be. */
+function lineageChain(v, run, datasets) {
+  const node = (cls, kind, body, note) => h("div", { class: "node " + cls },
+    h("div", { class: "kind" }, kind), h("div", { class: "what" }, body), note ? h("div", { class: "note" }, note) : null);
+  const dataset = (d) => d.version == null
+    ? node("dataset unlinked", "dataset", h("span", { title: d.digest }, `${d.name} ${(d.digest || "").slice(0, 8)}`),
+        [d.context, "not a Slipway version"].filter(Boolean).join(" · "))
+    : node("dataset", "dataset", h("a", { href: `#/data/${enc(d.name)}/${d.version}`, "data-dataset": d.name }, `${d.name} v${d.version}`), d.context);
+  const steps = [];
+  if (run) {
+    steps.push(datasets.length ? datasets.map(dataset) : [node("none", "dataset", "none logged", "the run logged no dataset inputs")]);
+    steps.push([node("run", "run", h("a", { href: `#/experiments/${enc(run.experiment_id)}/runs/${enc(run.run_id)}`, "data-run": run.run_id }, run.name || run.run_id),
+      `${run.status.toLowerCase()} · ${time(run.start_time)}`)]);
+  } else {
+    steps.push([v.run_id ? node("none", "run", h("code", {}, v.run_id.slice(0, 12)), "no such run (deleted?)")
+      : node("none", "run", "none recorded", "registered without a training run")]);
+  }
+  steps.push([node("model", "model version", h("a", { href: `#/models/${enc(v.name)}?version=${v.version}` }, `${v.name} v${v.version}`), v.format)]);
+  return h("div", { class: "lineage" },
+    steps.flatMap((nodes, i) => [i ? h("span", { class: "arrow", "aria-hidden": "true" }, "→") : null, h("div", { class: "lineage-step" }, nodes)]));
+}
+
+PAGES.runs = async (segments) => {
+  if (!segments[0]) { location.replace("#/experiments"); return h("div", {}); }
+  const r = await api(`/api/v1/runs/${enc(segments[0])}`);
+  return runPage(r.experiment_id, r.run_id);
+};
+
+const POLL_MS = 2000;
+
+/** The endpoints with live counts, latency and queue depth, refreshed every POLL_MS while the
+ *  page is shown: the timer stops on the next route change (or if the page leaves the DOM). */
+PAGES.endpoints = async () => {
+  let timer = null, stopped = false;
+  const stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+    window.removeEventListener("hashchange", stop);
+  };
+  window.addEventListener("hashchange", stop);
+  let first;
+  try {
+    first = await api("/api/v1/endpoints");
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const box = h("div", { class: "endpoints-box" });
+  const status = h("p", { class: "note poll-status" }, `Refreshed every ${POLL_MS / 1000} s.`);
+  const page = h("div", {},
+    h("h1", {}, "Endpoints"),
+    h("p", { class: "lede" }, "Registered versions served online, by version number or by alias (an alias that moves is followed within a second)."),
+    status, box);
+  let last = null;
+  const show = (endpoints) => {
+    const at = performance.now();
+    const totals = new Map(endpoints.map((e) => [e.name, requestTotal(e)]));
+    const rates = new Map();
+    for (const [name, now] of totals) {
+      const before = last && last.totals.get(name);
+      // Counts start again when another version goes live; skip that interval.
+      if (before && now && before.version === now.version && now.total >= before.total) {
+        rates.set(name, (now.total - before.total) / ((at - last.at) / 1000));
+      }
+    }
+    last = { at, totals };
+    box.replaceChildren(endpointsTable(endpoints, rates));
+  };
+  const tick = async () => {
+    if (stopped || !page.isConnected) { stop(); return; }
+    try {
+      const { endpoints } = await api("/api/v1/endpoints");
+      if (stopped) return;
+      show(endpoints);
+      status.className = "note poll-status";
+      status.textContent = `Refreshed every ${POLL_MS / 1000} s; last at ${new Date().toLocaleTimeString()}.`;
+    } catch (e) {
+      if (stopped) return;
+      status.className = "error poll-status";
+      status.textContent = "Could not refresh: " + (e.message || "unauthorized");
+    }
+    if (!stopped) timer = setTimeout(tick, POLL_MS);
+  };
+  show(first.endpoints);
+  timer = setTimeout(tick, POLL_MS);
+  return page;
+};
+
+/** Every request an endpoint's live version has answered, whatever the outcome. */
+function requestTotal(e) {
+  const r = e.stats && e.stats.requests;
+  return r ? { version: e.version, total: r.ok + r.bad_input + r.overloaded + r.failed } : null;
+}
+
+function endpointsTable(endpoints, rates) {
+  if (endpoints.length === 0) {
+    return h("div", { class: "empty" }, "No endpoints yet. Serve a registered version with `slipway endpoints create falls falls@champion` " +
+      "or `Slipway().create_endpoint(\"falls\", \"falls@champion\")`.");
+  }
+  const count = (v) => (typeof v === "number" ? String(v) : "—");
+  const ms = (v) => (typeof v !== "number" ? "—" : v < 1 ? v.toPrecision(2) : v < 10 ? v.toFixed(2) : v.toFixed(1));
+  const cell = (col, value, alert) => h("td", { class: "num" + (alert ? " alert" : ""), "data-col": col }, value);
+  const group = (label, span) => h("th", { class: "group", colspan: span, scope: "colgroup" }, label);
+  const single = (label, cls) => h("th", { rowspan: 2, class: cls || null }, label);
+  return h("div", { class: "scroll" }, h("table", { class: "endpoints" },
+    h("thead", {},
+      h("tr", {}, single("Endpoint"), single("Model"), single("Live", "num"), group("Requests", 5), group("Latency, ms", 3),
+        single("Queue", "num"), group("Batching", 4)),
+      h("tr", {}, ["OK", "Bad input", "Overloaded", "Failed", "Req/s", "p50", "p90", "p99", "Mean rows", "Max rows", "Max delay µs", "Max queue"]
+        .map((c) => h("th", { class: "num" }, c)))),
+    h("tbody", {}, endpoints.map((e) => {
+      const st = e.stats || null, r = (st && st.requests) || {}, lat = (st && st.latency_ms) || {};
+      const rate = rates.get(e.name);
+      return h("tr", { "data-endpoint": e.name },
+        h("td", {}, h("strong", {}, e.name)),
+        h("td", {}, h("a", { href: `#/models/${enc(e.model)}`, "data-model": e.model }, `${e.model}@${e.reference}`)),
+        h("td", { class: "num", "data-col": "version" }, e.version == null ? h("span", { class: "muted" }, "not loaded")
+          : h("a", { href: `#/models/${enc(e.model)}?version=${e.version}` }, `v${e.version}`)),
+        cell("ok", count(r.ok)),
+        cell("bad_input", count(r.bad_input), r.bad_input > 0),
+        cell("overloaded", count(r.overloaded), r.overloaded > 0),
+        cell("failed", count(r.failed), r.failed > 0),
+        cell("rate", rate === undefined ? "—" : rate.toFixed(1)),
+        cell("p50", ms(lat.p50)), cell("p90", ms(lat.p90)), cell("p99", ms(lat.p99)),
+        cell("queue", count(st ? st.queue_depth : null)),
+        cell("mean_batch", st && typeof st.mean_batch_rows === "number" ? st.mean_batch_rows.toFixed(1) : "—"),
+        cell("max_batch", count(e.max_batch_size)),
+        cell("max_delay", count(e.max_queue_delay_us)),
+        cell("max_queue", count(e.max_queue_len)));
+    }))));
+}
+
 function stagePage(stage) {
+  const pages = stage.pages || [];
   return h("div", {},
     h("h1", {}, stage.title, " ", h("span", { class: "badge" }, "not built yet")),
     h("p", { class: "lede" }, stage.what),
-    h("div", { class: "empty" }, `The ${stage.title.toLowerCase()} stage is not built yet. It arrives in a later release of Slipway.`));
+    h("div", { class: "empty" }, `The ${stage.title.toLowerCase()} stage is not built yet. It arrives in a later release of Slipway.`),
+    pages.length ? h("p", { class: "already" }, "Already here: ",
+      pages.flatMap((p, i) => [i ? "; " : null, h("a", { href: "#/" + p.id }, p.title), p.what ? ` (${p.what})` : null]), ".") : null);
 }
 
 function renderNav(current) {
   const link = (s) => h("a", { href: "#/" + s.id, class: s.id === current ? "active" : null, "data-stage": s.id },
     s.title, s.built ? null : h("span", { class: "soon" }, "soon"));
+  const withPages = (s) => [link(s), ...(s.pages || []).map((p) =>
+    h("a", { href: "#/" + p.id, class: "sub" + (p.id === current ? " active" : ""), "data-stage": p.id }, p.title))];
   const nav = document.getElementById("nav");
   nav.replaceChildren(
     h("a", { href: "#/", class: current === "" ? "active" : null, "data-stage": "overview" }, "Overview"),
-    h("h2", {}, "Experimental"), ...STAGES.filter((s) => s.phase === "Experimental").map(link),
-    h("h2", {}, "Production"), ...STAGES.filter((s) => s.phase === "Production").map(link),
+    h("h2", {}, "Experimental"), ...STAGES.filter((s) => s.phase === "Experimental").flatMap(withPages),
+    h("h2", {}, "Production"), ...STAGES.filter((s) => s.phase === "Production").flatMap(withPages),
     h("h2", {}, "System"), ...SYSTEM.map(link));
 }
 
+let renders = 0;
+
 async function render() {
+  // A page that finishes loading after a newer route change is dropped, never shown.
+  const mine = ++renders;
   const [route, query] = location.hash.replace(/^#\/?/, "").split("?");
   const segments = route.split("/").filter(Boolean).map(decodeURIComponent);
   const current = segments[0] || "";
-  renderNav(current === "compare" ? "experiments" : current);
+  renderNav(current === "compare" || current === "runs" ? "experiments" : current);
   const main = document.getElementById("main");
   const stage = STAGES.find((s) => s.id === current);
   try {
@@ -722,8 +1016,10 @@ async function render() {
     if (PAGES[current]) page = await PAGES[current](segments.slice(1), new URLSearchParams(query || ""));
     else if (stage) page = stagePage(stage);
     else page = h("div", {}, h("h1", {}, "Not found"), h("p", { class: "lede" }, "There is no page " + current + "."));
+    if (mine !== renders) return;
     main.replaceChildren(page);
   } catch (e) {
+    if (mine !== renders) return;
     main.replaceChildren(e instanceof Unauthorized ? tokenForm() : h("div", { class: "error" }, "Could not load this page: " + e.message));
   }
   const heading = main.querySelector("h1");

@@ -1,0 +1,90 @@
+//! `slipway serve`: serving only — the endpoints' inference routes, health and metrics — for
+//! replicas behind a load balancer. Stateless: endpoints and models come from the shared stores,
+//! and an alias moved anywhere is picked up within a second.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::Global;
+use crate::config::StoreArgs;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    slipway serve --port 8080                         every endpoint, at /v2/models/NAME/infer\n  \
+    slipway serve --endpoint falls --port 8080        also answer /invocations with falls\n  \
+    SLIPWAY_AUTH_TOKEN=s3cret slipway serve --host 0.0.0.0 --db postgres://u:p@db/slipway \\\n      \
+    --artifacts s3://bucket/slipway                 a replica on the shared stores")]
+pub(crate) struct ServeArgs {
+    /// The endpoint `/invocations` answers (MLflow's scoring-server route)
+    #[arg(long, value_name = "NAME")]
+    endpoint: Option<String>,
+    /// Address to listen on; beyond loopback an auth token is required [default: 127.0.0.1]
+    #[arg(long, env = "SLIPWAY_HOST")]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one [default: 5001]
+    #[arg(long, env = "SLIPWAY_SERVE_PORT")]
+    port: Option<u16>,
+    /// Require `Authorization: Bearer TOKEN` on every request
+    #[arg(long, env = "SLIPWAY_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    #[command(flatten)]
+    stores: StoreArgs,
+}
+
+pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    let settings = args.stores.resolve()?;
+    let host = args.host.or(settings.file.host.clone()).unwrap_or_else(|| "127.0.0.1".into());
+    let port = args.port.unwrap_or(5001);
+    let token = args.auth_token.or(settings.file.auth_token.clone()).filter(|t| !t.is_empty());
+    server::check_bind(&host, token.as_deref())?;
+    crate::init_logging(settings.file.log.as_deref());
+
+    let stores = super::open_stores(&settings).await?;
+    if let Some(name) = &args.endpoint {
+        // Refuse at start an endpoint that does not exist or cannot load, not at the first call.
+        stores.serving.live(name).await.map_err(|e| anyhow::anyhow!("endpoint {name}: {e}"))?;
+    }
+    let bind_host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = tokio::net::TcpListener::bind((bind_host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "slipway listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(
+        target: "serve",
+        %addr,
+        metadata_store = stores.db.display_url(),
+        blob_store = stores.blobs.location(),
+        auth = token.is_some(),
+        endpoint = args.endpoint.as_deref().unwrap_or("-"),
+        "serving endpoints"
+    );
+    let state = server::AppState::new(
+        stores.db.clone(),
+        stores.blobs,
+        stores.queue,
+        server::Stages {
+            tracking: stores.tracking,
+            data: stores.data,
+            registry: stores.registry,
+            serving: stores.serving,
+        },
+        token,
+    )
+    .with_default_endpoint(args.endpoint);
+    let app = server::serving_router(state);
+    let shutdown = async move {
+        super::shutdown_signal().await;
+        tracing::info!(target: "serve", "shutting down: finishing requests in flight");
+    };
+    server::serve(listener, app, shutdown).await.context("serving")?;
+    stores.db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
