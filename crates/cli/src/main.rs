@@ -75,6 +75,9 @@ enum Command {
     /// Named endpoints serving a model version or alias: create, list, show, delete
     #[command(subcommand)]
     Endpoints(commands::endpoints::EndpointsCommand),
+    /// Drive an HTTP endpoint with load (closed loop, or open loop with --rate) and report
+    /// throughput, 503s and latency percentiles
+    Loadtest(commands::loadtest::LoadtestArgs),
     /// Where things came from: a model version's run and dataset versions
     #[command(subcommand)]
     Lineage(commands::lineage::LineageCommand),
@@ -160,6 +163,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Models(cmd) => commands::models::run(cmd, &global).await,
         Command::Endpoints(cmd) => commands::endpoints::run(cmd, &global).await,
         Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
+        Command::Loadtest(args) => commands::loadtest::run(args, &global).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod example;
 pub(crate) mod experiments;
 pub(crate) mod jobs;
 pub(crate) mod lineage;
+pub(crate) mod loadtest;
 pub(crate) mod models;
 pub(crate) mod profile;
 pub(crate) mod run;

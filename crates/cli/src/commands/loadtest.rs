@@ -1,0 +1,297 @@
+//! `slipway loadtest URL`: an HTTP load generator for endpoints (Slipway's or any other), so
+//! that a benchmark drives every server the same way. Closed loop by default (`--concurrency`
+//! clients, each sending its next request when the last is answered); open loop with `--rate`
+//! (requests are sent on a fixed schedule whatever the answers, up to `--concurrency` in flight,
+//! and latency counts from the scheduled time, so a stalled server cannot hide its queueing).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+
+use crate::Global;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    slipway loadtest http://127.0.0.1:5001/invocations --body row.json --concurrency 16 --duration 10\n  \
+    slipway loadtest http://127.0.0.1:5001/v2/models/falls/infer --body oip.json --rate 20000 \\\n      \
+    --concurrency 512 --duration 30 --json")]
+pub(crate) struct LoadtestArgs {
+    /// The URL to POST to
+    url: String,
+    /// The request body (a file); sent as --content-type
+    #[arg(long)]
+    body: PathBuf,
+    #[arg(long, default_value = "application/json")]
+    content_type: String,
+    /// Requests in flight at most (closed loop: the number of clients)
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Seconds to measure
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring (connections opened, caches warm)
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Open loop: send this many requests per second on a fixed schedule
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Latencies of 2xx answers, µs.
+    ok_us: Vec<u32>,
+    overloaded: u64,
+    overloaded_with_retry_after: u64,
+    other_status: u64,
+    errors: u64,
+    /// Open loop: scheduled sends skipped because `concurrency` requests were in flight.
+    skipped: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, o: Tally) {
+        self.ok_us.extend(o.ok_us);
+        self.overloaded += o.overloaded;
+        self.overloaded_with_retry_after += o.overloaded_with_retry_after;
+        self.other_status += o.other_status;
+        self.errors += o.errors;
+        self.skipped += o.skipped;
+    }
+}
+
+struct Shot {
+    http: reqwest::Client,
+    url: String,
+    body: bytes::Bytes,
+    content_type: String,
+}
+
+impl Shot {
+    /// Sends one request; `since` is when it was due. Records into `t` when `measure`.
+    async fn fire(&self, since: Instant, measure: bool, t: &mut Tally) {
+        let answer = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, &self.content_type)
+            .body(self.body.clone())
+            .send()
+            .await;
+        let outcome = match answer {
+            Ok(r) => {
+                let status = r.status();
+                let retry_after = r.headers().contains_key(reqwest::header::RETRY_AFTER);
+                match r.bytes().await {
+                    Ok(_) => Ok((status, retry_after)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if !measure {
+            return;
+        }
+        match outcome {
+            Ok((status, _)) if status.is_success() => {
+                t.ok_us.push(since.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            Ok((status, retry_after)) if status.as_u16() == 503 => {
+                t.overloaded += 1;
+                t.overloaded_with_retry_after += u64::from(retry_after);
+            }
+            Ok(_) => t.other_status += 1,
+            Err(_) => t.errors += 1,
+        }
+    }
+}
+
+pub(crate) async fn run(args: LoadtestArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.concurrency == 0 || args.duration <= 0.0 || args.warmup < 0.0 {
+        bail!("--concurrency must be at least 1 and --duration positive");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        bail!("'{}' is not an http:// or https:// URL", args.url);
+    }
+    let body =
+        std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client")?;
+    let shot = Arc::new(Shot {
+        http,
+        url: args.url.clone(),
+        body: body.into(),
+        content_type: args.content_type.clone(),
+    });
+    // One request first: a URL that does not answer 2xx is a usage error, not a measurement.
+    let mut probe = Tally::default();
+    shot.fire(Instant::now(), true, &mut probe).await;
+    if probe.ok_us.is_empty() {
+        let r = shot
+            .http
+            .post(&shot.url)
+            .header(reqwest::header::CONTENT_TYPE, &shot.content_type)
+            .body(shot.body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", shot.url))?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        bail!("{} answered {status}: {}", shot.url, text.chars().take(300).collect::<String>());
+    }
+
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.duration);
+    let tally = match args.rate {
+        None => closed_loop(&shot, args.concurrency, measure_from, end).await,
+        Some(rate) => open_loop(&shot, args.concurrency, rate, measure_from, end).await,
+    };
+    let measured = end.duration_since(measure_from).as_secs_f64();
+    report(&args, tally, measured, global)
+}
+
+async fn closed_loop(shot: &Arc<Shot>, clients: usize, from: Instant, end: Instant) -> Tally {
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let shot = shot.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally::default();
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    return t;
+                }
+                shot.fire(now, now >= from, &mut t).await;
+            }
+        }));
+    }
+    let mut all = Tally::default();
+    for task in tasks {
+        if let Ok(t) = task.await {
+            all.merge(t);
+        }
+    }
+    all
+}
+
+async fn open_loop(
+    shot: &Arc<Shot>,
+    max_in_flight: usize,
+    rate: f64,
+    from: Instant,
+    end: Instant,
+) -> Tally {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Tally>();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut skipped = 0u64;
+    let mut n: u64 = 0;
+    loop {
+        let due = start + interval.mul_f64(n as f64);
+        if due >= end {
+            break;
+        }
+        n += 1;
+        let now = Instant::now();
+        if due > now {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let measure = due >= from;
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let shot = shot.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut t = Tally::default();
+                    shot.fire(due, measure, &mut t).await;
+                    drop(permit);
+                    let _ = tx.send(t);
+                });
+            }
+            Err(_) => skipped += u64::from(measure),
+        }
+    }
+    drop(tx);
+    let mut all = Tally { skipped, ..Tally::default() };
+    while let Some(t) = rx.recv().await {
+        all.merge(t);
+    }
+    all
+}
+
+fn report(
+    args: &LoadtestArgs,
+    mut t: Tally,
+    seconds: f64,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    t.ok_us.sort_unstable();
+    let pick = |q: f64| -> Option<f64> {
+        (!t.ok_us.is_empty())
+            .then(|| f64::from(t.ok_us[((t.ok_us.len() - 1) as f64 * q).round() as usize]))
+    };
+    let ok = t.ok_us.len() as u64;
+    let sent = ok + t.overloaded + t.other_status + t.errors;
+    let summary = json!({
+        "url": args.url,
+        "mode": if args.rate.is_some() { "open" } else { "closed" },
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "seconds": seconds,
+        "sent": sent,
+        "ok": ok,
+        "overloaded": t.overloaded,
+        "overloaded_with_retry_after": t.overloaded_with_retry_after,
+        "other_status": t.other_status,
+        "errors": t.errors,
+        "skipped": t.skipped,
+        "ok_per_s": ok as f64 / seconds,
+        "latency_us": {
+            "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": pick(1.0),
+        },
+    });
+    if global.json {
+        println!("{summary}");
+    } else {
+        let us = |q: f64| pick(q).map_or("-".to_string(), |v| format!("{:.0}", v));
+        println!(
+            "{} {} for {seconds:.1} s: {ok} ok ({:.0}/s), {} overloaded (503; {} with Retry-After), {} other status, {} errors{}",
+            args.url,
+            match args.rate {
+                Some(r) => format!("at {r:.0}/s (up to {} in flight)", args.concurrency),
+                None => format!("with {} clients", args.concurrency),
+            },
+            ok as f64 / seconds,
+            t.overloaded,
+            t.overloaded_with_retry_after,
+            t.other_status,
+            t.errors,
+            if t.skipped > 0 {
+                format!(", {} not sent (all in flight)", t.skipped)
+            } else {
+                String::new()
+            },
+        );
+        println!(
+            "latency of ok answers, µs: p50 {}  p90 {}  p99 {}  max {}",
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            us(1.0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
