@@ -1,19 +1,30 @@
-"""tree-ensemble compute: Slipway's runtime vs onnxruntime (single-threaded), batch 1 and 256
+"""serving: tree compute vs onnxruntime; `slipway serve` vs `mlflow models serve` over HTTP
 
-Exports the fall-detection example's RandomForest (20 trees, depth 6) and GradientBoosting
+Part `compute` exports the fall-detection example's RandomForest (20 trees, depth 6) and GradientBoosting
 (binary and 4-class) classifiers with skl2onnx (python/tests/serving/models.py), then, in one
 run, times per-call compute on the same rows at each batch size: onnxruntime's
 `InferenceSession.run` with one intra-op thread, and `slipway models time` (the same model
 loaded and optimised once in Slipway's runtime, timed inside the process, no request handling).
 Prints medians and the ratio onnxruntime / Slipway (> 1: Slipway is faster).
 
-    bench/run serving [--iters N] [--batches 1,256] [--models rf_fall,gbc_fall,gbc_activity]
+Part `http` serves the same scikit-learn LogisticRegression on 20 features twice: `mlflow models
+serve --env-manager local` (its sklearn flavour) and `slipway serve` (its ONNX export, registered
+and put behind an endpoint), and drives both with the same load generator (`slipway loadtest`,
+1-row JSON requests to `/invocations`), interleaved: throughput at concurrency 16, latency at
+concurrency 1, and Slipway's own overhead (its p50 latency at concurrency 1 minus the model's
+compute at batch 1, `slipway models time`). Then an overload: open-loop load at 10x the rate
+Slipway sustained, for 30 s, against an endpoint whose queue holds 64 requests — counts of 503s
+(with Retry-After), of successes and of errors, the server's peak RSS, and latency right after.
+
+    bench/run serving [--parts compute,http] [--iters N] [--batches 1,256] [--models ...]
+                      [--duration S] [--reps N] [--overload-seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -55,12 +66,138 @@ def slipway_median_us(binary: Path, path: Path, rows_file: Path, batch: int, ite
     return json.loads(out.stdout)["median_us"]
 
 
+def loadtest(binary: Path, url: str, body: Path, concurrency: int, seconds: float,
+             rate: float | None = None, warmup: float = 1.0) -> dict:
+    argv = [str(binary), "--json", "loadtest", url, "--body", str(body), "--concurrency",
+            str(concurrency), "--duration", str(seconds), "--warmup", str(warmup)]
+    if rate is not None:
+        argv += ["--rate", str(rate)]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=seconds + 120)
+    return json.loads(out.stdout)
+
+
+def start_mlflow(work: Path, logs: Path) -> str:
+    port = h.free_port()
+    mlflow_bin = h.venv_tool("mlflow")
+    # `mlflow models serve` starts uvicorn from PATH: the venv's.
+    env = dict(os.environ, PATH=f"{mlflow_bin.parent}:{os.environ.get('PATH', '')}")
+    proc = h.spawn("mlflow-serve", [mlflow_bin, "models", "serve", "-m",
+                                    work / "logreg20_mlflow", "--env-manager", "local",
+                                    "--host", "127.0.0.1", "--port", str(port)], logs, env=env)
+    url = f"http://127.0.0.1:{port}"
+    h.wait_for(proc, lambda: h.http_status(url + "/ping") == 200, timeout=120, what="answering /ping")
+    return url
+
+
+def start_slipway(binary: Path, work: Path, logs: Path, queue_len: int) -> tuple[str, h.Proc]:
+    """Registers logreg20's ONNX export, puts it behind endpoint `lr`, and starts `slipway
+    serve` on the same stores (the server that registered it is stopped first)."""
+    data = work / f"slipway-{queue_len}"
+    data.mkdir(exist_ok=True)
+    server = h.spawn("slipway-server", [binary, "server", "--port", "0", "--data-dir", data,
+                                        "--no-worker"], logs, cwd=data)
+    m, _ = h.wait_for(server, lambda: h.first_line_match(server.stdout_path, r"listening on (\S+)"),
+                      timeout=60, what="listening")
+    url = m.group(1)
+    h.command_output([binary, "--server", url, "models", "register", "lr",
+                      work / "logreg20_nozipmap.onnx", "--alias", "prod"])
+    h.command_output([binary, "--server", url, "endpoints", "create", "lr", "lr@prod",
+                      "--max-queue-len", str(queue_len)])
+    server.stop()
+    serve = h.spawn(f"slipway-serve-{queue_len}", [binary, "serve", "--port", "0", "--endpoint", "lr",
+                                                    "--data-dir", data], logs, cwd=data)
+    m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),
+                      timeout=60, what="listening")
+    return m.group(1), serve
+
+
+def http_part(binary: Path, work: Path, args) -> None:
+    import numpy as np
+
+    logs = work / "logs"
+    ref = json.loads((work / "logreg20.ref.json").read_text())
+    row = [float(x) for x in np.asarray(ref["batch"][0], dtype=np.float32)]
+    body = work / "row20.json"
+    body.write_text(json.dumps({"inputs": [row]}))
+    mlflow_url = start_mlflow(work, logs)
+    slip_url, serve = start_slipway(binary, work, logs, queue_len=1024)
+    targets = {"mlflow": mlflow_url + "/invocations", "slipway": slip_url + "/invocations"}
+    for name, url in targets.items():  # both answer the same row before anything is timed
+        loadtest(binary, url, body, 1, 0.5, warmup=0.2)
+
+    results: dict[str, dict[str, list]] = {n: {"c16": [], "c1_p50": [], "c1_p99": []} for n in targets}
+    for name, _ in h.interleave({n: args.reps for n in targets}):
+        r16 = loadtest(binary, targets[name], body, 16, args.duration)
+        r1 = loadtest(binary, targets[name], body, 1, args.duration)
+        for r in (r16, r1):
+            if r["errors"] or r["other_status"] or r["overloaded"]:
+                raise h.BenchError(f"{name}: failed requests under load: {r}")
+        results[name]["c16"].append(r16["ok_per_s"])
+        results[name]["c1_p50"].append(r1["latency_us"]["p50"])
+        results[name]["c1_p99"].append(r1["latency_us"]["p99"])
+    med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+    rows_file = work / "logreg20.rows.json"
+    rows_file.write_text(json.dumps([row]))
+    compute_us = statistics.median(
+        slipway_median_us(binary, work / "logreg20_nozipmap.onnx", rows_file, 1, 5000) for _ in range(3))
+    m, s = med["mlflow"], med["slipway"]
+    print()
+    print(f"HTTP, 1-row requests to /invocations, {args.duration:.0f} s per run, medians of {args.reps} "
+          f"interleaved runs (slipway loadtest drives both)")
+    print(f"{'':<28} {'mlflow serve':>14} {'slipway serve':>14} {'ratio':>9}")
+    print(f"{'throughput c=16, req/s':<28} {m['c16']:>14.0f} {s['c16']:>14.0f} {s['c16'] / m['c16']:>8.1f}x")
+    print(f"{'p50 latency c=1, µs':<28} {m['c1_p50']:>14.0f} {s['c1_p50']:>14.0f} {m['c1_p50'] / s['c1_p50']:>8.1f}x")
+    print(f"{'p99 latency c=1, µs':<28} {m['c1_p99']:>14.0f} {s['c1_p99']:>14.0f} {m['c1_p99'] / s['c1_p99']:>8.1f}x")
+    print(f"slipway overhead at p50: {s['c1_p50']:.0f} µs request - {compute_us:.1f} µs compute = "
+          f"{s['c1_p50'] - compute_us:.0f} µs (client and loopback included)")
+    serve.stop()
+
+    # Overload: 10x what Slipway sustained, open loop, against a 64-request queue.
+    over_url, over = start_slipway(binary, work, logs, queue_len=64)
+    target = over_url + "/invocations"
+    base = loadtest(binary, target, body, 16, 5)
+    rate = 10 * base["ok_per_s"]
+    peak = {"rss": h.tree_memory(over.pid).rss}
+    import threading
+
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], h.tree_memory(over.pid).rss)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    rss_before = peak["rss"]
+    sampler.start()
+    o = loadtest(binary, target, body, 512, args.overload_seconds, rate=rate, warmup=0.5)
+    stop.set()
+    sampler.join()
+    after = loadtest(binary, target, body, 1, 3, warmup=0)
+    sent_rate = (o["sent"] + o["skipped"]) / o["seconds"]
+    print()
+    print(f"overload: open loop at {rate:.0f} req/s (10x the {base['ok_per_s']:.0f} req/s sustained at c=16) "
+          f"for {o['seconds']:.0f} s, up to 512 in flight, endpoint queue 64")
+    print(f"  offered {sent_rate:.0f}/s, sent {o['sent']}: ok {o['ok']} ({o['ok_per_s']:.0f}/s), "
+          f"503 {o['overloaded']} ({o['overloaded_with_retry_after']} with Retry-After), "
+          f"other {o['other_status']}, errors {o['errors']}, not sent by the generator {o['skipped']}")
+    print(f"  slipway RSS: {rss_before / 2**20:.0f} MiB before, peak {peak['rss'] / 2**20:.0f} MiB during")
+    print(f"  right after: c=1 p50 {after['latency_us']['p50']:.0f} µs, p99 {after['latency_us']['p99']:.0f} µs, "
+          f"{after['ok']} ok, {after['overloaded']} 503 (baseline c=1 p50 {s['c1_p50']:.0f} µs)")
+    over.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run serving", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="compute,http")
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--batches", default="1,256")
     ap.add_argument("--models", default="rf_fall,rf_activity,gbc_fall,gbc_activity")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP run")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--overload-seconds", type=float, default=30.0)
     args = ap.parse_args()
+    h.install_cleanup()
     binary = h.slipway_bin()
     if h.is_debug_build(binary):
         print("warning: SLIPWAY_BIN is a debug build; figures are not representative", file=sys.stderr)
@@ -69,6 +206,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-serving-"))
     exporter.main([str(work), "--slipway", str(binary)])
     print(f"machine: {h.machine_info()}")
+    parts = args.parts.split(",")
+    if "http" in parts:
+        http_part(binary, work, args)
+    if "compute" not in parts:
+        return 0
+    print()
     print(f"{'model':<14} {'batch':>5} {'onnxruntime µs':>15} {'slipway µs':>11} {'ratio':>7}")
     for name in args.models.split(","):
         ref = json.loads((work / f"{name}_nozipmap.ref.json").read_text())

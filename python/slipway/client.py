@@ -302,6 +302,34 @@ class Slipway:
             return pd.DataFrame(predictions, index=data.index)
         return pd.DataFrame({"prediction": predictions}, index=data.index)
 
+    def predict_dataset(self, model: str, input: str, output_dataset: str, keep=None, columns=None,
+                        wait: bool = True, timeout: float = 3600.0) -> dict:
+        """Batch prediction on the server, as a job: `model` (`NAME@ALIAS`) over the table of
+        dataset version `input` (`NAME@N`); the predictions (the `keep` columns, then `label`,
+        `probabilities_0`, ...) become the next version of `output_dataset`. Returns the finished
+        job (its `result` names the version), or the queued job when `wait` is False; a failed
+        job raises SlipwayError."""
+        payload = {"model": model, "input": input, "output_dataset": output_dataset}
+        if keep is not None:
+            payload["keep"] = list(keep)
+        if columns is not None:
+            payload["columns"] = list(columns)
+        job = self.submit_job("predict", payload, max_attempts=1)
+        if not wait:
+            return job
+        import time
+
+        deadline = time.time() + timeout
+        while True:
+            job = self.job(job["id"])
+            if job["status"] == "succeeded":
+                return job
+            if job["status"] in ("failed", "cancelled"):
+                raise SlipwayError(400, "JOB_FAILED", job.get("error") or job["status"])
+            if time.time() > deadline:
+                raise SlipwayError(504, "TIMEOUT", f"job {job['id']} still {job['status']}")
+            time.sleep(0.1)
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:

@@ -72,6 +72,8 @@ enum Command {
     /// The model registry: register, list, show, alias, delete; time an ONNX file
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Batch prediction: a model over a CSV/Parquet file or a dataset version, on every core
+    Predict(commands::predict::PredictArgs),
     /// Named endpoints serving a model version or alias: create, list, show, delete
     #[command(subcommand)]
     Endpoints(commands::endpoints::EndpointsCommand),
@@ -161,6 +163,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Blobs(cmd) => commands::blobs::run(cmd, &global).await,
         Command::Example(cmd) => commands::example::run(cmd, &global).await,
         Command::Models(cmd) => commands::models::run(cmd, &global).await,
+        Command::Predict(args) => commands::predict::run(args, &global).await,
         Command::Endpoints(cmd) => commands::endpoints::run(cmd, &global).await,
         Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
         Command::Loadtest(args) => commands::loadtest::run(args, &global).await,

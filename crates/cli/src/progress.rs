@@ -14,6 +14,8 @@ pub(crate) struct Bar {
 
 struct State {
     verb: String,
+    /// Counts rows (in `files`) instead of files and bytes.
+    rows: bool,
     files_total: AtomicU64,
     bytes_total: AtomicU64,
     files: AtomicU64,
@@ -25,8 +27,24 @@ impl Bar {
     /// A bar for `files_total` files of `bytes_total` bytes; drawn only if `visible` and stderr
     /// is a terminal.
     pub(crate) fn new(verb: &str, files_total: u64, bytes_total: u64, visible: bool) -> Bar {
+        Bar::start(verb, false, files_total, bytes_total, visible)
+    }
+
+    /// A bar counting `total` rows (0: unknown); advance it with [`Bar::set_rows_of`].
+    pub(crate) fn rows(verb: &str, total: u64, visible: bool) -> Bar {
+        Bar::start(verb, true, total, 0, visible)
+    }
+
+    /// Rows done so far, of `total` (0: unknown).
+    pub(crate) fn set_rows_of(&self, done: u64, total: u64) {
+        self.state.files.store(done, Ordering::Relaxed);
+        self.state.files_total.store(total, Ordering::Relaxed);
+    }
+
+    fn start(verb: &str, rows: bool, files_total: u64, bytes_total: u64, visible: bool) -> Bar {
         let state = Arc::new(State {
             verb: verb.to_string(),
+            rows,
             files_total: AtomicU64::new(files_total),
             bytes_total: AtomicU64::new(bytes_total),
             files: AtomicU64::new(0),
@@ -88,6 +106,31 @@ impl State {
             String::new()
         };
         let width = 24;
+        if self.rows {
+            let rate = files as f64 / secs;
+            let (bar, eta) = if files_total > 0 {
+                let filled =
+                    ((files as f64 / files_total as f64).clamp(0.0, 1.0) * width as f64) as usize;
+                let eta = if rate > 0.0 && files_total > files {
+                    format!("ETA {:.0}s", (files_total - files) as f64 / rate)
+                } else {
+                    String::new()
+                };
+                (format!("[{}{}] ", "#".repeat(filled), "-".repeat(width - filled)), eta)
+            } else {
+                (String::new(), String::new())
+            };
+            let total = if files_total > 0 { format!("/{files_total}") } else { String::new() };
+            let line =
+                format!("\r{} {bar}{files}{total} rows  {:.0} rows/s  {eta}", self.verb, rate);
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{line:<100}");
+            if last {
+                let _ = writeln!(err);
+            }
+            let _ = err.flush();
+            return;
+        }
         let done = if bytes_total == 0 {
             if files_total == 0 { 1.0 } else { files as f64 / files_total as f64 }
         } else {

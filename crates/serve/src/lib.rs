@@ -4,8 +4,11 @@
 //! [`Model`] is a loaded model; [`Check`] is the registry's [`registry::ModelCheck`], so a
 //! model that cannot be served is refused at registration with the operator's name.
 //!
+//! [`batch`] streams a table through a model for batch prediction.
+//!
 //! This crate knows nothing of HTTP or wire formats, and never writes registry tables.
 
+pub mod batch;
 mod endpoints;
 mod ops;
 mod runtime;

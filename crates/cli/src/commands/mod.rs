@@ -10,6 +10,7 @@ pub(crate) mod jobs;
 pub(crate) mod lineage;
 pub(crate) mod loadtest;
 pub(crate) mod models;
+pub(crate) mod predict;
 pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod runs;
@@ -61,10 +62,15 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     Ok(Stores { db, blobs, queue, tracking, data, registry, serving })
 }
 
-/// The job kinds this binary can run.
-pub(crate) fn handlers() -> Handlers {
+/// The job kinds this binary can run, on `stores`.
+pub(crate) fn handlers(stores: &Stores) -> Handlers {
     let mut handlers = Handlers::new();
     slipway_core::jobs::register_diagnostics(&mut handlers);
+    let stages = std::sync::Arc::new(predict::Stages {
+        registry: stores.registry.clone(),
+        data: stores.data.clone(),
+    });
+    handlers.register("predict", move |ctx| predict::job(stages.clone(), ctx));
     handlers
 }
 

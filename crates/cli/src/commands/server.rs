@@ -81,7 +81,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     let worker_task = run_worker.then(|| {
         let options =
             WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
-        let worker = Worker::new(stores.queue.clone(), super::handlers(), options);
+        let worker = Worker::new(stores.queue.clone(), super::handlers(&stores), options);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             worker
@@ -92,7 +92,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         })
     });
 
-    let kinds = super::handlers().kinds().iter().map(|k| k.to_string()).collect();
+    let kinds = super::handlers(&stores).kinds().iter().map(|k| k.to_string()).collect();
     let state = server::AppState::new(
         stores.db.clone(),
         stores.blobs,

@@ -32,7 +32,7 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
     if let Some(id) = args.id {
         options.id = id;
     }
-    let handlers = super::handlers();
+    let handlers = super::handlers(&stores);
     let kinds: Vec<String> = handlers.kinds().iter().map(|k| k.to_string()).collect();
     let worker = Worker::new(stores.queue.clone(), handlers, options);
     if !global.json {
