@@ -10,11 +10,14 @@ Prints medians and the ratio onnxruntime / Slipway (> 1: Slipway is faster).
 Part `http` serves the same scikit-learn LogisticRegression on 20 features twice: `mlflow models
 serve --env-manager local` (its sklearn flavour) and `slipway serve` (its ONNX export, registered
 and put behind an endpoint), and drives both with the same load generator (`slipway loadtest`,
-1-row JSON requests to `/invocations`), interleaved: throughput at concurrency 16, latency at
-concurrency 1, and Slipway's own overhead (its p50 latency at concurrency 1 minus the model's
-compute at batch 1, `slipway models time`). Then an overload: open-loop load at 10x the rate
-Slipway sustained, for 30 s, against an endpoint whose queue holds 64 requests — counts of 503s
-(with Retry-After), of successes and of errors, the server's peak RSS, and latency right after.
+1-row requests to `/invocations`), interleaved, in both of MLflow's common request formats:
+`{"inputs": ...}` (against the model saved with a tensor signature) and `dataframe_split`
+(against the same model saved with a column signature, as a model trained on a DataFrame is).
+It reports throughput at concurrency 16, latency at concurrency 1, and Slipway's own overhead
+(its p50 latency at concurrency 1 minus the model's compute at batch 1, `slipway models time`).
+Then an overload: a compute-bound model (a 3 x 512 MLP) behind an endpoint whose queue holds 64
+requests, driven open loop at 10x the rate it sustained, for 30 s: counts of 503s (with
+Retry-After), of successes and of errors, the server's peak RSS, and latency right after.
 
     bench/run serving [--parts compute,http] [--iters N] [--batches 1,256] [--models ...]
                       [--duration S] [--reps N] [--overload-seconds S]
@@ -76,85 +79,132 @@ def loadtest(binary: Path, url: str, body: Path, concurrency: int, seconds: floa
     return json.loads(out.stdout)
 
 
-def start_mlflow(work: Path, logs: Path) -> str:
+def start_mlflow(model_dir: Path, logs: Path) -> str:
     port = h.free_port()
     mlflow_bin = h.venv_tool("mlflow")
     # `mlflow models serve` starts uvicorn from PATH: the venv's.
     env = dict(os.environ, PATH=f"{mlflow_bin.parent}:{os.environ.get('PATH', '')}")
-    proc = h.spawn("mlflow-serve", [mlflow_bin, "models", "serve", "-m",
-                                    work / "logreg20_mlflow", "--env-manager", "local",
-                                    "--host", "127.0.0.1", "--port", str(port)], logs, env=env)
+    proc = h.spawn(f"mlflow-serve-{model_dir.name}", [mlflow_bin, "models", "serve", "-m", model_dir,
+                                                      "--env-manager", "local", "--host", "127.0.0.1",
+                                                      "--port", str(port)], logs, env=env)
     url = f"http://127.0.0.1:{port}"
     h.wait_for(proc, lambda: h.http_status(url + "/ping") == 200, timeout=120, what="answering /ping")
     return url
 
 
-def start_slipway(binary: Path, work: Path, logs: Path, queue_len: int) -> tuple[str, h.Proc]:
-    """Registers logreg20's ONNX export, puts it behind endpoint `lr`, and starts `slipway
-    serve` on the same stores (the server that registered it is stopped first)."""
-    data = work / f"slipway-{queue_len}"
+def start_slipway(binary: Path, work: Path, logs: Path, model: Path, tag: str,
+                  extra: list[str]) -> tuple[str, h.Proc]:
+    """Registers `model`, puts it behind endpoint `lr` (with `extra` batching flags), and starts
+    `slipway serve` on the same stores (the server that registered it is stopped first)."""
+    data = work / f"slipway-{tag}"
     data.mkdir(exist_ok=True)
-    server = h.spawn("slipway-server", [binary, "server", "--port", "0", "--data-dir", data,
-                                        "--no-worker"], logs, cwd=data)
+    server = h.spawn(f"slipway-server-{tag}", [binary, "server", "--port", "0", "--data-dir", data,
+                                               "--no-worker"], logs, cwd=data)
     m, _ = h.wait_for(server, lambda: h.first_line_match(server.stdout_path, r"listening on (\S+)"),
                       timeout=60, what="listening")
     url = m.group(1)
-    h.command_output([binary, "--server", url, "models", "register", "lr",
-                      work / "logreg20_nozipmap.onnx", "--alias", "prod"])
-    h.command_output([binary, "--server", url, "endpoints", "create", "lr", "lr@prod",
-                      "--max-queue-len", str(queue_len)])
+    h.command_output([binary, "--server", url, "models", "register", "lr", model, "--alias", "prod"])
+    h.command_output([binary, "--server", url, "endpoints", "create", "lr", "lr@prod", *extra])
     server.stop()
-    serve = h.spawn(f"slipway-serve-{queue_len}", [binary, "serve", "--port", "0", "--endpoint", "lr",
-                                                    "--data-dir", data], logs, cwd=data)
+    serve = h.spawn(f"slipway-serve-{tag}", [binary, "serve", "--port", "0", "--endpoint", "lr",
+                                             "--data-dir", data], logs, cwd=data)
     m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),
                       timeout=60, what="listening")
     return m.group(1), serve
 
 
+def column_signature_model(work: Path) -> Path:
+    """logreg20 saved again with a column-based signature (f0..f19 as doubles), the way MLflow
+    users log a model trained on a DataFrame: its server then reads `dataframe_split`."""
+    import pickle
+
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    with open(work / "logreg20.pkl", "rb") as f:  # written by this run's exporter
+        model = pickle.load(f)
+    example = pd.DataFrame(np.zeros((2, 20)), columns=[f"f{i}" for i in range(20)])
+    path = work / "logreg20_mlflow_columns"
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(example, model.predict(example)))
+    return path
+
+
+def heavy_mlp(work: Path) -> Path:
+    """An MLP (3 x 512 hidden units) on 20 features, exported with skl2onnx: a model whose
+    compute, not HTTP, bounds what a server sustains — what an overload test needs."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 20)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    mlp = MLPClassifier(hidden_layer_sizes=(512, 512, 512), max_iter=3, random_state=0).fit(X, y)
+    path = work / "mlp_heavy.onnx"
+    path.write_bytes(to_onnx(mlp, X[:1], options={id(mlp): {"zipmap": False}}).SerializeToString())
+    return path
+
+
 def http_part(binary: Path, work: Path, args) -> None:
+    import warnings
+
     import numpy as np
 
+    warnings.filterwarnings("ignore")
     logs = work / "logs"
     ref = json.loads((work / "logreg20.ref.json").read_text())
     row = [float(x) for x in np.asarray(ref["batch"][0], dtype=np.float32)]
-    body = work / "row20.json"
-    body.write_text(json.dumps({"inputs": [row]}))
-    mlflow_url = start_mlflow(work, logs)
-    slip_url, serve = start_slipway(binary, work, logs, queue_len=1024)
-    targets = {"mlflow": mlflow_url + "/invocations", "slipway": slip_url + "/invocations"}
-    for name, url in targets.items():  # both answer the same row before anything is timed
-        loadtest(binary, url, body, 1, 0.5, warmup=0.2)
-
-    results: dict[str, dict[str, list]] = {n: {"c16": [], "c1_p50": [], "c1_p99": []} for n in targets}
-    for name, _ in h.interleave({n: args.reps for n in targets}):
-        r16 = loadtest(binary, targets[name], body, 16, args.duration)
-        r1 = loadtest(binary, targets[name], body, 1, args.duration)
-        for r in (r16, r1):
-            if r["errors"] or r["other_status"] or r["overloaded"]:
-                raise h.BenchError(f"{name}: failed requests under load: {r}")
-        results[name]["c16"].append(r16["ok_per_s"])
-        results[name]["c1_p50"].append(r1["latency_us"]["p50"])
-        results[name]["c1_p99"].append(r1["latency_us"]["p99"])
-    med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+    bodies = {
+        "tensor": {"inputs": [row]},
+        "dataframe": {"dataframe_split": {"columns": [f"f{i}" for i in range(20)], "data": [row]}},
+    }
+    body_files = {}
+    for fmt, body in bodies.items():
+        body_files[fmt] = work / f"row20-{fmt}.json"
+        body_files[fmt].write_text(json.dumps(body))
+    mlflow_urls = {"tensor": start_mlflow(work / "logreg20_mlflow", logs),
+                   "dataframe": start_mlflow(column_signature_model(work), logs)}
+    slip_url, serve = start_slipway(binary, work, logs, work / "logreg20_nozipmap.onnx", "lr", [])
     rows_file = work / "logreg20.rows.json"
     rows_file.write_text(json.dumps([row]))
     compute_us = statistics.median(
         slipway_median_us(binary, work / "logreg20_nozipmap.onnx", rows_file, 1, 5000) for _ in range(3))
-    m, s = med["mlflow"], med["slipway"]
-    print()
-    print(f"HTTP, 1-row requests to /invocations, {args.duration:.0f} s per run, medians of {args.reps} "
-          f"interleaved runs (slipway loadtest drives both)")
-    print(f"{'':<28} {'mlflow serve':>14} {'slipway serve':>14} {'ratio':>9}")
-    print(f"{'throughput c=16, req/s':<28} {m['c16']:>14.0f} {s['c16']:>14.0f} {s['c16'] / m['c16']:>8.1f}x")
-    print(f"{'p50 latency c=1, µs':<28} {m['c1_p50']:>14.0f} {s['c1_p50']:>14.0f} {m['c1_p50'] / s['c1_p50']:>8.1f}x")
-    print(f"{'p99 latency c=1, µs':<28} {m['c1_p99']:>14.0f} {s['c1_p99']:>14.0f} {m['c1_p99'] / s['c1_p99']:>8.1f}x")
-    print(f"slipway overhead at p50: {s['c1_p50']:.0f} µs request - {compute_us:.1f} µs compute = "
-          f"{s['c1_p50'] - compute_us:.0f} µs (client and loopback included)")
+    for fmt in bodies:
+        body = body_files[fmt]
+        targets = {"mlflow": mlflow_urls[fmt] + "/invocations", "slipway": slip_url + "/invocations"}
+        for name, url in targets.items():  # both answer the same row before anything is timed
+            loadtest(binary, url, body, 1, 0.5, warmup=0.2)
+        results = {n: {"c16": [], "c1_p50": [], "c1_p99": []} for n in targets}
+        for name, _ in h.interleave({n: args.reps for n in targets}):
+            r16 = loadtest(binary, targets[name], body, 16, args.duration)
+            r1 = loadtest(binary, targets[name], body, 1, args.duration)
+            for r in (r16, r1):
+                if r["errors"] or r["other_status"] or r["overloaded"]:
+                    raise h.BenchError(f"{name}: failed requests under load: {r}")
+            results[name]["c16"].append(r16["ok_per_s"])
+            results[name]["c1_p50"].append(r1["latency_us"]["p50"])
+            results[name]["c1_p99"].append(r1["latency_us"]["p99"])
+        med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+        m, s = med["mlflow"], med["slipway"]
+        print()
+        print(f"HTTP, 1-row {fmt} requests ({json.dumps(bodies[fmt])[:40]}...) to /invocations, "
+              f"{args.duration:.0f} s per run, medians of {args.reps} interleaved runs")
+        print(f"{'':<28} {'mlflow serve':>14} {'slipway serve':>14} {'ratio':>9}")
+        print(f"{'throughput c=16, req/s':<28} {m['c16']:>14.0f} {s['c16']:>14.0f} {s['c16'] / m['c16']:>8.1f}x")
+        print(f"{'p50 latency c=1, µs':<28} {m['c1_p50']:>14.0f} {s['c1_p50']:>14.0f} {m['c1_p50'] / s['c1_p50']:>8.1f}x")
+        print(f"{'p99 latency c=1, µs':<28} {m['c1_p99']:>14.0f} {s['c1_p99']:>14.0f} {m['c1_p99'] / s['c1_p99']:>8.1f}x")
+        print(f"slipway overhead at p50: {s['c1_p50']:.0f} µs request - {compute_us:.1f} µs compute = "
+              f"{s['c1_p50'] - compute_us:.0f} µs (the load generator's client and loopback included)")
     serve.stop()
 
-    # Overload: 10x what Slipway sustained, open loop, against a 64-request queue.
-    over_url, over = start_slipway(binary, work, logs, queue_len=64)
+    # Overload: 10x what Slipway sustains with a compute-bound model, open loop, 64-request queue.
+    mlp = heavy_mlp(work)
+    over_url, over = start_slipway(binary, work, logs, mlp, "overload",
+                                   ["--max-queue-len", "64", "--max-batch-size", "8"])
     target = over_url + "/invocations"
+    body = body_files["tensor"]
     base = loadtest(binary, target, body, 16, 5)
     rate = 10 * base["ok_per_s"]
     peak = {"rss": h.tree_memory(over.pid).rss}
@@ -174,16 +224,19 @@ def http_part(binary: Path, work: Path, args) -> None:
     stop.set()
     sampler.join()
     after = loadtest(binary, target, body, 1, 3, warmup=0)
-    sent_rate = (o["sent"] + o["skipped"]) / o["seconds"]
+    calm = loadtest(binary, target, body, 1, 3, warmup=0)
+    offered = (o["sent"] + o["skipped"]) / o["seconds"]
     print()
-    print(f"overload: open loop at {rate:.0f} req/s (10x the {base['ok_per_s']:.0f} req/s sustained at c=16) "
-          f"for {o['seconds']:.0f} s, up to 512 in flight, endpoint queue 64")
-    print(f"  offered {sent_rate:.0f}/s, sent {o['sent']}: ok {o['ok']} ({o['ok_per_s']:.0f}/s), "
+    print(f"overload: a 3x512 MLP endpoint (max batch 8, queue 64) sustains {base['ok_per_s']:.0f} req/s "
+          f"at c=16 (p50 {base['latency_us']['p50']:.0f} µs); open loop at {rate:.0f} req/s (10x) for "
+          f"{o['seconds']:.0f} s, up to 512 in flight")
+    print(f"  offered {offered:.0f}/s, sent {o['sent'] / o['seconds']:.0f}/s: ok {o['ok']} ({o['ok_per_s']:.0f}/s, "
+          f"p50 {o['latency_us']['p50']:.0f} µs, p99 {o['latency_us']['p99']:.0f} µs), "
           f"503 {o['overloaded']} ({o['overloaded_with_retry_after']} with Retry-After), "
-          f"other {o['other_status']}, errors {o['errors']}, not sent by the generator {o['skipped']}")
-    print(f"  slipway RSS: {rss_before / 2**20:.0f} MiB before, peak {peak['rss'] / 2**20:.0f} MiB during")
-    print(f"  right after: c=1 p50 {after['latency_us']['p50']:.0f} µs, p99 {after['latency_us']['p99']:.0f} µs, "
-          f"{after['ok']} ok, {after['overloaded']} 503 (baseline c=1 p50 {s['c1_p50']:.0f} µs)")
+          f"other {o['other_status']}, errors {o['errors']}, not sent (512 in flight) {o['skipped']}")
+    print(f"  slipway serve RSS: {rss_before / 2**20:.0f} MiB before, peak {peak['rss'] / 2**20:.0f} MiB during")
+    print(f"  right after, c=1: p50 {after['latency_us']['p50']:.0f} µs, p99 {after['latency_us']['p99']:.0f} µs, "
+          f"{after['ok']} ok, {after['overloaded']} 503; 3 s later p50 {calm['latency_us']['p50']:.0f} µs")
     over.stop()
 
 

@@ -447,13 +447,18 @@ impl Ensemble {
         let mut probs = vec![0f32; n_rows * width];
         let binary_case = n_classes == 2 && self.weighted_outputs.len() == 1;
         let has = |mask: u64, j: usize| mask & (1 << j.min(63)) != 0;
+        // Scratch rows, reused: no allocation per row.
+        let mut scores: Vec<f32> = Vec::with_capacity(k);
+        let mut scored: Vec<bool> = Vec::with_capacity(k);
         for row in 0..n_rows {
             let s = &sums[row * k..row * k + k];
             let mask = masks[row];
             let out = &mut probs[row * width..row * width + width];
             if n_classes > 2 {
-                let mut scores: Vec<f32> = s.to_vec();
-                let mut scored: Vec<bool> = (0..k).map(|j| has(mask, j)).collect();
+                scores.clear();
+                scores.extend_from_slice(s);
+                scored.clear();
+                scored.extend((0..k).map(|j| has(mask, j)));
                 for (j, b) in base_values.iter().enumerate().take(k) {
                     scores[j] += b;
                     scored[j] = true;
