@@ -15,11 +15,11 @@ and put behind an endpoint), and drives both with the same load generator (`slip
 (against the same model saved with a column signature, as a model trained on a DataFrame is).
 It reports throughput at concurrency 16, latency at concurrency 1, and Slipway's own overhead
 (its p50 latency at concurrency 1 minus the model's compute at batch 1, `slipway models time`).
-Then an overload: a compute-bound model (a 3 x 512 MLP) behind an endpoint whose queue holds 64
+Then an overload: a compute-bound model (a 2 x 2048 MLP) behind an endpoint whose queue holds 64
 requests, driven open loop at 10x the rate it sustained, for 30 s: counts of 503s (with
 Retry-After), of successes and of errors, the server's peak RSS, and latency right after.
 
-    bench/run serving [--parts compute,http] [--iters N] [--batches 1,256] [--models ...]
+    bench/run serving [--parts compute,http,overload] [--iters N] [--batches 1,256] [--models ...]
                       [--duration S] [--reps N] [--overload-seconds S]
 """
 
@@ -132,7 +132,7 @@ def column_signature_model(work: Path) -> Path:
 
 
 def heavy_mlp(work: Path) -> Path:
-    """An MLP (3 x 512 hidden units) on 20 features, exported with skl2onnx: a model whose
+    """An MLP (2 x 2048 hidden units) on 20 features, exported with skl2onnx: a model whose
     compute, not HTTP, bounds what a server sustains — what an overload test needs."""
     import numpy as np
     from skl2onnx import to_onnx
@@ -141,7 +141,7 @@ def heavy_mlp(work: Path) -> Path:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(2000, 20)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
-    mlp = MLPClassifier(hidden_layer_sizes=(512, 512, 512), max_iter=3, random_state=0).fit(X, y)
+    mlp = MLPClassifier(hidden_layer_sizes=(2048, 2048), max_iter=2, random_state=0).fit(X, y)
     path = work / "mlp_heavy.onnx"
     path.write_bytes(to_onnx(mlp, X[:1], options={id(mlp): {"zipmap": False}}).SerializeToString())
     return path
@@ -199,12 +199,17 @@ def http_part(binary: Path, work: Path, args) -> None:
               f"{s['c1_p50'] - compute_us:.0f} µs (the load generator's client and loopback included)")
     serve.stop()
 
-    # Overload: 10x what Slipway sustains with a compute-bound model, open loop, 64-request queue.
+
+def overload_part(binary: Path, work: Path, args) -> None:
+    """10x what Slipway sustains with a compute-bound model, open loop, 64-request queue."""
+    logs = work / "logs"
+    ref = json.loads((work / "logreg20.ref.json").read_text())
+    body = work / "row20-tensor.json"
+    body.write_text(json.dumps({"inputs": [[float(x) for x in ref["batch"][0]]]}))
     mlp = heavy_mlp(work)
     over_url, over = start_slipway(binary, work, logs, mlp, "overload",
                                    ["--max-queue-len", "64", "--max-batch-size", "8"])
     target = over_url + "/invocations"
-    body = body_files["tensor"]
     base = loadtest(binary, target, body, 16, 5)
     rate = 10 * base["ok_per_s"]
     peak = {"rss": h.tree_memory(over.pid).rss}
@@ -227,7 +232,7 @@ def http_part(binary: Path, work: Path, args) -> None:
     calm = loadtest(binary, target, body, 1, 3, warmup=0)
     offered = (o["sent"] + o["skipped"]) / o["seconds"]
     print()
-    print(f"overload: a 3x512 MLP endpoint (max batch 8, queue 64) sustains {base['ok_per_s']:.0f} req/s "
+    print(f"overload: a 2x2048 MLP endpoint (max batch 8, queue 64) sustains {base['ok_per_s']:.0f} req/s "
           f"at c=16 (p50 {base['latency_us']['p50']:.0f} µs); open loop at {rate:.0f} req/s (10x) for "
           f"{o['seconds']:.0f} s, up to 512 in flight")
     print(f"  offered {offered:.0f}/s, sent {o['sent'] / o['seconds']:.0f}/s: ok {o['ok']} ({o['ok_per_s']:.0f}/s, "
@@ -242,7 +247,7 @@ def http_part(binary: Path, work: Path, args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run serving", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="compute,http")
+    ap.add_argument("--parts", default="compute,http,overload")
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--batches", default="1,256")
     ap.add_argument("--models", default="rf_fall,rf_activity,gbc_fall,gbc_activity")
@@ -262,6 +267,8 @@ def main() -> int:
     parts = args.parts.split(",")
     if "http" in parts:
         http_part(binary, work, args)
+    if "overload" in parts:
+        overload_part(binary, work, args)
     if "compute" not in parts:
         return 0
     print()

@@ -186,6 +186,19 @@ fn render_serving(out: &mut String, state: &AppState) {
             l.stats.queue_depth.load(Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP slipway_serve_in_flight Requests an endpoint holds: queued, batched or answered.\n\
+         # TYPE slipway_serve_in_flight gauge"
+    );
+    for l in &live {
+        let _ = writeln!(
+            out,
+            "slipway_serve_in_flight{{{}}} {}",
+            labels(l),
+            l.stats.in_flight.load(Relaxed)
+        );
+    }
     let histogram = |out: &mut String,
                      name: &str,
                      help: &str,

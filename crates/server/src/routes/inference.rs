@@ -517,6 +517,7 @@ fn stats_view(st: &serve::Stats) -> Value {
             "failed": st.failed.load(Relaxed),
         },
         "queue_depth": st.queue_depth.load(Relaxed),
+        "in_flight": st.in_flight.load(Relaxed),
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99)},
         "mean_batch_rows": st.batch_rows.mean(),
     })
