@@ -69,6 +69,18 @@ def test_predict_files_and_a_dataset_version_like_onnxruntime(server, tmp_path):
                "--keep", "clip_id")
     check(pd.read_parquet(out_ds), frame, labels, probs)
 
+    # A table in parts: read part after part, in path order.
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frame.iloc[:12_000].to_parquet(parts / "a.parquet")
+    frame.iloc[12_000:].to_parquet(parts / "b.parquet")
+    client.add_dataset(parts, name="fall-parts", kind="table")
+    out_parts = tmp_path / "from-parts.parquet"
+    server.cli("predict", "--model", "falls@champion", "--input", "fall-parts@1", "--output", str(out_parts),
+               "--keep", "clip_id")
+    check(pd.read_parquet(out_parts), frame, labels, probs)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".slipway")] == []
+
     # Bad input: one line on stderr, a non-zero exit, and no output file.
     narrow = tmp_path / "narrow.parquet"
     frame[["clip_id", "f0", "f1"]].to_parquet(narrow)

@@ -98,6 +98,12 @@ async fn run_prediction(
     let model = tokio::task::spawn_blocking(move || ::serve::Model::load(&bytes))
         .await?
         .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // A dataset's parts are fetched beside the output (where there is room for it), not to /tmp.
+    let parts_dir = tempfile::Builder::new()
+        .prefix(".slipway-predict-")
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     type Rows = Box<dyn Iterator<Item = Result<arrow_array::RecordBatch, String>> + Send>;
     let (batches, total, schema): (Rows, u64, _) = match input {
         Input::File(path, format) => {
@@ -109,13 +115,39 @@ async fn run_prediction(
         }
         Input::Dataset(r) => {
             let v = stages.data.resolve(&r).await?;
-            let (info, parts) = stages.data.table_batches(&v).await?;
-            let Some(first) = parts.first() else { bail!("{} has no rows", v.label()) };
+            let manifest = stages.data.manifest(&v).await?;
+            let Some(info) = manifest.table.clone() else {
+                bail!("{} is a folder of files, not a table", v.label())
+            };
+            // The parts are streamed to local files (verified), then read one after another:
+            // memory stays flat however large the version is.
+            let mut paths = Vec::with_capacity(manifest.items.len());
+            for (i, item) in manifest.items.iter().enumerate() {
+                let digest: slipway_core::Digest = item.hash.parse()?;
+                let path = parts_dir.path().join(format!("part-{i}"));
+                let mut reader = stages.data.blobs().get(&digest).await?;
+                let mut file = tokio::fs::File::create(&path).await?;
+                while let Some(chunk) = futures::StreamExt::next(&mut reader).await {
+                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk?).await?;
+                }
+                tokio::io::AsyncWriteExt::flush(&mut file).await?;
+                paths.push(path);
+            }
+            let Some(first) = paths.first() else { bail!("{} has no rows", v.label()) };
+            let label = v.label();
+            let first = Batches::open_file(first, info.format)
+                .map_err(|e| anyhow::anyhow!("{label} does not read: {e}"))?;
             let schema = first.schema();
-            (Box::new(parts.into_iter().flatten()), info.rows, schema)
+            let format = info.format;
+            let rest = paths.into_iter().skip(1).flat_map(move |p| -> Rows {
+                match Batches::open_file(&p, format) {
+                    Ok(b) => Box::new(b),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            });
+            (Box::new(first.chain(rest)), info.rows, schema)
         }
     };
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     let file = tmp.reopen()?;
