@@ -137,6 +137,15 @@ def test_register_alias_lineage_and_endpoints(server, monkeypatch, tmp_path):
     assert line.split()[:4] == ["fall-ep", "fall@prod", "1", "1"]
     stats = client.endpoint("fall-ep")["stats"]
     assert stats["requests"]["ok"] == 1 and stats["latency_ms"]["p50"] > 0
+    with pytest.raises(SlipwayError) as e:
+        client.predict("fall-ep", [[1.0, 2.0]])  # 2 values for a 4-feature model
+    assert e.value.status == 400
+    oip = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}
+    with pytest.raises(SlipwayError) as e:
+        client._request("POST", "/v2/models/fall-ep/infer", oip)
+    assert e.value.status == 400 and "shape" in e.value.message
+    stats = client.endpoint("fall-ep")["stats"]["requests"]
+    assert (stats["ok"], stats["bad_input"], stats["failed"]) == (1, 2, 0)
 
     cli(server, "models", "alias", "fall", "prod", "2")
     deadline = time.time() + 10

@@ -238,10 +238,16 @@ impl Live {
         self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.queue.try_send(Job { input, rows, reply }) {
             self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(match e {
-                TrySendError::Full(_) => Error::Overloaded(self.endpoint.name.clone()),
-                TrySendError::Disconnected(_) => Error::Overloaded(self.endpoint.name.clone()),
+                TrySendError::Full(_) => {
+                    self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                    Error::Overloaded(self.endpoint.name.clone())
+                }
+                // Every batching thread is gone: a fault of the server, not a busy one.
+                TrySendError::Disconnected(_) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    Error::Run(RunError::Failed("the endpoint's batching threads stopped".into()))
+                }
             });
         }
         let result =

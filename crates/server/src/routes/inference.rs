@@ -247,26 +247,51 @@ fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, Api
 }
 
 /// One output's value for one row, as JSON.
-fn cell(o: &Output, row: usize) -> Value {
-    match o {
-        Output::Tensor(t) => {
-            let width: usize = t.shape().iter().skip(1).product();
-            let values = tensor_json(t);
-            let part = &values[row * width..(row + 1) * width];
-            if t.rank() == 1 { part[0].clone() } else { Value::Array(part.to_vec()) }
+/// An output's values as JSON, converted once per request.
+struct Column<'a> {
+    values: Vec<Value>,
+    width: usize,
+    /// A vector output: a row's cell is a value, not a list.
+    scalar: bool,
+    labels: Option<&'a Labels>,
+}
+
+impl<'a> Column<'a> {
+    fn of(o: &'a Output) -> Column<'a> {
+        match o {
+            Output::Tensor(t) => Column {
+                values: tensor_json(t),
+                width: t.shape().iter().skip(1).product(),
+                scalar: t.rank() == 1,
+                labels: None,
+            },
+            Output::ZipMap { labels, probabilities } => Column {
+                values: tensor_json(probabilities),
+                width: probabilities.shape()[1],
+                scalar: false,
+                labels: Some(labels),
+            },
         }
-        Output::ZipMap { labels, probabilities } => {
-            let width = probabilities.shape()[1];
-            let values = tensor_json(probabilities);
-            let mut m = serde_json::Map::new();
-            for (j, v) in values[row * width..(row + 1) * width].iter().enumerate() {
-                let key = match labels {
-                    Labels::Ints(l) => l[j].to_string(),
-                    Labels::Strings(l) => l[j].clone(),
-                };
-                m.insert(key, v.clone());
+    }
+
+    fn cell(&self, row: usize) -> Value {
+        let Some(part) = self.values.get(row * self.width..(row + 1) * self.width) else {
+            return Value::Null;
+        };
+        match self.labels {
+            None if self.scalar => part[0].clone(),
+            None => Value::Array(part.to_vec()),
+            Some(labels) => {
+                let mut m = serde_json::Map::new();
+                for (j, v) in part.iter().enumerate() {
+                    let key = match labels {
+                        Labels::Ints(l) => l[j].to_string(),
+                        Labels::Strings(l) => l[j].clone(),
+                    };
+                    m.insert(key, v.clone());
+                }
+                Value::Object(m)
             }
-            Value::Object(m)
         }
     }
 }
@@ -280,6 +305,15 @@ fn tensor_json(t: &Tensor) -> Vec<Value> {
         return s.iter().map(|v| json!(v)).collect();
     }
     if let Ok(s) = plain.as_slice::<String>() {
+        return s.iter().map(|v| json!(v)).collect();
+    }
+    if let Ok(s) = plain.as_slice::<f64>() {
+        return s.iter().map(|v| json!(v)).collect();
+    }
+    if let Ok(s) = plain.as_slice::<i32>() {
+        return s.iter().map(|v| json!(v)).collect();
+    }
+    if let Ok(s) = plain.as_slice::<bool>() {
         return s.iter().map(|v| json!(v)).collect();
     }
     Vec::new()
@@ -296,19 +330,26 @@ async fn invoke(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let rows = invocation_rows(body, content_type)?;
-    let n = rows.len();
-    let input = matrix(&live, rows)?;
+    let parsed = invocation_rows(body, content_type).and_then(|rows| {
+        let n = rows.len();
+        Ok((n, matrix(&live, rows)?))
+    });
+    // Input the model cannot take is the client's: counted as bad input.
+    let (n, input) = parsed.inspect_err(|_| {
+        live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })?;
     let outputs = live.predict(input).await?;
     let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    // Each output's values once, then a slice per row.
+    let columns: Vec<Column> = outputs.iter().map(Column::of).collect();
     let predictions: Vec<Value> = (0..n)
         .map(|r| {
-            if outputs.len() == 1 {
-                return cell(&outputs[0], r);
+            if columns.len() == 1 {
+                return columns[0].cell(r);
             }
             let mut m = serde_json::Map::new();
-            for (o, name) in outputs.iter().zip(&names) {
-                m.insert(name.to_string(), cell(o, r));
+            for (c, name) in columns.iter().zip(&names) {
+                m.insert(name.to_string(), c.cell(r));
             }
             Value::Object(m)
         })
@@ -362,63 +403,70 @@ pub(crate) async fn infer(
     let id = request_id(&headers);
     let result = async {
         let live = s.serving.live(&name).await?;
-        let req: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(ErrorCode::MalformedRequest, format!("the body is not JSON: {e}"))
+        // Input the model cannot take is the client's: counted as bad input.
+        let parsed = (|| -> Result<(Option<String>, Tensor), ApiError> {
+            let req: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(ErrorCode::MalformedRequest, format!("the body is not JSON: {e}"))
+            })?;
+            let req_id = req.get("id").and_then(Value::as_str).map(str::to_string);
+            let inputs = req["inputs"]
+                .as_array()
+                .ok_or_else(|| ApiError::invalid("'inputs' must be a list of tensors"))?;
+            let [input] = &inputs[..] else {
+                return Err(ApiError::invalid(format!(
+                    "the model takes {} input(s), the request has {}",
+                    live.model.inputs.len(),
+                    inputs.len()
+                )));
+            };
+            let spec = &live.model.inputs[0];
+            let in_name = input["name"].as_str().unwrap_or_default();
+            if in_name != spec.name {
+                return Err(ApiError::invalid(format!(
+                    "unknown input '{in_name}': the model takes '{}' ({})",
+                    spec.name,
+                    spec.describe()
+                )));
+            }
+            let datatype = input["datatype"].as_str().unwrap_or_default();
+            if datatype != oip_type(spec.dtype) {
+                return Err(ApiError::invalid(format!(
+                    "input '{}' has datatype {datatype}; expected {}",
+                    spec.name,
+                    oip_type(spec.dtype)
+                )));
+            }
+            let shape: Vec<usize> = input["shape"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|d| d.as_u64().map(|n| n as usize)).collect())
+                .unwrap_or_default();
+            let fits = shape.len() == spec.shape.len()
+                && spec.shape.iter().zip(&shape).all(|(w, g)| w.is_none_or(|w| w == *g))
+                && shape.first().is_some_and(|n| *n > 0);
+            if !fits {
+                return Err(ApiError::invalid(format!(
+                    "input '{}' has shape {shape:?}; expected {}",
+                    spec.name,
+                    spec.describe()
+                )));
+            }
+            let data = flatten(&input["data"])?;
+            let expected: usize = shape.iter().product();
+            if data.len() != expected {
+                return Err(ApiError::invalid(format!(
+                    "input '{}' has {} values for shape {shape:?} ({expected} expected)",
+                    spec.name,
+                    data.len()
+                )));
+            }
+            let data: Vec<f32> = data.iter().map(|v| *v as f32).collect();
+            let tensor =
+                Tensor::from_shape(&shape, &data).map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok((req_id, tensor))
+        })();
+        let (req_id, tensor) = parsed.inspect_err(|_| {
+            live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
-        let req_id = req.get("id").and_then(Value::as_str).map(str::to_string);
-        let inputs = req["inputs"]
-            .as_array()
-            .ok_or_else(|| ApiError::invalid("'inputs' must be a list of tensors"))?;
-        let [input] = &inputs[..] else {
-            return Err(ApiError::invalid(format!(
-                "the model takes {} input(s), the request has {}",
-                live.model.inputs.len(),
-                inputs.len()
-            )));
-        };
-        let spec = &live.model.inputs[0];
-        let in_name = input["name"].as_str().unwrap_or_default();
-        if in_name != spec.name {
-            return Err(ApiError::invalid(format!(
-                "unknown input '{in_name}': the model takes '{}' ({})",
-                spec.name,
-                spec.describe()
-            )));
-        }
-        let datatype = input["datatype"].as_str().unwrap_or_default();
-        if datatype != oip_type(spec.dtype) {
-            return Err(ApiError::invalid(format!(
-                "input '{}' has datatype {datatype}; expected {}",
-                spec.name,
-                oip_type(spec.dtype)
-            )));
-        }
-        let shape: Vec<usize> = input["shape"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_u64().map(|n| n as usize)).collect())
-            .unwrap_or_default();
-        let fits = shape.len() == spec.shape.len()
-            && spec.shape.iter().zip(&shape).all(|(w, g)| w.is_none_or(|w| w == *g))
-            && shape.first().is_some_and(|n| *n > 0);
-        if !fits {
-            return Err(ApiError::invalid(format!(
-                "input '{}' has shape {shape:?}; expected {}",
-                spec.name,
-                spec.describe()
-            )));
-        }
-        let data = flatten(&input["data"])?;
-        let expected: usize = shape.iter().product();
-        if data.len() != expected {
-            return Err(ApiError::invalid(format!(
-                "input '{}' has {} values for shape {shape:?} ({expected} expected)",
-                spec.name,
-                data.len()
-            )));
-        }
-        let data: Vec<f32> = data.iter().map(|v| *v as f32).collect();
-        let tensor =
-            Tensor::from_shape(&shape, &data).map_err(|e| ApiError::invalid(e.to_string()))?;
         let outputs = live.predict(tensor).await?;
         let views: Vec<Value> = outputs
             .iter()
