@@ -35,9 +35,20 @@ pub struct Stages {
     pub serving: serve::Serving,
 }
 
-/// Everything handlers share; cheap to clone.
+/// Everything handlers share; cheap to clone (one reference count: axum clones the state for
+/// every request and every layer, so it must not copy the stores' handles each time).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: Db,
     pub blobs: BlobStore,
     pub queue: Queue,
@@ -66,7 +77,7 @@ impl AppState {
         auth_token: Option<String>,
     ) -> AppState {
         let Stages { tracking, data, registry, serving } = stages;
-        AppState {
+        AppState(Arc::new(Shared {
             data,
             registry,
             serving,
@@ -80,18 +91,23 @@ impl AppState {
             auth_token: auth_token.filter(|t| !t.is_empty()).map(Arc::from),
             started_at: SystemTime::now(),
             job_kinds: Arc::new(Vec::new()),
-        }
+        }))
+    }
+
+    /// The shared part, to change while this is its only handle (while the state is built).
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.0).expect("the state is configured before it is shared")
     }
 
     /// Serves `endpoint` at `/invocations`.
     pub fn with_default_endpoint(mut self, endpoint: Option<String>) -> AppState {
-        self.default_endpoint = endpoint.map(Arc::from);
+        self.shared_mut().default_endpoint = endpoint.map(Arc::from);
         self
     }
 
     /// Lets clients submit jobs of these kinds (those this binary's workers run).
     pub fn with_job_kinds(mut self, kinds: Vec<String>) -> AppState {
-        self.job_kinds = Arc::new(kinds);
+        self.shared_mut().job_kinds = Arc::new(kinds);
         self
     }
 }
