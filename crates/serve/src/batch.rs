@@ -356,32 +356,44 @@ fn output_columns(name: &str, out: &Output, n: usize) -> Result<Vec<(String, Arr
         }
     };
     let mut cols: Vec<(String, ArrayRef)> = Vec::with_capacity(width);
-    if let Ok(s) = plain.as_slice::<f32>() {
-        for k in 0..width {
-            let v: Float32Array = (0..n).map(|i| s[i * width + k]).collect::<Vec<_>>().into();
-            cols.push((column_name(k), Arc::new(v)));
+    // Dispatch on the type (a failed `as_slice` builds an error, with a backtrace when
+    // RUST_BACKTRACE is set).
+    let bad = |e: tract_onnx::prelude::TractError| e.to_string();
+    match tensor.datum_type() {
+        crate::DatumType::F32 => {
+            let s = plain.as_slice::<f32>().map_err(bad)?;
+            for k in 0..width {
+                let v: Float32Array = (0..n).map(|i| s[i * width + k]).collect::<Vec<_>>().into();
+                cols.push((column_name(k), Arc::new(v)));
+            }
         }
-    } else if let Ok(s) = plain.as_slice::<i64>() {
-        for k in 0..width {
-            let v: Int64Array = (0..n).map(|i| s[i * width + k]).collect::<Vec<_>>().into();
-            cols.push((column_name(k), Arc::new(v)));
+        crate::DatumType::I64 => {
+            let s = plain.as_slice::<i64>().map_err(bad)?;
+            for k in 0..width {
+                let v: Int64Array = (0..n).map(|i| s[i * width + k]).collect::<Vec<_>>().into();
+                cols.push((column_name(k), Arc::new(v)));
+            }
         }
-    } else if let Ok(s) = plain.as_slice::<f64>() {
-        for k in 0..width {
-            let v: Float32Array =
-                (0..n).map(|i| s[i * width + k] as f32).collect::<Vec<_>>().into();
-            cols.push((column_name(k), Arc::new(v)));
+        crate::DatumType::F64 => {
+            let s = plain.as_slice::<f64>().map_err(bad)?;
+            for k in 0..width {
+                let v: Float32Array =
+                    (0..n).map(|i| s[i * width + k] as f32).collect::<Vec<_>>().into();
+                cols.push((column_name(k), Arc::new(v)));
+            }
         }
-    } else if let Ok(s) = plain.as_slice::<String>() {
-        for k in 0..width {
-            let v: StringArray = (0..n).map(|i| Some(s[i * width + k].as_str())).collect();
-            cols.push((column_name(k), Arc::new(v)));
+        crate::DatumType::String => {
+            let s = plain.as_slice::<String>().map_err(bad)?;
+            for k in 0..width {
+                let v: StringArray = (0..n).map(|i| Some(s[i * width + k].as_str())).collect();
+                cols.push((column_name(k), Arc::new(v)));
+            }
         }
-    } else {
-        return Err(format!(
-            "the model's output '{name}' is of a type batch prediction cannot write ({:?})",
-            tensor.datum_type()
-        ));
+        other => {
+            return Err(format!(
+                "the model's output '{name}' is of a type batch prediction cannot write ({other:?})"
+            ));
+        }
     }
     Ok(cols)
 }
