@@ -147,13 +147,14 @@ fn matrix(live: &Live, rows: Vec<Vec<f64>>) -> Result<Tensor, ApiError> {
     Tensor::from_shape(&[rows.len(), width], &flat).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-fn number(v: &Value, what: &str) -> Result<f64, ApiError> {
+/// A cell as a number (null is NaN); `what` names it, and is only built for an error.
+fn number(v: &Value, what: impl FnOnce() -> String) -> Result<f64, ApiError> {
     match v {
         Value::Number(n) => {
-            n.as_f64().ok_or_else(|| ApiError::invalid(format!("{what} is not a number")))
+            n.as_f64().ok_or_else(|| ApiError::invalid(format!("{} is not a number", what())))
         }
         Value::Null => Ok(f64::NAN),
-        other => Err(ApiError::invalid(format!("{what} must be a number, got {other}"))),
+        other => Err(ApiError::invalid(format!("{} must be a number, got {other}", what()))),
     }
 }
 
@@ -165,9 +166,9 @@ fn rows_of(v: &Value, what: &str) -> Result<Vec<Vec<f64>>, ApiError> {
         .enumerate()
         .map(|(i, row)| match row {
             Value::Array(cells) => {
-                cells.iter().map(|c| number(c, &format!("{what}[{i}]"))).collect()
+                cells.iter().map(|c| number(c, || format!("{what}[{i}]"))).collect()
             }
-            Value::Number(_) => Ok(vec![number(row, what)?]),
+            Value::Number(_) => Ok(vec![number(row, || what.to_string())?]),
             other => Err(ApiError::invalid(format!(
                 "{what}[{i}] must be a list of numbers, got {other}"
             ))),
@@ -235,7 +236,7 @@ fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, Api
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    r.0.iter().map(|(k, v)| number(v, &format!("record {i} '{k}'"))).collect()
+                    r.0.iter().map(|(k, v)| number(v, || format!("record {i} '{k}'"))).collect()
                 })
                 .collect()
         }
@@ -246,7 +247,6 @@ fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, Api
     }
 }
 
-/// One output's value for one row, as JSON.
 /// An output's values as JSON, converted once per request.
 struct Column<'a> {
     values: Vec<Value>,
@@ -486,7 +486,7 @@ fn flatten(v: &Value) -> Result<Vec<f64>, ApiError> {
         match v {
             Value::Array(items) => items.iter().try_for_each(|i| walk(i, out)),
             other => {
-                out.push(number(other, "a data value")?);
+                out.push(number(other, || "a data value".to_string())?);
                 Ok(())
             }
         }
