@@ -146,6 +146,14 @@ def test_register_alias_lineage_and_endpoints(server, monkeypatch, tmp_path):
     assert e.value.status == 400 and "shape" in e.value.message
     stats = client.endpoint("fall-ep")["stats"]["requests"]
     assert (stats["ok"], stats["bad_input"], stats["failed"]) == (1, 2, 0)
+    # Beside the all-numbers fast path, the general parser still reads a null as NaN and
+    # explains a body with two formats.
+    got = client._request("POST", "/endpoints/fall-ep/invocations", {"inputs": [[None, 0.5, 0.5, 0.5]]})
+    assert len(got["predictions"]) == 1
+    with pytest.raises(SlipwayError) as e:
+        client._request("POST", "/endpoints/fall-ep/invocations",
+                        {"inputs": [[1, 2, 3, 4]], "instances": [[1, 2, 3, 4]]})
+    assert e.value.status == 400 and "exactly one" in e.value.message
 
     cli(server, "models", "alias", "fall", "prod", "2")
     deadline = time.time() + 10

@@ -199,6 +199,22 @@ impl<'de> Deserialize<'de> for Ordered {
     }
 }
 
+/// `{"inputs": [[...]]}`, `{"instances": [[...]]}` or `{"dataframe_split": {..., "data": [[...]]}}`
+/// with numbers only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastBody {
+    inputs: Option<Vec<Vec<f64>>>,
+    instances: Option<Vec<Vec<f64>>>,
+    dataframe_split: Option<FastSplit>,
+}
+
+/// `columns` and `index` are not needed: columns are positional.
+#[derive(Deserialize)]
+struct FastSplit {
+    data: Vec<Vec<f64>>,
+}
+
 /// MLflow's scoring formats as rows.
 fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, ApiError> {
     if content_type.starts_with("text/csv") {
@@ -217,6 +233,16 @@ fn invocation_rows(body: &[u8], content_type: &str) -> Result<Vec<Vec<f64>>, Api
             rows.push(row);
         }
         return Ok(rows);
+    }
+    // The common shapes, all numbers, parse straight into rows; anything else (nulls, records,
+    // mistakes to explain) takes the general path below.
+    if let Ok(fast) = serde_json::from_slice::<FastBody>(body) {
+        let mut found = [fast.inputs, fast.instances, fast.dataframe_split.map(|s| s.data)];
+        if let [Some(rows), None, None] | [None, Some(rows), None] | [None, None, Some(rows)] =
+            &mut found
+        {
+            return Ok(std::mem::take(rows));
+        }
     }
     let doc: Ordered = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(ErrorCode::MalformedRequest, format!("the body is not a JSON object: {e}"))
