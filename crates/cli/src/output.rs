@@ -41,6 +41,16 @@ pub(crate) fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
+/// A JSON value as a table cell: strings bare, `-` for null or empty.
+pub(crate) fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if s.is_empty() => "-".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A millisecond timestamp as `YYYY-MM-DD HH:MM:SS` UTC.
 pub(crate) fn time(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "-".to_string() };
@@ -73,5 +83,15 @@ mod tests {
         assert_eq!(super::time(Some(1_795_795_200_000)), "2026-11-27 16:00:00");
         assert_eq!(super::time(Some(951_782_400_000 + 3_723_000)), "2000-02-29 01:02:03");
         assert_eq!(super::time(None), "-");
+    }
+
+    #[test]
+    fn json_cells_read_plainly() {
+        use serde_json::json;
+        assert_eq!(super::cell(&json!("falls")), "falls");
+        assert_eq!(super::cell(&json!("")), "-");
+        assert_eq!(super::cell(&json!(null)), "-");
+        assert_eq!(super::cell(&json!(3)), "3");
+        assert_eq!(super::cell(&json!([1, 2])), "[1,2]");
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::Global;
 use crate::client::Client;
 use crate::commands::runs::encode;
+use crate::output::cell as text;
 use crate::output::{table, time};
 
 #[derive(Debug, Subcommand)]
@@ -40,14 +41,6 @@ pub(crate) enum EndpointsCommand {
     Show { name: String },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 fn ms(v: &Value) -> String {

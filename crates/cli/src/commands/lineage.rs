@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::Global;
 use crate::client::Client;
 use crate::commands::runs::encode;
+use crate::output::cell as text;
 use crate::output::time;
 
 #[derive(Debug, Subcommand)]
@@ -22,15 +23,6 @@ pub(crate) enum LineageCommand {
         /// NAME@VERSION, NAME@ALIAS or NAME@latest
         model: String,
     },
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 pub(crate) async fn run(cmd: LineageCommand, global: &Global) -> anyhow::Result<ExitCode> {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::Global;
 use crate::client::Client;
 use crate::commands::runs::encode;
+use crate::output::cell as text;
 use crate::output::{table, time as when};
 
 #[derive(Debug, Subcommand)]
@@ -148,15 +149,6 @@ pub(crate) async fn run(cmd: ModelsCommand, global: &Global) -> anyhow::Result<E
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
     }
 }
 
