@@ -385,6 +385,22 @@ def wait_for(proc: Proc, check: Callable[[], object], timeout: float, interval: 
         time.sleep(interval)
 
 
+def slipway_registered(binary: Path, data: Path, model: Path, logs: Path, tag: str,
+                       commands: Sequence[Sequence[str | os.PathLike]] = ()) -> None:
+    """Registers `model` as `lr@prod` in the stores of data dir `data` (a `slipway server`
+    started for it and stopped after), then runs each client command of `commands` on it."""
+    data.mkdir(parents=True, exist_ok=True)
+    server = spawn(f"slipway-server-{tag}", [binary, "server", "--port", "0", "--data-dir", data,
+                                             "--no-worker"], logs, cwd=data)
+    m, _ = wait_for(server, lambda: first_line_match(server.stdout_path, r"listening on (\S+)"),
+                    timeout=60, what="listening")
+    url = m.group(1)
+    command_output([binary, "--server", url, "models", "register", "lr", model, "--alias", "prod"])
+    for argv in commands:
+        command_output([binary, "--server", url, *argv])
+    server.stop()
+
+
 def first_line_match(path: Path, pattern: str) -> re.Match | None:
     """Search the file's complete lines for a regex; the match, or None yet."""
     try:

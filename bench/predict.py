@@ -93,14 +93,7 @@ def main() -> int:
 
     # Register the ONNX export in a fresh data dir, then stop the server: predict runs alone.
     stores = work / "slipway"
-    stores.mkdir()
-    server = h.spawn("slipway-server", [binary, "server", "--port", "0", "--data-dir", stores,
-                                        "--no-worker"], work / "logs", cwd=stores)
-    m, _ = h.wait_for(server, lambda: h.first_line_match(server.stdout_path, r"listening on (\S+)"),
-                      timeout=60, what="listening")
-    h.command_output([binary, "--server", m.group(1), "models", "register", "lr",
-                      work / "logreg20_nozipmap.onnx", "--alias", "prod"])
-    server.stop()
+    h.slipway_registered(binary, stores, work / "logreg20_nozipmap.onnx", work / "logs", "predict")
 
     script = work / "mlflow_predict.py"
     script.write_text(MLFLOW_SCRIPT)

@@ -97,15 +97,8 @@ def start_slipway(binary: Path, work: Path, logs: Path, model: Path, tag: str,
     """Registers `model`, puts it behind endpoint `lr` (with `extra` batching flags), and starts
     `slipway serve` on the same stores (the server that registered it is stopped first)."""
     data = work / f"slipway-{tag}"
-    data.mkdir(exist_ok=True)
-    server = h.spawn(f"slipway-server-{tag}", [binary, "server", "--port", "0", "--data-dir", data,
-                                               "--no-worker"], logs, cwd=data)
-    m, _ = h.wait_for(server, lambda: h.first_line_match(server.stdout_path, r"listening on (\S+)"),
-                      timeout=60, what="listening")
-    url = m.group(1)
-    h.command_output([binary, "--server", url, "models", "register", "lr", model, "--alias", "prod"])
-    h.command_output([binary, "--server", url, "endpoints", "create", "lr", "lr@prod", *extra])
-    server.stop()
+    h.slipway_registered(binary, data, model, logs, tag,
+                         [["endpoints", "create", "lr", "lr@prod", *extra]])
     serve = h.spawn(f"slipway-serve-{tag}", [binary, "serve", "--port", "0", "--endpoint", "lr",
                                              "--data-dir", data], logs, cwd=data)
     m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),

@@ -56,11 +56,7 @@ impl Client {
         path: &str,
         file: &std::path::Path,
     ) -> anyhow::Result<T> {
-        let f = tokio::fs::File::open(file)
-            .await
-            .with_context(|| format!("opening {}", file.display()))?;
-        let len = f.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+        let (body, len) = file_body(file).await?;
         let request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -77,11 +73,7 @@ impl Client {
 
     /// Uploads a file, streamed from disk.
     pub(crate) async fn put_file(&self, path: &str, file: &std::path::Path) -> anyhow::Result<()> {
-        let f = tokio::fs::File::open(file)
-            .await
-            .with_context(|| format!("opening {}", file.display()))?;
-        let len = f.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+        let (body, len) = file_body(file).await?;
         let request = self
             .http
             .put(format!("{}{path}", self.base))
@@ -113,4 +105,12 @@ impl Client {
         serde_json::from_slice(&body)
             .with_context(|| format!("unexpected answer from {}", self.base))
     }
+}
+
+/// A file as a streamed request body, and its length.
+async fn file_body(file: &std::path::Path) -> anyhow::Result<(reqwest::Body, u64)> {
+    let f =
+        tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+    let len = f.metadata().await?.len();
+    Ok((reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f)), len))
 }

@@ -86,6 +86,19 @@ impl Registry {
         self.get_model(name).await
     }
 
+    /// The model, created (without description or tags) if it does not exist yet: a first
+    /// registration makes its model, as `mlflow.register_model` does.
+    pub async fn ensure_model(&self, name: &str) -> Result<RegisteredModel> {
+        match self.get_model(name).await {
+            Err(Error::ModelNotFound { .. }) => match self.create_model(name, "", &[]).await {
+                // Another client made it meanwhile.
+                Err(Error::ModelExists { .. }) => self.get_model(name).await,
+                made => made,
+            },
+            found => found,
+        }
+    }
+
     pub async fn get_model(&self, name: &str) -> Result<RegisteredModel> {
         store::get_model(&self.db, name).await
     }

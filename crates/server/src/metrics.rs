@@ -176,29 +176,22 @@ fn render_serving(out: &mut String, state: &AppState) {
             );
         }
     }
-    let _ = writeln!(out, "# HELP slipway_serve_queue_depth Requests waiting for a batch.");
-    let _ = writeln!(out, "# TYPE slipway_serve_queue_depth gauge");
-    for l in &live {
-        let _ = writeln!(
-            out,
-            "slipway_serve_queue_depth{{{}}} {}",
-            labels(l),
-            l.stats.queue_depth.load(Relaxed)
-        );
-    }
-    let _ = writeln!(
+    let gauge =
+        |out: &mut String, name: &str, help: &str, pick: &dyn Fn(&serve::Stats) -> usize| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for l in &live {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(l), pick(&l.stats));
+            }
+        };
+    gauge(out, "slipway_serve_queue_depth", "Requests waiting for a batch.", &|s| {
+        s.queue_depth.load(Relaxed)
+    });
+    gauge(
         out,
-        "# HELP slipway_serve_in_flight Requests an endpoint holds: queued, batched or answered.\n\
-         # TYPE slipway_serve_in_flight gauge"
+        "slipway_serve_in_flight",
+        "Requests an endpoint holds: queued, batched or answered.",
+        &|s| s.in_flight.load(Relaxed),
     );
-    for l in &live {
-        let _ = writeln!(
-            out,
-            "slipway_serve_in_flight{{{}}} {}",
-            labels(l),
-            l.stats.in_flight.load(Relaxed)
-        );
-    }
     let histogram = |out: &mut String,
                      name: &str,
                      help: &str,

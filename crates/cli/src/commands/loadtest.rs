@@ -135,21 +135,20 @@ pub(crate) async fn run(args: LoadtestArgs, global: &Global) -> anyhow::Result<E
         content_type: args.content_type.clone(),
     });
     // One request first: a URL that does not answer 2xx is a usage error, not a measurement.
-    let mut probe = Tally::default();
-    shot.fire(Instant::now(), true, &mut probe).await;
-    if probe.ok_us.is_empty() {
-        let r = shot
-            .http
-            .post(&shot.url)
-            .header(reqwest::header::CONTENT_TYPE, &shot.content_type)
-            .body(shot.body.clone())
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", shot.url))?;
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
+    let probe = shot
+        .http
+        .post(&shot.url)
+        .header(reqwest::header::CONTENT_TYPE, &shot.content_type)
+        .body(shot.body.clone())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", shot.url))?;
+    let status = probe.status();
+    if !status.is_success() {
+        let text = probe.text().await.unwrap_or_default();
         bail!("{} answered {status}: {}", shot.url, text.chars().take(300).collect::<String>());
     }
+    probe.bytes().await.with_context(|| format!("reading the answer of {}", shot.url))?;
 
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(args.warmup);

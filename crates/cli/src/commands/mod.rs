@@ -36,6 +36,42 @@ pub(crate) struct Stores {
     pub(crate) serving: ::serve::Serving,
 }
 
+impl Stores {
+    /// The HTTP state over these stores (handles are cheap clones).
+    pub(crate) fn app_state(&self, auth_token: Option<String>) -> ::server::AppState {
+        ::server::AppState::new(
+            self.db.clone(),
+            self.blobs.clone(),
+            self.queue.clone(),
+            ::server::Stages {
+                tracking: self.tracking.clone(),
+                data: self.data.clone(),
+                registry: self.registry.clone(),
+                serving: self.serving.clone(),
+            },
+            auth_token,
+        )
+    }
+}
+
+/// Binds `host:port` and prints `slipway listening on http://ADDR` as the first line of stdout,
+/// so that `--port 0` is usable by scripts and tests.
+pub(crate) async fn listen(
+    host: &str,
+    port: u16,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    use std::io::Write;
+    let bind_host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = tokio::net::TcpListener::bind((bind_host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "slipway listening on http://{addr}")?;
+    out.flush()?;
+    Ok((listener, addr))
+}
+
 /// Opens the metadata store (bringing every schema up to date) and the blob store.
 pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let db = Db::connect(&settings.db_url, &settings.db).await.with_context(|| {

@@ -2,7 +2,6 @@
 //! replicas behind a load balancer. Stateless: endpoints and models come from the shared stores,
 //! and an alias moved anywhere is picked up within a second.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -47,16 +46,7 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         // Refuse at start an endpoint that does not exist or cannot load, not at the first call.
         stores.serving.live(name).await.map_err(|e| anyhow::anyhow!("endpoint {name}: {e}"))?;
     }
-    let bind_host = host.trim_start_matches('[').trim_end_matches(']');
-    let listener = tokio::net::TcpListener::bind((bind_host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "slipway listening on http://{addr}")?;
-        out.flush()?;
-    }
+    let (listener, addr) = super::listen(&host, port).await?;
     tracing::info!(
         target: "serve",
         %addr,
@@ -66,19 +56,7 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         endpoint = args.endpoint.as_deref().unwrap_or("-"),
         "serving endpoints"
     );
-    let state = server::AppState::new(
-        stores.db.clone(),
-        stores.blobs,
-        stores.queue,
-        server::Stages {
-            tracking: stores.tracking,
-            data: stores.data,
-            registry: stores.registry,
-            serving: stores.serving,
-        },
-        token,
-    )
-    .with_default_endpoint(args.endpoint);
+    let state = stores.app_state(token).with_default_endpoint(args.endpoint);
     let app = server::serving_router(state);
     let shutdown = async move {
         super::shutdown_signal().await;

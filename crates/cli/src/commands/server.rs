@@ -1,6 +1,5 @@
 //! `slipway server`: the API, the web UI and an in-process job worker.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -44,17 +43,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     crate::init_logging(settings.file.log.as_deref());
 
     let stores = super::open_stores(&settings).await?;
-    let bind_host = host.trim_start_matches('[').trim_end_matches(']');
-    let listener = tokio::net::TcpListener::bind((bind_host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let addr = listener.local_addr()?;
-    {
-        // The first line names the address, so that `--port 0` is usable by scripts and tests.
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "slipway listening on http://{addr}")?;
-        out.flush()?;
-    }
+    let (listener, addr) = super::listen(&host, port).await?;
     tracing::info!(
         target: "server",
         %addr,
@@ -93,19 +82,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     });
 
     let kinds = super::handlers(&stores).kinds().iter().map(|k| k.to_string()).collect();
-    let state = server::AppState::new(
-        stores.db.clone(),
-        stores.blobs,
-        stores.queue,
-        server::Stages {
-            tracking: stores.tracking,
-            data: stores.data,
-            registry: stores.registry,
-            serving: stores.serving,
-        },
-        token,
-    )
-    .with_job_kinds(kinds);
+    let state = stores.app_state(token).with_job_kinds(kinds);
     let app = server::router(state);
     let shutdown = async move {
         super::shutdown_signal().await;

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use registry::{Lineage, ModelFormat, ModelVersion, NewVersion, RegisteredModel, Search};
 use serde::{Deserialize, Serialize};
+use slipway_core::ErrorCode;
 use track::KeyValue;
 use utoipa::{IntoParams, ToSchema};
 
@@ -218,9 +219,17 @@ pub(crate) async fn register_version(
     Path(name): Path<String>,
     query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<VersionView>, ApiError> {
     let q = query?.0;
+    let body = body.map_err(|e| {
+        let code = if e.status().as_u16() == 413 {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::BadRequest
+        };
+        ApiError::new(code, format!("{} (uploads are limited to 256 MiB)", e.body_text()))
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -229,7 +238,7 @@ pub(crate) async fn register_version(
     let upload = content_type.starts_with("application/octet-stream");
     if !upload && !content_type.starts_with("application/json") {
         return Err(ApiError::new(
-            slipway_core::ErrorCode::BadRequest,
+            ErrorCode::BadRequest,
             "send JSON ({\"source\": ...}) or the ONNX file as application/octet-stream",
         ));
     }
@@ -245,17 +254,7 @@ pub(crate) async fn register_version(
         new.description = req.description;
         new.tags = req.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
     }
-    // The model is created on first registration, as `mlflow.register_model` does.
-    match s.registry.get_model(&name).await {
-        Ok(_) => {}
-        Err(registry::Error::ModelNotFound { .. }) => {
-            match s.registry.create_model(&name, "", &[]).await {
-                Ok(_) | Err(registry::Error::ModelExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
+    s.registry.ensure_model(&name).await?;
     let version = if upload {
         let file_name = q.file_name.unwrap_or_else(|| "model.onnx".into());
         s.registry.upload_version(new, &file_name, body).await?
