@@ -283,10 +283,23 @@ class Slipway:
     def delete_endpoint(self, name: str) -> None:
         self._request("DELETE", f"/api/v1/endpoints/{_q(name)}")
 
-    def predict(self, endpoint: str, data):
+    def split_endpoint(self, name: str, weights: dict) -> dict:
+        """Splits `name`'s traffic by percent weights summing to 100, the baseline first:
+        `{"v1": 90, "v2": 10}` (a version as `v3` or `3`, `latest` or an alias). Requests with
+        the same routing key keep their variant while the weights stay."""
+        return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic",
+                             {"split": [[str(k), v] for k, v in weights.items()]})
+
+    def shadow_endpoint(self, name: str, variant: Optional[str]) -> dict:
+        """Mirrors every request of `name` to `variant` (compared, never returned), or stops
+        with None."""
+        return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", {"shadow": variant})
+
+    def predict(self, endpoint: str, data, key: Optional[str] = None):
         """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's
         order; the answer is a DataFrame with one column per model output, one row per input row)
-        or a list of rows (the answer is the list of predictions)."""
+        or a list of rows (the answer is the list of predictions). `key` is the routing key:
+        requests with the same key go to the same variant of a split endpoint."""
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover - pandas is optional
@@ -294,7 +307,8 @@ class Slipway:
         frame = pd is not None and isinstance(data, pd.DataFrame)
         rows = data.to_numpy().tolist() if frame else [list(r) for r in data]
         answer = self._request("POST", f"/endpoints/{_q(endpoint)}/invocations",
-                               {"dataframe_split": {"columns": list(data.columns) if frame else None, "data": rows}})
+                               {"dataframe_split": {"columns": list(data.columns) if frame else None, "data": rows}},
+                               headers={"X-Slipway-Key": key} if key is not None else None)
         predictions = answer["predictions"]
         if not frame:
             return predictions
@@ -352,7 +366,7 @@ class Slipway:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _open(self, path: str, method: str = "GET", body: Any = None):
+    def _open(self, path: str, method: str = "GET", body: Any = None, extra: Optional[dict] = None):
         """Sends a request and returns the open response (the caller closes it); an error
         answer is raised as SlipwayError. `body` is JSON, or bytes / an open binary file sent
         as they are."""
@@ -368,6 +382,7 @@ class Slipway:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
@@ -379,8 +394,8 @@ class Slipway:
             except (ValueError, AttributeError):
                 raise SlipwayError(e.code, "UNKNOWN", raw.decode(errors="replace").strip()) from None
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
-        with self._open(path, method, body) as response:
+    def _request(self, method: str, path: str, body: Any = None, headers: Optional[dict] = None) -> Any:
+        with self._open(path, method, body, headers) as response:
             return json.loads(response.read() or b"null")
 
 

@@ -27,7 +27,9 @@ def test_a_full_endpoint_sheds_with_retry_after_and_recovers(server, tmp_path):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(500, 20)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    mlp = MLPClassifier(hidden_layer_sizes=(256, 256, 256), max_iter=2, random_state=0).fit(X, y)
+    # Heavy enough (about 2M multiply-adds a row) that its runs go through the batcher: a model
+    # that runs in microseconds is answered inline and never queues.
+    mlp = MLPClassifier(hidden_layer_sizes=(1024, 1024, 1024), max_iter=2, random_state=0).fit(X, y)
     onx = to_onnx(mlp, X[:1], options={id(mlp): {"zipmap": False}}).SerializeToString()
     client = Slipway(server.url)
     client.register_model("mlp", model=onx, alias="prod")
@@ -46,8 +48,8 @@ def test_a_full_endpoint_sheds_with_retry_after_and_recovers(server, tmp_path):
     assert stats["requests"]["failed"] == 0 and stats["in_flight"] == 0 and stats["queue_depth"] == 0
     with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
         metrics = r.read().decode()
-    assert 'slipway_serve_requests_total{endpoint="mlp",model="mlp",version="1",outcome="overloaded"}' in metrics
-    assert 'slipway_serve_in_flight{endpoint="mlp",model="mlp",version="1"} 0' in metrics
+    assert 'slipway_serve_requests_total{endpoint="mlp",model="mlp",version="1",variant="prod",role="serve",outcome="overloaded"}' in metrics
+    assert 'slipway_serve_in_flight{endpoint="mlp",model="mlp",version="1",variant="prod",role="serve"} 0' in metrics
 
     # Load gone: answers at once, and right.
     calm = loadtest(url, "--body", str(body), "--concurrency", "1", "--duration", "1", "--warmup", "0")

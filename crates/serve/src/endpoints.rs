@@ -1,9 +1,11 @@
-//! Endpoints: a name that serves a model version or an alias, with its batching knobs, kept in
-//! the metadata store so that every serving replica sees the same ones; and [`Serving`], the
-//! live state of a process: loaded models shared across requests, and a batcher per endpoint.
+//! Endpoints: a name that serves a model version or an alias, with its batching knobs and its
+//! [`Traffic`] (variants by weight, a shadow), kept in the metadata store so that every serving
+//! replica sees the same ones; and [`Serving`], the live state of a process: loaded models shared
+//! across requests, and a batcher per endpoint variant.
 //!
-//! An endpoint re-resolves its reference at most once a second: moving an alias switches it
-//! without a restart, and requests in flight finish on the version they started on.
+//! An endpoint re-reads its row and re-resolves its variants at most once a second: moving an
+//! alias or changing the split switches it without a restart, and requests in flight finish on
+//! the version they started on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,14 +19,23 @@ use sqlx::Row;
 use tract_onnx::prelude::*;
 
 use crate::runtime::{Model, Output, RunError};
+use crate::traffic::Traffic;
 
 /// The serving schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "endpoints",
-    sqlite: include_str!("../migrations/0001_endpoints.sql"),
-    postgres: include_str!("../migrations/0001_endpoints.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "endpoints",
+        sqlite: include_str!("../migrations/0001_endpoints.sql"),
+        postgres: include_str!("../migrations/0001_endpoints.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "traffic",
+        sqlite: include_str!("../migrations/0002_traffic.sql"),
+        postgres: include_str!("../migrations/0002_traffic.sql"),
+    },
+];
 
 /// Triton's dynamic batching knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +59,12 @@ impl Default for Batching {
 pub struct Endpoint {
     pub name: String,
     pub model: String,
-    /// A version number, `latest` or an alias.
+    /// The baseline (the first variant): a version number, `latest` or an alias.
     pub reference: String,
     pub batching: Batching,
+    pub traffic: Traffic,
+    /// Counts changes of the traffic: writers change it by compare-and-swap.
+    pub revision: i64,
     pub created_ms: i64,
 }
 
@@ -112,6 +126,60 @@ pub struct Stats {
     pub latency: Histogram,
     /// Rows per batch run.
     pub batch_rows: Histogram,
+    /// A shadow's rows compared with the answering variant's, and those whose first output
+    /// (the label) agreed.
+    pub shadow_rows: AtomicU64,
+    pub shadow_agreed: AtomicU64,
+    /// A moving average of one model run's time, in ns: whether a lone request may run inline.
+    pub run_ns: AtomicU64,
+}
+
+/// A lone request whose model runs faster than this runs on the request's own thread.
+const INLINE_RUN_NS: u64 = 20_000;
+
+impl Stats {
+    /// The sum of several variants' counts and histograms (an endpoint's totals).
+    pub fn merged<'a>(all: impl IntoIterator<Item = &'a Stats>) -> Stats {
+        let out = Stats::default();
+        let add = |to: &AtomicU64, from: &AtomicU64| {
+            to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        };
+        let add_usize = |to: &AtomicUsize, from: &AtomicUsize| {
+            to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        };
+        let add_histogram = |to: &Histogram, from: &Histogram| {
+            for (t, f) in to.counts.iter().zip(&from.counts) {
+                add(t, f);
+            }
+            add(&to.count, &from.count);
+            add(&to.sum_micro, &from.sum_micro);
+        };
+        for s in all {
+            for (to, from) in [
+                (&out.ok, &s.ok),
+                (&out.bad_input, &s.bad_input),
+                (&out.overloaded, &s.overloaded),
+                (&out.failed, &s.failed),
+                (&out.shadow_rows, &s.shadow_rows),
+                (&out.shadow_agreed, &s.shadow_agreed),
+            ] {
+                add(to, from);
+            }
+            add_usize(&out.queue_depth, &s.queue_depth);
+            add_usize(&out.in_flight, &s.in_flight);
+            add_histogram(&out.latency, &s.latency);
+            add_histogram(&out.batch_rows, &s.batch_rows);
+        }
+        out
+    }
+
+    /// Folds one run's time into `run_ns` (races between threads only blur the average).
+    fn observe_run(&self, took: Duration) {
+        let ns = took.as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        let old = self.run_ns.load(Ordering::Relaxed);
+        let new = if old == 0 { ns } else { old - old / 8 + ns / 8 };
+        self.run_ns.store(new.max(1), Ordering::Relaxed);
+    }
 }
 
 /// Upper bounds of the latency buckets, seconds.
@@ -174,14 +242,45 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Vec<Output>, RunError>>,
 }
 
-/// An endpoint as this process serves it now: the version, its model and its batcher.
+/// One variant of an endpoint as this process serves it now: the version, its model and its
+/// batcher.
 pub struct Live {
-    pub endpoint: Endpoint,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The variant's name (`v3`, or an alias).
+    pub variant: String,
+    pub batching: Batching,
     pub version: ModelVersion,
     pub model: Arc<Model>,
     pub stats: Arc<Stats>,
     queue: SyncSender<Job>,
+}
+
+/// An endpoint as this process serves it now: its row, and a [`Live`] per variant and shadow.
+#[derive(Debug)]
+pub struct Served {
+    pub endpoint: Endpoint,
+    /// In the order of `endpoint.traffic.variants`.
+    pub variants: Vec<Arc<Live>>,
+    pub shadow: Option<Arc<Live>>,
     checked: Mutex<Instant>,
+}
+
+impl Served {
+    /// The variant that answers a request with this routing key (or none: random by weight).
+    pub fn route(&self, key: Option<&[u8]>) -> &Arc<Live> {
+        &self.variants[self.endpoint.traffic.route(key)]
+    }
+
+    /// The baseline variant.
+    pub fn baseline(&self) -> &Arc<Live> {
+        &self.variants[0]
+    }
+
+    /// Every variant and the shadow.
+    pub fn lives(&self) -> impl Iterator<Item = &Arc<Live>> {
+        self.variants.iter().chain(&self.shadow)
+    }
 }
 
 /// Decrements a counter when dropped.
@@ -196,14 +295,20 @@ impl Drop for Held<'_> {
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Live")
-            .field("endpoint", &self.endpoint.name)
+            .field("endpoint", &self.endpoint)
+            .field("variant", &self.variant)
             .field("version", &self.version.version)
             .finish()
     }
 }
 
 impl Live {
-    fn start(endpoint: Endpoint, version: ModelVersion, model: Arc<Model>) -> Arc<Live> {
+    fn start(
+        endpoint: &Endpoint,
+        variant: &str,
+        version: ModelVersion,
+        model: Arc<Model>,
+    ) -> Arc<Live> {
         let b = endpoint.batching;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(b.max_queue_len.max(1));
         let stats = Arc::new(Stats::default());
@@ -212,28 +317,42 @@ impl Live {
         for i in 0..workers {
             let (rx, model, stats) = (rx.clone(), model.clone(), stats.clone());
             std::thread::Builder::new()
-                .name(format!("serve-{}-{i}", endpoint.name))
+                .name(format!("serve-{}-{variant}-{i}", endpoint.name))
                 .spawn(move || batch_loop(&rx, &model, &stats, b))
                 .expect("spawning a serving thread");
         }
         Arc::new(Live {
-            endpoint,
+            endpoint: endpoint.name.clone(),
+            variant: variant.to_string(),
+            batching: b,
             version,
             model,
             stats,
             queue: tx,
-            checked: Mutex::new(Instant::now()),
         })
     }
 
     /// Queues `input` (rows × features) and waits for its outputs. A full queue is refused at
     /// once. (Shedding on `in_flight` as well was measured and rejected: on a CPU-bound machine
     /// it refuses requests already parsed and answered, and goodput fell from 10.7k to 3.9k/s.)
+    ///
+    /// A request that would wait for nothing runs inline instead: when the endpoint does not
+    /// delay batches, nothing is queued, and the model's runs take under `INLINE_RUN_NS`, the
+    /// two thread hops to a batcher and back would cost more than the run itself.
     pub async fn predict(&self, input: Tensor) -> Result<Vec<Output>> {
         let started = Instant::now();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let _held = Held(&self.stats.in_flight);
         let rows = input.shape().first().copied().unwrap_or(1);
+        if self.batching.max_queue_delay_us == 0
+            && self.stats.queue_depth.load(Ordering::Relaxed) == 0
+            && self.stats.run_ns.load(Ordering::Relaxed) < INLINE_RUN_NS
+            && rows <= self.batching.max_batch_size
+        {
+            self.stats.batch_rows.observe(BATCH_BUCKETS, rows as f64);
+            let result = timed_run(&self.model, &self.stats, input);
+            return self.finish(started, result);
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.queue.try_send(Job { input, rows, reply }) {
@@ -241,7 +360,7 @@ impl Live {
             return Err(match e {
                 TrySendError::Full(_) => {
                     self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-                    Error::Overloaded(self.endpoint.name.clone())
+                    Error::Overloaded(self.endpoint.clone())
                 }
                 // Every batching thread is gone: a fault of the server, not a busy one.
                 TrySendError::Disconnected(_) => {
@@ -252,6 +371,25 @@ impl Live {
         }
         let result =
             rx.await.unwrap_or_else(|_| Err(RunError::Failed("the batcher stopped".into())));
+        self.finish(started, result)
+    }
+
+    /// Runs a shadow's copy of a request and compares its first output, row by row, with what
+    /// the answering variant said. Its failures are its own: counted here, seen by nobody else.
+    pub async fn shadow(&self, input: Tensor, answered: &[Output]) {
+        let Ok(outputs) = self.predict(input).await else { return };
+        let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) else { return };
+        let (rows, agreed) = agreement(mine, theirs);
+        self.stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
+        self.stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
+    }
+
+    /// Counts a request's outcome and latency.
+    fn finish(
+        &self,
+        started: Instant,
+        result: Result<Vec<Output>, RunError>,
+    ) -> Result<Vec<Output>> {
         let counter = match &result {
             Ok(_) => &self.stats.ok,
             Err(RunError::BadInput(_)) => &self.stats.bad_input,
@@ -261,6 +399,50 @@ impl Live {
         self.stats.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
         Ok(result?)
     }
+}
+
+/// Rows compared and rows equal between two outputs of the same shape: labels exactly, numbers
+/// within 1e-6 (relative to the larger); outputs that do not line up count as disagreeing.
+fn agreement(a: &Output, b: &Output) -> (u64, u64) {
+    let tensor = |o: &Output| match o {
+        Output::Tensor(t) => t.clone(),
+        Output::ZipMap { probabilities, .. } => probabilities.clone(),
+    };
+    let (a, b) = (tensor(a), tensor(b));
+    let rows = a.shape().first().copied().unwrap_or(1).max(1);
+    if a.shape() != b.shape() || a.datum_type() != b.datum_type() {
+        return (rows as u64, 0);
+    }
+    let width = a.len() / rows;
+    let (Ok(pa), Ok(pb)) = (a.try_as_plain_ram(), b.try_as_plain_ram()) else {
+        return (rows as u64, 0);
+    };
+    let equal_rows = |same: &dyn Fn(usize) -> bool| {
+        (0..rows).filter(|r| (r * width..(r + 1) * width).all(same)).count() as u64
+    };
+    // Dispatch on the type: a failed `as_slice` builds an error with a backtrace.
+    let dt = a.datum_type();
+    let agreed = if dt == f32::datum_type() {
+        match (pa.as_slice::<f32>(), pb.as_slice::<f32>()) {
+            (Ok(x), Ok(y)) => {
+                equal_rows(&|i| (x[i] - y[i]).abs() <= 1e-6 * x[i].abs().max(y[i].abs()).max(1.0))
+            }
+            _ => 0,
+        }
+    } else if dt == i64::datum_type() {
+        match (pa.as_slice::<i64>(), pb.as_slice::<i64>()) {
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
+            _ => 0,
+        }
+    } else if dt == String::datum_type() {
+        match (pa.as_slice::<String>(), pb.as_slice::<String>()) {
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
+            _ => 0,
+        }
+    } else {
+        0
+    };
+    (rows as u64, agreed)
 }
 
 /// One batching thread: takes the first waiting job, gathers more up to the batch size (waiting
@@ -291,12 +473,20 @@ fn batch_loop(rx: &Mutex<Receiver<Job>>, model: &Model, stats: &Stats, b: Batchi
     }
 }
 
+/// Runs the model on one input and folds the time into `run_ns`.
+fn timed_run(model: &Model, stats: &Stats, input: Tensor) -> Result<Vec<Output>, RunError> {
+    let started = Instant::now();
+    let result = model.run(tvec![input.into()]);
+    stats.observe_run(started.elapsed());
+    result
+}
+
 fn run_batch(model: &Model, stats: &Stats, jobs: Vec<Job>) {
     let rows: usize = jobs.iter().map(|j| j.rows).sum();
     stats.batch_rows.observe(BATCH_BUCKETS, rows as f64);
     if jobs.len() == 1 {
         let job = jobs.into_iter().next().expect("one job");
-        let _ = job.reply.send(model.run(tvec![job.input.into()]));
+        let _ = job.reply.send(timed_run(model, stats, job.input));
         return;
     }
     // Jobs whose inputs do not stack (a wrong shape) are answered alone.
@@ -320,7 +510,7 @@ fn run_batch(model: &Model, stats: &Stats, jobs: Vec<Job>) {
             return;
         }
     };
-    match model.run(tvec![stacked.into()]) {
+    match timed_run(model, stats, stacked) {
         Ok(outputs) => {
             let mut start = 0;
             for job in jobs {
@@ -362,7 +552,7 @@ fn slice(o: &Output, start: usize, end: usize) -> Result<Output, RunError> {
 pub struct Serving {
     db: Db,
     registry: Registry,
-    live: Arc<RwLock<HashMap<String, Arc<Live>>>>,
+    live: Arc<RwLock<HashMap<String, Arc<Served>>>>,
     /// Models by registered digest, shared by endpoints serving the same version.
     models: Arc<Mutex<HashMap<String, Arc<Model>>>>,
     refresh: Duration,
@@ -394,11 +584,11 @@ impl Serving {
             ));
         }
         // The reference must resolve, and to a model Slipway can serve.
-        let version = self.registry.resolve(model, reference).await?;
-        self.registry.model_bytes(&version).await?;
+        self.check_servable(model, reference).await?;
+        let traffic = Traffic::single(reference, new_seed());
         let inserted = sqlx::query(
             "INSERT INTO serve_endpoints (name, model, reference, max_batch_size, max_queue_delay_us, \
-             max_queue_len, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             max_queue_len, created_ms, traffic, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
         )
         .bind(name)
         .bind(model)
@@ -407,6 +597,7 @@ impl Serving {
         .bind(batching.max_queue_delay_us as i64)
         .bind(batching.max_queue_len as i64)
         .bind(now_ms())
+        .bind(traffic.store())
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -418,10 +609,54 @@ impl Serving {
         self.get(name).await
     }
 
+    /// Fails unless `reference` resolves to a version of `model` that Slipway can serve.
+    async fn check_servable(&self, model: &str, reference: &str) -> Result<ModelVersion> {
+        let version = self.registry.resolve(model, reference).await?;
+        self.registry.model_bytes(&version).await?;
+        Ok(version)
+    }
+
+    /// Changes an endpoint's traffic with `change`, after checking that every variant and the
+    /// shadow resolve to servable versions. Concurrent changes are serialised by the revision:
+    /// a change that lost the race is computed again on the new traffic.
+    pub async fn set_traffic(
+        &self,
+        name: &str,
+        change: impl Fn(&Traffic) -> Result<Traffic, String>,
+    ) -> Result<Endpoint> {
+        for _ in 0..8 {
+            let e = self.get(name).await?;
+            let traffic = change(&e.traffic).map_err(Error::Invalid)?;
+            for v in traffic.variants.iter().chain(&traffic.shadow) {
+                self.check_servable(&e.model, &v.reference).await?;
+            }
+            let done = sqlx::query(
+                "UPDATE serve_endpoints SET traffic = $1, reference = $2, revision = revision + 1 \
+                 WHERE name = $3 AND revision = $4",
+            )
+            .bind(traffic.store())
+            .bind(&traffic.variants[0].reference)
+            .bind(name)
+            .bind(e.revision)
+            .execute(self.db.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                // This process serves the change on its next request (variants that stay keep
+                // their batchers and counts); other processes within their refresh.
+                if let Some(served) = self.live.read().expect("live lock").get(name) {
+                    let mut checked = served.checked.lock().expect("checked lock");
+                    *checked = checked.checked_sub(self.refresh).unwrap_or(*checked);
+                }
+                return self.get(name).await;
+            }
+        }
+        Err(Error::Invalid(format!("endpoint '{name}' is changing too often: try again")))
+    }
+
     pub async fn get(&self, name: &str) -> Result<Endpoint> {
         let row = sqlx::query(
             "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
-             created_ms FROM serve_endpoints WHERE name = $1",
+             created_ms, traffic, revision FROM serve_endpoints WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(self.db.pool())
@@ -433,7 +668,7 @@ impl Serving {
     pub async fn list(&self) -> Result<Vec<Endpoint>> {
         let rows = sqlx::query(
             "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
-             created_ms FROM serve_endpoints ORDER BY name",
+             created_ms, traffic, revision FROM serve_endpoints ORDER BY name",
         )
         .fetch_all(self.db.pool())
         .await?;
@@ -452,13 +687,14 @@ impl Serving {
         Ok(())
     }
 
-    /// The endpoint as served now, loading or switching its model when its reference moved.
-    pub async fn live(&self, name: &str) -> Result<Arc<Live>> {
+    /// The endpoint as served now, loading or switching models when its row changed or a
+    /// variant's alias moved.
+    pub async fn served(&self, name: &str) -> Result<Arc<Served>> {
         let current = self.live.read().expect("live lock").get(name).cloned();
-        if let Some(live) = &current {
-            let mut checked = live.checked.lock().expect("checked lock");
+        if let Some(served) = &current {
+            let mut checked = served.checked.lock().expect("checked lock");
             if checked.elapsed() < self.refresh {
-                return Ok(live.clone());
+                return Ok(served.clone());
             }
             *checked = Instant::now();
         }
@@ -470,26 +706,66 @@ impl Serving {
             }
             Err(e) => return current.ok_or(e),
         };
-        let version = match self.registry.resolve(&endpoint.model, &endpoint.reference).await {
-            Ok(v) => v,
-            // A store hiccup keeps serving what was served.
-            Err(e) => return current.ok_or(e.into()),
-        };
-        if let Some(live) =
-            current.filter(|l| l.version.version == version.version && l.endpoint == endpoint)
-        {
-            return Ok(live);
+        let traffic = &endpoint.traffic;
+        let mut versions = Vec::with_capacity(traffic.variants.len());
+        for v in traffic.variants.iter().chain(&traffic.shadow) {
+            match self.registry.resolve(&endpoint.model, &v.reference).await {
+                Ok(version) => versions.push(version),
+                // A store hiccup keeps serving what was served.
+                Err(e) => return current.ok_or(e.into()),
+            }
         }
-        let model = self.model(&version).await?;
-        let live = Live::start(endpoint, version, model);
-        tracing::info!(target: "serve::route", endpoint = name, version = live.version.version, "serving");
-        self.live.write().expect("live lock").insert(name.to_string(), live.clone());
-        Ok(live)
+        let unchanged = current.as_ref().is_some_and(|c| {
+            c.endpoint == endpoint
+                && c.lives().zip(&versions).all(|(l, v)| l.version.version == v.version)
+        });
+        if let (true, Some(c)) = (unchanged, &current) {
+            return Ok(c.clone());
+        }
+        // A variant whose version and batching are unchanged keeps its batcher and counts.
+        let mut lives = Vec::with_capacity(versions.len());
+        let names = traffic.variants.iter().chain(&traffic.shadow).map(|v| v.name.as_str());
+        for (variant, version) in names.zip(versions) {
+            let kept = current.as_ref().and_then(|c| {
+                c.lives()
+                    .find(|l| {
+                        l.variant == variant
+                            && l.version.version == version.version
+                            && l.batching == endpoint.batching
+                    })
+                    .cloned()
+            });
+            let live = match kept {
+                Some(l) => l,
+                None => {
+                    let model = self.model(&version).await?;
+                    Live::start(&endpoint, variant, version, model)
+                }
+            };
+            lives.push(live);
+        }
+        let shadow = if traffic.shadow.is_some() { lives.pop() } else { None };
+        let served = Arc::new(Served {
+            endpoint,
+            variants: lives,
+            shadow,
+            checked: Mutex::new(Instant::now()),
+        });
+        let versions: Vec<String> =
+            served.lives().map(|l| format!("{}=v{}", l.variant, l.version.version)).collect();
+        tracing::info!(target: "serve::route", endpoint = name, variants = %versions.join(","), "serving");
+        self.live.write().expect("live lock").insert(name.to_string(), served.clone());
+        Ok(served)
     }
 
-    /// Everything served now (for metrics).
-    pub fn snapshot(&self) -> Vec<Arc<Live>> {
-        let mut all: Vec<Arc<Live>> =
+    /// The baseline variant of an endpoint as served now.
+    pub async fn live(&self, name: &str) -> Result<Arc<Live>> {
+        Ok(self.served(name).await?.baseline().clone())
+    }
+
+    /// Everything served now (for metrics), by endpoint name.
+    pub fn snapshot(&self) -> Vec<Arc<Served>> {
+        let mut all: Vec<Arc<Served>> =
             self.live.read().expect("live lock").values().cloned().collect();
         all.sort_by(|a, b| a.endpoint.name.cmp(&b.endpoint.name));
         all
@@ -514,10 +790,20 @@ impl Serving {
 }
 
 fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
+    let reference: String = row.try_get("reference")?;
+    let traffic =
+        Traffic::load(&row.try_get::<String, _>("traffic")?, &reference).map_err(|e| {
+            Error::Invalid(format!(
+                "endpoint '{}': {e}",
+                row.try_get::<String, _>("name").unwrap_or_default()
+            ))
+        })?;
     Ok(Endpoint {
         name: row.try_get("name")?,
         model: row.try_get("model")?,
-        reference: row.try_get("reference")?,
+        reference,
+        traffic,
+        revision: row.try_get("revision")?,
         batching: Batching {
             max_batch_size: row.try_get::<i64, _>("max_batch_size")? as usize,
             max_queue_delay_us: row.try_get::<i64, _>("max_queue_delay_us")? as u64,
@@ -525,6 +811,12 @@ fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
         },
         created_ms: row.try_get("created_ms")?,
     })
+}
+
+/// A seed for a new endpoint's key hashing.
+fn new_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish() >> 1
 }
 
 fn check_name(name: &str) -> Result<()> {

@@ -4,6 +4,9 @@
 //! [`Model`] is a loaded model; [`Check`] is the registry's [`registry::ModelCheck`], so a
 //! model that cannot be served is refused at registration with the operator's name.
 //!
+//! [`Serving`] keeps endpoints: each a [`Traffic`] of variants (model versions or aliases with
+//! weights, routed by [`split`]'s buckets, sticky by routing key) and an optional shadow.
+//!
 //! [`batch`] streams a table through a model for batch prediction.
 //!
 //! This crate knows nothing of HTTP or wire formats, and never writes registry tables.
@@ -12,15 +15,18 @@ pub mod batch;
 mod endpoints;
 mod ops;
 mod runtime;
+pub mod split;
+mod traffic;
 pub mod tree;
 
 pub use endpoints::{
     BATCH_BUCKETS, Batching, Endpoint, Error, Histogram, LATENCY_BUCKETS_S, Live, MIGRATIONS,
-    Serving, Stats,
+    Served, Serving, Stats,
 };
 pub use ops::Labels;
 pub use runtime::{ElemType, InputSpec, Model, Output, RunError};
 pub use tract_onnx::prelude::{Datum, DatumType, TValue, Tensor, tvec};
+pub use traffic::{DEFAULT_KEY_HEADER, Traffic, Variant, variant_name};
 
 /// The registry's check: a model is servable when it loads.
 #[derive(Debug, Default)]

@@ -6,7 +6,14 @@
 //! rewritten into that one (`x < t` is `x <= pred(t)`, `>`/`>=` swap the children) and where a
 //! NaN goes is one bit of the node. A leaf points at itself, so every row takes exactly
 //! `depth` steps with no test for leaves: the loop has no unpredictable branch, and rows are
-//! walked eight at a time so their memory loads overlap. Leaf values are a dense
+//! walked eight at a time so their memory loads overlap.
+//!
+//! Shallow ensembles (every tree at most `MAX_HEAP_DEPTH` deep and the padding small) are also
+//! laid out as complete binary trees in heap order, 8 bytes a node: node `i`'s children are
+//! `2i+1` and `2i+2`, a leaf above the bottom level is copied into every slot beneath it, and a
+//! step is one node load, one feature load and `i = 2i + 1 + (x > t)`. A batch without NaNs
+//! takes that path (for a number that is not NaN, `x > t` is exactly `!(x <= t)`); a batch with
+//! one takes the general layout, which knows where each node sends a NaN. Leaf values are a dense
 //! `n_leaves × n_outputs` table. Scores are then finished exactly as onnxruntime finishes them
 //! (base values, binary-class layouts, post transforms), so outputs match it.
 
@@ -16,6 +23,25 @@ use std::collections::HashMap;
 const NAN_TO_LE: u32 = 1 << 31;
 /// Rows walked together through one tree.
 const LANES: usize = 8;
+/// The deepest tree the complete (heap-ordered) layout takes.
+const MAX_HEAP_DEPTH: u32 = 12;
+
+/// A branch of the complete layout: go right when `x[feature] > threshold`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HeapNode {
+    feature: u32,
+    threshold: f32,
+}
+
+/// Every tree as a complete binary tree in heap order.
+#[derive(Debug, Clone, PartialEq)]
+struct Heap {
+    nodes: Vec<HeapNode>,
+    /// Per bottom slot: its row in `leaf_values`.
+    leaves: Vec<u32>,
+    /// Per tree: its first node, its first bottom slot, and its depth.
+    trees: Vec<(usize, usize, u32)>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
@@ -120,6 +146,8 @@ pub struct Ensemble {
     leaf_values: Vec<f32>,
     /// Per leaf: which outputs it has a weight for (bit k: output k; outputs ≥ 64 share bit 63).
     leaf_mask: Vec<u64>,
+    /// The complete layout, when every tree is shallow enough.
+    heap: Option<Heap>,
     pub n_outputs: usize,
     pub n_features: usize,
     /// The outputs some leaf has a weight for.
@@ -267,12 +295,14 @@ impl Ensemble {
             leaf_mask[leaf as usize] |= 1u64 << k.min(63);
             weighted[k] = true;
         }
+        let heap = Heap::build(&nodes, &roots, &leaf_of);
         Ok(Ensemble {
             nodes,
             roots,
             leaf_of,
             leaf_values,
             leaf_mask,
+            heap,
             n_outputs: n_out,
             n_features: max_feature + 1,
             weighted_outputs: (0..n_out).filter(|k| weighted[*k]).collect(),
@@ -287,7 +317,15 @@ impl Ensemble {
 
     /// Walks every row of `x` (`n_rows × n_cols`, row-major, `n_cols >= n_features`) through
     /// every tree, calling `leaf(row, leaf)` for the leaf each row reaches, tree by tree.
-    fn walk(&self, x: &[f32], n_cols: usize, mut leaf: impl FnMut(usize, usize)) {
+    fn walk(&self, x: &[f32], n_cols: usize, leaf: impl FnMut(usize, usize)) {
+        match &self.heap {
+            Some(heap) if !x.iter().any(|v| v.is_nan()) => heap.walk(x, n_cols, leaf),
+            _ => self.walk_general(x, n_cols, leaf),
+        }
+    }
+
+    /// [`Ensemble::walk`] on the general layout, which takes NaNs.
+    fn walk_general(&self, x: &[f32], n_cols: usize, mut leaf: impl FnMut(usize, usize)) {
         let n_rows = x.len() / n_cols.max(1);
         let nodes = &self.nodes[..];
         for &(root, depth) in &self.roots {
@@ -539,6 +577,81 @@ impl Ensemble {
     }
 }
 
+impl Heap {
+    /// The complete layout of the compiled trees, or `None` when a tree is deeper than
+    /// `MAX_HEAP_DEPTH`, padding would more than quadruple the nodes, or a threshold is NaN.
+    fn build(nodes: &[Node], roots: &[(u32, u32)], leaf_of: &[u32]) -> Option<Heap> {
+        let padded: usize = roots.iter().map(|&(_, d)| 1usize << d.min(MAX_HEAP_DEPTH)).sum();
+        if roots.iter().any(|&(_, d)| d > MAX_HEAP_DEPTH)
+            || padded > 4 * nodes.len() + 4096
+            || nodes.iter().any(|n| n.threshold.is_nan())
+        {
+            return None;
+        }
+        let mut heap = Heap { nodes: Vec::new(), leaves: Vec::new(), trees: Vec::new() };
+        for &(root, depth) in roots {
+            let (node_base, leaf_base) = (heap.nodes.len(), heap.leaves.len());
+            let filler = HeapNode { feature: 0, threshold: f32::INFINITY };
+            heap.nodes.resize(node_base + (1 << depth) - 1, filler);
+            heap.leaves.resize(leaf_base + (1 << depth), 0);
+            // (flat node, heap slot, level); a leaf above the bottom fills its whole subtree.
+            let mut stack = vec![(root, 0usize, 0u32)];
+            while let Some((at, slot, level)) = stack.pop() {
+                let node = nodes[at as usize];
+                let is_leaf = node.le == at && node.gt == at;
+                if is_leaf {
+                    let below = depth - level;
+                    let first = ((slot + 1) << below) - 1 - ((1 << depth) - 1);
+                    let leaf = leaf_of[at as usize];
+                    heap.leaves[leaf_base + first..leaf_base + first + (1 << below)].fill(leaf);
+                    continue;
+                }
+                heap.nodes[node_base + slot] =
+                    HeapNode { feature: node.feature & !NAN_TO_LE, threshold: node.threshold };
+                stack.push((node.le, 2 * slot + 1, level + 1));
+                stack.push((node.gt, 2 * slot + 2, level + 1));
+            }
+            heap.trees.push((node_base, leaf_base, depth));
+        }
+        Some(heap)
+    }
+
+    /// [`Ensemble::walk`] for rows without NaNs.
+    fn walk(&self, x: &[f32], n_cols: usize, mut leaf: impl FnMut(usize, usize)) {
+        let n_rows = x.len() / n_cols.max(1);
+        for &(node_base, leaf_base, depth) in &self.trees {
+            let n_branches = (1usize << depth) - 1;
+            let nodes = &self.nodes[node_base..node_base + n_branches];
+            let leaves = &self.leaves[leaf_base..leaf_base + n_branches + 1];
+            let mut row = 0;
+            while row + LANES <= n_rows {
+                let block = &x[row * n_cols..(row + LANES) * n_cols];
+                let mut at = [0usize; LANES];
+                for _ in 0..depth {
+                    for (lane, i) in at.iter_mut().enumerate() {
+                        let node = nodes[*i];
+                        let v = block[lane * n_cols + node.feature as usize];
+                        *i = 2 * *i + 1 + usize::from(v > node.threshold);
+                    }
+                }
+                for (lane, i) in at.iter().enumerate() {
+                    leaf(row + lane, leaves[*i - n_branches] as usize);
+                }
+                row += LANES;
+            }
+            for r in row..n_rows {
+                let values = &x[r * n_cols..(r + 1) * n_cols];
+                let mut i = 0;
+                for _ in 0..depth {
+                    let node = nodes[i];
+                    i = 2 * i + 1 + usize::from(values[node.feature as usize] > node.threshold);
+                }
+                leaf(r, leaves[i - n_branches] as usize);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn step(nodes: &[Node], idx: u32, row: &[f32]) -> u32 {
     let node = nodes[idx as usize];
@@ -640,6 +753,77 @@ mod tests {
             .map(|r| if r[0] <= 0.5 { if r[1] < 2.0 { 10.0 } else { 20.0 } } else { 30.0 })
             .collect();
         assert_eq!(regress(&spec(Mode::Leq), &many), expected);
+    }
+
+    /// A random ensemble of unbalanced trees (leaves at every depth), `n_outputs` outputs.
+    fn random_spec(seed: u64, n_trees: i64, max_depth: u32, n_features: i64) -> Spec {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let mut s = Spec { n_outputs: 3, ..Spec::default() };
+        for tree in 0..n_trees {
+            // (node id, depth) to expand; ids are handed out in order.
+            let mut pending = vec![(0i64, 0u32)];
+            let mut next_id = 1i64;
+            while let Some((id, depth)) = pending.pop() {
+                s.tree_ids.push(tree);
+                s.node_ids.push(id);
+                s.missing_tracks_true.push(0);
+                let leaf = depth == max_depth || (depth > 0 && next() % 4 == 0);
+                if leaf {
+                    s.modes.push(Mode::Leaf);
+                    s.feature_ids.push(0);
+                    s.values.push(0.0);
+                    s.true_ids.push(0);
+                    s.false_ids.push(0);
+                    for k in 0..3 {
+                        s.weight_tree_ids.push(tree);
+                        s.weight_node_ids.push(id);
+                        s.weight_output_ids.push(k);
+                        s.weights.push((next() % 1000) as f32 / 100.0);
+                    }
+                    continue;
+                }
+                let mode = [Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt][next() as usize % 4];
+                s.modes.push(mode);
+                s.feature_ids.push(i64::from(next()) % n_features);
+                s.values.push((next() % 100) as f32 / 10.0);
+                s.true_ids.push(next_id);
+                s.false_ids.push(next_id + 1);
+                pending.push((next_id, depth + 1));
+                pending.push((next_id + 1, depth + 1));
+                next_id += 2;
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn the_complete_layout_reaches_the_leaves_the_general_one_does() {
+        for (seed, max_depth) in [(1, 1), (2, 4), (3, 6), (4, 9)] {
+            let e = Ensemble::compile(&random_spec(seed, 7, max_depth, 5)).unwrap();
+            assert!(e.heap.is_some(), "depth {max_depth} takes the complete layout");
+            // Rows on the thresholds too (x = t and the next float up), 8-lane blocks and a tail.
+            let x: Vec<f32> =
+                (0..5 * 37).map(|i| ((i * 7919 % 101) as f32 / 10.0).max(-1.0)).collect();
+            let (mut heap, mut general) = (Vec::new(), Vec::new());
+            e.heap.as_ref().unwrap().walk(&x, 5, |row, leaf| heap.push((row, leaf)));
+            e.walk_general(&x, 5, |row, leaf| general.push((row, leaf)));
+            heap.sort_unstable();
+            general.sort_unstable();
+            assert_eq!(heap, general, "seed {seed}");
+            // A batch with a NaN takes the general layout and still answers every row.
+            let mut with_nan = x.clone();
+            with_nan[3] = f32::NAN;
+            let mut n = 0;
+            e.walk(&with_nan, 5, |_, _| n += 1);
+            assert_eq!(n, 37 * e.n_trees());
+        }
+        // Too deep for the complete layout: the general one alone.
+        let deep = Ensemble::compile(&random_spec(5, 2, MAX_HEAP_DEPTH + 1, 3)).unwrap();
+        assert!(deep.roots.iter().any(|&(_, d)| d > MAX_HEAP_DEPTH) == deep.heap.is_none());
     }
 
     #[test]

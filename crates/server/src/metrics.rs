@@ -142,26 +142,35 @@ pub(crate) async fn exposition(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
-/// Per endpoint and model version: requests by outcome, latency and batch-size histograms,
-/// queue depth.
+/// Per endpoint variant (and shadow) and model version: requests by outcome, latency and
+/// batch-size histograms, queue depth, requests in flight, shadow agreement.
 fn render_serving(out: &mut String, state: &AppState) {
     use std::sync::atomic::Ordering::Relaxed;
-    let live = state.serving.snapshot();
+    let served = state.serving.snapshot();
+    // (live, role): every variant answers, a shadow only compares.
+    let live: Vec<(&std::sync::Arc<serve::Live>, &str)> = served
+        .iter()
+        .flat_map(|s| {
+            let shadow = s.shadow.iter().map(|l| (l, "shadow"));
+            s.variants.iter().map(|l| (l, "serve")).chain(shadow)
+        })
+        .collect();
     if live.is_empty() {
         return;
     }
-    let labels = |l: &serve::Live| {
+    let labels = |(l, role): &(&std::sync::Arc<serve::Live>, &str)| {
         format!(
-            "endpoint=\"{}\",model=\"{}\",version=\"{}\"",
-            escape(&l.endpoint.name),
+            "endpoint=\"{}\",model=\"{}\",version=\"{}\",variant=\"{}\",role=\"{role}\"",
+            escape(&l.endpoint),
             escape(&l.version.name),
-            l.version.version
+            l.version.version,
+            escape(&l.variant),
         )
     };
     let _ = writeln!(out, "# HELP slipway_serve_requests_total Prediction requests by outcome.");
     let _ = writeln!(out, "# TYPE slipway_serve_requests_total counter");
     for l in &live {
-        let s = &l.stats;
+        let s = &l.0.stats;
         for (outcome, n) in [
             ("ok", &s.ok),
             ("bad_input", &s.bad_input),
@@ -180,7 +189,7 @@ fn render_serving(out: &mut String, state: &AppState) {
         |out: &mut String, name: &str, help: &str, pick: &dyn Fn(&serve::Stats) -> usize| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for l in &live {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(l), pick(&l.stats));
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(l), pick(&l.0.stats));
             }
         };
     gauge(out, "slipway_serve_queue_depth", "Requests waiting for a batch.", &|s| {
@@ -199,7 +208,7 @@ fn render_serving(out: &mut String, state: &AppState) {
                      pick: &dyn Fn(&serve::Stats) -> &serve::Histogram| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for l in &live {
-            let h = pick(&l.stats);
+            let h = pick(&l.0.stats);
             let mut cumulative = 0;
             for (i, b) in bounds.iter().enumerate() {
                 cumulative += h.counts[i].load(Relaxed);
@@ -226,6 +235,27 @@ fn render_serving(out: &mut String, state: &AppState) {
     histogram(out, "slipway_serve_batch_size", "Rows per model run.", serve::BATCH_BUCKETS, &|s| {
         &s.batch_rows
     });
+    let shadows: Vec<_> = live.iter().filter(|(_, role)| *role == "shadow").collect();
+    if shadows.is_empty() {
+        return;
+    }
+    for (name, help, pick) in [
+        (
+            "slipway_serve_shadow_rows_total",
+            "Rows a shadow answered and compared with the answering variant.",
+            (|s: &serve::Stats| s.shadow_rows.load(Relaxed)) as fn(&serve::Stats) -> u64,
+        ),
+        (
+            "slipway_serve_shadow_agreed_rows_total",
+            "Rows whose first output (the label) the shadow and the answering variant agreed on.",
+            |s: &serve::Stats| s.shadow_agreed.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for l in &shadows {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(l), pick(&l.0.stats));
+        }
+    }
 }
 
 fn render_process(out: &mut String, state: &AppState) {

@@ -143,9 +143,42 @@ def test_serving_metrics_follow_prometheus_conventions(client, server):
     assert _call(server.url, "/v2/models/m1/infer", bad)[0] == 400
     with urllib.request.urlopen(f"{server.url}/metrics") as r:
         text = r.read().decode()
-    labels = 'endpoint="m1",model="lr",version="1"'
+    labels = 'endpoint="m1",model="lr",version="1",variant="v1",role="serve"'
     assert f'slipway_serve_requests_total{{{labels},outcome="ok"}} 3' in text
     assert f"slipway_serve_request_duration_seconds_count{{{labels}}} 3" in text
     assert f"slipway_serve_batch_size_count{{{labels}}} 3" in text
     assert f"slipway_serve_queue_depth{{{labels}}} 0" in text
     assert "# TYPE slipway_serve_request_duration_seconds histogram" in text
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(client, server):
+    """An endpoint that waits for a batch (max_queue_delay_us > 0) stacks concurrent requests
+    into one model run and splits the answer back: every caller gets exactly its rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = _data()
+    sess = _register(LogisticRegression(max_iter=500).fit(X, y), X, "stacked")
+    endpoint = {"name": "stacked", "model": "stacked@1", "max_batch_size": 64, "max_queue_delay_us": 20000}
+    assert _call(server.url, "/api/v1/endpoints", endpoint)[0] == 200
+
+    def ask(i):
+        rows = X[i * 3:i * 3 + 1 + i % 3]  # 1 to 3 rows, different for every caller
+        req = {"inputs": [{"name": "X", "shape": list(rows.shape), "datatype": "FP32",
+                           "data": rows.flatten().tolist()}]}
+        status, _, body = _call(server.url, "/v2/models/stacked/infer", req)
+        assert status == 200, body
+        return rows, np.array(body["outputs"][1]["data"]).reshape(len(rows), -1)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(48)))
+    for rows, probs in answers:
+        np.testing.assert_allclose(probs, sess.run(None, {"X": rows})[1], atol=1e-5)
+    with urllib.request.urlopen(f"{server.url}/metrics") as r:
+        text = r.read().decode()
+    labels = 'endpoint="stacked",model="stacked",version="1",variant="v1",role="serve"'
+    runs = int(next(l.split()[-1] for l in text.splitlines()
+                    if l.startswith(f"slipway_serve_batch_size_count{{{labels}}}")))
+    rows_run = float(next(l.split()[-1] for l in text.splitlines()
+                          if l.startswith(f"slipway_serve_batch_size_sum{{{labels}}}")))
+    assert rows_run == sum(len(r) for r, _ in answers)
+    assert runs < 48, f"{runs} model runs for 48 concurrent requests: nothing was batched"

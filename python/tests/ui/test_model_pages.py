@@ -213,6 +213,28 @@ def test_endpoints_page_refreshes_while_shown_and_only_then(page, registry):
     assert page.problems == []
 
 
+def test_endpoints_page_draws_the_split_and_the_shadow(page, registry):
+    url, s, rows = registry["url"], registry["client"], registry["rows"]
+    s.split_endpoint("fall-ep", {"prod": 75, "canary": 25})
+    s.shadow_endpoint("fall-ep", "v2")
+    for i in range(4):
+        s.predict("fall-ep", rows[i:i + 1], key=f"bed-{i}")
+    page.goto(url + "/#/endpoints")
+    row = "table.endpoints tr[data-endpoint='fall-ep']"
+    page.wait_for_selector(f"{row} .split-bar")
+    segments = page.locator(f"{row} .split-seg")
+    assert [segments.nth(i).get_attribute("data-variant") for i in range(segments.count())] == ["prod", "canary"]
+    widths = page.locator(f"{row} .split-seg").evaluate_all("(l) => l.map((e) => e.getBoundingClientRect().width)")
+    assert abs(widths[0] / (widths[0] + widths[1]) - 0.75) < 0.02, widths
+    assert page.inner_text(f"{row} .split-legend") == "prod 75% · canary 25%"
+    # The endpoint's counts are its variants' together: 3 requests before the split, 4 after.
+    assert page.inner_text(f"{row} td[data-col=ok]") == "7"
+    wait_until(page, f"document.querySelector(\"{row} .split-shadow\").textContent.includes('of 4 rows')", timeout=6)
+    assert page.inner_text(f"{row} .split-shadow").startswith("shadow v2 · agrees ")
+    page.screenshot(path=str(Path(os.environ.get("SLIPWAY_SCREENSHOTS", "/tmp")) / "endpoints-split.png"))
+    assert page.problems == []
+
+
 def test_empty_states(page, sqlite_server):
     page.goto(sqlite_server.url + "/#/models")
     page.wait_for_selector("main .empty")

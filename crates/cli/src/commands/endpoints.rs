@@ -1,5 +1,5 @@
-//! `slipway endpoints create|list|show|delete`: named endpoints serving a model version or an
-//! alias, on a server.
+//! `slipway endpoints create|list|show|split|shadow|delete`: named endpoints serving a model
+//! version or an alias (or several, by weight, with a shadow), on a server.
 
 use std::process::ExitCode;
 
@@ -39,8 +39,71 @@ pub(crate) enum EndpointsCommand {
     List,
     /// Show one endpoint: its model, signature, batching and live statistics
     Show { name: String },
+    /// Split traffic between versions or aliases by weight (percent, summing to 100; the first
+    /// is the baseline). Requests with the same routing key (header X-Slipway-Key) keep their
+    /// variant while the weights stay; a change moves as few keys as it can
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints split falls v1=90 v2=10\n  \
+        slipway endpoints split falls champion=99 challenger=1\n  \
+        slipway endpoints split falls v2=100          # everything to version 2\n\n\
+        Each answer names its variant in the x-slipway-variant header.")]
+    Split {
+        name: String,
+        /// VARIANT=PERCENT pairs: a version (v3 or 3), latest or an alias
+        #[arg(required = true)]
+        weights: Vec<String>,
+    },
+    /// Mirror every request to a shadow variant: its answers are compared, never returned, and
+    /// its failures never reach a caller
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints shadow falls v3\n  \
+        slipway endpoints shadow falls --off")]
+    Shadow {
+        name: String,
+        /// A version (v3 or 3), latest or an alias
+        #[arg(required_unless_present = "off", conflicts_with = "off")]
+        variant: Option<String>,
+        /// Stop shadowing
+        #[arg(long)]
+        off: bool,
+    },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
+}
+
+/// `v1=90` as (`v1`, 90.0).
+fn weight(pair: &str) -> anyhow::Result<(String, f64)> {
+    let (variant, w) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("'{pair}' is not VARIANT=PERCENT (e.g. v2=10)"))?;
+    let w: f64 = w
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{w}' is not a percentage"))?;
+    Ok((variant.to_string(), w))
+}
+
+/// The variants as `v1 90% (version 1), v2 10% (version 2)`, and the shadow.
+fn traffic_line(e: &Value) -> String {
+    let variants: Vec<String> = e["variants"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|v| {
+                    let pct = v["weight"].as_f64().unwrap_or(0.0);
+                    match v["version"].as_i64() {
+                        Some(n) => format!("{} {pct}% (version {n})", text(&v["name"])),
+                        None => format!("{} {pct}%", text(&v["name"])),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut line = variants.join(", ");
+    if let Some(shadow) = e["shadow"]["name"].as_str() {
+        line += &format!("; shadow {shadow}");
+    }
+    line
 }
 
 fn ms(v: &Value) -> String {
@@ -135,6 +198,7 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                 ("endpoint", text(&e["name"])),
                 ("model", format!("{}@{}", text(&e["model"]), text(&e["reference"]))),
                 ("version", text(&e["version"])),
+                ("traffic", traffic_line(&e)),
                 ("created", time(e["created_ms"].as_i64())),
                 ("inputs", specs("inputs")),
                 ("outputs", specs("outputs")),
@@ -171,6 +235,27 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
             ];
             for (k, v) in fields {
                 println!("{k:<10} {v}");
+            }
+        }
+        EndpointsCommand::Split { name, weights } => {
+            // Pairs, not an object: the order says which variant is the baseline.
+            let split = weights.iter().map(|p| weight(p)).collect::<anyhow::Result<Vec<_>>>()?;
+            let path = format!("/api/v1/endpoints/{}/traffic", encode(&name));
+            let e: Value = client.put_json(&path, &json!({ "split": split })).await?;
+            if global.json {
+                crate::output::json(&e)?;
+            } else {
+                println!("endpoint {name}: {}", traffic_line(&e));
+            }
+        }
+        EndpointsCommand::Shadow { name, variant, off } => {
+            let path = format!("/api/v1/endpoints/{}/traffic", encode(&name));
+            let shadow = if off { Value::Null } else { json!(variant) };
+            let e: Value = client.put_json(&path, &json!({ "shadow": shadow })).await?;
+            if global.json {
+                crate::output::json(&e)?;
+            } else {
+                println!("endpoint {name}: {}", traffic_line(&e));
             }
         }
         EndpointsCommand::Delete { name } => {

@@ -3,6 +3,11 @@
 //! clients, each sending its next request when the last is answered); open loop with `--rate`
 //! (requests are sent on a fixed schedule whatever the answers, up to `--concurrency` in flight,
 //! and latency counts from the scheduled time, so a stalled server cannot hide its queueing).
+//!
+//! `http://` targets are driven by a small keep-alive HTTP/1.1 client of its own (one request
+//! written from prepared bytes, the answer's head parsed with httparse, the body skipped by
+//! length or chunks), as wrk does: a load generator that shares the server's cores should cost
+//! it as little as possible. `https://` goes through reqwest.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::Global;
 
@@ -52,6 +59,8 @@ struct Tally {
     errors: u64,
     /// Open loop: scheduled sends skipped because `concurrency` requests were in flight.
     skipped: u64,
+    /// 2xx answers by the variant their `x-slipway-variant` header names.
+    variants: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -62,19 +71,166 @@ impl Tally {
         self.other_status += o.other_status;
         self.errors += o.errors;
         self.skipped += o.skipped;
+        for (v, n) in o.variants {
+            *self.variants.entry(v).or_default() += n;
+        }
     }
 }
 
 struct Shot {
     http: reqwest::Client,
+    /// For `http://` targets: the address and the whole request, ready to write.
+    raw: Option<(String, Vec<u8>)>,
     url: String,
     body: bytes::Bytes,
     content_type: String,
 }
 
+/// A keep-alive connection of the raw client, and what it has read and not yet used.
+#[derive(Default)]
+struct Conn {
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+/// What one answer said: its status, whether it carried `Retry-After`, and the variant that
+/// answered (a Slipway endpoint's `x-slipway-variant`).
+type Answer = (u16, bool, Option<String>);
+
+/// Sends one request on `conn` (connecting first if it has no stream) and reads the whole answer.
+async fn exchange(addr: &str, request: &[u8], conn: &mut Conn) -> std::io::Result<Answer> {
+    let stream = match &mut conn.stream {
+        Some(s) => s,
+        None => {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            conn.buf.clear();
+            conn.stream.insert(s)
+        }
+    };
+    stream.write_all(request).await?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    // The head.
+    let (status, retry_after, variant, close, body) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&conn.buf).map_err(|e| bad(&e.to_string()))? {
+            httparse::Status::Complete(head_len) => {
+                let status = response.code.unwrap_or(0);
+                let (mut retry_after, mut close, mut body) = (false, false, Body::Empty);
+                let mut variant = None;
+                for h in response.headers.iter() {
+                    let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+                    if h.name.eq_ignore_ascii_case("retry-after") {
+                        retry_after = true;
+                    } else if h.name.eq_ignore_ascii_case(VARIANT_HEADER) {
+                        variant = Some(value.to_string());
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        close = value.eq_ignore_ascii_case("close");
+                    } else if h.name.eq_ignore_ascii_case("content-length") {
+                        body = Body::Length(value.parse().map_err(|_| bad("bad content-length"))?);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                        && value.eq_ignore_ascii_case("chunked")
+                    {
+                        body = Body::Chunked;
+                    }
+                }
+                conn.buf.drain(..head_len);
+                break (status, retry_after, variant, close, body);
+            }
+            httparse::Status::Partial => fill(stream, &mut conn.buf).await?,
+        }
+    };
+    // The body, skipped.
+    match body {
+        Body::Empty => {}
+        Body::Length(n) => {
+            while conn.buf.len() < n {
+                fill(stream, &mut conn.buf).await?;
+            }
+            conn.buf.drain(..n);
+        }
+        Body::Chunked => loop {
+            let Some(eol) = conn.buf.windows(2).position(|w| w == b"\r\n") else {
+                fill(stream, &mut conn.buf).await?;
+                continue;
+            };
+            let line = std::str::from_utf8(&conn.buf[..eol]).map_err(|_| bad("bad chunk"))?;
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            // The size line, the chunk and its CRLF (the last chunk: the closing CRLF).
+            let need = eol + 2 + size + 2;
+            while conn.buf.len() < need {
+                fill(stream, &mut conn.buf).await?;
+            }
+            conn.buf.drain(..need);
+            if size == 0 {
+                break;
+            }
+        },
+    }
+    if close {
+        conn.stream = None;
+    }
+    Ok((status, retry_after, variant))
+}
+
+/// The header naming the variant of a split endpoint that answered.
+const VARIANT_HEADER: &str = "x-slipway-variant";
+
+enum Body {
+    Empty,
+    Length(usize),
+    Chunked,
+}
+
+/// Reads what the stream has into `buf`; the peer closing is an error here.
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.reserve(8192);
+    if stream.read_buf(buf).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// The address and the prepared request for an `http://` URL.
+fn raw_request(url: &str, body: &[u8], content_type: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("'{url}' is not a URL"))?;
+    let host = parsed.host_str().with_context(|| format!("'{url}' has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addr = format!("{host}:{port}");
+    let target = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let mut request = format!(
+        "POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nAccept: */*\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    Ok((addr, request))
+}
+
 impl Shot {
     /// Sends one request; `since` is when it was due. Records into `t` when `measure`.
-    async fn fire(&self, since: Instant, measure: bool, t: &mut Tally) {
+    async fn fire(&self, conn: &mut Conn, since: Instant, measure: bool, t: &mut Tally) {
+        if let Some((addr, request)) = &self.raw {
+            let deadline = Duration::from_secs(30);
+            let outcome = match tokio::time::timeout(deadline, exchange(addr, request, conn)).await
+            {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) | Err(_) => Err(()),
+            };
+            if outcome.is_err() {
+                conn.stream = None;
+            }
+            if measure {
+                record(t, since, outcome);
+            }
+            return;
+        }
         let answer = self
             .http
             .post(&self.url)
@@ -84,29 +240,41 @@ impl Shot {
             .await;
         let outcome = match answer {
             Ok(r) => {
-                let status = r.status();
+                let status = r.status().as_u16();
                 let retry_after = r.headers().contains_key(reqwest::header::RETRY_AFTER);
+                let variant = r
+                    .headers()
+                    .get(VARIANT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 match r.bytes().await {
-                    Ok(_) => Ok((status, retry_after)),
+                    Ok(_) => Ok((status, retry_after, variant)),
                     Err(e) => Err(e),
                 }
             }
             Err(e) => Err(e),
         };
-        if !measure {
-            return;
+        if measure {
+            record(t, since, outcome.map_err(|_| ()));
         }
-        match outcome {
-            Ok((status, _)) if status.is_success() => {
-                t.ok_us.push(since.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+}
+
+/// Counts one answer or failure.
+fn record(t: &mut Tally, since: Instant, outcome: Result<Answer, ()>) {
+    match outcome {
+        Ok((status, _, variant)) if (200..300).contains(&status) => {
+            t.ok_us.push(since.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            if let Some(v) = variant {
+                *t.variants.entry(v).or_default() += 1;
             }
-            Ok((status, retry_after)) if status.as_u16() == 503 => {
-                t.overloaded += 1;
-                t.overloaded_with_retry_after += u64::from(retry_after);
-            }
-            Ok(_) => t.other_status += 1,
-            Err(_) => t.errors += 1,
         }
+        Ok((503, retry_after, _)) => {
+            t.overloaded += 1;
+            t.overloaded_with_retry_after += u64::from(retry_after);
+        }
+        Ok(_) => t.other_status += 1,
+        Err(()) => t.errors += 1,
     }
 }
 
@@ -128,8 +296,13 @@ pub(crate) async fn run(args: LoadtestArgs, global: &Global) -> anyhow::Result<E
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the HTTP client")?;
+    let raw = match args.url.starts_with("http://") {
+        true => Some(raw_request(&args.url, &body, &args.content_type)?),
+        false => None,
+    };
     let shot = Arc::new(Shot {
         http,
+        raw,
         url: args.url.clone(),
         body: body.into(),
         content_type: args.content_type.clone(),
@@ -166,13 +339,13 @@ async fn closed_loop(shot: &Arc<Shot>, clients: usize, from: Instant, end: Insta
     for _ in 0..clients {
         let shot = shot.clone();
         tasks.push(tokio::spawn(async move {
-            let mut t = Tally::default();
+            let (mut t, mut conn) = (Tally::default(), Conn::default());
             loop {
                 let now = Instant::now();
                 if now >= end {
                     return t;
                 }
-                shot.fire(now, now >= from, &mut t).await;
+                shot.fire(&mut conn, now, now >= from, &mut t).await;
             }
         }));
     }
@@ -193,6 +366,8 @@ async fn open_loop(
     end: Instant,
 ) -> Tally {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    // Idle keep-alive connections: at most one per request in flight.
+    let idle: Arc<std::sync::Mutex<Vec<Conn>>> = Default::default();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Tally>();
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
@@ -211,11 +386,15 @@ async fn open_loop(
         let measure = due >= from;
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let shot = shot.clone();
-                let tx = tx.clone();
+                let (shot, tx, idle) = (shot.clone(), tx.clone(), idle.clone());
                 tokio::spawn(async move {
                     let mut t = Tally::default();
-                    shot.fire(due, measure, &mut t).await;
+                    let taken = idle.lock().ok().and_then(|mut v| v.pop());
+                    let mut conn = taken.unwrap_or_default();
+                    shot.fire(&mut conn, due, measure, &mut t).await;
+                    if let Ok(mut v) = idle.lock() {
+                        v.push(conn);
+                    }
                     drop(permit);
                     let _ = tx.send(t);
                 });
@@ -258,6 +437,7 @@ fn report(
         "errors": t.errors,
         "skipped": t.skipped,
         "ok_per_s": ok as f64 / seconds,
+        "variants": t.variants,
         "latency_us": {
             "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": pick(1.0),
         },
@@ -291,6 +471,14 @@ fn report(
             us(0.99),
             us(1.0)
         );
+        if !t.variants.is_empty() {
+            let shares: Vec<String> = t
+                .variants
+                .iter()
+                .map(|(v, n)| format!("{v} {n} ({:.1}%)", *n as f64 * 100.0 / ok.max(1) as f64))
+                .collect();
+            println!("answered by variant: {}", shares.join(", "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

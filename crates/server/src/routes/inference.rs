@@ -1,7 +1,9 @@
 //! Serving protocols: the Open Inference Protocol v2 REST API (`/v2/…`, what KServe, Triton and
 //! Seldon clients speak) and MLflow's `/invocations` (JSON `dataframe_split`,
 //! `dataframe_records`, `instances`, `inputs`, or CSV), per endpoint; and the native
-//! `/api/v1/endpoints` resource. Every answer carries `x-request-id`.
+//! `/api/v1/endpoints` resource. Every answer carries `x-request-id`, and a prediction
+//! `x-slipway-variant`: the variant that answered (routed by the endpoint's routing-key header,
+//! `x-slipway-key` unless it names another; at random by weight without one).
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use serve::{Batching, Datum, Endpoint, Labels, Live, Output, Tensor};
+use serve::{Batching, Datum, Labels, Live, Output, Served, Tensor};
 use slipway_core::ErrorCode;
 
 use crate::{ApiError, AppState};
@@ -51,6 +53,38 @@ fn answer(id: &str, result: Result<Value, ApiError>) -> Response {
         Ok(v) => with_id(id, Json(v)),
         Err(e) => with_id(id, e),
     }
+}
+
+/// A prediction's answer, naming the variant that gave it.
+fn predicted(id: &str, variant: Option<&str>, result: Result<Value, ApiError>) -> Response {
+    let mut r = answer(id, result);
+    if let Some(v) = variant.and_then(|v| HeaderValue::from_str(v).ok()) {
+        r.headers_mut().insert("x-slipway-variant", v);
+    }
+    r
+}
+
+/// The variant of `served` that answers a request with these headers.
+fn route<'a>(served: &'a Served, headers: &HeaderMap) -> &'a Arc<Live> {
+    let key = headers.get(served.endpoint.traffic.key_header.as_str()).map(|v| v.as_bytes());
+    served.route(key.filter(|k| !k.is_empty()))
+}
+
+/// Runs `input` on `live` and, when the endpoint has a shadow, a copy on the shadow in the
+/// background once the answer is known (the caller never waits for it or sees it fail).
+async fn predict_with_shadow(
+    served: &Served,
+    live: &Live,
+    input: Tensor,
+) -> Result<Vec<Output>, ApiError> {
+    let Some(shadow) = served.shadow.clone() else {
+        return Ok(live.predict(input).await?);
+    };
+    let copy = input.clone();
+    let outputs = live.predict(input).await?;
+    let answered = outputs.clone();
+    tokio::spawn(async move { shadow.shadow(copy, &answered).await });
+    Ok(outputs)
 }
 
 pub(crate) async fn server_metadata(headers: HeaderMap) -> Response {
@@ -124,7 +158,7 @@ fn matrix(live: &Live, rows: Vec<Vec<f64>>) -> Result<Tensor, ApiError> {
     if live.model.inputs.len() != 1 || spec.shape.len() != 2 {
         return Err(ApiError::invalid(format!(
             "endpoint '{}' needs named tensors (its model takes {} inputs): use the Open Inference Protocol",
-            live.endpoint.name,
+            live.endpoint,
             live.model.inputs.len()
         )));
     }
@@ -177,7 +211,7 @@ fn rows_of(v: &Value, what: &str) -> Result<Vec<Vec<f64>>, ApiError> {
 }
 
 /// A JSON object read with its keys in the order sent (records' columns are positional).
-struct Ordered(Vec<(String, Value)>);
+pub(crate) struct Ordered(Vec<(String, Value)>);
 
 impl<'de> Deserialize<'de> for Ordered {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ordered, D::Error> {
@@ -340,26 +374,40 @@ fn tensor_json(t: &Tensor) -> Vec<Value> {
     }
 }
 
+/// `/invocations` for endpoint `name`: the answer, and the variant that gave it.
 async fn invoke(
     s: &AppState,
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
+) -> (Option<String>, Result<Value, ApiError>) {
+    let served = match s.serving.served(name).await {
+        Ok(served) => served,
+        Err(e) => return (None, Err(e.into())),
+    };
+    let live = route(&served, headers);
+    (Some(live.variant.clone()), invoke_on(&served, live, headers, body).await)
+}
+
+async fn invoke_on(
+    served: &Served,
+    live: &Live,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Value, ApiError> {
-    let live = s.serving.live(name).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     let parsed = invocation_rows(body, content_type).and_then(|rows| {
         let n = rows.len();
-        Ok((n, matrix(&live, rows)?))
+        Ok((n, matrix(live, rows)?))
     });
     // Input the model cannot take is the client's: counted as bad input.
     let (n, input) = parsed.inspect_err(|_| {
         live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     })?;
-    let outputs = live.predict(input).await?;
+    let outputs = predict_with_shadow(served, live, input).await?;
     let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
     // Each output's values once, then a slice per row.
     let columns: Vec<Column> = outputs.iter().map(Column::of).collect();
@@ -385,7 +433,8 @@ pub(crate) async fn invocations(
     body: Bytes,
 ) -> Response {
     let id = request_id(&headers);
-    answer(&id, invoke(&s, &name, &headers, &body).await)
+    let (variant, result) = invoke(&s, &name, &headers, &body).await;
+    predicted(&id, variant.as_deref(), result)
 }
 
 /// `/invocations` at the root: the process's default endpoint (`slipway serve --endpoint`), or
@@ -407,11 +456,11 @@ pub(crate) async fn default_invocations(
             Err(e) => Err(e.into()),
         },
     };
-    let result = match name {
+    let (variant, result) = match name {
         Ok(n) => invoke(&s, &n, &headers, &body).await,
-        Err(e) => Err(e),
+        Err(e) => (None, Err(e)),
     };
-    answer(&id, result)
+    predicted(&id, variant.as_deref(), result)
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -422,8 +471,12 @@ pub(crate) async fn infer(
     body: Bytes,
 ) -> Response {
     let id = request_id(&headers);
+    let served = match s.serving.served(&name).await {
+        Ok(served) => served,
+        Err(e) => return answer(&id, Err(e.into())),
+    };
+    let live = route(&served, &headers);
     let result = async {
-        let live = s.serving.live(&name).await?;
         // Input the model cannot take is the client's: counted as bad input.
         let parsed = (|| -> Result<(Option<String>, Tensor), ApiError> {
             let req: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -488,7 +541,7 @@ pub(crate) async fn infer(
         let (req_id, tensor) = parsed.inspect_err(|_| {
             live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
-        let outputs = live.predict(tensor).await?;
+        let outputs = predict_with_shadow(&served, live, tensor).await?;
         let views: Vec<Value> = outputs
             .iter()
             .zip(&live.model.outputs)
@@ -503,7 +556,7 @@ pub(crate) async fn infer(
         Ok(out)
     }
     .await;
-    answer(&id, result)
+    predicted(&id, Some(&live.variant), result)
 }
 
 fn flatten(v: &Value) -> Result<Vec<f64>, ApiError> {
@@ -553,7 +606,7 @@ fn output_json(name: &str, o: &Output) -> Value {
 // ---------------------------------------------------------------------------------------------
 // The native resource.
 
-fn endpoint_view(e: &Endpoint, live: Option<&Arc<Live>>) -> Value {
+fn endpoint_view(e: &serve::Endpoint, served: Option<&Served>) -> Value {
     let mut v = json!({
         "name": e.name,
         "model": e.model,
@@ -561,14 +614,40 @@ fn endpoint_view(e: &Endpoint, live: Option<&Arc<Live>>) -> Value {
         "max_batch_size": e.batching.max_batch_size,
         "max_queue_delay_us": e.batching.max_queue_delay_us,
         "max_queue_len": e.batching.max_queue_len,
+        "key_header": e.traffic.key_header,
+        "revision": e.revision,
         "created_ms": e.created_ms,
     });
-    if let Some(l) = live {
+    // Each variant with its weight; served here, with its version and counts too.
+    let live_of = |name: &str| served.and_then(|s| s.lives().find(|l| l.variant == name));
+    let variant_view = |var: &serve::Variant, weight: Option<f64>| {
+        let mut view = json!({"name": var.name, "reference": var.reference, "weight": weight});
+        if let Some(l) = live_of(&var.name) {
+            view["version"] = json!(l.version.version);
+            view["stats"] = stats_view(&l.stats);
+        }
+        view
+    };
+    let variants: Vec<Value> =
+        e.traffic.variants.iter().map(|var| variant_view(var, Some(var.weight()))).collect();
+    v["variants"] = json!(variants);
+    v["shadow"] = e.traffic.shadow.as_ref().map_or(Value::Null, |s| {
+        let mut view = variant_view(s, None);
+        if let Some(l) = live_of(&s.name) {
+            use std::sync::atomic::Ordering::Relaxed;
+            view["compared_rows"] = json!(l.stats.shadow_rows.load(Relaxed));
+            view["agreed_rows"] = json!(l.stats.shadow_agreed.load(Relaxed));
+        }
+        view
+    });
+    if let Some(s) = served {
+        let l = s.baseline();
         v["version"] = json!(l.version.version);
         let (inputs, outputs) = spec_json(l);
         v["inputs"] = json!(inputs);
         v["outputs"] = json!(outputs);
-        v["stats"] = stats_view(&l.stats);
+        // The endpoint's totals: every variant that answers (a shadow answers nobody).
+        v["stats"] = stats_view(&serve::Stats::merged(s.variants.iter().map(|l| &*l.stats)));
     }
     v
 }
@@ -615,16 +694,16 @@ pub(crate) async fn create_endpoint(
         max_queue_len: req.max_queue_len.unwrap_or(d.max_queue_len),
     };
     let e = s.serving.create(&req.name, &model, &reference, batching).await?;
-    let live = s.serving.live(&e.name).await?;
-    Ok(Json(endpoint_view(&e, Some(&live))))
+    let served = s.serving.served(&e.name).await?;
+    Ok(Json(endpoint_view(&e, Some(&served))))
 }
 
 pub(crate) async fn list_endpoints(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let list = s.serving.list().await?;
-    let live = s.serving.snapshot();
+    let served = s.serving.snapshot();
     let views: Vec<Value> = list
         .iter()
-        .map(|e| endpoint_view(e, live.iter().find(|l| l.endpoint.name == e.name)))
+        .map(|e| endpoint_view(e, served.iter().find(|l| l.endpoint.name == e.name).map(|s| &**s)))
         .collect();
     Ok(Json(json!({ "endpoints": views })))
 }
@@ -634,8 +713,68 @@ pub(crate) async fn get_endpoint(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let e = s.serving.get(&name).await?;
-    let live = s.serving.live(&name).await.ok();
-    Ok(Json(endpoint_view(&e, live.as_ref())))
+    let served = s.serving.served(&name).await.ok();
+    Ok(Json(endpoint_view(&e, served.as_deref())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetTraffic {
+    /// `{"v1": 90, "v2": 10}` or `[["v1", 90], ["v2", 10]]`: variants (a version as `v3` or
+    /// `3`, `latest` or an alias) and percent weights summing to 100, baseline first.
+    split: Option<SplitBody>,
+    /// A variant to mirror every request to, or `null` to stop; absent leaves it as it is.
+    #[serde(default, deserialize_with = "present")]
+    shadow: Option<Option<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SplitBody {
+    Pairs(Vec<(String, Value)>),
+    Object(Ordered),
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PUT /api/v1/endpoints/{name}/traffic`: a new split and/or shadow, atomically.
+pub(crate) async fn set_traffic(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<SetTraffic>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let mut split = Vec::new();
+    if let Some(body) = &req.split {
+        let pairs = match body {
+            SplitBody::Pairs(p) => p,
+            SplitBody::Object(Ordered(p)) => p,
+        };
+        for (variant, weight) in pairs {
+            let w = weight.as_f64().ok_or_else(|| {
+                ApiError::invalid(format!("the weight of '{variant}' must be a number"))
+            })?;
+            split.push((variant.clone(), w));
+        }
+    }
+    if req.split.is_none() && req.shadow.is_none() {
+        return Err(ApiError::invalid("give 'split', 'shadow' or both"));
+    }
+    let e = s
+        .serving
+        .set_traffic(&name, |t| {
+            let t = if req.split.is_some() { t.with_split(&split)? } else { t.clone() };
+            match &req.shadow {
+                Some(shadow) => t.with_shadow(shadow.as_deref()),
+                None => Ok(t),
+            }
+        })
+        .await?;
+    let served = s.serving.served(&name).await.ok();
+    Ok(Json(endpoint_view(&e, served.as_deref())))
 }
 
 pub(crate) async fn delete_endpoint(

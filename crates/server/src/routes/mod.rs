@@ -94,6 +94,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/endpoints/{name}",
             get(inference::get_endpoint).delete(inference::delete_endpoint),
         )
+        .route("/api/v1/endpoints/{name}/traffic", put(inference::set_traffic))
         .route("/api/openapi.json", get(meta::openapi));
 
     let app = Router::new()

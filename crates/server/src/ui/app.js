@@ -939,6 +939,28 @@ function requestTotal(e) {
   return r ? { version: e.version, total: r.ok + r.bad_input + r.overloaded + r.failed } : null;
 }
 
+/** An endpoint's split as a bar of variants (width = weight), and its shadow with how often it
+ *  agreed with the answering variant. */
+function trafficCell(e) {
+  const variants = (e.variants || []).filter((v) => v.weight > 0);
+  const pct = (w) => (Number.isInteger(w) ? String(w) : w.toFixed(2)) + "%";
+  const bar = h("div", { class: "split-bar", title: variants.map((v) => `${v.name} ${pct(v.weight)}`).join(", ") },
+    variants.map((v, i) => {
+      const seg = h("span", { class: `split-seg seg-${i % 4}`, "data-variant": v.name }, v.weight >= 12 ? `${v.name} ${pct(v.weight)}` : "");
+      seg.style.width = `${v.weight}%`; // through the CSSOM: the page's CSP refuses style attributes
+      return seg;
+    }));
+  const legend = variants.length > 1
+    ? h("div", { class: "split-legend" }, variants.map((v) => `${v.name} ${pct(v.weight)}`).join(" · ")) : null;
+  const sh = e.shadow;
+  let shadow = null;
+  if (sh) {
+    const agreed = sh.compared_rows > 0 ? ` · agrees ${(100 * sh.agreed_rows / sh.compared_rows).toFixed(1)}% of ${sh.compared_rows} rows` : "";
+    shadow = h("div", { class: "split-shadow", "data-shadow": sh.name }, `shadow ${sh.name}${agreed}`);
+  }
+  return h("div", { class: "traffic" }, bar, legend, shadow);
+}
+
 function endpointsTable(endpoints, rates) {
   if (endpoints.length === 0) {
     return h("div", { class: "empty" }, "No endpoints yet. Serve a registered version with `slipway endpoints create falls falls@champion` " +
@@ -951,7 +973,7 @@ function endpointsTable(endpoints, rates) {
   const single = (label, cls) => h("th", { rowspan: 2, class: cls || null }, label);
   return h("div", { class: "scroll" }, h("table", { class: "endpoints" },
     h("thead", {},
-      h("tr", {}, single("Endpoint"), single("Model"), single("Live", "num"), group("Requests", 5), group("Latency, ms", 3),
+      h("tr", {}, single("Endpoint"), single("Model"), single("Live", "num"), single("Traffic"), group("Requests", 5), group("Latency, ms", 3),
         single("Queue", "num"), group("Batching", 4)),
       h("tr", {}, ["OK", "Bad input", "Overloaded", "Failed", "Req/s", "p50", "p90", "p99", "Mean rows", "Max rows", "Max delay µs", "Max queue"]
         .map((c) => h("th", { class: "num" }, c)))),
@@ -963,6 +985,7 @@ function endpointsTable(endpoints, rates) {
         h("td", {}, h("a", { href: `#/models/${enc(e.model)}`, "data-model": e.model }, `${e.model}@${e.reference}`)),
         h("td", { class: "num", "data-col": "version" }, e.version == null ? h("span", { class: "muted" }, "not loaded")
           : h("a", { href: `#/models/${enc(e.model)}?version=${e.version}` }, `v${e.version}`)),
+        h("td", { "data-col": "traffic" }, trafficCell(e)),
         cell("ok", count(r.ok)),
         cell("bad_input", count(r.bad_input), r.bad_input > 0),
         cell("overloaded", count(r.overloaded), r.overloaded > 0),
