@@ -295,6 +295,40 @@ class Slipway:
         with None."""
         return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", {"shadow": variant})
 
+    def start_rollout(self, spec) -> dict:
+        """Starts a canary rollout from a rollout file's text (TOML) or a dict of its fields
+        (`endpoint`, `candidate`, `steps`, `step_seconds`, `min_requests`, `gates`,
+        `promote_alias`)."""
+        if isinstance(spec, str):
+            with self._open("/api/v1/rollouts", "POST", spec.encode(),
+                            {"Content-Type": "application/toml"}) as response:
+                return json.loads(response.read())
+        return self._request("POST", "/api/v1/rollouts", spec)
+
+    def rollout(self, rollout_id: str) -> dict:
+        """A rollout with its state, steps and timeline (`events`, each with its reason)."""
+        return self._request("GET", f"/api/v1/rollouts/{_q(rollout_id)}")
+
+    def rollouts(self, endpoint: Optional[str] = None) -> list:
+        query = f"?endpoint={_q(endpoint)}" if endpoint else ""
+        return self._request("GET", f"/api/v1/rollouts{query}")["rollouts"]
+
+    def promote_rollout(self, rollout_id: str, reason: str = "") -> dict:
+        """The next step now (from the step before 100%: completes the rollout)."""
+        return self._rollout_action(rollout_id, "promote", reason)
+
+    def abort_rollout(self, rollout_id: str, reason: str = "") -> dict:
+        return self._rollout_action(rollout_id, "abort", reason)
+
+    def pause_rollout(self, rollout_id: str, reason: str = "") -> dict:
+        return self._rollout_action(rollout_id, "pause", reason)
+
+    def resume_rollout(self, rollout_id: str, reason: str = "") -> dict:
+        return self._rollout_action(rollout_id, "resume", reason)
+
+    def _rollout_action(self, rollout_id: str, action: str, reason: str) -> dict:
+        return self._request("POST", f"/api/v1/rollouts/{_q(rollout_id)}/{action}", {"reason": reason})
+
     def predict(self, endpoint: str, data, key: Optional[str] = None):
         """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's
         order; the answer is a DataFrame with one column per model output, one row per input row)

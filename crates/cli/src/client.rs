@@ -50,6 +50,21 @@ impl Client {
         self.send(self.http.put(format!("{}{path}", self.base)).json(body)).await
     }
 
+    /// Posts text as it is, with its content type.
+    pub(crate) async fn post_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> anyhow::Result<T> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.send(request).await
+    }
+
     /// Posts a file's bytes as `application/octet-stream`, streamed from disk.
     pub(crate) async fn post_file<T: DeserializeOwned>(
         &self,

@@ -74,9 +74,12 @@ enum Command {
     Models(commands::models::ModelsCommand),
     /// Batch prediction: a model over a CSV/Parquet file or a dataset version, on every core
     Predict(commands::predict::PredictArgs),
-    /// Named endpoints serving a model version or alias: create, list, show, delete
+    /// Named endpoints serving a model version or alias: create, list, show, split, shadow, delete
     #[command(subcommand)]
     Endpoints(commands::endpoints::EndpointsCommand),
+    /// Canary rollouts: start one from its file, follow it, promote, abort, pause, resume
+    #[command(subcommand)]
+    Rollout(commands::rollout::RolloutCommand),
     /// Drive an HTTP endpoint with load (closed loop, or open loop with --rate) and report
     /// throughput, 503s and latency percentiles
     Loadtest(commands::loadtest::LoadtestArgs),
@@ -165,6 +168,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Models(cmd) => commands::models::run(cmd, &global).await,
         Command::Predict(args) => commands::predict::run(args, &global).await,
         Command::Endpoints(cmd) => commands::endpoints::run(cmd, &global).await,
+        Command::Rollout(cmd) => commands::rollout::run(cmd, &global).await,
         Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
         Command::Loadtest(args) => commands::loadtest::run(args, &global).await,
     }

@@ -35,6 +35,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_traffic.sql"),
         postgres: include_str!("../migrations/0002_traffic.sql"),
     },
+    Migration {
+        version: 3,
+        name: "rollouts",
+        sqlite: include_str!("../migrations/0003_rollouts.sql"),
+        postgres: include_str!("../migrations/0003_rollouts.sql"),
+    },
 ];
 
 /// Triton's dynamic batching knobs.
@@ -75,6 +81,8 @@ pub enum Error {
     NotFound(String),
     #[error("Endpoint '{0}' already exists")]
     Exists(String),
+    #[error("Rollout '{0}' not found")]
+    RolloutNotFound(String),
     #[error("{0}")]
     Invalid(String),
     /// The queue is full: come back shortly.
@@ -92,7 +100,7 @@ impl Error {
     pub fn code(&self) -> slipway_core::ErrorCode {
         use slipway_core::ErrorCode as C;
         match self {
-            Error::NotFound(_) => C::ResourceDoesNotExist,
+            Error::NotFound(_) | Error::RolloutNotFound(_) => C::ResourceDoesNotExist,
             Error::Exists(_) => C::ResourceAlreadyExists,
             Error::Invalid(_) | Error::Run(RunError::BadInput(_)) => C::InvalidParameterValue,
             Error::Overloaded(_) => C::TemporarilyUnavailable,
@@ -550,8 +558,8 @@ fn slice(o: &Output, start: usize, end: usize) -> Result<Output, RunError> {
 /// Endpoints and the models they serve in this process; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Serving {
-    db: Db,
-    registry: Registry,
+    pub(crate) db: Db,
+    pub(crate) registry: Registry,
     live: Arc<RwLock<HashMap<String, Arc<Served>>>>,
     /// Models by registered digest, shared by endpoints serving the same version.
     models: Arc<Mutex<HashMap<String, Arc<Model>>>>,

@@ -14,6 +14,7 @@
 pub mod batch;
 mod endpoints;
 mod ops;
+mod rollout;
 mod runtime;
 pub mod split;
 mod traffic;
@@ -24,6 +25,7 @@ pub use endpoints::{
     Served, Serving, Stats,
 };
 pub use ops::Labels;
+pub use rollout::{Action, GATE_METRICS, Gate, Rollout, RolloutEvent, RolloutSpec, RolloutState};
 pub use runtime::{ElemType, InputSpec, Model, Output, RunError};
 pub use tract_onnx::prelude::{Datum, DatumType, TValue, Tensor, tvec};
 pub use traffic::{DEFAULT_KEY_HEADER, Traffic, Variant, variant_name};

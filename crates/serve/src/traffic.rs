@@ -155,7 +155,7 @@ pub fn variant_name(reference: &str) -> String {
 }
 
 /// A variant's reference as stored: `v3` and `3` are version 3.
-fn canonical(reference: &str) -> String {
+pub(crate) fn canonical(reference: &str) -> String {
     match reference.strip_prefix('v') {
         Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => n.to_string(),
         _ => reference.to_string(),

@@ -12,6 +12,7 @@ pub(crate) mod loadtest;
 pub(crate) mod models;
 pub(crate) mod predict;
 pub(crate) mod profile;
+pub(crate) mod rollout;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod serve;

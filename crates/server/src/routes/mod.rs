@@ -8,6 +8,7 @@ mod jobs;
 mod meta;
 mod mlflow;
 mod models;
+mod rollouts;
 mod tracking;
 
 use axum::Router;
@@ -95,6 +96,9 @@ pub(crate) fn router(state: AppState) -> Router {
             get(inference::get_endpoint).delete(inference::delete_endpoint),
         )
         .route("/api/v1/endpoints/{name}/traffic", put(inference::set_traffic))
+        .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
+        .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
+        .route("/api/v1/rollouts/{id}/{action}", post(rollouts::act))
         .route("/api/openapi.json", get(meta::openapi));
 
     let app = Router::new()
