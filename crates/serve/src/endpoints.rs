@@ -41,6 +41,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0003_rollouts.sql"),
         postgres: include_str!("../migrations/0003_rollouts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "variant_counts",
+        sqlite: include_str!("../migrations/0004_variant_counts.sql"),
+        postgres: include_str!("../migrations/0004_variant_counts.sql"),
+    },
 ];
 
 /// Triton's dynamic batching knobs.
@@ -262,6 +268,8 @@ pub struct Live {
     pub model: Arc<Model>,
     pub stats: Arc<Stats>,
     queue: SyncSender<Job>,
+    /// The counts as last written to the store.
+    pub(crate) flushed: Mutex<crate::driver::Snapshot>,
 }
 
 /// An endpoint as this process serves it now: its row, and a [`Live`] per variant and shadow.
@@ -337,6 +345,7 @@ impl Live {
             model,
             stats,
             queue: tx,
+            flushed: Mutex::new([0; 16]),
         })
     }
 
@@ -497,11 +506,15 @@ fn run_batch(model: &Model, stats: &Stats, jobs: Vec<Job>) {
         let _ = job.reply.send(timed_run(model, stats, job.input));
         return;
     }
-    // Jobs whose inputs do not stack (a wrong shape) are answered alone.
-    let same = jobs.iter().all(|j| {
-        j.input.shape()[1..] == jobs[0].input.shape()[1..]
-            && j.input.datum_type() == jobs[0].input.datum_type()
-    });
+    // Jobs whose inputs do not stack (a wrong shape), or for a model with a fixed batch size,
+    // are answered alone.
+    let fixed_batch =
+        model.inputs.first().is_some_and(|i| i.shape.first().is_some_and(|d| d.is_some()));
+    let same = !fixed_batch
+        && jobs.iter().all(|j| {
+            j.input.shape()[1..] == jobs[0].input.shape()[1..]
+                && j.input.datum_type() == jobs[0].input.datum_type()
+        });
     if !same {
         for job in jobs {
             let _ = job.reply.send(model.run(tvec![job.input.into()]));
@@ -564,6 +577,8 @@ pub struct Serving {
     /// Models by registered digest, shared by endpoints serving the same version.
     models: Arc<Mutex<HashMap<String, Arc<Model>>>>,
     refresh: Duration,
+    /// This process, as the store's counts and rollout leases know it.
+    pub(crate) replica: String,
 }
 
 impl Serving {
@@ -575,6 +590,7 @@ impl Serving {
             live: Default::default(),
             models: Default::default(),
             refresh: Duration::from_secs(1),
+            replica: slipway_core::new_id(),
         })
     }
 

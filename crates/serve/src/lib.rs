@@ -12,6 +12,7 @@
 //! This crate knows nothing of HTTP or wire formats, and never writes registry tables.
 
 pub mod batch;
+mod driver;
 mod endpoints;
 mod ops;
 mod rollout;
@@ -20,6 +21,7 @@ pub mod split;
 mod traffic;
 pub mod tree;
 
+pub use driver::{StepCounts, Verdict, judge, run_background};
 pub use endpoints::{
     BATCH_BUCKETS, Batching, Endpoint, Error, Histogram, LATENCY_BUCKETS_S, Live, MIGRATIONS,
     Served, Serving, Stats,

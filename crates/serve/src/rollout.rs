@@ -243,6 +243,8 @@ pub struct Rollout {
     pub reason: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The serving process that leads it now (holds an unexpired lease), if any.
+    pub driver: Option<String>,
     pub events: Vec<RolloutEvent>,
 }
 
@@ -517,7 +519,7 @@ impl Serving {
     pub async fn rollout(&self, id: &str) -> Result<Rollout> {
         let row = sqlx::query(
             "SELECT id, spec, baseline, state, step, step_started_ms, reason, created_ms, \
-             updated_ms FROM serve_rollouts WHERE id = $1",
+             updated_ms, lease_owner, lease_until_ms FROM serve_rollouts WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -550,7 +552,8 @@ impl Serving {
     pub async fn rollouts(&self, endpoint: Option<&str>) -> Result<Vec<Rollout>> {
         let rows = sqlx::query(
             "SELECT id, spec, baseline, state, step, step_started_ms, reason, created_ms, \
-             updated_ms FROM serve_rollouts WHERE $1 = '' OR endpoint = $1 \
+             updated_ms, lease_owner, lease_until_ms FROM serve_rollouts \
+             WHERE $1 = '' OR endpoint = $1 \
              ORDER BY created_ms DESC, id DESC",
         )
         .bind(endpoint.unwrap_or(""))
@@ -573,6 +576,9 @@ fn rollout_from_row(row: &sqlx::any::AnyRow) -> Result<Rollout> {
         reason: row.try_get("reason")?,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
+        driver: row.try_get::<Option<String>, _>("lease_owner")?.filter(|_| {
+            row.try_get::<i64, _>("lease_until_ms").is_ok_and(|until| until > now_ms())
+        }),
         events: Vec::new(),
     })
 }

@@ -56,6 +56,12 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         endpoint = args.endpoint.as_deref().unwrap_or("-"),
         "serving endpoints"
     );
+    // Variant counts to the store each second, for the rollouts a server drives.
+    let background = tokio::spawn(::serve::run_background(
+        stores.serving.clone(),
+        false,
+        std::time::Duration::from_secs(1),
+    ));
     let state = stores.app_state(token).with_default_endpoint(args.endpoint);
     let app = server::serving_router(state);
     let shutdown = async move {
@@ -63,6 +69,7 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         tracing::info!(target: "serve", "shutting down: finishing requests in flight");
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
+    background.abort();
     stores.db.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -81,6 +81,12 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         })
     });
 
+    // Variant counts to the store each second, and the rollouts this process leads.
+    let background = tokio::spawn(::serve::run_background(
+        stores.serving.clone(),
+        true,
+        std::time::Duration::from_secs(1),
+    ));
     let kinds = super::handlers(&stores).kinds().iter().map(|k| k.to_string()).collect();
     let state = stores.app_state(token).with_job_kinds(kinds);
     let app = server::router(state);
@@ -90,6 +96,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         let _ = stop_tx.send(true);
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
+    background.abort();
     if let Some(task) = worker_task {
         let _ = task.await;
     }

@@ -37,6 +37,7 @@ fn rollout_view(r: &Rollout) -> Value {
         "reason": r.reason,
         "created_ms": r.created_ms,
         "updated_ms": r.updated_ms,
+        "driver": r.driver,
         "spec": serde_json::to_value(&r.spec).unwrap_or(Value::Null),
         "events": events,
     })
