@@ -329,11 +329,27 @@ class Slipway:
     def _rollout_action(self, rollout_id: str, action: str, reason: str) -> dict:
         return self._request("POST", f"/api/v1/rollouts/{_q(rollout_id)}/{action}", {"reason": reason})
 
-    def predict(self, endpoint: str, data, key: Optional[str] = None):
+    def feedback(self, endpoint: str, truth) -> dict:
+        """Ground truth for answered requests: `{request_id: label}` (one-row requests) or
+        `{request_id: [label, ...]}` (a label per row). Returns `{"scored": n, "unknown": [ids]}`;
+        answers are remembered while the endpoint runs an experiment (two variants or more)."""
+        items = [{"request_id": rid, **({"labels": list(v)} if isinstance(v, (list, tuple)) else {"label": v})}
+                 for rid, v in truth.items()]
+        return self._request("POST", f"/api/v1/endpoints/{_q(endpoint)}/feedback", {"items": items})
+
+    def abtest(self, endpoint: str, since_ms: Optional[int] = None) -> dict:
+        """Each variant against the baseline since `since_ms` (default: the last 24 hours):
+        requests, errors, p99, accuracy from ground truth, the effect with a 95% interval, a
+        fixed-sample and an always-valid p-value, and the sample-ratio-mismatch check."""
+        query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
+        return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/abtest{query}")
+
+    def predict(self, endpoint: str, data, key: Optional[str] = None, request_id: Optional[str] = None):
         """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's
         order; the answer is a DataFrame with one column per model output, one row per input row)
         or a list of rows (the answer is the list of predictions). `key` is the routing key:
-        requests with the same key go to the same variant of a split endpoint."""
+        requests with the same key go to the same variant of a split endpoint; `request_id`
+        names the request, for `feedback` later."""
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover - pandas is optional
@@ -342,7 +358,8 @@ class Slipway:
         rows = data.to_numpy().tolist() if frame else [list(r) for r in data]
         answer = self._request("POST", f"/endpoints/{_q(endpoint)}/invocations",
                                {"dataframe_split": {"columns": list(data.columns) if frame else None, "data": rows}},
-                               headers={"X-Slipway-Key": key} if key is not None else None)
+                               headers={k: v for k, v in [("X-Slipway-Key", key), ("X-Request-Id", request_id)]
+                                        if v is not None})
         predictions = answer["predictions"]
         if not frame:
             return predictions

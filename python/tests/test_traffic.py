@@ -205,3 +205,54 @@ def test_a_shadow_never_changes_an_answer_and_its_failures_reach_nobody(server):
 
     client.shadow_endpoint("falls", None)
     assert client.endpoint("falls")["shadow"] is None
+
+
+def test_ground_truth_scores_each_variant_and_the_abtest_compares_them(server):
+    client = Slipway(server.url)
+    X, v1, v2 = two_versions(client)  # v1 learnt X0 > 0, v2 learnt X1 > 0
+    client.create_endpoint("falls", "falls@1")
+    client.split_endpoint("falls", {"v1": 50, "v2": 50})
+    truth, seen = {}, {"v1": 0, "v2": 0}
+    for i in range(300):
+        row = X[i % len(X)]
+        rid = f"req-{i}"
+        status, headers, _ = call(server.url, "/endpoints/falls/invocations", {"inputs": [row.tolist()]}, key=f"k{i}")
+        assert status == 200
+        seen[headers["x-slipway-variant"]] += 1
+        truth[headers["x-request-id"]] = int(row[0] > 0)
+    # The client's own request id works too.
+    got = client.predict("falls", [X[0].tolist()], request_id="mine-1")
+    assert len(got) == 1
+    truth["mine-1"] = int(X[0][0] > 0)
+    truth["never-sent"] = 1
+    answer = client.feedback("falls", truth)
+    assert answer == {"scored": 301, "unknown": ["never-sent"]}, answer
+
+    report = client.abtest("falls")
+    by = {v["name"]: v for v in report["variants"]}
+    assert by["v1"]["feedback_rows"] + by["v2"]["feedback_rows"] == 301
+    assert by["v1"]["requests"] + by["v2"]["requests"] >= 301
+    assert by["v1"]["accuracy"] > 0.95 and by["v2"]["accuracy"] < 0.8, by
+    [comparison] = report["comparisons"]
+    accuracy = next(m for m in comparison["metrics"] if m["metric"] == "accuracy")
+    assert comparison["variant"] == "v2" and comparison["against"] == "v1"
+    assert accuracy["effect"] == pytest.approx(by["v2"]["accuracy"] - by["v1"]["accuracy"])
+    assert accuracy["interval"][0] < accuracy["effect"] < accuracy["interval"][1] < 0
+    assert accuracy["p_value"] < 1e-6 and accuracy["always_valid_p"] < 0.01
+    assert report["sample_ratio"]["mismatch"] is False
+
+    done = cli(server, "endpoints", "abtest", "falls")
+    out = done.stdout.decode()
+    assert done.returncode == 0 and "v2 vs v1, accuracy: effect -0." in out and "sample ratio ok" in out, out
+
+    # Bad ground truth is refused, naming the request.
+    for body in [{"request_id": "mine-1", "label": {"a": 1}},
+                 {"request_id": "mine-1", "label": 1, "labels": [1]},
+                 {"request_id": "mine-1", "labels": [1, 0]},
+                 {"items": "nope"}]:
+        status, _, err = call(server.url, "/api/v1/endpoints/falls/feedback", body)
+        assert status == 400 and err["error_code"] == "INVALID_PARAMETER_VALUE", (body, err)
+    # Nothing changed: the scores are those of the first call.
+    assert sum(v["feedback_rows"] for v in client.abtest("falls")["variants"]) == 301
+    status, _, err = call(server.url, "/api/v1/endpoints/nope/feedback", {"request_id": "x", "label": 1})
+    assert status == 404

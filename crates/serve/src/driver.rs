@@ -42,6 +42,8 @@ pub struct StepCounts {
     pub ok: u64,
     pub errors: u64,
     pub latency: [u64; 13],
+    /// Rows with ground truth, and those the variant got right.
+    pub feedback: Option<crate::abtest::Rate>,
 }
 
 impl StepCounts {
@@ -64,7 +66,9 @@ impl StepCounts {
 
     fn figures(&self) -> Value {
         json!({"requests": self.requests(), "errors": self.errors,
-               "error_rate": self.error_rate(), "p99_ms": self.p99_ms()})
+               "error_rate": self.error_rate(), "p99_ms": self.p99_ms(),
+               "feedback_rows": self.feedback.map(|f| f.n),
+               "accuracy": self.feedback.and_then(|f| f.value())})
     }
 }
 
@@ -123,9 +127,33 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                 (Some(c), Some(b)) => passed.push(format!("p99 {c:.2} vs {b:.2} ms")),
                 _ => return Verdict::Hold("holding: no baseline latency to compare with".into()),
             },
+            "accuracy" => {
+                let rows = |c: &StepCounts| c.feedback.map_or(0, |f| f.n);
+                if rows(cand) < spec.min_requests || rows(base) == 0 {
+                    return Verdict::Hold(format!(
+                        "holding: {} of {} candidate rows with ground truth for the accuracy gate",
+                        rows(cand),
+                        spec.min_requests
+                    ));
+                }
+                let acc = |c: &StepCounts| c.feedback.and_then(|f| f.value()).unwrap_or(0.0);
+                let (c, b) = (acc(cand), acc(base));
+                if b - c > g.threshold {
+                    return Verdict::Fail(
+                        format!(
+                            "accuracy gate failed: candidate {:.2}% vs baseline {:.2}% (at most {:.2} points less)",
+                            c * 100.0,
+                            b * 100.0,
+                            g.threshold * 100.0
+                        ),
+                        figures,
+                    );
+                }
+                passed.push(format!("accuracy {:.2}% vs {:.2}%", c * 100.0, b * 100.0));
+            }
             other => {
                 return Verdict::Hold(format!(
-                    "holding: no ground truth yet for the {other} gate (send feedback)"
+                    "holding: the {other} gate is not computed yet (error_rate, p99_latency and accuracy are)"
                 ));
             }
         }
@@ -256,8 +284,14 @@ impl Serving {
 
     async fn drive(&self, r: &Rollout) -> Result<()> {
         let counts = self.counts_since(&r.spec.endpoint, r.step_started_ms).await?;
-        let cand = counts.get(&variant_name(&r.spec.candidate)).cloned().unwrap_or_default();
-        let base = counts.get(&variant_name(&r.baseline)).cloned().unwrap_or_default();
+        let (cand_name, base_name) = (variant_name(&r.spec.candidate), variant_name(&r.baseline));
+        let mut cand = counts.get(&cand_name).cloned().unwrap_or_default();
+        let mut base = counts.get(&base_name).cloned().unwrap_or_default();
+        if r.spec.gates.iter().any(|g| g.metric == "accuracy") {
+            let truth = self.feedback_since(&r.spec.endpoint, r.step_started_ms).await?;
+            cand.feedback = truth.get(&cand_name).copied();
+            base.feedback = truth.get(&base_name).copied();
+        }
         let elapsed = now_ms() - r.step_started_ms;
         let with_driver = |mut figures: Value| {
             figures["driver"] = json!(self.replica);
@@ -314,6 +348,9 @@ pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
         if let Err(e) = serving.flush_counts().await {
             tracing::warn!(target: "serve::counts", error = %e, "flushing variant counts");
         }
+        if let Err(e) = serving.flush_predictions().await {
+            tracing::warn!(target: "serve::feedback", error = %e, "writing remembered predictions");
+        }
         if drive && let Err(e) = serving.drive_rollouts().await {
             tracing::warn!(target: "serve::rollout", error = %e, "driving rollouts");
         }
@@ -343,7 +380,7 @@ mod tests {
     fn counts(ok: u64, errors: u64, bucket: usize) -> StepCounts {
         let mut latency = [0; 13];
         latency[bucket] = ok + errors;
-        StepCounts { ok, errors, latency }
+        StepCounts { ok, errors, latency, feedback: None }
     }
 
     #[test]
@@ -370,10 +407,22 @@ mod tests {
         assert!(
             matches!(judge(&s, 61_000, &counts(200, 0, 5), &base), Verdict::Fail(r, _) if r.contains("p99_latency"))
         );
-        // A model-metric gate waits for ground truth.
+        // The accuracy gate waits for ground truth, then compares.
         let acc = spec(&[("accuracy", 0.02)]);
         assert!(
             matches!(judge(&acc, 61_000, &healthy, &base), Verdict::Hold(r) if r.contains("ground truth"))
+        );
+        let truth = |right, n| Some(crate::abtest::Rate { successes: right, n });
+        let worse = StepCounts { feedback: truth(170, 200), ..healthy.clone() };
+        let as_good = StepCounts { feedback: truth(180, 200), ..healthy.clone() };
+        let base_truth = StepCounts { feedback: truth(1800, 2000), ..base.clone() };
+        assert!(
+            matches!(judge(&acc, 61_000, &worse, &base_truth), Verdict::Fail(r, _) if r.contains("85.00% vs baseline 90.00%"))
+        );
+        assert!(matches!(judge(&acc, 61_000, &as_good, &base_truth), Verdict::Pass(..)));
+        let f1 = spec(&[("f1", 0.02)]);
+        assert!(
+            matches!(judge(&f1, 61_000, &healthy, &base), Verdict::Hold(r) if r.contains("not computed yet"))
         );
     }
 }

@@ -47,6 +47,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0004_variant_counts.sql"),
         postgres: include_str!("../migrations/0004_variant_counts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "feedback",
+        sqlite: include_str!("../migrations/0005_feedback.sql"),
+        postgres: include_str!("../migrations/0005_feedback.sql"),
+    },
 ];
 
 /// Triton's dynamic batching knobs.
@@ -579,6 +585,8 @@ pub struct Serving {
     refresh: Duration,
     /// This process, as the store's counts and rollout leases know it.
     pub(crate) replica: String,
+    /// Answers of endpoints in an experiment, until the next flush.
+    pub(crate) pending: Arc<Mutex<Vec<crate::feedback::Remembered>>>,
 }
 
 impl Serving {
@@ -591,6 +599,7 @@ impl Serving {
             models: Default::default(),
             refresh: Duration::from_secs(1),
             replica: slipway_core::new_id(),
+            pending: Default::default(),
         })
     }
 

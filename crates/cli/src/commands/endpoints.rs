@@ -67,6 +67,18 @@ pub(crate) enum EndpointsCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Compare the variants of a split endpoint: requests, errors, p99, accuracy from ground
+    /// truth, each against the baseline (effect, 95% interval, p-values), and the split's
+    /// sample-ratio check
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints abtest falls\n  \
+        slipway endpoints abtest falls --since-hours 2 --json")]
+    Abtest {
+        name: String,
+        /// Look back this many hours (default 24)
+        #[arg(long, default_value_t = 24.0)]
+        since_hours: f64,
+    },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
 }
@@ -256,6 +268,66 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                 crate::output::json(&e)?;
             } else {
                 println!("endpoint {name}: {}", traffic_line(&e));
+            }
+        }
+        EndpointsCommand::Abtest { name, since_hours } => {
+            if !(since_hours > 0.0 && since_hours.is_finite()) {
+                anyhow::bail!("--since-hours must be a positive number of hours");
+            }
+            let since = slipway_core::now_ms() - (since_hours * 3_600_000.0) as i64;
+            let path = format!("/api/v1/endpoints/{}/abtest?since_ms={since}", encode(&name));
+            let r: Value = client.get(&path).await?;
+            if global.json {
+                crate::output::json(&r)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let pct =
+                |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.2}%", x * 100.0));
+            let rows: Vec<Vec<String>> = r["variants"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|v| {
+                            vec![
+                                text(&v["name"]),
+                                format!("{}%", text(&v["weight"])),
+                                text(&v["requests"]),
+                                pct(&v["error_rate"]),
+                                ms(&v["p99_ms"]),
+                                text(&v["feedback_rows"]),
+                                pct(&v["accuracy"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(
+                &["VARIANT", "WEIGHT", "REQUESTS", "ERRORS", "P99 MS", "TRUTH ROWS", "ACCURACY"],
+                &rows,
+            )?;
+            for c in r["comparisons"].as_array().into_iter().flatten() {
+                for m in c["metrics"].as_array().into_iter().flatten() {
+                    let num =
+                        |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:+.4}"));
+                    println!(
+                        "{} vs {}, {}: effect {} (95% {} to {}), p = {}, always-valid p = {}",
+                        text(&c["variant"]),
+                        text(&c["against"]),
+                        text(&m["metric"]),
+                        num(&m["effect"]),
+                        num(&m["interval"][0]),
+                        num(&m["interval"][1]),
+                        m["p_value"].as_f64().map_or("-".into(), |p| format!("{p:.4}")),
+                        m["always_valid_p"].as_f64().map_or("-".into(), |p| format!("{p:.4}")),
+                    );
+                }
+            }
+            match r["sample_ratio"]["p_value"].as_f64() {
+                Some(p) if p < 0.001 => println!(
+                    "sample ratio MISMATCH (p = {p:.2e}): traffic is not split as the weights say; do not trust these figures"
+                ),
+                Some(p) => println!("sample ratio ok (p = {p:.3})"),
+                None => println!("sample ratio: not enough traffic to check"),
             }
         }
         EndpointsCommand::Delete { name } => {

@@ -70,20 +70,34 @@ fn route<'a>(served: &'a Served, headers: &HeaderMap) -> &'a Arc<Live> {
     served.route(key.filter(|k| !k.is_empty()))
 }
 
-/// Runs `input` on `live` and, when the endpoint has a shadow, a copy on the shadow in the
-/// background once the answer is known (the caller never waits for it or sees it fail).
-async fn predict_with_shadow(
+/// Runs `input` on `live`; when the endpoint has a shadow, a copy runs on the shadow in the
+/// background once the answer is known (the caller never waits for it or sees it fail); when it
+/// runs an experiment, the answer is remembered under request id `id` for its ground truth.
+async fn predict_routed(
+    s: &AppState,
     served: &Served,
     live: &Live,
     input: Tensor,
+    id: &str,
 ) -> Result<Vec<Output>, ApiError> {
-    let Some(shadow) = served.shadow.clone() else {
-        return Ok(live.predict(input).await?);
-    };
-    let copy = input.clone();
+    let shadow = served.shadow.clone();
+    let copy = shadow.as_ref().map(|_| input.clone());
     let outputs = live.predict(input).await?;
-    let answered = outputs.clone();
-    tokio::spawn(async move { shadow.shadow(copy, &answered).await });
+    if served.endpoint.traffic.variants.iter().filter(|v| v.buckets > 0).count() > 1
+        && let Some(first) = outputs.first()
+    {
+        s.serving.remember(serve::Remembered {
+            request_id: id.to_string(),
+            endpoint: live.endpoint.clone(),
+            variant: live.variant.clone(),
+            version: live.version.version,
+            labels: serve::labels_of(first),
+        });
+    }
+    if let (Some(shadow), Some(copy)) = (shadow, copy) {
+        let answered = outputs.clone();
+        tokio::spawn(async move { shadow.shadow(copy, &answered).await });
+    }
     Ok(outputs)
 }
 
@@ -380,20 +394,23 @@ async fn invoke(
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
+    id: &str,
 ) -> (Option<String>, Result<Value, ApiError>) {
     let served = match s.serving.served(name).await {
         Ok(served) => served,
         Err(e) => return (None, Err(e.into())),
     };
     let live = route(&served, headers);
-    (Some(live.variant.clone()), invoke_on(&served, live, headers, body).await)
+    (Some(live.variant.clone()), invoke_on(s, &served, live, headers, body, id).await)
 }
 
 async fn invoke_on(
+    s: &AppState,
     served: &Served,
     live: &Live,
     headers: &HeaderMap,
     body: &[u8],
+    id: &str,
 ) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -407,7 +424,7 @@ async fn invoke_on(
     let (n, input) = parsed.inspect_err(|_| {
         live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     })?;
-    let outputs = predict_with_shadow(served, live, input).await?;
+    let outputs = predict_routed(s, served, live, input, id).await?;
     let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
     // Each output's values once, then a slice per row.
     let columns: Vec<Column> = outputs.iter().map(Column::of).collect();
@@ -433,7 +450,7 @@ pub(crate) async fn invocations(
     body: Bytes,
 ) -> Response {
     let id = request_id(&headers);
-    let (variant, result) = invoke(&s, &name, &headers, &body).await;
+    let (variant, result) = invoke(&s, &name, &headers, &body, &id).await;
     predicted(&id, variant.as_deref(), result)
 }
 
@@ -457,7 +474,7 @@ pub(crate) async fn default_invocations(
         },
     };
     let (variant, result) = match name {
-        Ok(n) => invoke(&s, &n, &headers, &body).await,
+        Ok(n) => invoke(&s, &n, &headers, &body, &id).await,
         Err(e) => (None, Err(e)),
     };
     predicted(&id, variant.as_deref(), result)
@@ -541,7 +558,7 @@ pub(crate) async fn infer(
         let (req_id, tensor) = parsed.inspect_err(|_| {
             live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
-        let outputs = predict_with_shadow(&served, live, tensor).await?;
+        let outputs = predict_routed(&s, &served, live, tensor, &id).await?;
         let views: Vec<Value> = outputs
             .iter()
             .zip(&live.model.outputs)
@@ -783,4 +800,85 @@ pub(crate) async fn delete_endpoint(
 ) -> Result<Json<Value>, ApiError> {
     s.serving.delete(&name).await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackItem {
+    request_id: String,
+    /// The true label of a one-row request.
+    label: Option<Value>,
+    /// The true labels of a request's rows, in order.
+    labels: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum FeedbackBody {
+    Many { items: Vec<FeedbackItem> },
+    One(FeedbackItem),
+}
+
+/// `POST /api/v1/endpoints/{name}/feedback`: ground truth for answered requests, by request id
+/// (`{"request_id", "label"}`, or `{"items": [...]}`). Ids with no remembered answer are listed
+/// back, not refused.
+pub(crate) async fn feedback(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<FeedbackBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::invalid(format!(
+            "expected {{\"request_id\", \"label\"}} or {{\"items\": [...]}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let items = match body {
+        FeedbackBody::Many { items } => items,
+        FeedbackBody::One(item) => vec![item],
+    };
+    let mut truth = Vec::with_capacity(items.len());
+    for item in items {
+        let values = match (item.label, item.labels) {
+            (Some(l), None) => vec![l],
+            (None, Some(ls)) => ls,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "request {}: give 'label' or 'labels', one of them",
+                    item.request_id
+                )));
+            }
+        };
+        let labels = values
+            .iter()
+            .map(|v| {
+                serve::truth_text(v).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "request {}: a label must be a string, number or boolean",
+                        item.request_id
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        truth.push((item.request_id, labels));
+    }
+    let scored = s.serving.feedback(&name, &truth).await?;
+    Ok(Json(json!({"scored": scored.scored, "unknown": scored.unknown})))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AbQuery {
+    /// Since when, ms since the epoch (default: the last 24 hours).
+    since_ms: Option<i64>,
+}
+
+/// `GET /api/v1/endpoints/{name}/abtest`: each variant against the baseline.
+pub(crate) async fn abtest(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<axum::extract::Query<AbQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query?.0;
+    let since = q.since_ms.unwrap_or_else(|| slipway_core::now_ms() - 24 * 3600 * 1000);
+    Ok(Json(s.serving.abtest(&name, since).await?))
 }

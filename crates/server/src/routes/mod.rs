@@ -96,6 +96,8 @@ pub(crate) fn router(state: AppState) -> Router {
             get(inference::get_endpoint).delete(inference::delete_endpoint),
         )
         .route("/api/v1/endpoints/{name}/traffic", put(inference::set_traffic))
+        .route("/api/v1/endpoints/{name}/feedback", post(inference::feedback))
+        .route("/api/v1/endpoints/{name}/abtest", get(inference::abtest))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
         .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
         .route("/api/v1/rollouts/{id}/{action}", post(rollouts::act))
