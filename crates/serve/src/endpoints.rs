@@ -150,6 +150,8 @@ pub struct Stats {
     /// (the label) agreed.
     pub shadow_rows: AtomicU64,
     pub shadow_agreed: AtomicU64,
+    /// Requests a shadow let go because its queue was full (the machine had no idle time).
+    pub shadow_dropped: AtomicU64,
     /// A moving average of one model run's time, in ns: whether a lone request may run inline.
     pub run_ns: AtomicU64,
 }
@@ -274,6 +276,8 @@ pub struct Live {
     pub model: Arc<Model>,
     pub stats: Arc<Stats>,
     queue: SyncSender<Job>,
+    /// Whether this variant is a shadow (it answers nobody; it is handed copies).
+    is_shadow: bool,
     /// The counts as last written to the store.
     pub(crate) flushed: Mutex<crate::driver::Snapshot>,
 }
@@ -330,12 +334,16 @@ impl Live {
         variant: &str,
         version: ModelVersion,
         model: Arc<Model>,
+        shadow: bool,
     ) -> Arc<Live> {
         let b = endpoint.batching;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(b.max_queue_len.max(1));
         let stats = Arc::new(Stats::default());
+
         let rx = Arc::new(Mutex::new(rx));
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // A shadow answers nobody: it has its mirror thread, no batchers.
+        let workers =
+            if shadow { 0 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
         for i in 0..workers {
             let (rx, model, stats) = (rx.clone(), model.clone(), stats.clone());
             std::thread::Builder::new()
@@ -351,6 +359,7 @@ impl Live {
             model,
             stats,
             queue: tx,
+            is_shadow: shadow,
             flushed: Mutex::new([0; 16]),
         })
     }
@@ -397,14 +406,24 @@ impl Live {
         self.finish(started, result)
     }
 
-    /// Runs a shadow's copy of a request and compares its first output, row by row, with what
-    /// the answering variant said. Its failures are its own: counted here, seen by nobody else.
-    pub async fn shadow(&self, input: Tensor, answered: &[Output]) {
-        let Ok(outputs) = self.predict(input).await else { return };
-        let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) else { return };
-        let (rows, agreed) = agreement(mine, theirs);
-        self.stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
-        self.stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
+    /// Hands a shadow a copy of an answered request, without waiting: a task of its own runs
+    /// it, compares its first output with `answered` row by row, and counts its own failures.
+    /// Beyond `SHADOW_QUEUE` copies in progress, a copy is let go (counted in `shadow_dropped`).
+    pub fn mirror(&self, input: Tensor, answered: Vec<Output>) {
+        if !self.is_shadow {
+            return;
+        }
+        // Copies waiting beyond the bound are let go: a shadow never piles up work.
+        if self.stats.queue_depth.fetch_add(1, Ordering::Relaxed) >= SHADOW_QUEUE {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            self.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (model, stats) = (self.model.clone(), self.stats.clone());
+        tokio::spawn(async move {
+            shadow_batch(vec![(input, answered)], &model, &stats);
+            stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Counts a request's outcome and latency.
@@ -424,19 +443,88 @@ impl Live {
     }
 }
 
-/// Rows compared and rows equal between two outputs of the same shape: labels exactly, numbers
-/// within 1e-6 (relative to the larger); outputs that do not line up count as disagreeing.
-fn agreement(a: &Output, b: &Output) -> (u64, u64) {
+/// Copies a shadow has in progress at most.
+const SHADOW_QUEUE: usize = 1024;
+
+/// A copy of an answered request, and the answer.
+type Mirrored = (Tensor, Vec<Output>);
+
+/// Runs copies for a shadow (stacked into one run when they stack), counts each, and compares
+/// each with the answer given.
+fn shadow_batch(jobs: Vec<Mirrored>, model: &Model, stats: &Stats) {
+    let rows_of = |t: &Tensor| t.shape().first().copied().unwrap_or(1);
+    let fixed_batch =
+        model.inputs.first().is_some_and(|i| i.shape.first().is_some_and(|d| d.is_some()));
+    let stacks = !fixed_batch
+        && jobs.len() > 1
+        && jobs.iter().all(|(t, _)| {
+            t.shape()[1..] == jobs[0].0.shape()[1..] && t.datum_type() == jobs[0].0.datum_type()
+        });
+    let started = Instant::now();
+    if stacks {
+        let inputs: Vec<&Tensor> = jobs.iter().map(|(t, _)| t).collect();
+        if let Ok(stacked) = Tensor::stack_tensors(0, &inputs)
+            && let Ok(outputs) = timed_run(model, stats, stacked)
+        {
+            // Each copy compared in place, at its rows of the batch's first output.
+            let (mut at, mut rows, mut agreed) = (0, 0, 0);
+            for (t, answered) in &jobs {
+                if let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) {
+                    let (n, same) = agreement(mine, at, theirs);
+                    rows += n;
+                    agreed += same;
+                }
+                at += rows_of(t);
+            }
+            stats.ok.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
+            stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
+            let took = started.elapsed().as_secs_f64();
+            for _ in &jobs {
+                stats.latency.observe(LATENCY_BUCKETS_S, took);
+            }
+            return;
+        }
+        // A copy that spoils the batch: each runs alone, so each is counted rightly.
+    }
+    for (t, answered) in jobs {
+        let started = Instant::now();
+        let result = timed_run(model, stats, t);
+        let counter = match &result {
+            Ok(_) => &stats.ok,
+            Err(RunError::BadInput(_)) => &stats.bad_input,
+            Err(RunError::Failed(_)) => &stats.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        stats.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
+        let Ok(outputs) = result else { continue };
+        if let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) {
+            let (rows, agreed) = agreement(mine, 0, theirs);
+            stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
+            stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Rows compared and rows equal between `b` and the rows of `a` from `offset` on: labels
+/// exactly, numbers within 1e-6 (relative to the larger); rows that do not line up count as
+/// disagreeing.
+fn agreement(a: &Output, offset: usize, b: &Output) -> (u64, u64) {
     let tensor = |o: &Output| match o {
         Output::Tensor(t) => t.clone(),
         Output::ZipMap { probabilities, .. } => probabilities.clone(),
     };
     let (a, b) = (tensor(a), tensor(b));
-    let rows = a.shape().first().copied().unwrap_or(1).max(1);
-    if a.shape() != b.shape() || a.datum_type() != b.datum_type() {
+    let rows = b.shape().first().copied().unwrap_or(1).max(1);
+    let a_rows = a.shape().first().copied().unwrap_or(1);
+    if a.shape().get(1..) != b.shape().get(1..)
+        || a.datum_type() != b.datum_type()
+        || a_rows < offset + rows
+    {
         return (rows as u64, 0);
     }
-    let width = a.len() / rows;
+    let width = b.len() / rows;
+    let base = offset * width;
     let (Ok(pa), Ok(pb)) = (a.try_as_plain_ram(), b.try_as_plain_ram()) else {
         return (rows as u64, 0);
     };
@@ -447,19 +535,20 @@ fn agreement(a: &Output, b: &Output) -> (u64, u64) {
     let dt = a.datum_type();
     let agreed = if dt == f32::datum_type() {
         match (pa.as_slice::<f32>(), pb.as_slice::<f32>()) {
-            (Ok(x), Ok(y)) => {
-                equal_rows(&|i| (x[i] - y[i]).abs() <= 1e-6 * x[i].abs().max(y[i].abs()).max(1.0))
-            }
+            (Ok(x), Ok(y)) => equal_rows(&|i| {
+                let (u, v) = (x[base + i], y[i]);
+                (u - v).abs() <= 1e-6 * u.abs().max(v.abs()).max(1.0)
+            }),
             _ => 0,
         }
     } else if dt == i64::datum_type() {
         match (pa.as_slice::<i64>(), pb.as_slice::<i64>()) {
-            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[base + i] == y[i]),
             _ => 0,
         }
     } else if dt == String::datum_type() {
         match (pa.as_slice::<String>(), pb.as_slice::<String>()) {
-            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[base + i] == y[i]),
             _ => 0,
         }
     } else {
@@ -759,12 +848,15 @@ impl Serving {
         let mut lives = Vec::with_capacity(versions.len());
         let names = traffic.variants.iter().chain(&traffic.shadow).map(|v| v.name.as_str());
         for (variant, version) in names.zip(versions) {
+            // The last one, past the variants, is the shadow.
+            let shadow = lives.len() >= traffic.variants.len();
             let kept = current.as_ref().and_then(|c| {
                 c.lives()
                     .find(|l| {
                         l.variant == variant
                             && l.version.version == version.version
                             && l.batching == endpoint.batching
+                            && l.is_shadow == shadow
                     })
                     .cloned()
             });
@@ -772,7 +864,7 @@ impl Serving {
                 Some(l) => l,
                 None => {
                     let model = self.model(&version).await?;
-                    Live::start(&endpoint, variant, version, model)
+                    Live::start(&endpoint, variant, version, model, shadow)
                 }
             };
             lives.push(live);

@@ -235,6 +235,33 @@ def test_endpoints_page_draws_the_split_and_the_shadow(page, registry):
     assert page.problems == []
 
 
+def test_endpoint_page_shows_the_rollout_timeline_and_the_abtest(page, registry):
+    url, s, rows = registry["url"], registry["client"], registry["rows"]
+    r = s.start_rollout({"endpoint": "fall-ep", "candidate": "canary", "steps": [10, 50, 100], "step_seconds": 3600})
+    s.promote_rollout(r["id"], reason="dashboards fine")
+    truth = {}
+    for i in range(12):
+        s.predict("fall-ep", rows[i:i + 1], key=f"bed-{i}", request_id=f"ui-{i}")
+        # The logistic regression's own labels as the truth: prod scores 100% on what it answers.
+        truth[f"ui-{i}"] = registry["ref"]["outputs"][0]["values"][i]
+    assert s.feedback("fall-ep", truth)["scored"] == 12
+    page.goto(url + "/#/endpoints")
+    page.click("a[data-endpoint-link='fall-ep']")
+    page.wait_for_selector(".rollout")
+    assert page.title() == "fall-ep · Slipway"
+    assert page.get_attribute(".rollout", "data-state") == "running"
+    assert cells(page, "ol.steps li") == ["10%", "50%", "100%"]
+    assert cells(page, "ol.steps li.current") == ["50%"]
+    assert cells(page, "table.timeline td:nth-child(2)") == ["started", "advanced"]
+    assert "dashboards fine" in page.inner_text("table.timeline tr[data-kind=advanced]")
+    assert cells(page, "table.abtest tbody td:first-child") == ["prod", "canary"]
+    accuracy = cells(page, "table.abtest td[data-col=accuracy]")
+    assert accuracy[0] == "100.00%" and all(a.endswith("%") or a == "—" for a in accuracy), accuracy
+    assert "sample ratio" in page.inner_text("p.srm")
+    page.screenshot(path=str(Path(os.environ.get("SLIPWAY_SCREENSHOTS", "/tmp")) / "endpoint-page.png"), full_page=True)
+    assert page.problems == []
+
+
 def test_empty_states(page, sqlite_server):
     page.goto(sqlite_server.url + "/#/models")
     page.wait_for_selector("main .empty")

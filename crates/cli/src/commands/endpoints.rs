@@ -290,7 +290,7 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                         .map(|v| {
                             vec![
                                 text(&v["name"]),
-                                format!("{}%", text(&v["weight"])),
+                                v["weight"].as_f64().map_or("-".into(), |w| format!("{w}%")),
                                 text(&v["requests"]),
                                 pct(&v["error_rate"]),
                                 ms(&v["p99_ms"]),

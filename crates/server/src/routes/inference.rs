@@ -95,8 +95,7 @@ async fn predict_routed(
         });
     }
     if let (Some(shadow), Some(copy)) = (shadow, copy) {
-        let answered = outputs.clone();
-        tokio::spawn(async move { shadow.shadow(copy, &answered).await });
+        shadow.mirror(copy, outputs.clone());
     }
     Ok(outputs)
 }
@@ -654,6 +653,7 @@ fn endpoint_view(e: &serve::Endpoint, served: Option<&Served>) -> Value {
             use std::sync::atomic::Ordering::Relaxed;
             view["compared_rows"] = json!(l.stats.shadow_rows.load(Relaxed));
             view["agreed_rows"] = json!(l.stats.shadow_agreed.load(Relaxed));
+            view["dropped"] = json!(l.stats.shadow_dropped.load(Relaxed));
         }
         view
     });

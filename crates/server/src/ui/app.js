@@ -877,7 +877,8 @@ const POLL_MS = 2000;
 
 /** The endpoints with live counts, latency and queue depth, refreshed every POLL_MS while the
  *  page is shown: the timer stops on the next route change (or if the page leaves the DOM). */
-PAGES.endpoints = async () => {
+PAGES.endpoints = async (segments) => {
+  if (segments[0]) return endpointPage(segments[0]);
   let timer = null, stopped = false;
   const stop = () => {
     stopped = true;
@@ -933,6 +934,63 @@ PAGES.endpoints = async () => {
   return page;
 };
 
+/** One endpoint: its traffic, its rollouts with the latest one's timeline (steps, each
+ *  decision with its reason and figures), and the A/B report of its variants. */
+async function endpointPage(name) {
+  const [e, { rollouts }, ab] = await Promise.all([
+    api(`/api/v1/endpoints/${enc(name)}`),
+    api(`/api/v1/rollouts?endpoint=${enc(name)}`),
+    api(`/api/v1/endpoints/${enc(name)}/abtest`),
+  ]);
+  const pct = (v) => (typeof v !== "number" ? "—" : (100 * v).toFixed(2) + "%");
+  const num = (v, d = 2) => (typeof v !== "number" ? "—" : v.toFixed(d));
+  const variants = h("table", { class: "abtest" },
+    h("thead", {}, h("tr", {}, ["Variant", "Weight", "Requests", "Error rate", "p99 ms", "Truth rows", "Accuracy"]
+      .map((c, i) => h("th", { class: i ? "num" : null }, c)))),
+    h("tbody", {}, ab.variants.map((v) => h("tr", { "data-variant": v.name },
+      h("td", {}, v.name), h("td", { class: "num" }, `${v.weight}%`), h("td", { class: "num" }, String(v.requests)),
+      h("td", { class: "num" }, pct(v.error_rate)), h("td", { class: "num" }, num(v.p99_ms)),
+      h("td", { class: "num" }, String(v.feedback_rows)), h("td", { class: "num", "data-col": "accuracy" }, pct(v.accuracy))))));
+  const comparisons = ab.comparisons.flatMap((c) => c.metrics.map((m) => h("li", { "data-metric": m.metric },
+    `${c.variant} vs ${c.against}, ${m.metric}: effect ${m.effect >= 0 ? "+" : ""}${(100 * m.effect).toFixed(2)} points ` +
+    `(95% ${(100 * m.interval[0]).toFixed(2)} to ${(100 * m.interval[1]).toFixed(2)}), ` +
+    `always-valid p ${m.always_valid_p.toPrecision(2)} (fixed-sample p ${m.p_value.toPrecision(2)})`)));
+  const srm = ab.sample_ratio.p_value == null ? "not enough traffic to check the split"
+    : ab.sample_ratio.mismatch ? `sample ratio MISMATCH (p ${ab.sample_ratio.p_value.toExponential(1)}): the split is not what it says`
+      : `sample ratio ok (p ${ab.sample_ratio.p_value.toFixed(3)})`;
+  const latest = rollouts[0] ? await api(`/api/v1/rollouts/${enc(rollouts[0].id)}`) : null;
+  return h("div", {},
+    h("h1", {}, name),
+    h("p", { class: "lede" }, `${e.model}@${e.reference}, version ${e.version ?? "—"}; routing key header ${e.key_header}.`),
+    h("h2", {}, "Traffic"), trafficCell(e),
+    h("h2", {}, "Rollout"), latest ? rolloutTimeline(latest) : h("div", { class: "empty" }, "No rollout yet. Start one with `slipway rollout start rollout.toml`."),
+    rollouts.length > 1 ? h("p", { class: "note" }, `${rollouts.length - 1} earlier rollout(s): slipway rollout status --endpoint ${name}`) : null,
+    h("h2", {}, "A/B results (last 24 hours)"), variants,
+    h("ul", { class: "comparisons" }, comparisons),
+    h("p", { class: "note srm" + (ab.sample_ratio.mismatch ? " alert" : "") }, srm));
+}
+
+/** A rollout's steps (the current one marked) and its events, newest last. */
+function rolloutTimeline(r) {
+  const active = r.state === "running" || r.state === "paused";
+  const steps = h("ol", { class: "steps" }, r.steps.map((s, i) => h("li", {
+    class: (i < r.step || r.state === "promoted" ? "done" : "") + (i === r.step && active ? " current" : ""),
+  }, `${s}%`)));
+  const figures = (f) => {
+    if (!f || !f.candidate) return "";
+    const side = (x) => `${x.requests} req, errors ${x.error_rate == null ? "—" : (100 * x.error_rate).toFixed(2) + "%"}, p99 ${x.p99_ms == null ? "—" : x.p99_ms.toFixed(2) + " ms"}`;
+    return `candidate ${side(f.candidate)}; baseline ${side(f.baseline)}`;
+  };
+  return h("div", { class: "rollout", "data-rollout": r.id, "data-state": r.state },
+    h("p", {}, h("strong", {}, r.state), ` — ${r.candidate} from ${r.baseline}, candidate at ${r.weight}%. ${r.reason}`),
+    steps,
+    h("table", { class: "timeline" },
+      h("thead", {}, h("tr", {}, ["When", "Event", "Candidate", "Reason", "Figures"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, r.events.map((ev) => h("tr", { "data-kind": ev.kind },
+        h("td", {}, time(ev.at_ms)), h("td", {}, ev.kind), h("td", { class: "num" }, `${ev.weight}%`),
+        h("td", {}, ev.reason), h("td", { class: "muted" }, figures(ev.figures)))))));
+}
+
 /** Every request an endpoint's live version has answered, whatever the outcome. */
 function requestTotal(e) {
   const r = e.stats && e.stats.requests;
@@ -981,7 +1039,7 @@ function endpointsTable(endpoints, rates) {
       const st = e.stats || null, r = (st && st.requests) || {}, lat = (st && st.latency_ms) || {};
       const rate = rates.get(e.name);
       return h("tr", { "data-endpoint": e.name },
-        h("td", {}, h("strong", {}, e.name)),
+        h("td", {}, h("a", { href: `#/endpoints/${enc(e.name)}`, "data-endpoint-link": e.name }, h("strong", {}, e.name))),
         h("td", {}, h("a", { href: `#/models/${enc(e.model)}`, "data-model": e.model }, `${e.model}@${e.reference}`)),
         h("td", { class: "num", "data-col": "version" }, e.version == null ? h("span", { class: "muted" }, "not loaded")
           : h("a", { href: `#/models/${enc(e.model)}?version=${e.version}` }, `v${e.version}`)),
