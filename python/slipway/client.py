@@ -290,6 +290,10 @@ class Slipway:
         return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic",
                              {"split": [[str(k), v] for k, v in weights.items()]})
 
+    def set_routing_key_header(self, name: str, header: str) -> dict:
+        """Reads routing keys of endpoint `name` from `header` (default X-Slipway-Key)."""
+        return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", {"key_header": header})
+
     def shadow_endpoint(self, name: str, variant: Optional[str]) -> dict:
         """Mirrors every request of `name` to `variant` (compared, never returned), or stops
         with None."""

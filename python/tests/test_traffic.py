@@ -119,6 +119,21 @@ def test_split_shares_sticky_keys_and_a_replica_route_alike(server, tmp_path):
         replica.terminate()
         replica.wait(timeout=10)
 
+    # The routing key can come in another header.
+    client.set_routing_key_header("falls", "X-Patient")
+    headers = lambda k: {"Content-Type": "application/json", "X-Patient": k}  # noqa: E731
+    moved_header = []
+    for k in keys[:100]:
+        req = urllib.request.Request(server.url + "/endpoints/falls/invocations", method="POST", headers=headers(k),
+                                     data=json.dumps({"inputs": [row]}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            moved_header.append(r.headers["x-slipway-variant"])
+    assert moved_header == first[:100]
+    with pytest.raises(SlipwayError) as e:
+        client.set_routing_key_header("falls", "bad header")
+    assert e.value.status == 400 and "key_header" in e.value.message
+    client.set_routing_key_header("falls", "X-Slipway-Key")
+
     # Ten points of weight move about ten percent of the keys, and only towards v2.
     client.split_endpoint("falls", {"v1": 80, "v2": 20})
     after = variants_of(server.url, keys, row)

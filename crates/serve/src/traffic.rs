@@ -138,6 +138,19 @@ impl Traffic {
         Ok(Traffic { shadow, ..self.clone() })
     }
 
+    /// The same traffic with routing keys read from header `name` (lower-cased).
+    pub fn with_key_header(&self, name: &str) -> Result<Traffic, String> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(format!(
+                "key_header: '{name}' is not a header name (letters, digits and '-')"
+            ));
+        }
+        Ok(Traffic { key_header: name.to_ascii_lowercase(), ..self.clone() })
+    }
+
     /// The variant a request goes to: by its routing key, or at random by weight.
     pub fn route(&self, key: Option<&[u8]>) -> usize {
         let bucket = match key {
@@ -210,6 +223,8 @@ mod tests {
         assert!(t.with_split(&split(&[("a/b", 100.0)])).unwrap_err().contains("'a/b'"));
         assert!(t.with_split(&[]).is_err());
         assert!(t.with_shadow(Some("../x")).is_err());
+        assert_eq!(t.with_key_header("X-Patient").unwrap().key_header, "x-patient");
+        assert!(t.with_key_header("bad header").unwrap_err().contains("key_header"));
         assert_eq!(t.with_shadow(Some("v3")).unwrap().shadow.unwrap().reference, "3");
         assert!(Traffic::load("{", "1").is_err());
     }

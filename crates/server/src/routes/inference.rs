@@ -743,6 +743,8 @@ pub(crate) struct SetTraffic {
     /// A variant to mirror every request to, or `null` to stop; absent leaves it as it is.
     #[serde(default, deserialize_with = "present")]
     shadow: Option<Option<String>>,
+    /// The header that carries a request's routing key (default `x-slipway-key`).
+    key_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -777,15 +779,19 @@ pub(crate) async fn set_traffic(
             split.push((variant.clone(), w));
         }
     }
-    if req.split.is_none() && req.shadow.is_none() {
-        return Err(ApiError::invalid("give 'split', 'shadow' or both"));
+    if req.split.is_none() && req.shadow.is_none() && req.key_header.is_none() {
+        return Err(ApiError::invalid("give 'split', 'shadow' or 'key_header'"));
     }
     let e = s
         .serving
         .set_traffic(&name, |t| {
             let t = if req.split.is_some() { t.with_split(&split)? } else { t.clone() };
-            match &req.shadow {
-                Some(shadow) => t.with_shadow(shadow.as_deref()),
+            let t = match &req.shadow {
+                Some(shadow) => t.with_shadow(shadow.as_deref())?,
+                None => t,
+            };
+            match &req.key_header {
+                Some(name) => t.with_key_header(name),
                 None => Ok(t),
             }
         })
