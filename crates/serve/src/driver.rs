@@ -19,8 +19,9 @@ use crate::traffic::variant_name;
 
 /// How long a driver's lease on a rollout lasts without renewal.
 const LEASE_MS: i64 = 5_000;
-/// Counts older than this are removed by the flusher.
-const KEEP_COUNTS_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Counts and remembered predictions older than this are removed, once an hour.
+const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// Counts as flushed: ok, errors (failed or refused input), overloaded, then latency buckets.
 pub(crate) type Snapshot = [u64; 16];
@@ -183,11 +184,21 @@ impl Serving {
                 self.flush_live(live, window).await?;
             }
         }
-        if now % 3_600_000 < 1000 {
-            sqlx::query("DELETE FROM serve_variant_counts WHERE window_ms < $1")
-                .bind(now - KEEP_COUNTS_MS)
-                .execute(self.db.pool())
-                .await?;
+        Ok(())
+    }
+
+    /// Removes counts and remembered predictions past `KEEP_MS`, at most once an hour.
+    async fn prune(&self) -> Result<()> {
+        let now = now_ms();
+        if now - self.pruned_ms.load(Ordering::Relaxed) < PRUNE_EVERY_MS {
+            return Ok(());
+        }
+        self.pruned_ms.store(now, Ordering::Relaxed);
+        for sql in [
+            "DELETE FROM serve_variant_counts WHERE window_ms < $1",
+            "DELETE FROM serve_predictions WHERE at_ms < $1",
+        ] {
+            sqlx::query(sql).bind(now - KEEP_MS).execute(self.db.pool()).await?;
         }
         Ok(())
     }
@@ -350,6 +361,9 @@ pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
         }
         if let Err(e) = serving.flush_predictions().await {
             tracing::warn!(target: "serve::feedback", error = %e, "writing remembered predictions");
+        }
+        if let Err(e) = serving.prune().await {
+            tracing::warn!(target: "serve::counts", error = %e, "removing old counts");
         }
         if drive && let Err(e) = serving.drive_rollouts().await {
             tracing::warn!(target: "serve::rollout", error = %e, "driving rollouts");

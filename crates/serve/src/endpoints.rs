@@ -150,7 +150,7 @@ pub struct Stats {
     /// (the label) agreed.
     pub shadow_rows: AtomicU64,
     pub shadow_agreed: AtomicU64,
-    /// Requests a shadow let go because its queue was full (the machine had no idle time).
+    /// Copies a shadow let go because `SHADOW_QUEUE` copies were already in progress.
     pub shadow_dropped: AtomicU64,
     /// A moving average of one model run's time, in ns: whether a lone request may run inline.
     pub run_ns: AtomicU64,
@@ -193,6 +193,17 @@ impl Stats {
             add_histogram(&out.batch_rows, &s.batch_rows);
         }
         out
+    }
+
+    /// Counts a request's outcome and its latency since `started`.
+    fn count(&self, result: &Result<Vec<Output>, RunError>, started: Instant) {
+        let counter = match result {
+            Ok(_) => &self.ok,
+            Err(RunError::BadInput(_)) => &self.bad_input,
+            Err(RunError::Failed(_)) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
     }
 
     /// Folds one run's time into `run_ns` (races between threads only blur the average).
@@ -339,9 +350,8 @@ impl Live {
         let b = endpoint.batching;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(b.max_queue_len.max(1));
         let stats = Arc::new(Stats::default());
-
         let rx = Arc::new(Mutex::new(rx));
-        // A shadow answers nobody: it has its mirror thread, no batchers.
+        // A shadow answers nobody: its copies run in tasks of their own (`mirror`), no batchers.
         let workers =
             if shadow { 0 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
         for i in 0..workers {
@@ -421,7 +431,7 @@ impl Live {
         }
         let (model, stats) = (self.model.clone(), self.stats.clone());
         tokio::spawn(async move {
-            shadow_batch(vec![(input, answered)], &model, &stats);
+            shadow_run(input, &answered, &model, &stats);
             stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -432,13 +442,7 @@ impl Live {
         started: Instant,
         result: Result<Vec<Output>, RunError>,
     ) -> Result<Vec<Output>> {
-        let counter = match &result {
-            Ok(_) => &self.stats.ok,
-            Err(RunError::BadInput(_)) => &self.stats.bad_input,
-            Err(RunError::Failed(_)) => &self.stats.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.stats.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
+        self.stats.count(&result, started);
         Ok(result?)
     }
 }
@@ -446,85 +450,33 @@ impl Live {
 /// Copies a shadow has in progress at most.
 const SHADOW_QUEUE: usize = 1024;
 
-/// A copy of an answered request, and the answer.
-type Mirrored = (Tensor, Vec<Output>);
-
-/// Runs copies for a shadow (stacked into one run when they stack), counts each, and compares
-/// each with the answer given.
-fn shadow_batch(jobs: Vec<Mirrored>, model: &Model, stats: &Stats) {
-    let rows_of = |t: &Tensor| t.shape().first().copied().unwrap_or(1);
-    let fixed_batch =
-        model.inputs.first().is_some_and(|i| i.shape.first().is_some_and(|d| d.is_some()));
-    let stacks = !fixed_batch
-        && jobs.len() > 1
-        && jobs.iter().all(|(t, _)| {
-            t.shape()[1..] == jobs[0].0.shape()[1..] && t.datum_type() == jobs[0].0.datum_type()
-        });
+/// Runs a shadow's copy of a request, counts it, and compares its first output with the
+/// answer given.
+fn shadow_run(input: Tensor, answered: &[Output], model: &Model, stats: &Stats) {
     let started = Instant::now();
-    if stacks {
-        let inputs: Vec<&Tensor> = jobs.iter().map(|(t, _)| t).collect();
-        if let Ok(stacked) = Tensor::stack_tensors(0, &inputs)
-            && let Ok(outputs) = timed_run(model, stats, stacked)
-        {
-            // Each copy compared in place, at its rows of the batch's first output.
-            let (mut at, mut rows, mut agreed) = (0, 0, 0);
-            for (t, answered) in &jobs {
-                if let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) {
-                    let (n, same) = agreement(mine, at, theirs);
-                    rows += n;
-                    agreed += same;
-                }
-                at += rows_of(t);
-            }
-            stats.ok.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
-            stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
-            let took = started.elapsed().as_secs_f64();
-            for _ in &jobs {
-                stats.latency.observe(LATENCY_BUCKETS_S, took);
-            }
-            return;
-        }
-        // A copy that spoils the batch: each runs alone, so each is counted rightly.
-    }
-    for (t, answered) in jobs {
-        let started = Instant::now();
-        let result = timed_run(model, stats, t);
-        let counter = match &result {
-            Ok(_) => &stats.ok,
-            Err(RunError::BadInput(_)) => &stats.bad_input,
-            Err(RunError::Failed(_)) => &stats.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        stats.latency.observe(LATENCY_BUCKETS_S, started.elapsed().as_secs_f64());
-        let Ok(outputs) = result else { continue };
-        if let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) {
-            let (rows, agreed) = agreement(mine, 0, theirs);
-            stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
-            stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
-        }
+    let result = timed_run(model, stats, input);
+    stats.count(&result, started);
+    let Ok(outputs) = result else { return };
+    if let (Some(mine), Some(theirs)) = (outputs.first(), answered.first()) {
+        let (rows, agreed) = agreement(mine, theirs);
+        stats.shadow_rows.fetch_add(rows, Ordering::Relaxed);
+        stats.shadow_agreed.fetch_add(agreed, Ordering::Relaxed);
     }
 }
 
-/// Rows compared and rows equal between `b` and the rows of `a` from `offset` on: labels
-/// exactly, numbers within 1e-6 (relative to the larger); rows that do not line up count as
-/// disagreeing.
-fn agreement(a: &Output, offset: usize, b: &Output) -> (u64, u64) {
+/// Rows compared and rows equal between two outputs: labels exactly, numbers within 1e-6
+/// (relative to the larger); outputs that do not line up count as disagreeing.
+fn agreement(a: &Output, b: &Output) -> (u64, u64) {
     let tensor = |o: &Output| match o {
         Output::Tensor(t) => t.clone(),
         Output::ZipMap { probabilities, .. } => probabilities.clone(),
     };
     let (a, b) = (tensor(a), tensor(b));
     let rows = b.shape().first().copied().unwrap_or(1).max(1);
-    let a_rows = a.shape().first().copied().unwrap_or(1);
-    if a.shape().get(1..) != b.shape().get(1..)
-        || a.datum_type() != b.datum_type()
-        || a_rows < offset + rows
-    {
+    if a.shape() != b.shape() || a.datum_type() != b.datum_type() {
         return (rows as u64, 0);
     }
     let width = b.len() / rows;
-    let base = offset * width;
     let (Ok(pa), Ok(pb)) = (a.try_as_plain_ram(), b.try_as_plain_ram()) else {
         return (rows as u64, 0);
     };
@@ -536,19 +488,19 @@ fn agreement(a: &Output, offset: usize, b: &Output) -> (u64, u64) {
     let agreed = if dt == f32::datum_type() {
         match (pa.as_slice::<f32>(), pb.as_slice::<f32>()) {
             (Ok(x), Ok(y)) => equal_rows(&|i| {
-                let (u, v) = (x[base + i], y[i]);
+                let (u, v) = (x[i], y[i]);
                 (u - v).abs() <= 1e-6 * u.abs().max(v.abs()).max(1.0)
             }),
             _ => 0,
         }
     } else if dt == i64::datum_type() {
         match (pa.as_slice::<i64>(), pb.as_slice::<i64>()) {
-            (Ok(x), Ok(y)) => equal_rows(&|i| x[base + i] == y[i]),
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
             _ => 0,
         }
     } else if dt == String::datum_type() {
         match (pa.as_slice::<String>(), pb.as_slice::<String>()) {
-            (Ok(x), Ok(y)) => equal_rows(&|i| x[base + i] == y[i]),
+            (Ok(x), Ok(y)) => equal_rows(&|i| x[i] == y[i]),
             _ => 0,
         }
     } else {
@@ -612,7 +564,7 @@ fn run_batch(model: &Model, stats: &Stats, jobs: Vec<Job>) {
         });
     if !same {
         for job in jobs {
-            let _ = job.reply.send(model.run(tvec![job.input.into()]));
+            let _ = job.reply.send(timed_run(model, stats, job.input));
         }
         return;
     }
@@ -676,6 +628,8 @@ pub struct Serving {
     pub(crate) replica: String,
     /// Answers of endpoints in an experiment, until the next flush.
     pub(crate) pending: Arc<Mutex<Vec<crate::feedback::Remembered>>>,
+    /// When old counts and predictions were last removed, ms.
+    pub(crate) pruned_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Serving {
@@ -689,6 +643,7 @@ impl Serving {
             refresh: Duration::from_secs(1),
             replica: slipway_core::new_id(),
             pending: Default::default(),
+            pruned_ms: Default::default(),
         })
     }
 
@@ -707,7 +662,7 @@ impl Serving {
         }
         // The reference must resolve, and to a model Slipway can serve.
         self.check_servable(model, reference).await?;
-        let traffic = Traffic::single(reference, new_seed());
+        let traffic = Traffic::single(reference, crate::split::new_seed());
         let inserted = sqlx::query(
             "INSERT INTO serve_endpoints (name, model, reference, max_batch_size, max_queue_delay_us, \
              max_queue_len, created_ms, traffic, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
@@ -883,6 +838,36 @@ impl Serving {
         Ok(served)
     }
 
+    /// Runs `input` on `live`, a variant of `served`. When the endpoint has a shadow, a copy
+    /// runs on it once the answer is known (the caller never waits for it nor sees it fail);
+    /// when it runs an experiment, the answer is remembered under `request_id` for its ground
+    /// truth.
+    pub async fn predict(
+        &self,
+        served: &Served,
+        live: &Live,
+        input: Tensor,
+        request_id: &str,
+    ) -> Result<Vec<Output>> {
+        let copy = served.shadow.as_ref().map(|_| input.clone());
+        let outputs = live.predict(input).await?;
+        if served.endpoint.traffic.in_experiment()
+            && let Some(first) = outputs.first()
+        {
+            self.remember(crate::feedback::Remembered {
+                request_id: request_id.to_string(),
+                endpoint: live.endpoint.clone(),
+                variant: live.variant.clone(),
+                version: live.version.version,
+                labels: crate::feedback::labels_of(first),
+            });
+        }
+        if let (Some(shadow), Some(copy)) = (&served.shadow, copy) {
+            shadow.mirror(copy, outputs.clone());
+        }
+        Ok(outputs)
+    }
+
     /// The baseline variant of an endpoint as served now.
     pub async fn live(&self, name: &str) -> Result<Arc<Live>> {
         Ok(self.served(name).await?.baseline().clone())
@@ -936,12 +921,6 @@ fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
         },
         created_ms: row.try_get("created_ms")?,
     })
-}
-
-/// A seed for a new endpoint's key hashing.
-fn new_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish() >> 1
 }
 
 fn check_name(name: &str) -> Result<()> {

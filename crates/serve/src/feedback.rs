@@ -19,22 +19,20 @@ use tract_onnx::prelude::*;
 
 /// Predictions buffered at most, between two flushes; beyond it they are dropped (and counted).
 pub(crate) const MAX_PENDING: usize = 200_000;
-/// Remembered predictions older than this are removed.
-const KEEP_PREDICTIONS_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// One answer, remembered for its ground truth.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Remembered {
-    pub request_id: String,
-    pub endpoint: String,
-    pub variant: String,
-    pub version: i64,
+pub(crate) struct Remembered {
+    pub(crate) request_id: String,
+    pub(crate) endpoint: String,
+    pub(crate) variant: String,
+    pub(crate) version: i64,
     /// Per row: the first output's value, as text.
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
 }
 
 /// The rows of an output as text labels: a label tensor's values, or a row's first value.
-pub fn labels_of(o: &Output) -> Vec<String> {
+pub(crate) fn labels_of(o: &Output) -> Vec<String> {
     let t = match o {
         Output::Tensor(t) => t.clone(),
         Output::ZipMap { probabilities, .. } => probabilities.clone(),
@@ -82,7 +80,7 @@ pub struct Scored {
 
 impl Serving {
     /// Remembers an answer of an endpoint in an experiment until the next flush.
-    pub fn remember(&self, r: Remembered) {
+    pub(crate) fn remember(&self, r: Remembered) {
         let mut pending = self.pending.lock().expect("pending lock");
         if pending.len() < MAX_PENDING {
             pending.push(r);
@@ -125,12 +123,6 @@ impl Serving {
                     .bind(now);
             }
             q.execute(self.db.pool()).await?;
-        }
-        if now % 3_600_000 < 1000 {
-            sqlx::query("DELETE FROM serve_predictions WHERE at_ms < $1")
-                .bind(now - KEEP_PREDICTIONS_MS)
-                .execute(self.db.pool())
-                .await?;
         }
         Ok(())
     }

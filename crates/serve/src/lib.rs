@@ -28,7 +28,7 @@ pub use endpoints::{
     BATCH_BUCKETS, Batching, Endpoint, Error, Histogram, LATENCY_BUCKETS_S, Live, MIGRATIONS,
     Served, Serving, Stats,
 };
-pub use feedback::{Remembered, Scored, labels_of, truth_text};
+pub use feedback::{Scored, truth_text};
 pub use ops::Labels;
 pub use rollout::{Action, GATE_METRICS, Gate, Rollout, RolloutEvent, RolloutSpec, RolloutState};
 pub use runtime::{ElemType, InputSpec, Model, Output, RunError};

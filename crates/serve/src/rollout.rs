@@ -13,7 +13,7 @@ use slipway_core::{new_id, now_ms};
 use sqlx::Row;
 
 use crate::endpoints::{Error, Result, Serving};
-use crate::traffic::{canonical, variant_name};
+use crate::traffic::canonical;
 
 /// The metrics a gate can compare, and how: `error_rate` and the regression errors may rise by
 /// at most the threshold, `p99_latency` may grow by at most the threshold as a ratio, and the
@@ -95,6 +95,15 @@ impl RolloutSpec {
         })?;
         spec.check()?;
         Ok(spec)
+    }
+
+    /// The candidate's share in `state` at step `step`, percent.
+    fn weight_at(&self, state: RolloutState, step: usize) -> f64 {
+        match state {
+            RolloutState::Promoted => 100.0,
+            RolloutState::RolledBack | RolloutState::Aborted => 0.0,
+            RolloutState::Running | RolloutState::Paused => self.steps[step],
+        }
     }
 
     /// Checks what can be checked without the store, naming the field at fault.
@@ -251,11 +260,7 @@ pub struct Rollout {
 impl Rollout {
     /// The candidate's share now, percent.
     pub fn weight(&self) -> f64 {
-        match self.state {
-            RolloutState::Promoted => 100.0,
-            RolloutState::RolledBack | RolloutState::Aborted => 0.0,
-            _ => self.spec.steps[self.step],
-        }
+        self.spec.weight_at(self.state, self.step)
     }
 }
 
@@ -310,9 +315,6 @@ impl Serving {
                 "candidate: version {} already serves as the baseline ('{baseline}')",
                 candidate.version
             )));
-        }
-        if variant_name(&spec.candidate) == variant_name(&baseline) {
-            return Err(Error::Invalid("candidate: it is the baseline".into()));
         }
         let weight = spec.steps[0];
         let reason = format!(
@@ -471,11 +473,7 @@ impl Serving {
         if done.rows_affected() == 0 {
             return Err(Error::Invalid(format!("rollout {} changed meanwhile: try again", r.id)));
         }
-        let weight = match state {
-            RolloutState::Promoted => 100.0,
-            RolloutState::RolledBack | RolloutState::Aborted => 0.0,
-            _ => r.spec.steps[step],
-        };
+        let weight = r.spec.weight_at(state, step);
         self.record(&r.id, kind, step, weight, reason, figures).await?;
         self.rollout(&r.id).await
     }

@@ -159,14 +159,18 @@ pub fn bucket_of(key: &[u8], seed: u64) -> usize {
     (mix(h ^ seed) % BUCKETS as u64) as usize
 }
 
+/// A random seed for a new endpoint's key hashing (std's random hasher keys).
+pub fn new_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
 /// A random bucket, for requests without a key.
 pub fn random_bucket() -> usize {
     use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
     thread_local! {
-        // std's per-process random hasher keys, different on every thread.
-        static STATE: Cell<u64> =
-            Cell::new(std::collections::hash_map::RandomState::new().build_hasher().finish());
+        // Seeded differently on every thread.
+        static STATE: Cell<u64> = Cell::new(new_seed());
     }
     STATE.with(|s| {
         let next = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -151,6 +151,12 @@ impl Traffic {
         Ok(Traffic { key_header: name.to_ascii_lowercase(), ..self.clone() })
     }
 
+    /// Whether two variants or more have traffic: an experiment, whose answers are remembered
+    /// for their ground truth.
+    pub fn in_experiment(&self) -> bool {
+        self.variants.iter().filter(|v| v.buckets > 0).count() > 1
+    }
+
     /// The variant a request goes to: by its routing key, or at random by weight.
     pub fn route(&self, key: Option<&[u8]>) -> usize {
         let bucket = match key {

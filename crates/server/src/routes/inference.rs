@@ -70,36 +70,6 @@ fn route<'a>(served: &'a Served, headers: &HeaderMap) -> &'a Arc<Live> {
     served.route(key.filter(|k| !k.is_empty()))
 }
 
-/// Runs `input` on `live`; when the endpoint has a shadow, a copy runs on the shadow in the
-/// background once the answer is known (the caller never waits for it or sees it fail); when it
-/// runs an experiment, the answer is remembered under request id `id` for its ground truth.
-async fn predict_routed(
-    s: &AppState,
-    served: &Served,
-    live: &Live,
-    input: Tensor,
-    id: &str,
-) -> Result<Vec<Output>, ApiError> {
-    let shadow = served.shadow.clone();
-    let copy = shadow.as_ref().map(|_| input.clone());
-    let outputs = live.predict(input).await?;
-    if served.endpoint.traffic.variants.iter().filter(|v| v.buckets > 0).count() > 1
-        && let Some(first) = outputs.first()
-    {
-        s.serving.remember(serve::Remembered {
-            request_id: id.to_string(),
-            endpoint: live.endpoint.clone(),
-            variant: live.variant.clone(),
-            version: live.version.version,
-            labels: serve::labels_of(first),
-        });
-    }
-    if let (Some(shadow), Some(copy)) = (shadow, copy) {
-        shadow.mirror(copy, outputs.clone());
-    }
-    Ok(outputs)
-}
-
 pub(crate) async fn server_metadata(headers: HeaderMap) -> Response {
     with_id(
         &request_id(&headers),
@@ -423,7 +393,7 @@ async fn invoke_on(
     let (n, input) = parsed.inspect_err(|_| {
         live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     })?;
-    let outputs = predict_routed(s, served, live, input, id).await?;
+    let outputs = s.serving.predict(served, live, input, id).await?;
     let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
     // Each output's values once, then a slice per row.
     let columns: Vec<Column> = outputs.iter().map(Column::of).collect();
@@ -557,7 +527,7 @@ pub(crate) async fn infer(
         let (req_id, tensor) = parsed.inspect_err(|_| {
             live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
-        let outputs = predict_routed(&s, &served, live, tensor, &id).await?;
+        let outputs = s.serving.predict(&served, live, tensor, &id).await?;
         let views: Vec<Value> = outputs
             .iter()
             .zip(&live.model.outputs)
