@@ -351,7 +351,10 @@ impl Serving {
                 .await?;
             return Err(e);
         }
-        self.record(&id, "started", 0, weight, &reason, json!({})).await?;
+        let mut tx = self.db.begin_write().await?;
+        record(&mut tx, &id, "started", 0, weight, &reason, json!({})).await?;
+        tx.commit().await?;
+        tracing::info!(target: "serve::rollout", rollout = %id, kind = "started", step = 0, weight, reason, "rollout");
         self.rollout(&id).await
     }
 
@@ -456,6 +459,8 @@ impl Serving {
     ) -> Result<Rollout> {
         let now = now_ms();
         let started = if step == r.step { r.step_started_ms } else { now };
+        // The state and its event commit together: a reader never sees one without the other.
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE serve_rollouts SET state = $1, step = $2, step_started_ms = $3, reason = $4, \
              updated_ms = $5 WHERE id = $6 AND state = $7 AND step = $8",
@@ -468,49 +473,16 @@ impl Serving {
         .bind(&r.id)
         .bind(r.state.as_str())
         .bind(r.step as i64)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::Invalid(format!("rollout {} changed meanwhile: try again", r.id)));
         }
         let weight = r.spec.weight_at(state, step);
-        self.record(&r.id, kind, step, weight, reason, figures).await?;
+        record(&mut tx, &r.id, kind, step, weight, reason, figures).await?;
+        tx.commit().await?;
+        tracing::info!(target: "serve::rollout", rollout = %r.id, kind, step, weight, reason, "rollout");
         self.rollout(&r.id).await
-    }
-
-    async fn record(
-        &self,
-        id: &str,
-        kind: &str,
-        step: usize,
-        weight: f64,
-        reason: &str,
-        figures: Value,
-    ) -> Result<()> {
-        // The next number; the (rollout, seq) key refuses a duplicate from a racing writer.
-        let seq: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM serve_rollout_events WHERE rollout_id = $1",
-        )
-        .bind(id)
-        .fetch_one(self.db.pool())
-        .await?
-        .try_get("n")?;
-        sqlx::query(
-            "INSERT INTO serve_rollout_events (rollout_id, seq, at_ms, kind, step, weight, reason, \
-             figures) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(now_ms())
-        .bind(kind)
-        .bind(step as i64)
-        .bind(weight)
-        .bind(reason)
-        .bind(figures.to_string())
-        .execute(self.db.pool())
-        .await?;
-        tracing::info!(target: "serve::rollout", rollout = id, kind, step, weight, reason, "rollout");
-        Ok(())
     }
 
     /// A rollout with its events.
@@ -579,6 +551,41 @@ fn rollout_from_row(row: &sqlx::any::AnyRow) -> Result<Rollout> {
         }),
         events: Vec::new(),
     })
+}
+
+/// Appends a rollout's event inside the transaction that changed it.
+async fn record(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    kind: &str,
+    step: usize,
+    weight: f64,
+    reason: &str,
+    figures: Value,
+) -> Result<()> {
+    // The next number; the (rollout, seq) key refuses a duplicate from a racing writer.
+    let seq: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM serve_rollout_events WHERE rollout_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
+    sqlx::query(
+        "INSERT INTO serve_rollout_events (rollout_id, seq, at_ms, kind, step, weight, reason, \
+         figures) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(seq)
+    .bind(now_ms())
+    .bind(kind)
+    .bind(step as i64)
+    .bind(weight)
+    .bind(reason)
+    .bind(figures.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
