@@ -18,9 +18,9 @@ It reports throughput at concurrency 16, latency at concurrency 1, and Slipway's
 Then an overload: a compute-bound model (a 2 x 2048 MLP, one row per run) behind an endpoint whose queue holds 64
 requests, driven open loop at 10x the rate it sustained, for 30 s: counts of 503s (with
 Retry-After), of successes and of errors, the server's peak RSS, and latency right after.
-Part `shadow` measures what a shadow costs the variant that answers: two endpoints on the same
-model in one `slipway serve`, one mirroring every request to a second version, p50/p99 at
-concurrency 8, interleaved.
+Part `shadow` measures what a shadow costs the variant that answers: endpoints on the same
+model in one `slipway serve`, one plain, one mirroring every request to a second version, one
+mirroring 10%; p50/p99 at concurrency 8 (closed loop: the cores are saturated), interleaved.
 
     bench/run serving [--parts compute,http,overload,shadow] [--iters N] [--batches 1,256] [--models ...]
                       [--duration S] [--reps N] [--overload-seconds S]
@@ -247,9 +247,11 @@ def overload_part(binary: Path, work: Path, args) -> None:
 
 
 def shadow_part(binary: Path, work: Path, args) -> None:
-    """The shadow's cost to the primary: one `slipway serve` with two endpoints on the same
-    LogisticRegression, one of them mirroring every request to a second version; p50 and p99 at
-    concurrency 8, interleaved runs."""
+    """The shadow's cost to the primary: one `slipway serve` with three endpoints on the same
+    LogisticRegression, one mirroring every request to a second version and one mirroring 10%
+    of them; p50 and p99 at concurrency 8, closed loop (each connection sends its next request
+    when answered: the cores are saturated, so the shadow's own compute shows up as latency),
+    interleaved runs."""
     logs = work / "logs"
     ref = json.loads((work / "logreg20.ref.json").read_text())
     body = work / "row20-tensor.json"
@@ -261,33 +263,49 @@ def shadow_part(binary: Path, work: Path, args) -> None:
         ["endpoints", "create", "plain", "lr@prod"],
         ["endpoints", "create", "mirrored", "lr@prod"],
         ["endpoints", "shadow", "mirrored", "v2"],
+        ["endpoints", "create", "sampled", "lr@prod"],
+        ["endpoints", "shadow", "sampled", "v2", "--percent", "10"],
     ])
     serve = h.spawn("slipway-serve-shadow", [binary, "serve", "--port", "0", "--data-dir", data], logs, cwd=data)
     m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),
                       timeout=60, what="listening")
     url = m.group(1)
-    targets = {"no shadow": f"{url}/endpoints/plain/invocations", "shadow": f"{url}/endpoints/mirrored/invocations"}
+    targets = {"no shadow": f"{url}/endpoints/plain/invocations",
+               "shadow": f"{url}/endpoints/mirrored/invocations",
+               "shadow 10%": f"{url}/endpoints/sampled/invocations"}
     for t in targets.values():
         loadtest(binary, t, body, 1, 0.5, warmup=0.2)
-    results = {n: {"p50": [], "p99": [], "rps": []} for n in targets}
-    for name, _ in h.interleave({n: args.reps * 2 for n in targets}):
-        r = loadtest(binary, targets[name], body, 8, args.duration / 2)
-        if r["errors"] or r["other_status"] or r["overloaded"]:
-            raise h.BenchError(f"{name}: failed requests under load: {r}")
-        results[name]["p50"].append(r["latency_us"]["p50"])
-        results[name]["p99"].append(r["latency_us"]["p99"])
-        results[name]["rps"].append(r["ok_per_s"])
+
+    def measure(names):
+        results = {n: {"p50": [], "p99": [], "rps": []} for n in names}
+        for name, _ in h.interleave({n: args.reps * 2 for n in names}):
+            r = loadtest(binary, targets[name], body, 8, args.duration / 2)
+            if r["errors"] or r["other_status"] or r["overloaded"]:
+                raise h.BenchError(f"{name}: failed requests under load: {r}")
+            results[name]["p50"].append(r["latency_us"]["p50"])
+            results[name]["p99"].append(r["latency_us"]["p99"])
+            results[name]["rps"].append(r["ok_per_s"])
+        return {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+
+    def table(title, med):
+        base = med["no shadow"]
+        others = [n for n in med if n != "no shadow"]
+        print()
+        print(title)
+        print(f"{'':<24} {'no shadow':>12}" + "".join(f" {n:>12} {'added':>8}" for n in others))
+        for key, label in [("p50", "p50 latency, µs"), ("p99", "p99 latency, µs"), ("rps", "throughput, req/s")]:
+            row = f"{label:<24} {base[key]:>12.0f}"
+            for n in others:
+                row += f" {med[n][key]:>12.0f} {100 * (med[n][key] / base[key] - 1):>7.1f}%"
+            print(row)
+
+    saturated = measure(list(targets))
     with urllib.request.urlopen(f"{url}/api/v1/endpoints/mirrored", timeout=10) as resp:
         shadow = json.loads(resp.read())["shadow"]
-    med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
-    a, b = med["no shadow"], med["shadow"]
-    print()
-    print(f"shadow: 1-row requests at c=8, {args.duration / 2:.0f} s per run, medians of {args.reps * 2} interleaved runs")
-    print(f"{'':<24} {'no shadow':>12} {'shadow':>12} {'added':>9}")
-    print(f"{'p50 latency, µs':<24} {a['p50']:>12.0f} {b['p50']:>12.0f} {100 * (b['p50'] / a['p50'] - 1):>8.1f}%")
-    print(f"{'p99 latency, µs':<24} {a['p99']:>12.0f} {b['p99']:>12.0f} {100 * (b['p99'] / a['p99'] - 1):>8.1f}%")
-    print(f"{'throughput, req/s':<24} {a['rps']:>12.0f} {b['rps']:>12.0f} {100 * (b['rps'] / a['rps'] - 1):>8.1f}%")
-    print(f"the shadow compared {shadow.get('compared_rows')} rows, agreed on {shadow.get('agreed_rows')}")
+    runs = f"{args.duration / 2:.0f} s per run, medians of {args.reps * 2} interleaved runs"
+    table(f"shadow: 1-row requests, closed loop at c=8, {runs}", saturated)
+    print(f"the full shadow compared {shadow.get('compared_rows')} rows, agreed on {shadow.get('agreed_rows')}, "
+          f"dropped {shadow.get('dropped')}")
     serve.stop()
 
 

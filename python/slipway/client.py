@@ -294,10 +294,13 @@ class Slipway:
         """Reads routing keys of endpoint `name` from `header` (default X-Slipway-Key)."""
         return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", {"key_header": header})
 
-    def shadow_endpoint(self, name: str, variant: Optional[str]) -> dict:
-        """Mirrors every request of `name` to `variant` (compared, never returned), or stops
-        with None."""
-        return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", {"shadow": variant})
+    def shadow_endpoint(self, name: str, variant: Optional[str], percent: Optional[float] = None) -> dict:
+        """Mirrors requests of `name` to `variant` (compared, never returned), or stops with
+        None. `percent` mirrors a share of them (a routing key is always in it or never)."""
+        body = {"shadow": variant}
+        if percent is not None:
+            body["shadow_percent"] = percent
+        return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", body)
 
     def start_rollout(self, spec) -> dict:
         """Starts a canary rollout from a rollout file's text (TOML) or a dict of its fields

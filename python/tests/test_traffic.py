@@ -222,6 +222,42 @@ def test_a_shadow_never_changes_an_answer_and_its_failures_reach_nobody(server):
     assert client.endpoint("falls")["shadow"] is None
 
 
+def test_a_sampled_shadow_sees_its_share_and_a_key_is_always_in_or_out(server):
+    client = Slipway(server.url)
+    X, _, _ = two_versions(client)
+    client.create_endpoint("falls", "falls@1")
+    for body, says in [({"shadow": "v2", "shadow_percent": 0}, "percent"),
+                       ({"shadow": "v2", "shadow_percent": 101}, "percent"),
+                       ({"shadow_percent": 10}, "shadow_percent")]:
+        with pytest.raises(SlipwayError) as e:
+            client._request("PUT", "/api/v1/endpoints/falls/traffic", body)
+        assert e.value.status == 400 and says in e.value.message, (body, e.value.message)
+    assert client.endpoint("falls")["shadow"] is None
+    done = cli(server, "endpoints", "shadow", "falls", "v2", "--percent", "30")
+    assert done.returncode == 0 and "shadow v2 on 30% of requests" in done.stdout.decode(), done.stdout
+    assert client.endpoint("falls")["shadow"]["percent"] == 30
+
+    def compared(expect=None):
+        deadline = time.time() + 10
+        while True:
+            n = client.endpoint("falls")["shadow"].get("compared_rows", 0)
+            if n == expect or time.time() > deadline:
+                return n
+            time.sleep(0.1)
+
+    keys = [f"bed-{i}" for i in range(400)]
+    for k in keys:
+        status, _, body = call(server.url, "/endpoints/falls/invocations", {"inputs": [X[0].tolist()]}, key=k)
+        assert status == 200, body
+    time.sleep(0.5)
+    first = compared()
+    assert 80 <= first <= 160, first  # 30% of 400 keys, give or take four deviations
+    # The same keys again: exactly the same ones are mirrored.
+    for k in keys:
+        call(server.url, "/endpoints/falls/invocations", {"inputs": [X[0].tolist()]}, key=k)
+    assert compared(2 * first) == 2 * first
+
+
 def test_ground_truth_scores_each_variant_and_the_abtest_compares_them(server):
     client = Slipway(server.url)
     X, v1, v2 = two_versions(client)  # v1 learnt X0 > 0, v2 learnt X1 > 0

@@ -838,8 +838,8 @@ impl Serving {
         Ok(served)
     }
 
-    /// Runs `input` on `live`, a variant of `served`. When the endpoint has a shadow, a copy
-    /// runs on it once the answer is known (the caller never waits for it nor sees it fail);
+    /// Runs `input` on `live`, a variant of `served`. When `mirror` (the endpoint has a shadow
+    /// and the request is in its sample), a copy runs on it once the answer is known (the caller never waits for it nor sees it fail);
     /// when it runs an experiment, the answer is remembered under `request_id` for its ground
     /// truth.
     pub async fn predict(
@@ -848,8 +848,9 @@ impl Serving {
         live: &Live,
         input: Tensor,
         request_id: &str,
+        mirror: bool,
     ) -> Result<Vec<Output>> {
-        let copy = served.shadow.as_ref().map(|_| input.clone());
+        let copy = served.shadow.as_ref().filter(|_| mirror).map(|_| input.clone());
         let outputs = live.predict(input).await?;
         if served.endpoint.traffic.in_experiment()
             && let Some(first) = outputs.first()

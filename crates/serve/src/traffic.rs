@@ -1,6 +1,6 @@
 //! An endpoint's traffic: the variants that answer it (each a model version or alias with a
-//! share of the buckets of [`crate::split`]), an optional shadow that sees every request and
-//! answers none, and the header that carries a request's routing key. Kept as one JSON value on
+//! share of the buckets of [`crate::split`]), an optional shadow that sees every request (or a
+//! sampled share of them) and answers none, and the header that carries a request's routing key. Kept as one JSON value on
 //! the endpoint's row, so a change is one atomic write every replica reads alike.
 
 use serde::{Deserialize, Serialize};
@@ -34,9 +34,14 @@ pub struct Traffic {
     pub owners: Buckets,
     /// Mixed into every key's hash: a new experiment reshuffles who sees what.
     pub seed: u64,
+    /// The shadow's `buckets` are the share of requests it sees (all of them at `BUCKETS`).
     pub shadow: Option<Variant>,
     pub key_header: String,
 }
+
+/// Mixed into a key's hash for the shadow's sample, so that who is mirrored does not follow
+/// who is routed where.
+const SHADOW_SALT: u64 = 0x5ad0_0f5a_3b1e_c0de;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -78,7 +83,11 @@ impl Traffic {
             variants: s.variants,
             owners,
             seed: s.seed,
-            shadow: s.shadow,
+            // Rows written before shadows were sampled mirror everything.
+            shadow: s.shadow.map(|v| Variant {
+                buckets: if v.buckets == 0 { BUCKETS } else { v.buckets },
+                ..v
+            }),
             key_header: s.key_header,
         })
     }
@@ -126,13 +135,19 @@ impl Traffic {
         Ok(Traffic { variants, owners, ..self.clone() })
     }
 
-    /// The same traffic with `shadow` (a reference) mirrored, or none.
-    pub fn with_shadow(&self, shadow: Option<&str>) -> Result<Traffic, String> {
+    /// The same traffic with `shadow` (a reference) mirrored `percent` of requests, or none.
+    pub fn with_shadow(&self, shadow: Option<&str>, percent: f64) -> Result<Traffic, String> {
         let shadow = match shadow {
             None => None,
             Some(r) => {
                 check_reference(r)?;
-                Some(Variant { name: variant_name(r), reference: canonical(r), buckets: 0 })
+                if !(percent > 0.0 && percent <= 100.0) {
+                    return Err(format!(
+                        "the shadow's percent must be above 0 and at most 100, not {percent}"
+                    ));
+                }
+                let buckets = ((percent * BUCKETS as f64 / 100.0).round() as usize).max(1);
+                Some(Variant { name: variant_name(r), reference: canonical(r), buckets })
             }
         };
         Ok(Traffic { shadow, ..self.clone() })
@@ -164,6 +179,20 @@ impl Traffic {
             None => crate::split::random_bucket(),
         };
         self.owners.owner(bucket)
+    }
+
+    /// Whether a request (by its routing key, or at random) is mirrored to the shadow: a key
+    /// is always or never in the sample while the share is unchanged.
+    pub fn mirrors(&self, key: Option<&[u8]>) -> bool {
+        let Some(shadow) = &self.shadow else { return false };
+        if shadow.buckets >= BUCKETS {
+            return true;
+        }
+        let bucket = match key {
+            Some(k) => crate::split::bucket_of(k, self.seed ^ SHADOW_SALT),
+            None => crate::split::random_bucket(),
+        };
+        bucket < shadow.buckets
     }
 }
 
@@ -228,11 +257,34 @@ mod tests {
         assert!(t.with_split(&split(&[("v1", 50.0), ("1", 50.0)])).unwrap_err().contains("twice"));
         assert!(t.with_split(&split(&[("a/b", 100.0)])).unwrap_err().contains("'a/b'"));
         assert!(t.with_split(&[]).is_err());
-        assert!(t.with_shadow(Some("../x")).is_err());
+        assert!(t.with_shadow(Some("../x"), 100.0).is_err());
         assert_eq!(t.with_key_header("X-Patient").unwrap().key_header, "x-patient");
         assert!(t.with_key_header("bad header").unwrap_err().contains("key_header"));
-        assert_eq!(t.with_shadow(Some("v3")).unwrap().shadow.unwrap().reference, "3");
+        assert_eq!(t.with_shadow(Some("v3"), 100.0).unwrap().shadow.unwrap().reference, "3");
         assert!(Traffic::load("{", "1").is_err());
+        for bad in [0.0, -1.0, 100.5, f64::NAN] {
+            assert!(t.with_shadow(Some("v3"), bad).unwrap_err().contains("percent"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_sampled_shadow_sees_its_share_and_keys_stay_in_or_out() {
+        let t = Traffic::single("1", 4).with_shadow(Some("v2"), 20.0).unwrap();
+        let mirrored = (0..100_000).filter(|_| t.mirrors(None)).count();
+        assert!((19_000..=21_000).contains(&mirrored), "{mirrored}");
+        let keys: Vec<String> = (0..20_000).map(|i| format!("bed-{i}")).collect();
+        let first: Vec<bool> = keys.iter().map(|k| t.mirrors(Some(k.as_bytes()))).collect();
+        assert!(keys.iter().zip(&first).all(|(k, m)| t.mirrors(Some(k.as_bytes())) == *m));
+        let keyed = first.iter().filter(|m| **m).count();
+        assert!((3_600..=4_400).contains(&keyed), "{keyed}");
+        // The whole share mirrors every request; no shadow mirrors none; the stored text
+        // keeps the share, and a row from before sampling mirrors everything.
+        let all = t.with_shadow(Some("v2"), 100.0).unwrap();
+        assert!((0..1000).all(|_| all.mirrors(None)));
+        assert!(!Traffic::single("1", 4).mirrors(None));
+        assert_eq!(Traffic::load(&t.store(), "1").unwrap(), t);
+        let old = t.store().replace("\"buckets\":2000", "\"buckets\":0");
+        assert_eq!(Traffic::load(&old, "1").unwrap().shadow.unwrap().buckets, BUCKETS);
     }
 
     #[test]

@@ -53,16 +53,20 @@ pub(crate) enum EndpointsCommand {
         #[arg(required = true)]
         weights: Vec<String>,
     },
-    /// Mirror every request to a shadow variant: its answers are compared, never returned, and
-    /// its failures never reach a caller
+    /// Mirror requests to a shadow variant: its answers are compared, never returned, and its
+    /// failures never reach a caller
     #[command(after_help = "Examples:\n  \
         slipway endpoints shadow falls v3\n  \
+        slipway endpoints shadow falls v3 --percent 10\n  \
         slipway endpoints shadow falls --off")]
     Shadow {
         name: String,
         /// A version (v3 or 3), latest or an alias
         #[arg(required_unless_present = "off", conflicts_with = "off")]
         variant: Option<String>,
+        /// The share of requests mirrored (a routing key is always in it or never)
+        #[arg(long, default_value_t = 100.0, conflicts_with = "off")]
+        percent: f64,
         /// Stop shadowing
         #[arg(long)]
         off: bool,
@@ -114,6 +118,9 @@ fn traffic_line(e: &Value) -> String {
     let mut line = variants.join(", ");
     if let Some(shadow) = e["shadow"]["name"].as_str() {
         line += &format!("; shadow {shadow}");
+        if let Some(pct) = e["shadow"]["percent"].as_f64().filter(|p| *p < 100.0) {
+            line += &format!(" on {pct}% of requests");
+        }
     }
     line
 }
@@ -260,10 +267,14 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                 println!("endpoint {name}: {}", traffic_line(&e));
             }
         }
-        EndpointsCommand::Shadow { name, variant, off } => {
+        EndpointsCommand::Shadow { name, variant, off, percent } => {
             let path = format!("/api/v1/endpoints/{}/traffic", encode(&name));
-            let shadow = if off { Value::Null } else { json!(variant) };
-            let e: Value = client.put_json(&path, &json!({ "shadow": shadow })).await?;
+            let body = if off {
+                json!({ "shadow": null })
+            } else {
+                json!({ "shadow": variant, "shadow_percent": percent })
+            };
+            let e: Value = client.put_json(&path, &body).await?;
             if global.json {
                 crate::output::json(&e)?;
             } else {

@@ -65,9 +65,12 @@ fn predicted(id: &str, variant: Option<&str>, result: Result<Value, ApiError>) -
 }
 
 /// The variant of `served` that answers a request with these headers.
-fn route<'a>(served: &'a Served, headers: &HeaderMap) -> &'a Arc<Live> {
+/// The variant that answers a request, and whether the shadow sees it: by the request's
+/// routing key, or at random without one.
+fn route<'a>(served: &'a Served, headers: &HeaderMap) -> (&'a Arc<Live>, bool) {
     let key = headers.get(served.endpoint.traffic.key_header.as_str()).map(|v| v.as_bytes());
-    served.route(key.filter(|k| !k.is_empty()))
+    let key = key.filter(|k| !k.is_empty());
+    (served.route(key), served.endpoint.traffic.mirrors(key))
 }
 
 pub(crate) async fn server_metadata(headers: HeaderMap) -> Response {
@@ -369,14 +372,14 @@ async fn invoke(
         Ok(served) => served,
         Err(e) => return (None, Err(e.into())),
     };
-    let live = route(&served, headers);
-    (Some(live.variant.clone()), invoke_on(s, &served, live, headers, body, id).await)
+    let (live, mirror) = route(&served, headers);
+    (Some(live.variant.clone()), invoke_on(s, &served, (live, mirror), headers, body, id).await)
 }
 
 async fn invoke_on(
     s: &AppState,
     served: &Served,
-    live: &Live,
+    (live, mirror): (&Live, bool),
     headers: &HeaderMap,
     body: &[u8],
     id: &str,
@@ -393,7 +396,7 @@ async fn invoke_on(
     let (n, input) = parsed.inspect_err(|_| {
         live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     })?;
-    let outputs = s.serving.predict(served, live, input, id).await?;
+    let outputs = s.serving.predict(served, live, input, id, mirror).await?;
     let names: Vec<&str> = live.model.outputs.iter().map(|(n, _)| n.as_str()).collect();
     // Each output's values once, then a slice per row.
     let columns: Vec<Column> = outputs.iter().map(Column::of).collect();
@@ -461,7 +464,7 @@ pub(crate) async fn infer(
         Ok(served) => served,
         Err(e) => return answer(&id, Err(e.into())),
     };
-    let live = route(&served, &headers);
+    let (live, mirror) = route(&served, &headers);
     let result = async {
         // Input the model cannot take is the client's: counted as bad input.
         let parsed = (|| -> Result<(Option<String>, Tensor), ApiError> {
@@ -527,7 +530,7 @@ pub(crate) async fn infer(
         let (req_id, tensor) = parsed.inspect_err(|_| {
             live.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
-        let outputs = s.serving.predict(&served, live, tensor, &id).await?;
+        let outputs = s.serving.predict(&served, live, tensor, &id, mirror).await?;
         let views: Vec<Value> = outputs
             .iter()
             .zip(&live.model.outputs)
@@ -619,6 +622,7 @@ fn endpoint_view(e: &serve::Endpoint, served: Option<&Served>) -> Value {
     v["variants"] = json!(variants);
     v["shadow"] = e.traffic.shadow.as_ref().map_or(Value::Null, |s| {
         let mut view = variant_view(s, None);
+        view["percent"] = json!(s.weight());
         if let Some(l) = live_of(&s.name) {
             use std::sync::atomic::Ordering::Relaxed;
             view["compared_rows"] = json!(l.stats.shadow_rows.load(Relaxed));
@@ -710,9 +714,11 @@ pub(crate) struct SetTraffic {
     /// `{"v1": 90, "v2": 10}` or `[["v1", 90], ["v2", 10]]`: variants (a version as `v3` or
     /// `3`, `latest` or an alias) and percent weights summing to 100, baseline first.
     split: Option<SplitBody>,
-    /// A variant to mirror every request to, or `null` to stop; absent leaves it as it is.
+    /// A variant to mirror requests to, or `null` to stop; absent leaves it as it is.
     #[serde(default, deserialize_with = "present")]
     shadow: Option<Option<String>>,
+    /// The percent of requests the shadow sees (default 100): a key is always or never in it.
+    shadow_percent: Option<f64>,
     /// The header that carries a request's routing key (default `x-slipway-key`).
     key_header: Option<String>,
 }
@@ -749,6 +755,9 @@ pub(crate) async fn set_traffic(
             split.push((variant.clone(), w));
         }
     }
+    if req.shadow_percent.is_some() && !matches!(req.shadow, Some(Some(_))) {
+        return Err(ApiError::invalid("'shadow_percent' goes with a 'shadow' to mirror to"));
+    }
     if req.split.is_none() && req.shadow.is_none() && req.key_header.is_none() {
         return Err(ApiError::invalid("give 'split', 'shadow' or 'key_header'"));
     }
@@ -757,7 +766,9 @@ pub(crate) async fn set_traffic(
         .set_traffic(&name, |t| {
             let t = if req.split.is_some() { t.with_split(&split)? } else { t.clone() };
             let t = match &req.shadow {
-                Some(shadow) => t.with_shadow(shadow.as_deref())?,
+                Some(shadow) => {
+                    t.with_shadow(shadow.as_deref(), req.shadow_percent.unwrap_or(100.0))?
+                }
                 None => t,
             };
             match &req.key_header {
