@@ -303,12 +303,12 @@ class Slipway:
         return self._request("PUT", f"/api/v1/endpoints/{_q(name)}/traffic", body)
 
     def start_rollout(self, spec) -> dict:
-        """Starts a canary rollout from a rollout file's text (TOML) or a dict of its fields
-        (`endpoint`, `candidate`, `steps`, `step_seconds`, `min_requests`, `gates`,
-        `promote_alias`)."""
+        """Starts a canary rollout from a rollout file's text (TOML or YAML, told apart by the
+        server) or a dict of its fields (`endpoint`, `candidate`, `steps`, `step_seconds`,
+        `min_requests`, `gates`, `promote_alias`)."""
         if isinstance(spec, str):
             with self._open("/api/v1/rollouts", "POST", spec.encode(),
-                            {"Content-Type": "application/toml"}) as response:
+                            {"Content-Type": "text/plain; charset=utf-8"}) as response:
                 return json.loads(response.read())
         return self._request("POST", "/api/v1/rollouts", spec)
 

@@ -30,7 +30,10 @@ pub use endpoints::{
 };
 pub use feedback::{Scored, truth_text};
 pub use ops::Labels;
-pub use rollout::{Action, GATE_METRICS, Gate, Rollout, RolloutEvent, RolloutSpec, RolloutState};
+pub use rollout::{
+    Action, Format as RolloutFormat, GATE_METRICS, Gate, Rollout, RolloutEvent, RolloutSpec,
+    RolloutState, rollout_format,
+};
 pub use runtime::{ElemType, InputSpec, Model, Output, RunError};
 pub use tract_onnx::prelude::{Datum, DatumType, TValue, Tensor, tvec};
 pub use traffic::{DEFAULT_KEY_HEADER, Traffic, Variant, variant_name};

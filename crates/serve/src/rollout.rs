@@ -61,6 +61,36 @@ pub struct Gate {
     pub threshold: f64,
 }
 
+/// The two formats a rollout file comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Yaml,
+}
+
+/// A file's format by its name, else by its text: TOML assigns with `=` and opens tables with
+/// `[`, YAML maps with `key:`.
+pub fn rollout_format(text: &str, name: Option<&str>) -> Format {
+    if let Some(name) = name {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            return Format::Yaml;
+        }
+        if lower.ends_with(".toml") {
+            return Format::Toml;
+        }
+    }
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && l != &"---");
+    match first {
+        Some(l) if l.starts_with('[') || l.contains('=') => Format::Toml,
+        Some(_) => Format::Yaml,
+        None => Format::Toml,
+    }
+}
+
 fn default_steps() -> Vec<f64> {
     vec![1.0, 10.0, 50.0, 100.0]
 }
@@ -86,6 +116,31 @@ impl RolloutSpec {
         })?;
         spec.check()?;
         Ok(spec)
+    }
+
+    /// A rollout file in YAML, with the same fields; errors name the field and the line.
+    pub fn from_yaml(text: &str) -> Result<RolloutSpec> {
+        let spec: RolloutSpec = serde_norway::from_str(text).map_err(|e| {
+            let at = e.location().map(|l| {
+                let line = text.lines().nth(l.line().saturating_sub(1)).unwrap_or("").trim();
+                format!(" (line {}: {line})", l.line())
+            });
+            // The parser's own "at line L column C" gives way to the line itself.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+            Error::Invalid(format!("rollout file: {message}{}", at.unwrap_or_default()))
+        })?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// A rollout file in TOML or YAML, told apart by its name (`.yaml`, `.yml`) or, without one,
+    /// by its text.
+    pub fn from_file_text(text: &str, name: Option<&str>) -> Result<RolloutSpec> {
+        match rollout_format(text, name) {
+            Format::Yaml => RolloutSpec::from_yaml(text),
+            Format::Toml => RolloutSpec::from_toml(text),
+        }
     }
 
     /// The same fields as JSON.
@@ -608,6 +663,30 @@ mod tests {
         assert_eq!(spec.gates, [Gate { metric: "error_rate".into(), threshold: 0.01 }]);
         let json = RolloutSpec::from_json(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(json, spec);
+    }
+
+    #[test]
+    fn yaml_files_read_like_toml_ones() {
+        let toml = "endpoint = \"ward-7\"\ncandidate = \"v2\"\nsteps = [1, 10, 50, 100]\n\
+                    step_seconds = 60\n[[gates]]\nmetric = \"error_rate\"\nthreshold = 0.01\n";
+        let yaml = "# ward 7's canary\nendpoint: ward-7\ncandidate: v2\nsteps: [1, 10, 50, 100]\n\
+                    step_seconds: 60\ngates:\n  - metric: error_rate\n    threshold: 0.01\n";
+        let (t, y) = (RolloutSpec::from_toml(toml).unwrap(), RolloutSpec::from_yaml(yaml).unwrap());
+        assert_eq!(t, y);
+        assert_eq!(RolloutSpec::from_file_text(yaml, None).unwrap(), y);
+        assert_eq!(RolloutSpec::from_file_text(toml, None).unwrap(), t);
+        assert_eq!(rollout_format(toml, Some("canary.YML")), Format::Yaml);
+        assert_eq!(rollout_format(yaml, Some("canary.toml")), Format::Toml);
+        assert_eq!(rollout_format("---\nendpoint: e\n", None), Format::Yaml);
+        // Errors name the field, and the line where the parser saw it.
+        let bad = RolloutSpec::from_yaml("endpoint: e\ncandidate: v2\nstepz: [1, 100]\n");
+        let msg = bad.unwrap_err().to_string();
+        assert!(msg.contains("stepz") && msg.contains("line"), "{msg}");
+        let bad = RolloutSpec::from_yaml("endpoint: e\ncandidate: v2\nsteps: [1, 10, 5, 100]\n");
+        assert!(bad.unwrap_err().to_string().contains("steps[2]"));
+        let bad = RolloutSpec::from_yaml("endpoint: e\ncandidate: v2\nsteps: ten\n");
+        assert!(bad.unwrap_err().to_string().contains("steps"));
+        assert!(RolloutSpec::from_yaml("endpoint: [").is_err());
     }
 
     #[test]

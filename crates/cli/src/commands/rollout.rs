@@ -16,9 +16,10 @@ use crate::output::{table, time};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RolloutCommand {
-    /// Start a rollout from its file (TOML): the candidate gets the first step's share
+    /// Start a rollout from its file (TOML or YAML): the candidate gets the first step's share
     #[command(after_help = "Examples:\n  \
-        slipway rollout start rollout.toml\n\n\
+        slipway rollout start rollout.toml\n  \
+        slipway rollout start rollout.yaml     # the same fields in YAML\n\n\
         A rollout file:\n  \
         endpoint = \"ward-7\"\n  \
         candidate = \"v2\"              # a version, latest or an alias\n  \
@@ -120,7 +121,12 @@ pub(crate) async fn run(cmd: RolloutCommand, global: &Global) -> anyhow::Result<
         RolloutCommand::Start { file } => {
             let body = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            client.post_text("/api/v1/rollouts", "application/toml", body).await?
+            let name = file.file_name().and_then(|n| n.to_str());
+            let content_type = match ::serve::rollout_format(&body, name) {
+                ::serve::RolloutFormat::Yaml => "application/yaml",
+                ::serve::RolloutFormat::Toml => "application/toml",
+            };
+            client.post_text("/api/v1/rollouts", content_type, body).await?
         }
         RolloutCommand::Status { id: None, endpoint } => {
             let path = match &endpoint {

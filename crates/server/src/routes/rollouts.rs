@@ -43,7 +43,8 @@ fn rollout_view(r: &Rollout) -> Value {
     })
 }
 
-/// `POST /api/v1/rollouts`: a rollout file (`application/toml` or `text/plain`) or JSON.
+/// `POST /api/v1/rollouts`: a rollout file (`application/toml`, `application/yaml`, or
+/// `text/plain` told apart by its text) or JSON.
 pub(crate) async fn start_rollout(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -59,13 +60,23 @@ pub(crate) async fn start_rollout(
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
         RolloutSpec::from_json(value)?
-    } else if content_type.starts_with("application/toml") || content_type.starts_with("text/") {
+    } else if content_type.starts_with("application/toml")
+        || content_type.contains("yaml")
+        || content_type.starts_with("text/")
+    {
         let text = std::str::from_utf8(&body)
             .map_err(|_| ApiError::invalid("the rollout file is not UTF-8 text"))?;
-        RolloutSpec::from_toml(text)?
+        if content_type.starts_with("application/toml") {
+            RolloutSpec::from_toml(text)?
+        } else if content_type.contains("yaml") {
+            RolloutSpec::from_yaml(text)?
+        } else {
+            RolloutSpec::from_file_text(text, None)?
+        }
     } else {
         return Err(ApiError::invalid(
-            "send the rollout file as application/toml, or its fields as application/json",
+            "send the rollout file as application/toml or application/yaml, or its fields as \
+             application/json",
         ));
     };
     let r = s.serving.start_rollout(spec).await?;
