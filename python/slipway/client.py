@@ -344,11 +344,17 @@ class Slipway:
                  for rid, v in truth.items()]
         return self._request("POST", f"/api/v1/endpoints/{_q(endpoint)}/feedback", {"items": items})
 
-    def abtest(self, endpoint: str, since_ms: Optional[int] = None) -> dict:
+    def abtest(self, endpoint: str, since_ms: Optional[int] = None, positive: Optional[str] = None) -> dict:
         """Each variant against the baseline since `since_ms` (default: the last 24 hours):
-        requests, errors, p99, accuracy from ground truth, the effect with a 95% interval, a
-        fixed-sample and an always-valid p-value, and the sample-ratio-mismatch check."""
-        query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
+        requests, errors, p99, and from ground truth accuracy, precision, recall, F1, ROC AUC
+        (of the `positive` label, default "1"), MAE and RMSE; the effect with a 95% interval, a
+        fixed-sample and an always-valid p-value for rates; the sample-ratio-mismatch check."""
+        params = {}
+        if since_ms is not None:
+            params["since_ms"] = int(since_ms)
+        if positive is not None:
+            params["positive"] = str(positive)
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/abtest{query}")
 
     def predict(self, endpoint: str, data, key: Optional[str] = None, request_id: Optional[str] = None):

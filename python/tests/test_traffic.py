@@ -16,6 +16,7 @@ import onnxruntime as ort
 import pytest
 from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from harness import slipway_bin
 from slipway import Slipway, SlipwayError
@@ -263,17 +264,18 @@ def test_ground_truth_scores_each_variant_and_the_abtest_compares_them(server):
     X, v1, v2 = two_versions(client)  # v1 learnt X0 > 0, v2 learnt X1 > 0
     client.create_endpoint("falls", "falls@1")
     client.split_endpoint("falls", {"v1": 50, "v2": 50})
-    truth, seen = {}, {"v1": 0, "v2": 0}
+    truth, seen, rows_of = {}, {"v1": 0, "v2": 0}, {"v1": [], "v2": []}
     for i in range(300):
         row = X[i % len(X)]
-        rid = f"req-{i}"
         status, headers, _ = call(server.url, "/endpoints/falls/invocations", {"inputs": [row.tolist()]}, key=f"k{i}")
         assert status == 200
         seen[headers["x-slipway-variant"]] += 1
+        rows_of[headers["x-slipway-variant"]].append(i % len(X))
         truth[headers["x-request-id"]] = int(row[0] > 0)
     # The client's own request id works too.
-    got = client.predict("falls", [X[0].tolist()], request_id="mine-1")
+    got = client.predict("falls", [X[0].tolist()], key="k0", request_id="mine-1")
     assert len(got) == 1
+    rows_of["v1" if 0 in rows_of["v1"][:1] else "v2"].append(0)  # key k0 sticks to request 0's variant
     truth["mine-1"] = int(X[0][0] > 0)
     truth["never-sent"] = 1
     answer = client.feedback("falls", truth)
@@ -291,6 +293,25 @@ def test_ground_truth_scores_each_variant_and_the_abtest_compares_them(server):
     assert accuracy["interval"][0] < accuracy["effect"] < accuracy["interval"][1] < 0
     assert accuracy["p_value"] < 1e-6 and accuracy["always_valid_p"] < 0.01
     assert report["sample_ratio"]["mismatch"] is False
+    # Every outcome metric agrees with scikit-learn's on the same rows (scores: probabilities[:, 1]).
+    for name, onnx in [("v1", v1), ("v2", v2)]:
+        Xv = X[rows_of[name]]
+        labels, probs = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"]).run(None, {"X": Xv})
+        y = (Xv[:, 0] > 0).astype(int)
+        v = by[name]
+        assert v["feedback_rows"] == len(y)
+        assert v["precision"] == pytest.approx(precision_score(y, labels), abs=1e-9), (name, v)
+        assert v["recall"] == pytest.approx(recall_score(y, labels), abs=1e-9), (name, v)
+        assert v["f1"] == pytest.approx(f1_score(y, labels), abs=1e-9), (name, v)
+        assert v["roc_auc"] == pytest.approx(roc_auc_score(y, probs[:, 1]), abs=2e-3), (name, v)
+    names = [m["metric"] for m in comparison["metrics"]]
+    # (No errors on either side: an error rate of 0 against 0 is not compared.) Labels 0 and 1
+    # are numbers too, so MAE is one minus the accuracy.
+    assert names == ["accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse"], names
+    assert by["v2"]["mae"] == pytest.approx(1 - by["v2"]["accuracy"], abs=1e-12)
+    # Another positive label turns precision and recall around.
+    flipped = {v["name"]: v for v in client.abtest("falls", positive="0")["variants"]}
+    assert flipped["v2"]["precision"] != by["v2"]["precision"] and flipped["v2"]["accuracy"] == by["v2"]["accuracy"]
 
     done = cli(server, "endpoints", "abtest", "falls")
     out = done.stdout.decode()

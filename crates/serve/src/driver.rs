@@ -14,6 +14,7 @@ use slipway_core::now_ms;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::endpoints::{Histogram, LATENCY_BUCKETS_S, Live, Result, Serving, Stats};
+use crate::outcomes::higher_is_better;
 use crate::rollout::{Rollout, RolloutSpec, RolloutState};
 use crate::traffic::variant_name;
 
@@ -43,8 +44,8 @@ pub struct StepCounts {
     pub ok: u64,
     pub errors: u64,
     pub latency: [u64; 13],
-    /// Rows with ground truth, and those the variant got right.
-    pub feedback: Option<crate::abtest::Rate>,
+    /// Rows with ground truth: what the variant said, what was true, its scores.
+    pub feedback: Option<crate::outcomes::Outcomes>,
 }
 
 impl StepCounts {
@@ -65,11 +66,15 @@ impl StepCounts {
         h.quantile(LATENCY_BUCKETS_S, 0.99).map(|s| s * 1e3)
     }
 
-    fn figures(&self) -> Value {
-        json!({"requests": self.requests(), "errors": self.errors,
-               "error_rate": self.error_rate(), "p99_ms": self.p99_ms(),
-               "feedback_rows": self.feedback.map(|f| f.n),
-               "accuracy": self.feedback.and_then(|f| f.value())})
+    fn figures(&self, positive: &str) -> Value {
+        let mut v = json!({"requests": self.requests(), "errors": self.errors,
+                           "error_rate": self.error_rate(), "p99_ms": self.p99_ms()});
+        if let Some(outcomes) = &self.feedback {
+            for (k, x) in outcomes.figures(positive).as_object().into_iter().flatten() {
+                v[k] = x.clone();
+            }
+        }
+        v
     }
 }
 
@@ -85,9 +90,10 @@ pub enum Verdict {
 /// soon as the candidate has `min_requests` answers and is out of bounds; the step passes when
 /// every gate holds, the candidate has `min_requests` answers and `step_seconds` have passed.
 pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &StepCounts) -> Verdict {
+    let positive = spec.positive();
     let figures = json!({
-        "candidate": cand.figures(),
-        "baseline": base.figures(),
+        "candidate": cand.figures(positive),
+        "baseline": base.figures(positive),
         "elapsed_s": elapsed_ms as f64 / 1e3,
     });
     if cand.requests() < spec.min_requests {
@@ -128,34 +134,48 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                 (Some(c), Some(b)) => passed.push(format!("p99 {c:.2} vs {b:.2} ms")),
                 _ => return Verdict::Hold("holding: no baseline latency to compare with".into()),
             },
-            "accuracy" => {
-                let rows = |c: &StepCounts| c.feedback.map_or(0, |f| f.n);
+            metric => {
+                // An outcome metric from ground truth: enough rows first, then the comparison.
+                let rows = |c: &StepCounts| c.feedback.as_ref().map_or(0, |f| f.n());
                 if rows(cand) < spec.min_requests || rows(base) == 0 {
                     return Verdict::Hold(format!(
-                        "holding: {} of {} candidate rows with ground truth for the accuracy gate",
+                        "holding: {} of {} candidate rows with ground truth for the {metric} gate",
                         rows(cand),
                         spec.min_requests
                     ));
                 }
-                let acc = |c: &StepCounts| c.feedback.and_then(|f| f.value()).unwrap_or(0.0);
-                let (c, b) = (acc(cand), acc(base));
-                if b - c > g.threshold {
+                let value = |c: &StepCounts, who: &str| {
+                    let o = c.feedback.as_ref().expect("rows counted above");
+                    o.metric(metric, positive).map_err(|why| format!("holding: {who}'s {why}"))
+                };
+                let (c, b) = match (value(cand, "the candidate"), value(base, "the baseline")) {
+                    (Ok(c), Ok(b)) => (c, b),
+                    (Err(why), _) | (_, Err(why)) => return Verdict::Hold(why),
+                };
+                let worse_by = if higher_is_better(metric) { b - c } else { c - b };
+                let shown = |v: f64| {
+                    if higher_is_better(metric) {
+                        format!("{:.2}%", v * 100.0)
+                    } else {
+                        format!("{v:.4}")
+                    }
+                };
+                if worse_by > g.threshold {
+                    let bound = if higher_is_better(metric) {
+                        format!("at most {:.2} points less", g.threshold * 100.0)
+                    } else {
+                        format!("at most {} more", g.threshold)
+                    };
                     return Verdict::Fail(
                         format!(
-                            "accuracy gate failed: candidate {:.2}% vs baseline {:.2}% (at most {:.2} points less)",
-                            c * 100.0,
-                            b * 100.0,
-                            g.threshold * 100.0
+                            "{metric} gate failed: candidate {} vs baseline {} ({bound})",
+                            shown(c),
+                            shown(b)
                         ),
                         figures,
                     );
                 }
-                passed.push(format!("accuracy {:.2}% vs {:.2}%", c * 100.0, b * 100.0));
-            }
-            other => {
-                return Verdict::Hold(format!(
-                    "holding: the {other} gate is not computed yet (error_rate, p99_latency and accuracy are)"
-                ));
+                passed.push(format!("{metric} {} vs {}", shown(c), shown(b)));
             }
         }
     }
@@ -298,10 +318,10 @@ impl Serving {
         let (cand_name, base_name) = (variant_name(&r.spec.candidate), variant_name(&r.baseline));
         let mut cand = counts.get(&cand_name).cloned().unwrap_or_default();
         let mut base = counts.get(&base_name).cloned().unwrap_or_default();
-        if r.spec.gates.iter().any(|g| g.metric == "accuracy") {
+        if r.spec.gates.iter().any(|g| !matches!(g.metric.as_str(), "error_rate" | "p99_latency")) {
             let truth = self.feedback_since(&r.spec.endpoint, r.step_started_ms).await?;
-            cand.feedback = truth.get(&cand_name).copied();
-            base.feedback = truth.get(&base_name).copied();
+            cand.feedback = truth.get(&cand_name).cloned();
+            base.feedback = truth.get(&base_name).cloned();
         }
         let elapsed = now_ms() - r.step_started_ms;
         let with_driver = |mut figures: Value| {
@@ -374,6 +394,7 @@ pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcomes::{Outcomes, Row};
     use crate::rollout::Gate;
 
     fn spec(gates: &[(&str, f64)]) -> RolloutSpec {
@@ -388,6 +409,7 @@ mod tests {
                 .map(|(m, t)| Gate { metric: m.to_string(), threshold: *t })
                 .collect(),
             promote_alias: None,
+            positive_label: None,
         }
     }
 
@@ -426,7 +448,23 @@ mod tests {
         assert!(
             matches!(judge(&acc, 61_000, &healthy, &base), Verdict::Hold(r) if r.contains("ground truth"))
         );
-        let truth = |right, n| Some(crate::abtest::Rate { successes: right, n });
+        // Rows: `right` of `n` correct, the positive label "1" on every fourth truth.
+        let truth = |right: usize, n: usize| {
+            let rows = (0..n)
+                .map(|i| {
+                    let t = if i % 4 == 0 { "1" } else { "0" };
+                    let said = if i < right {
+                        t
+                    } else if t == "1" {
+                        "0"
+                    } else {
+                        "1"
+                    };
+                    Row { said: said.into(), truth: t.into(), score: None }
+                })
+                .collect();
+            Some(Outcomes { rows })
+        };
         let worse = StepCounts { feedback: truth(170, 200), ..healthy.clone() };
         let as_good = StepCounts { feedback: truth(180, 200), ..healthy.clone() };
         let base_truth = StepCounts { feedback: truth(1800, 2000), ..base.clone() };
@@ -434,9 +472,37 @@ mod tests {
             matches!(judge(&acc, 61_000, &worse, &base_truth), Verdict::Fail(r, _) if r.contains("85.00% vs baseline 90.00%"))
         );
         assert!(matches!(judge(&acc, 61_000, &as_good, &base_truth), Verdict::Pass(..)));
-        let f1 = spec(&[("f1", 0.02)]);
+        // F1 of the positive label "1": 0.74 against 0.82, out of bounds; of label "0", the
+        // same rows give 0.90 against 0.93, within them.
+        let f1 = spec(&[("f1", 0.05)]);
         assert!(
-            matches!(judge(&f1, 61_000, &healthy, &base), Verdict::Hold(r) if r.contains("not computed yet"))
+            matches!(judge(&f1, 61_000, &worse, &base_truth), Verdict::Fail(r, _) if r.contains("f1 gate failed"))
+        );
+        let f1_zero = RolloutSpec { positive_label: Some("0".into()), ..spec(&[("f1", 0.05)]) };
+        assert!(matches!(judge(&f1_zero, 61_000, &worse, &base_truth), Verdict::Pass(..)));
+        // ROC AUC needs scores: it holds, saying why.
+        let auc = spec(&[("roc_auc", 0.01)]);
+        assert!(
+            matches!(judge(&auc, 61_000, &as_good, &base_truth), Verdict::Hold(r) if r.contains("roc_auc is undefined"))
+        );
+        // Regression errors may rise by at most the threshold.
+        let numbers = |err: f64, n: usize| {
+            let rows = (0..n)
+                .map(|i| Row {
+                    said: format!("{}", i as f64 + err),
+                    truth: format!("{i}"),
+                    score: None,
+                })
+                .collect();
+            Some(Outcomes { rows })
+        };
+        let mae = spec(&[("mae", 0.5)]);
+        let close = StepCounts { feedback: numbers(1.2, 200), ..healthy.clone() };
+        let far = StepCounts { feedback: numbers(2.0, 200), ..healthy.clone() };
+        let base_num = StepCounts { feedback: numbers(1.0, 2000), ..base.clone() };
+        assert!(matches!(judge(&mae, 61_000, &close, &base_num), Verdict::Pass(..)));
+        assert!(
+            matches!(judge(&mae, 61_000, &far, &base_num), Verdict::Fail(r, _) if r.contains("mae gate failed: candidate 2.0000 vs baseline 1.0000"))
         );
     }
 }

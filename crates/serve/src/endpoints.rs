@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0005_feedback.sql"),
         postgres: include_str!("../migrations/0005_feedback.sql"),
     },
+    Migration {
+        version: 6,
+        name: "outcomes",
+        sqlite: include_str!("../migrations/0006_outcomes.sql"),
+        postgres: include_str!("../migrations/0006_outcomes.sql"),
+    },
 ];
 
 /// Triton's dynamic batching knobs.
@@ -861,6 +867,7 @@ impl Serving {
                 variant: live.variant.clone(),
                 version: live.version.version,
                 labels: crate::feedback::labels_of(first),
+                scores: crate::feedback::scores_of(&outputs),
             });
         }
         if let (Some(shadow), Some(copy)) = (&served.shadow, copy) {

@@ -1,9 +1,9 @@
 //! Ground truth for served predictions, and the A/B report it feeds. While an endpoint runs an
 //! experiment (more than one variant with traffic), each answer's labels are remembered by
 //! request id — buffered in memory and written with the counts each second, never on the request
-//! path. Ground truth posted later for a request id is scored against what its variant said;
-//! the report compares variants on requests, errors, latency and accuracy, with a
-//! sample-ratio-mismatch check on the split itself.
+//! path. Ground truth posted later for a request id is kept beside what its variant said (and
+//! its scores); the report compares variants on requests, errors, latency and the outcome
+//! metrics of [`crate::outcomes`], with a sample-ratio-mismatch check on the split itself.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::abtest::{self, Rate};
 use crate::driver::StepCounts;
 use crate::endpoints::{Error, Result, Serving};
+use crate::outcomes::{Outcomes, Row as Scored1};
 use crate::runtime::Output;
 use tract_onnx::prelude::*;
 
@@ -29,6 +30,27 @@ pub(crate) struct Remembered {
     pub(crate) version: i64,
     /// Per row: the first output's value, as text.
     pub(crate) labels: Vec<String>,
+    /// Per row, for a two-class model: its score for the second class; else empty.
+    pub(crate) scores: Vec<f64>,
+}
+
+/// A two-class model's score for the second class, per row: the second column of the first
+/// two-column float output after the labels (`probabilities`), or of a ZipMap's. Empty when the
+/// model gives none.
+pub(crate) fn scores_of(outputs: &[Output]) -> Vec<f64> {
+    for o in outputs.iter().skip(1).chain(outputs.first()) {
+        let t = match o {
+            Output::ZipMap { probabilities, .. } => probabilities,
+            Output::Tensor(t) => t,
+        };
+        if t.datum_type() != f32::datum_type() || t.rank() != 2 || t.shape()[1] != 2 {
+            continue;
+        }
+        let Ok(plain) = t.try_as_plain_ram() else { continue };
+        let Ok(values) = plain.as_slice::<f32>() else { continue };
+        return values.chunks(2).map(|row| f64::from(row[1])).collect();
+    }
+    Vec::new()
 }
 
 /// The rows of an output as text labels: a label tensor's values, or a row's first value.
@@ -66,6 +88,12 @@ pub fn truth_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Scores as stored: JSON numbers, a non-finite one as null.
+fn scores_json(scores: &[f64]) -> String {
+    let v: Vec<Value> = scores.iter().map(|s| json!(s.is_finite().then_some(*s))).collect();
+    Value::Array(v).to_string()
+}
+
 fn label_text(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { v.to_string() }
 }
@@ -94,21 +122,14 @@ impl Serving {
         for chunk in batch.chunks(400) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let p = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
+                    let p = i * 7;
+                    let marks: Vec<String> = (1..=7).map(|k| format!("${}", p + k)).collect();
+                    format!("({})", marks.join(", "))
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO serve_predictions (request_id, endpoint, variant, version, labels, at_ms) \
-                 VALUES {} ON CONFLICT (request_id) DO NOTHING",
+                "INSERT INTO serve_predictions (request_id, endpoint, variant, version, labels, \
+                 scores, at_ms) VALUES {} ON CONFLICT (request_id) DO NOTHING",
                 values.join(", ")
             );
             // Built from placeholders only.
@@ -120,6 +141,7 @@ impl Serving {
                     .bind(r.variant.clone())
                     .bind(r.version)
                     .bind(serde_json::to_string(&r.labels).expect("labels serialise"))
+                    .bind(scores_json(&r.scores))
                     .bind(now);
             }
             q.execute(self.db.pool()).await?;
@@ -142,7 +164,7 @@ impl Serving {
         for chunk in items.chunks(400) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT request_id, variant, version, labels FROM serve_predictions \
+                "SELECT request_id, variant, version, labels, scores FROM serve_predictions \
                  WHERE endpoint = $1 AND request_id IN ({})",
                 marks.join(", ")
             );
@@ -152,17 +174,22 @@ impl Serving {
                 q = q.bind(id.clone());
             }
             let rows = q.fetch_all(self.db.pool()).await?;
-            let mut known: HashMap<String, (String, i64, Vec<String>)> = HashMap::new();
+            let mut known: HashMap<String, (String, i64, Vec<String>, String)> = HashMap::new();
             for row in &rows {
                 let labels: Vec<String> =
                     serde_json::from_str(&row.try_get::<String, _>("labels")?).unwrap_or_default();
                 known.insert(
                     row.try_get("request_id")?,
-                    (row.try_get("variant")?, row.try_get("version")?, labels),
+                    (
+                        row.try_get("variant")?,
+                        row.try_get("version")?,
+                        labels,
+                        row.try_get("scores")?,
+                    ),
                 );
             }
             for (id, truth) in chunk {
-                let Some((variant, version, said)) = known.get(id) else {
+                let Some((variant, version, said, row_scores)) = known.get(id) else {
                     out.unknown.push(id.clone());
                     continue;
                 };
@@ -174,22 +201,36 @@ impl Serving {
                     )));
                 }
                 let correct = said.iter().zip(truth).filter(|(a, b)| a == b).count();
-                scores.push((id.clone(), variant.clone(), *version, said.len(), correct));
+                scores.push(FeedbackRow {
+                    id: id.clone(),
+                    variant: variant.clone(),
+                    version: *version,
+                    n: said.len(),
+                    correct,
+                    said: serde_json::to_string(said).expect("labels serialise"),
+                    truth: serde_json::to_string(truth).expect("labels serialise"),
+                    scores: row_scores.clone(),
+                });
             }
         }
         let now = now_ms();
-        for (id, variant, version, n, correct) in &scores {
+        for f in &scores {
             sqlx::query(
-                "INSERT INTO serve_feedback (request_id, endpoint, variant, version, n, correct, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO UPDATE SET \
-                 n = excluded.n, correct = excluded.correct, at_ms = excluded.at_ms",
+                "INSERT INTO serve_feedback (request_id, endpoint, variant, version, n, correct, \
+                 said, truth, scores, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (request_id) DO UPDATE SET n = excluded.n, correct = excluded.correct, \
+                 said = excluded.said, truth = excluded.truth, scores = excluded.scores, \
+                 at_ms = excluded.at_ms",
             )
-            .bind(id)
+            .bind(&f.id)
             .bind(endpoint)
-            .bind(variant)
-            .bind(*version)
-            .bind(*n as i64)
-            .bind(*correct as i64)
+            .bind(&f.variant)
+            .bind(f.version)
+            .bind(f.n as i64)
+            .bind(f.correct as i64)
+            .bind(&f.said)
+            .bind(&f.truth)
+            .bind(&f.scores)
             .bind(now)
             .execute(self.db.pool())
             .await?;
@@ -203,49 +244,58 @@ impl Serving {
         &self,
         endpoint: &str,
         since_ms: i64,
-    ) -> Result<HashMap<String, Rate>> {
+    ) -> Result<HashMap<String, Outcomes>> {
         let rows = sqlx::query(
-            "SELECT variant, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(correct) AS BIGINT) AS correct \
-             FROM serve_feedback WHERE endpoint = $1 AND at_ms >= $2 GROUP BY variant",
+            "SELECT variant, said, truth, scores FROM serve_feedback \
+             WHERE endpoint = $1 AND at_ms >= $2",
         )
         .bind(endpoint)
         .bind(since_ms)
         .fetch_all(self.db.pool())
         .await?;
-        let mut out = HashMap::new();
+        let mut out: HashMap<String, Outcomes> = HashMap::new();
         for row in &rows {
-            out.insert(
-                row.try_get::<String, _>("variant")?,
-                Rate {
-                    successes: row.try_get::<i64, _>("correct")? as u64,
-                    n: row.try_get::<i64, _>("n")? as u64,
-                },
-            );
+            let said: Vec<String> =
+                serde_json::from_str(&row.try_get::<String, _>("said")?).unwrap_or_default();
+            let truth: Vec<String> =
+                serde_json::from_str(&row.try_get::<String, _>("truth")?).unwrap_or_default();
+            let scores: Vec<Option<f64>> =
+                serde_json::from_str(&row.try_get::<String, _>("scores")?).unwrap_or_default();
+            let o = out.entry(row.try_get("variant")?).or_default();
+            for (i, (s, t)) in said.into_iter().zip(truth).enumerate() {
+                let score = scores.get(i).copied().flatten();
+                o.rows.push(Scored1 { said: s, truth: t, score });
+            }
         }
         Ok(out)
     }
 
     /// The A/B report of `endpoint` since `since_ms`: per variant its requests, errors, p99 and
-    /// accuracy from ground truth; the split's sample-ratio check; each variant against the
-    /// baseline (the first) on error rate and accuracy.
-    pub async fn abtest(&self, endpoint: &str, since_ms: i64) -> Result<Value> {
+    /// outcome metrics from ground truth (`positive` the label precision, recall, F1 and ROC AUC
+    /// are about); the split's sample-ratio check; each variant against the baseline (the first)
+    /// on error rate, accuracy, precision and recall (rates, so with an interval and p-values)
+    /// and on the other outcome metrics by their difference.
+    pub async fn abtest(&self, endpoint: &str, since_ms: i64, positive: &str) -> Result<Value> {
         let e = self.get(endpoint).await?;
         // This process's latest second too (other replicas' arrive within theirs).
         self.flush_counts().await?;
         let counts = self.counts_since(endpoint, since_ms).await?;
         let feedback = self.feedback_since(endpoint, since_ms).await?;
         let empty = StepCounts::default();
-        let no_truth = Rate { successes: 0, n: 0 };
+        let no_truth = Outcomes::default();
         let variants = &e.traffic.variants;
         let mut views = Vec::new();
         for v in variants {
             let c = counts.get(&v.name).unwrap_or(&empty);
-            let f = feedback.get(&v.name).copied().unwrap_or(no_truth);
-            views.push(json!({
+            let mut view = json!({
                 "name": v.name, "weight": v.weight(), "requests": c.requests(), "errors": c.errors,
                 "error_rate": c.error_rate(), "p99_ms": c.p99_ms(),
-                "feedback_rows": f.n, "accuracy": f.value(),
-            }));
+            });
+            let outcomes = feedback.get(&v.name).unwrap_or(&no_truth).figures(positive);
+            for (k, x) in outcomes.as_object().into_iter().flatten() {
+                view[k] = x.clone();
+            }
+            views.push(view);
         }
         let observed: Vec<u64> =
             variants.iter().map(|v| counts.get(&v.name).map_or(0, |c| c.requests())).collect();
@@ -270,18 +320,44 @@ impl Serving {
             metrics.extend(comparison("error_rate", errors_of(base), errors_of(&v.name)));
             let (fa, fb) = (feedback.get(base), feedback.get(&v.name));
             if let (Some(a), Some(b)) = (fa, fb) {
-                metrics.extend(comparison("accuracy", *a, *b));
+                metrics.extend(comparison("accuracy", a.correct(), b.correct()));
+                metrics.extend(comparison(
+                    "precision",
+                    a.precision(positive),
+                    b.precision(positive),
+                ));
+                metrics.extend(comparison("recall", a.recall(positive), b.recall(positive)));
+                for name in ["f1", "roc_auc", "mae", "rmse"] {
+                    if let (Ok(x), Ok(y)) = (a.metric(name, positive), b.metric(name, positive)) {
+                        metrics.push(json!({"metric": name, "effect": y - x, "interval": null,
+                                            "p_value": null, "always_valid_p": null}));
+                    }
+                }
             }
             comparisons.push(json!({"variant": v.name, "against": base, "metrics": metrics}));
         }
         Ok(json!({
             "endpoint": endpoint,
             "since_ms": since_ms,
+            "positive": positive,
             "variants": views,
             "sample_ratio": {"p_value": srm, "mismatch": srm.is_some_and(|p| p < 0.001)},
             "comparisons": comparisons,
-            "test": "two-proportion z-test (fixed sample) and mSPRT always-valid p-value (tau 0.05), \
-                     95% normal interval",
+            "test": "rates (error rate, accuracy, precision, recall): two-proportion z-test (fixed \
+                     sample) and mSPRT always-valid p-value (tau 0.05), 95% normal interval; \
+                     f1, roc_auc, mae, rmse: the difference only",
         }))
     }
+}
+
+/// A request's ground truth, scored and ready to write.
+struct FeedbackRow {
+    id: String,
+    variant: String,
+    version: i64,
+    n: usize,
+    correct: usize,
+    said: String,
+    truth: String,
+    scores: String,
 }

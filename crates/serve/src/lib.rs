@@ -17,6 +17,7 @@ mod driver;
 mod endpoints;
 mod feedback;
 mod ops;
+pub mod outcomes;
 mod rollout;
 mod runtime;
 pub mod split;

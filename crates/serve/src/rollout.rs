@@ -15,9 +15,9 @@ use sqlx::Row;
 use crate::endpoints::{Error, Result, Serving};
 use crate::traffic::canonical;
 
-/// The metrics a gate can compare, and how: `error_rate` and the regression errors may rise by
-/// at most the threshold, `p99_latency` may grow by at most the threshold as a ratio, and the
-/// classification metrics may drop by at most the threshold.
+/// The metrics a gate can compare, and how: `error_rate` and the regression errors (`mae`,
+/// `rmse`) may rise by at most the threshold, `p99_latency` may grow by at most the threshold as
+/// a ratio, and the classification metrics may drop by at most the threshold.
 pub const GATE_METRICS: &[&str] = &[
     "error_rate",
     "p99_latency",
@@ -51,6 +51,9 @@ pub struct RolloutSpec {
     /// An alias of the model to move to the candidate when the rollout completes (`champion`).
     #[serde(default)]
     pub promote_alias: Option<String>,
+    /// The label precision, recall, F1 and ROC AUC gates are about (default `1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
 }
 
 /// One gate: the candidate against the baseline on `metric`, within `threshold`.
@@ -80,10 +83,8 @@ pub fn rollout_format(text: &str, name: Option<&str>) -> Format {
             return Format::Toml;
         }
     }
-    let first = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#') && l != &"---");
+    let first =
+        text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#') && l != &"---");
     match first {
         Some(l) if l.starts_with('[') || l.contains('=') => Format::Toml,
         Some(_) => Format::Yaml,
@@ -150,6 +151,11 @@ impl RolloutSpec {
         })?;
         spec.check()?;
         Ok(spec)
+    }
+
+    /// The label precision, recall, F1 and ROC AUC gates are about.
+    pub fn positive(&self) -> &str {
+        self.positive_label.as_deref().unwrap_or(crate::outcomes::DEFAULT_POSITIVE)
     }
 
     /// The candidate's share in `state` at step `step`, percent.

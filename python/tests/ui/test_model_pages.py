@@ -257,6 +257,11 @@ def test_endpoint_page_shows_the_rollout_timeline_and_the_abtest(page, registry)
     assert cells(page, "table.abtest tbody td:first-child") == ["prod", "canary"]
     accuracy = cells(page, "table.abtest td[data-col=accuracy]")
     assert accuracy[0] == "100.00%" and all(a.endswith("%") or a == "—" for a in accuracy), accuracy
+    # The other outcome metrics of the same rows: prod's are perfect where defined.
+    headers = cells(page, "table.abtest th")
+    assert headers[:6] == ["Variant", "Weight", "Requests", "Error rate", "p99 ms", "Truth rows"], headers
+    assert {"Precision", "Recall", "F1", "MAE"} <= set(headers), headers
+    assert cells(page, "table.abtest td[data-col=mae]")[0] == "0.0000"
     assert "sample ratio" in page.inner_text("p.srm")
     page.screenshot(path=str(Path(os.environ.get("SLIPWAY_SCREENSHOTS", "/tmp")) / "endpoint-page.png"), full_page=True)
     assert page.problems == []

@@ -71,17 +71,21 @@ pub(crate) enum EndpointsCommand {
         #[arg(long)]
         off: bool,
     },
-    /// Compare the variants of a split endpoint: requests, errors, p99, accuracy from ground
-    /// truth, each against the baseline (effect, 95% interval, p-values), and the split's
-    /// sample-ratio check
+    /// Compare the variants of a split endpoint: requests, errors, p99, and from ground truth
+    /// accuracy, precision, recall, F1, ROC AUC, MAE, RMSE, each against the baseline (effect,
+    /// 95% interval and p-values for rates), and the split's sample-ratio check
     #[command(after_help = "Examples:\n  \
         slipway endpoints abtest falls\n  \
+        slipway endpoints abtest falls --positive fall\n  \
         slipway endpoints abtest falls --since-hours 2 --json")]
     Abtest {
         name: String,
         /// Look back this many hours (default 24)
         #[arg(long, default_value_t = 24.0)]
         since_hours: f64,
+        /// The label precision, recall, F1 and ROC AUC are about
+        #[arg(long, default_value = "1")]
+        positive: String,
     },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
@@ -281,12 +285,16 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                 println!("endpoint {name}: {}", traffic_line(&e));
             }
         }
-        EndpointsCommand::Abtest { name, since_hours } => {
+        EndpointsCommand::Abtest { name, since_hours, positive } => {
             if !(since_hours > 0.0 && since_hours.is_finite()) {
                 anyhow::bail!("--since-hours must be a positive number of hours");
             }
             let since = slipway_core::now_ms() - (since_hours * 3_600_000.0) as i64;
-            let path = format!("/api/v1/endpoints/{}/abtest?since_ms={since}", encode(&name));
+            let path = format!(
+                "/api/v1/endpoints/{}/abtest?since_ms={since}&positive={}",
+                encode(&name),
+                encode(&positive)
+            );
             let r: Value = client.get(&path).await?;
             if global.json {
                 crate::output::json(&r)?;
@@ -294,32 +302,56 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
             }
             let pct =
                 |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.2}%", x * 100.0));
-            let rows: Vec<Vec<String>> = r["variants"]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .map(|v| {
-                            vec![
-                                text(&v["name"]),
-                                v["weight"].as_f64().map_or("-".into(), |w| format!("{w}%")),
-                                text(&v["requests"]),
-                                pct(&v["error_rate"]),
-                                ms(&v["p99_ms"]),
-                                text(&v["feedback_rows"]),
-                                pct(&v["accuracy"]),
-                            ]
-                        })
-                        .collect()
+            let variants: Vec<&Value> = r["variants"].as_array().into_iter().flatten().collect();
+            let number = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
+            // Outcome columns that some variant has a figure for.
+            let outcome_cols: Vec<(&str, &str, bool)> = [
+                ("accuracy", "ACCURACY", true),
+                ("precision", "PRECISION", true),
+                ("recall", "RECALL", true),
+                ("f1", "F1", false),
+                ("roc_auc", "ROC AUC", false),
+                ("mae", "MAE", false),
+                ("rmse", "RMSE", false),
+            ]
+            .into_iter()
+            .filter(|(k, _, _)| variants.iter().any(|v| v[*k].is_number()))
+            .collect();
+            let rows: Vec<Vec<String>> = variants
+                .iter()
+                .map(|v| {
+                    let mut row = vec![
+                        text(&v["name"]),
+                        v["weight"].as_f64().map_or("-".into(), |w| format!("{w}%")),
+                        text(&v["requests"]),
+                        pct(&v["error_rate"]),
+                        ms(&v["p99_ms"]),
+                        text(&v["feedback_rows"]),
+                    ];
+                    for (k, _, is_pct) in &outcome_cols {
+                        row.push(if *is_pct { pct(&v[*k]) } else { number(&v[*k]) });
+                    }
+                    row
                 })
-                .unwrap_or_default();
-            table(
-                &["VARIANT", "WEIGHT", "REQUESTS", "ERRORS", "P99 MS", "TRUTH ROWS", "ACCURACY"],
-                &rows,
-            )?;
+                .collect();
+            let mut headers =
+                vec!["VARIANT", "WEIGHT", "REQUESTS", "ERRORS", "P99 MS", "TRUTH ROWS"];
+            headers.extend(outcome_cols.iter().map(|(_, h, _)| *h));
+            table(&headers, &rows)?;
             for c in r["comparisons"].as_array().into_iter().flatten() {
                 for m in c["metrics"].as_array().into_iter().flatten() {
                     let num =
                         |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:+.4}"));
+                    if m["interval"].is_null() {
+                        println!(
+                            "{} vs {}, {}: difference {}",
+                            text(&c["variant"]),
+                            text(&c["against"]),
+                            text(&m["metric"]),
+                            num(&m["effect"]),
+                        );
+                        continue;
+                    }
                     println!(
                         "{} vs {}, {}: effect {} (95% {} to {}), p = {}, always-valid p = {}",
                         text(&c["variant"]),

@@ -857,6 +857,8 @@ pub(crate) async fn feedback(
 pub(crate) struct AbQuery {
     /// Since when, ms since the epoch (default: the last 24 hours).
     since_ms: Option<i64>,
+    /// The label precision, recall, F1 and ROC AUC are about (default `1`).
+    positive: Option<String>,
 }
 
 /// `GET /api/v1/endpoints/{name}/abtest`: each variant against the baseline.
@@ -867,5 +869,6 @@ pub(crate) async fn abtest(
 ) -> Result<Json<Value>, ApiError> {
     let q = query?.0;
     let since = q.since_ms.unwrap_or_else(|| slipway_core::now_ms() - 24 * 3600 * 1000);
-    Ok(Json(s.serving.abtest(&name, since).await?))
+    let positive = q.positive.as_deref().unwrap_or(serve::outcomes::DEFAULT_POSITIVE);
+    Ok(Json(s.serving.abtest(&name, since, positive).await?))
 }

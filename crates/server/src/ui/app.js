@@ -944,17 +944,25 @@ async function endpointPage(name) {
   ]);
   const pct = (v) => (typeof v !== "number" ? "—" : (100 * v).toFixed(2) + "%");
   const num = (v, d = 2) => (typeof v !== "number" ? "—" : v.toFixed(d));
+  // Outcome columns shown when some variant has a figure: rates in percent, the rest as numbers.
+  const outcomes = [["accuracy", "Accuracy", pct], ["precision", "Precision", pct], ["recall", "Recall", pct],
+    ["f1", "F1", (v) => num(v, 3)], ["roc_auc", "ROC AUC", (v) => num(v, 3)], ["mae", "MAE", (v) => num(v, 4)],
+    ["rmse", "RMSE", (v) => num(v, 4)]].filter(([k]) => ab.variants.some((v) => typeof v[k] === "number"));
   const variants = h("table", { class: "abtest" },
-    h("thead", {}, h("tr", {}, ["Variant", "Weight", "Requests", "Error rate", "p99 ms", "Truth rows", "Accuracy"]
+    h("thead", {}, h("tr", {}, ["Variant", "Weight", "Requests", "Error rate", "p99 ms", "Truth rows", ...outcomes.map((o) => o[1])]
       .map((c, i) => h("th", { class: i ? "num" : null }, c)))),
     h("tbody", {}, ab.variants.map((v) => h("tr", { "data-variant": v.name },
       h("td", {}, v.name), h("td", { class: "num" }, `${v.weight}%`), h("td", { class: "num" }, String(v.requests)),
       h("td", { class: "num" }, pct(v.error_rate)), h("td", { class: "num" }, num(v.p99_ms)),
-      h("td", { class: "num" }, String(v.feedback_rows)), h("td", { class: "num", "data-col": "accuracy" }, pct(v.accuracy))))));
+      h("td", { class: "num" }, String(v.feedback_rows)),
+      ...outcomes.map(([k, , show]) => h("td", { class: "num", "data-col": k }, show(v[k])))))));
+  const signed = (x, f) => (x >= 0 ? "+" : "") + f(x);
   const comparisons = ab.comparisons.flatMap((c) => c.metrics.map((m) => h("li", { "data-metric": m.metric },
-    `${c.variant} vs ${c.against}, ${m.metric}: effect ${m.effect >= 0 ? "+" : ""}${(100 * m.effect).toFixed(2)} points ` +
-    `(95% ${(100 * m.interval[0]).toFixed(2)} to ${(100 * m.interval[1]).toFixed(2)}), ` +
-    `always-valid p ${m.always_valid_p.toPrecision(2)} (fixed-sample p ${m.p_value.toPrecision(2)})`)));
+    m.interval == null
+      ? `${c.variant} vs ${c.against}, ${m.metric}: difference ${signed(m.effect, (x) => x.toFixed(4))}`
+      : `${c.variant} vs ${c.against}, ${m.metric}: effect ${signed(m.effect, (x) => (100 * x).toFixed(2))} points ` +
+        `(95% ${(100 * m.interval[0]).toFixed(2)} to ${(100 * m.interval[1]).toFixed(2)}), ` +
+        `always-valid p ${m.always_valid_p.toPrecision(2)} (fixed-sample p ${m.p_value.toPrecision(2)})`)));
   const srm = ab.sample_ratio.p_value == null ? "not enough traffic to check the split"
     : ab.sample_ratio.mismatch ? `sample ratio MISMATCH (p ${ab.sample_ratio.p_value.toExponential(1)}): the split is not what it says`
       : `sample ratio ok (p ${ab.sample_ratio.p_value.toFixed(3)})`;
