@@ -76,8 +76,8 @@ def test_a_healthy_candidate_is_promoted_on_its_own(server):
     register(client, 1)
     client._request("PUT", "/api/v1/models/falls/aliases/champion", {"version": 1})
     client.create_endpoint("falls", "falls@champion")
-    r = client.start_rollout({"endpoint": "falls", "candidate": "v2", "steps": [20, 50, 100], "step_seconds": 1,
-                              "min_requests": 15, "promote_alias": "champion",
+    r = client.start_rollout({"endpoint": "falls", "candidate": "v2", "steps": [1, 10, 50, 100], "step_seconds": 1,
+                              "min_requests": 10, "promote_alias": "champion",
                               "gates": [{"metric": "error_rate", "threshold": 0.05},
                                         {"metric": "p99_latency", "threshold": 20}]})
     traffic = Traffic(server.url)
@@ -88,9 +88,10 @@ def test_a_healthy_candidate_is_promoted_on_its_own(server):
         traffic.stop.set()
         traffic.join()
     assert done["state"] == "promoted", done
-    assert [(e["kind"], e["weight"]) for e in done["events"]] == [("started", 20), ("advanced", 50), ("completed", 100)]
+    assert [(e["kind"], e["weight"]) for e in done["events"]] == [
+        ("started", 1), ("advanced", 10), ("advanced", 50), ("completed", 100)]
     advanced = done["events"][1]
-    assert advanced["reason"].startswith("gates passed after ") and advanced["figures"]["candidate"]["requests"] >= 15
+    assert advanced["reason"].startswith("gates passed after ") and advanced["figures"]["candidate"]["requests"] >= 10
     assert advanced["figures"]["candidate"]["error_rate"] == 0
     assert [(v["name"], v["weight"]) for v in client.endpoint("falls")["variants"]] == [("champion", 100)]
     assert client.model("falls")["model"]["aliases"] == {"champion": 2}
