@@ -217,6 +217,11 @@ async fn the_openapi_document_lists_the_native_api() {
         "/api/v1/jobs",
         "/api/v1/jobs/{id}",
         "/api/v1/jobs/{id}/cancel",
+        "/api/v1/endpoints/{name}/traffic",
+        "/api/v1/endpoints/{name}/feedback",
+        "/api/v1/endpoints/{name}/abtest",
+        "/api/v1/rollouts",
+        "/api/v1/rollouts/{id}/{action}",
     ] {
         assert!(
             paths.contains_key(path),
@@ -225,6 +230,7 @@ async fn the_openapi_document_lists_the_native_api() {
         );
     }
     assert!(paths["/api/v1/jobs"]["post"].is_object());
+    assert!(paths["/api/v1/endpoints/{name}/traffic"]["put"].is_object());
 }
 
 #[tokio::test]

@@ -672,6 +672,10 @@ pub(crate) struct CreateEndpoint {
     max_queue_len: Option<usize>,
 }
 
+#[utoipa::path(post, path = "/api/v1/endpoints", tag = "serving",
+    request_body(content = String, content_type = "application/json",
+        description = "{name, model: NAME@VERSION or NAME@ALIAS, max_batch_size?, max_queue_delay_us?, max_queue_len?}"),
+    responses((status = 200, description = "the endpoint"), (status = 400, description = "bad input")))]
 pub(crate) async fn create_endpoint(
     State(s): State<AppState>,
     body: Result<Json<CreateEndpoint>, axum::extract::rejection::JsonRejection>,
@@ -689,6 +693,8 @@ pub(crate) async fn create_endpoint(
     Ok(Json(endpoint_view(&e, Some(&served))))
 }
 
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "serving",
+    responses((status = 200, description = "{endpoints: [...]}, each with its variants, shadow and live stats")))]
 pub(crate) async fn list_endpoints(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let list = s.serving.list().await?;
     let served = s.serving.snapshot();
@@ -699,6 +705,9 @@ pub(crate) async fn list_endpoints(State(s): State<AppState>) -> Result<Json<Val
     Ok(Json(json!({ "endpoints": views })))
 }
 
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}", tag = "serving", params(("name" = String, Path)),
+    responses((status = 200, description = "the endpoint: model, traffic, shadow, inputs, outputs, stats"),
+              (status = 404, description = "no such endpoint")))]
 pub(crate) async fn get_endpoint(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -736,6 +745,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 }
 
 /// `PUT /api/v1/endpoints/{name}/traffic`: a new split and/or shadow, atomically.
+#[utoipa::path(put, path = "/api/v1/endpoints/{name}/traffic", tag = "serving", params(("name" = String, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{split?: [[variant, percent], ...] or {variant: percent}, shadow?: variant or null, shadow_percent?, key_header?}"),
+    responses((status = 200, description = "the endpoint with its new traffic"),
+              (status = 400, description = "weights that do not sum to 100, unknown variants, ...; nothing changed")))]
 pub(crate) async fn set_traffic(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -781,6 +795,8 @@ pub(crate) async fn set_traffic(
     Ok(Json(endpoint_view(&e, served.as_deref())))
 }
 
+#[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "serving", params(("name" = String, Path)),
+    responses((status = 200, description = "deleted"), (status = 404, description = "no such endpoint")))]
 pub(crate) async fn delete_endpoint(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -809,6 +825,11 @@ pub(crate) enum FeedbackBody {
 /// `POST /api/v1/endpoints/{name}/feedback`: ground truth for answered requests, by request id
 /// (`{"request_id", "label"}`, or `{"items": [...]}`). Ids with no remembered answer are listed
 /// back, not refused.
+#[utoipa::path(post, path = "/api/v1/endpoints/{name}/feedback", tag = "serving", params(("name" = String, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{request_id, label} or {request_id, labels: [...]}, or {items: [...]} of them"),
+    responses((status = 200, description = "{scored, unknown: [request ids]}"),
+              (status = 400, description = "bad feedback; nothing written")))]
 pub(crate) async fn feedback(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -862,6 +883,10 @@ pub(crate) struct AbQuery {
 }
 
 /// `GET /api/v1/endpoints/{name}/abtest`: each variant against the baseline.
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}/abtest", tag = "serving",
+    params(("name" = String, Path), ("since_ms" = Option<i64>, Query, description = "default: the last 24 hours"),
+           ("positive" = Option<String>, Query, description = "the label precision, recall, F1 and ROC AUC are about (default 1)")),
+    responses((status = 200, description = "per-variant figures, comparisons with the baseline, the sample-ratio check")))]
 pub(crate) async fn abtest(
     State(s): State<AppState>,
     Path(name): Path<String>,

@@ -28,6 +28,10 @@ pub(crate) use data::{
     __path_version_runs,
 };
 pub(crate) use health::{__path_health, __path_ready};
+pub(crate) use inference::{
+    __path_abtest, __path_create_endpoint, __path_delete_endpoint, __path_feedback,
+    __path_get_endpoint, __path_list_endpoints, __path_set_traffic,
+};
 pub(crate) use jobs::{
     __path_cancel_job, __path_get_job, __path_job_events, __path_list_jobs, __path_submit_job,
 };
@@ -36,6 +40,9 @@ pub(crate) use models::{
     __path_delete_alias, __path_delete_model, __path_delete_model_version, __path_get_model,
     __path_get_model_version, __path_list_models, __path_register_version, __path_set_alias,
     __path_version_lineage,
+};
+pub(crate) use rollouts::{
+    __path_act, __path_get_rollout, __path_list_rollouts, __path_start_rollout,
 };
 pub(crate) use tracking::{
     __path_create_experiment, __path_delete_run, __path_get_run, __path_list_experiments,

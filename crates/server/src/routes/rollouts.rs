@@ -45,6 +45,11 @@ fn rollout_view(r: &Rollout) -> Value {
 
 /// `POST /api/v1/rollouts`: a rollout file (`application/toml`, `application/yaml`, or
 /// `text/plain` told apart by its text) or JSON.
+#[utoipa::path(post, path = "/api/v1/rollouts", tag = "serving",
+    request_body(content = String, content_type = "application/toml",
+        description = "a rollout file (TOML, YAML as application/yaml, either as text/plain) or its fields as JSON"),
+    responses((status = 200, description = "the rollout, at its first step"),
+              (status = 400, description = "a bad file, naming the field; nothing changed")))]
 pub(crate) async fn start_rollout(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -88,6 +93,9 @@ pub(crate) struct ListQuery {
     endpoint: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/rollouts", tag = "serving",
+    params(("endpoint" = Option<String>, Query)),
+    responses((status = 200, description = "{rollouts: [...]}, newest first")))]
 pub(crate) async fn list_rollouts(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -98,6 +106,8 @@ pub(crate) async fn list_rollouts(
     Ok(Json(json!({ "rollouts": views })))
 }
 
+#[utoipa::path(get, path = "/api/v1/rollouts/{id}", tag = "serving", params(("id" = String, Path)),
+    responses((status = 200, description = "the rollout with its events"), (status = 404, description = "no such rollout")))]
 pub(crate) async fn get_rollout(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -113,6 +123,11 @@ pub(crate) struct ActBody {
 }
 
 /// `POST /api/v1/rollouts/{id}/{action}` with an optional `{"reason": "..."}`.
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/{action}", tag = "serving",
+    params(("id" = String, Path), ("action" = String, Path, description = "promote, abort, pause or resume")),
+    request_body(content = String, content_type = "application/json", description = "optional {reason}"),
+    responses((status = 200, description = "the rollout after the action"),
+              (status = 400, description = "the action does not apply")))]
 pub(crate) async fn act(
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
