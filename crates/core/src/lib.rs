@@ -18,6 +18,7 @@ mod ids;
 pub mod jobs;
 mod pack;
 mod safe_path;
+pub mod special;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;

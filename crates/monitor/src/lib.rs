@@ -1,0 +1,6 @@
+//! Monitoring: whether the data a model sees in production still looks like the data it learnt
+//! from. [`drift`] compares two samples column by column with the tests Evidently chooses by
+//! default (and computes them as SciPy does), [`stats`] holds the statistics.
+
+pub mod drift;
+pub mod stats;

@@ -1,0 +1,412 @@
+//! The two-sample statistics drift tests are built on, computed as SciPy and NumPy compute them
+//! (so that results agree to rounding): the Kolmogorov–Smirnov test with its exact p-value, the
+//! first Wasserstein distance, histograms on NumPy's bin edges, and the divergences between two
+//! distributions.
+
+use slipway_core::special::{chi2_sf, norm_sf};
+
+/// The two-sided two-sample Kolmogorov–Smirnov test: the statistic D (the largest distance
+/// between the two empirical CDFs) and its p-value. As SciPy's `ks_2samp(method="auto")`: exact
+/// when neither sample has more than 10,000 values (Hodges' lattice paths, in Viehmann's
+/// numerically stable form), else the asymptotic distribution of D.
+pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (n1, n2) = (a.len(), b.len());
+    if n1 == 0 || n2 == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    // Both CDFs at every observed value: the largest gap either way.
+    let (mut max_up, mut max_down) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for x in a.iter().chain(&b) {
+        let c1 = a.partition_point(|v| v <= x) as f64 / n1 as f64;
+        let c2 = b.partition_point(|v| v <= x) as f64 / n2 as f64;
+        let diff = c1 - c2;
+        max_up = max_up.max(diff);
+        max_down = max_down.max(-diff);
+    }
+    let max_down = max_down.clamp(0.0, 1.0);
+    let d = if max_down > max_up { max_down } else { max_up };
+    let g = gcd(n1 as u64, n2 as u64);
+    if n1.max(n2) <= 10_000
+        && let Some((d, p)) = exact_2samp(n1 as u64, n2 as u64, g, d)
+    {
+        return (d, p);
+    }
+    let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
+    let en = (m * n / (m + n)).round_ties_even();
+    (d, kolmogorov_smirnov_sf(d, en))
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The exact two-sided p-value of D for samples of `n1` and `n2`, D rounded onto the lattice of
+/// their least common multiple first; `None` where the computation cannot be trusted.
+fn exact_2samp(n1: u64, n2: u64, g: u64, d: f64) -> Option<(f64, f64)> {
+    let lcm = (n1 / g) * n2;
+    let h = (d * lcm as f64).round_ties_even() as u64;
+    let d = h as f64 / lcm as f64;
+    if h == 0 {
+        return Some((d, 1.0));
+    }
+    let p = if n1 == n2 { outside_square(n1, h) } else { outside_inside_method(n1, n2, g, h) };
+    (p.is_finite() && (0.0..=1.0).contains(&p)).then_some((d, p))
+}
+
+/// The share of lattice paths from (0, 0) to (n, n) that touch |x − y| ≥ h: twice an
+/// alternating sum of binomial ratios, evaluated inside out so that nothing cancels.
+fn outside_square(n: u64, h: u64) -> f64 {
+    let mut p = 0.0;
+    let mut k = (n / h) as i64;
+    while k >= 0 {
+        let ku = k as u64;
+        let mut term = 1.0;
+        for j in 0..h {
+            // Once a factor reaches zero (an empty binomial) the term stays zero.
+            let num = n as f64 - (ku * h + j) as f64;
+            term = num * term / (n + ku * h + j + 1) as f64;
+        }
+        p = term * (1.0 - p);
+        k -= 1;
+    }
+    2.0 * p
+}
+
+/// The share of lattice paths from (0, 0) to (m, n) that leave the band |x/m − y/n| < h/lcm,
+/// computed column by column as one minus the share that stays inside, each column scaled as it
+/// goes (Viehmann, arXiv:2102.08037).
+fn outside_inside_method(m: u64, n: u64, g: u64, h: u64) -> f64 {
+    let (m, n) = if m < n { (n, m) } else { (m, n) };
+    let (mg, ng) = ((m / g) as i64, (n / g) as i64);
+    let (n, h) = (n as i64, h as i64);
+    let mut minj: i64 = 0;
+    let mut maxj: i64 = (h as f64 / mg as f64).ceil().min((n + 1) as f64) as i64;
+    let mut curlen = maxj - minj;
+    let len = (2 * maxj + 2).min(n + 1) as usize;
+    let mut col = vec![1.0f64; len];
+    for v in col.iter_mut().take(maxj as usize) {
+        *v = 0.0;
+    }
+    for i in 1..=(m as i64) {
+        let (lastminj, lastlen) = (minj, curlen);
+        minj = ((((ng * i - h) as f64) / mg as f64).floor() as i64 + 1).max(0).min(n);
+        maxj = (((ng * i + h) as f64 / mg as f64).ceil() as i64).min(n + 1);
+        if maxj <= minj {
+            return 1.0;
+        }
+        let mut val = if minj == 0 { 0.0 } else { 1.0 };
+        for jj in 0..(maxj - minj) {
+            let j = jj + minj;
+            let prev = col[(jj + minj - lastminj) as usize];
+            val = (prev * i as f64 + val * j as f64) / (i + j) as f64;
+            col[jj as usize] = val;
+        }
+        curlen = maxj - minj;
+        if lastlen > curlen {
+            let from = (maxj - minj) as usize;
+            let to = (from + (lastlen - curlen) as usize).min(col.len());
+            for v in &mut col[from..to] {
+                *v = 1.0;
+            }
+        }
+    }
+    col[(maxj - minj - 1) as usize]
+}
+
+/// P(D_n ≥ d) for the one-sample two-sided statistic with `n` values: the limiting Kolmogorov
+/// distribution with the first-order correction in 1/√n, used only where the exact two-sample
+/// computation does not reach (a sample of more than 10,000 values).
+fn kolmogorov_smirnov_sf(d: f64, n: f64) -> f64 {
+    if d <= 0.0 {
+        return 1.0;
+    }
+    if d >= 1.0 {
+        return 0.0;
+    }
+    let sqrt_n = n.sqrt();
+    let x = d * (sqrt_n + 0.12 + 0.11 / sqrt_n);
+    kolmogorov_q(x)
+}
+
+/// Q_KS(x) = 2 Σ (−1)^(k−1) e^(−2k²x²).
+fn kolmogorov_q(x: f64) -> f64 {
+    if x < 0.2 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    let mut sign = 1.0;
+    for k in 1..200 {
+        let term = (-2.0 * (k * k) as f64 * x * x).exp();
+        sum += sign * term;
+        if term < 1e-18 * sum.abs() {
+            break;
+        }
+        sign = -sign;
+    }
+    (2.0 * sum).clamp(0.0, 1.0)
+}
+
+/// The first Wasserstein distance between two samples, as SciPy's `wasserstein_distance`: the
+/// area between their empirical CDFs.
+pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
+    let (mut u, mut v) = (u.to_vec(), v.to_vec());
+    u.sort_by(f64::total_cmp);
+    v.sort_by(f64::total_cmp);
+    let mut all: Vec<f64> = u.iter().chain(&v).copied().collect();
+    all.sort_by(f64::total_cmp);
+    let (nu, nv) = (u.len() as f64, v.len() as f64);
+    let (mut iu, mut iv) = (0usize, 0usize);
+    let mut total = 0.0;
+    for w in all.windows(2) {
+        // The CDFs just right of w[0]: values ≤ w[0].
+        while iu < u.len() && u[iu] <= w[0] {
+            iu += 1;
+        }
+        while iv < v.len() && v[iv] <= w[0] {
+            iv += 1;
+        }
+        total += (iu as f64 / nu - iv as f64 / nv).abs() * (w[1] - w[0]);
+    }
+    total
+}
+
+/// NumPy's population standard deviation (ddof 0): the mean first, then the mean square
+/// deviation.
+pub fn std_population(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let mean = pairwise_sum(x) / n;
+    let dev: Vec<f64> = x.iter().map(|v| (v - mean) * (v - mean)).collect();
+    (pairwise_sum(&dev) / n).sqrt()
+}
+
+/// NumPy's summation: pairwise over blocks of 128, each block unrolled by eight, so that sums
+/// round as NumPy's do.
+pub fn pairwise_sum(x: &[f64]) -> f64 {
+    let n = x.len();
+    if n < 8 {
+        return x.iter().fold(0.0, |acc, v| acc + v);
+    }
+    if n <= 128 {
+        let mut r = [x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]];
+        let mut i = 8;
+        while i + 8 <= n {
+            for k in 0..8 {
+                r[k] += x[i + k];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for v in &x[i..] {
+            res += v;
+        }
+        return res;
+    }
+    let mut half = n / 2;
+    half -= half % 8;
+    pairwise_sum(&x[..half]) + pairwise_sum(&x[half..])
+}
+
+/// NumPy's `histogram_bin_edges(x, bins="sturges")`: as many equal bins over [min, max] as
+/// ⌈ptp / (ptp / (log₂ n + 1))⌉, as NumPy computes it (which can round up by one), bins of an
+/// integer column at least 1 wide.
+pub fn sturges_edges(x: &[f64], integer: bool) -> Vec<f64> {
+    let (lo, hi) = min_max(x);
+    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let mut width = (hi - lo) / ((x.len() as f64).log2() + 1.0);
+    if integer && width < 1.0 {
+        width = 1.0;
+    }
+    let bins = if width > 0.0 { ((hi - lo) / width).ceil() as usize } else { 1 };
+    linspace(lo, hi, bins + 1)
+}
+
+/// NumPy's `histogram_bin_edges(x, bins=n)`.
+pub fn equal_edges(x: &[f64], bins: usize) -> Vec<f64> {
+    let (lo, hi) = min_max(x);
+    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    linspace(lo, hi, bins + 1)
+}
+
+fn min_max(x: &[f64]) -> (f64, f64) {
+    x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+}
+
+/// NumPy's `linspace(start, stop, num)`: `i · step + start`, the last exactly `stop`.
+fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    let step = (stop - start) / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|i| i as f64 * step + start).collect();
+    if let Some(last) = v.last_mut() {
+        *last = stop;
+    }
+    v
+}
+
+/// NumPy's `histogram(x, edges)` counts: [eᵢ, eᵢ₊₁) with the last bin closed; values outside
+/// the edges are not counted.
+pub fn histogram(x: &[f64], edges: &[f64]) -> Vec<u64> {
+    let mut sorted = x.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let below = |e: f64| sorted.partition_point(|v| *v < e) as u64;
+    let mut cum: Vec<u64> = edges[..edges.len() - 1].iter().map(|e| below(*e)).collect();
+    let last = *edges.last().expect("at least two edges");
+    cum.push(sorted.partition_point(|v| *v <= last) as u64);
+    cum.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Replaces zero shares as Evidently does before a divergence: with 0.0001, or with a
+/// millionth of the smallest non-zero share when that is at most 0.0001.
+pub fn fill_zeroes(shares: &mut [f64]) {
+    let smallest = shares.iter().copied().filter(|s| *s != 0.0).fold(f64::INFINITY, f64::min);
+    let fill = if smallest <= 0.0001 { smallest / 1e6 } else { 0.0001 };
+    for s in shares.iter_mut().filter(|s| **s == 0.0) {
+        *s = fill;
+    }
+}
+
+/// SciPy's `jensenshannon(p, q)` (natural log): each normalised to sum to 1, then
+/// √(½ (KL(p‖m) + KL(q‖m))) with m their mean.
+pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
+    let (sp, sq) = (pairwise_sum(p), pairwise_sum(q));
+    let p: Vec<f64> = p.iter().map(|v| v / sp).collect();
+    let q: Vec<f64> = q.iter().map(|v| v / sq).collect();
+    let m: Vec<f64> = p.iter().zip(&q).map(|(a, b)| (a + b) / 2.0).collect();
+    let left: Vec<f64> = p.iter().zip(&m).map(|(a, b)| rel_entr(*a, *b)).collect();
+    let right: Vec<f64> = q.iter().zip(&m).map(|(a, b)| rel_entr(*a, *b)).collect();
+    let js = pairwise_sum(&left) + pairwise_sum(&right);
+    (js / 2.0).sqrt()
+}
+
+/// SciPy's `rel_entr(x, y)`: x ln(x/y), 0 at x = 0.
+fn rel_entr(x: f64, y: f64) -> f64 {
+    if x > 0.0 && y > 0.0 {
+        x * (x / y).ln()
+    } else if x == 0.0 && y >= 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// SciPy's `entropy(p, q)`: the Kullback–Leibler divergence of q from p (natural log), each
+/// normalised to sum to 1.
+pub fn kl_divergence(p: &[f64], q: &[f64]) -> f64 {
+    let (sp, sq) = (pairwise_sum(p), pairwise_sum(q));
+    let terms: Vec<f64> = p.iter().zip(q).map(|(a, b)| rel_entr(a / sp, b / sq)).collect();
+    pairwise_sum(&terms)
+}
+
+/// The population stability index: Σ (cᵢ − rᵢ) ln(cᵢ / rᵢ).
+pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
+    let terms: Vec<f64> =
+        reference.iter().zip(current).map(|(r, c)| (c - r) * (c / r).ln()).collect();
+    terms.iter().fold(0.0, |acc, t| acc + t)
+}
+
+/// Pearson's chi-squared goodness of fit of `observed` against `expected` counts (SciPy's
+/// `chisquare`): the statistic and its p-value with k − 1 degrees of freedom.
+pub fn chisquare(observed: &[f64], expected: &[f64]) -> (f64, f64) {
+    let terms: Vec<f64> =
+        observed.iter().zip(expected).map(|(o, e)| (o - e) * (o - e) / e).collect();
+    let stat = pairwise_sum(&terms);
+    // A category the expectation gives no share makes the statistic infinite: p = 0.
+    let p = if stat == f64::INFINITY { 0.0 } else { chi2_sf(stat, (observed.len() - 1) as f64) };
+    (stat, p)
+}
+
+/// The two-proportion z-test's two-sided p-value for `x1` of `n1` against `x2` of `n2`, with the
+/// pooled proportion.
+pub fn two_proportion_z(x1: f64, n1: f64, x2: f64, n2: f64) -> f64 {
+    let (p1, p2) = (x1 / n1, x2 / n2);
+    let p = (x1 + x2) / (n1 + n2);
+    let se = (p * (1.0 - p) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    if se == 0.0 {
+        return 1.0;
+    }
+    let z = (p1 - p2) / se;
+    2.0 * norm_sf(z.abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpy_edges_and_counts() {
+        let x = [0.0, 1.0, 2.0, 3.0, 4.0, 10.0];
+        // log2(6) + 1 = 3.58…: four bins over [0, 10].
+        assert_eq!(sturges_edges(&x, false), vec![0.0, 2.5, 5.0, 7.5, 10.0]);
+        assert_eq!(histogram(&x, &[0.0, 2.5, 5.0, 7.5, 10.0]), vec![3, 2, 0, 1]);
+        // The last bin is closed; values outside are left out.
+        assert_eq!(histogram(&[-1.0, 0.0, 1.0, 2.0], &[0.0, 1.0, 2.0]), vec![1, 2]);
+        assert_eq!(equal_edges(&[3.0, 3.0], 2), vec![2.5, 3.0, 3.5]);
+    }
+
+    #[test]
+    fn pairwise_sums_add_up() {
+        let x: Vec<f64> = (0..1000).map(|i| i as f64 * 0.1).collect();
+        assert!((pairwise_sum(&x) - 49_950.0).abs() < 1e-9);
+        assert_eq!(pairwise_sum(&[1.0, 2.0]), 3.0);
+    }
+
+    #[test]
+    fn ks_exact_agrees_with_brute_force_path_counts() {
+        // Small samples: the exact p-value is the share of all interleavings of the pooled
+        // ranks whose D is at least the observed one.
+        let a = [0.1, 0.4, 0.7, 1.3];
+        let b = [0.2, 0.5, 0.9, 1.1, 1.5, 1.6];
+        let (d, p) = ks_2samp(&a, &b);
+        let pooled: Vec<f64> = a.iter().chain(&b).copied().collect();
+        let (mut hits, mut total) = (0u32, 0u32);
+        for mask in 0u32..(1 << 10) {
+            if mask.count_ones() != 4 {
+                continue;
+            }
+            let x: Vec<f64> = (0..10).filter(|i| mask >> i & 1 == 1).map(|i| pooled[i]).collect();
+            let y: Vec<f64> = (0..10).filter(|i| mask >> i & 1 == 0).map(|i| pooled[i]).collect();
+            let (dd, _) = ks_2samp_statistic(&x, &y);
+            total += 1;
+            hits += u32::from(dd >= d - 1e-12);
+        }
+        assert!((p - hits as f64 / total as f64).abs() < 1e-12, "{p} vs {hits}/{total}");
+        // scipy.stats.ks_2samp on the same samples.
+        assert!(
+            (d - 0.416_666_666_666_666_7).abs() < 1e-15
+                && (p - 0.695_238_095_238_095_2).abs() < 1e-12
+        );
+        // Equal sizes go through the square's formula.
+        let (d2, p2) = ks_2samp(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        assert_eq!(d2, 1.0);
+        assert!((p2 - 0.1).abs() < 1e-12, "{p2}");
+    }
+
+    fn ks_2samp_statistic(a: &[f64], b: &[f64]) -> (f64, f64) {
+        ks_2samp(a, b)
+    }
+
+    #[test]
+    fn divergences_of_known_distributions() {
+        assert_eq!(jensen_shannon(&[0.5, 0.5], &[0.5, 0.5]), 0.0);
+        // Disjoint supports: √ln 2.
+        assert!((jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]) - 2f64.ln().sqrt()).abs() < 1e-15);
+        // scipy.stats.entropy, the PSI sum and scipy.stats.chisquare on the same numbers.
+        assert!(
+            (kl_divergence(&[0.5, 0.5], &[0.25, 0.75]) - 0.143_841_036_225_890_45).abs() < 1e-15
+        );
+        assert!((psi(&[0.5, 0.5], &[0.25, 0.75]) - 0.274_653_072_167_027_4).abs() < 1e-14);
+        let (stat, p) = chisquare(&[10.0, 20.0], &[15.0, 15.0]);
+        assert!(
+            (stat - 10.0 / 3.0).abs() < 1e-14 && (p - 0.067_889_154_861_828_93).abs() < 1e-12,
+            "{p}"
+        );
+        assert!((wasserstein(&[0.0, 1.0, 3.0], &[5.0, 6.0, 8.0]) - 5.0).abs() < 1e-15);
+        let mut shares = [0.5, 0.0, 0.5];
+        fill_zeroes(&mut shares);
+        assert_eq!(shares, [0.5, 0.0001, 0.5]);
+    }
+}
