@@ -80,6 +80,8 @@ enum Command {
     /// Canary rollouts: start one from its file, follow it, promote, abort, pause, resume
     #[command(subcommand)]
     Rollout(commands::rollout::RolloutCommand),
+    /// Compare a current table with a reference one, column by column: has the data drifted?
+    Drift(commands::drift::DriftArgs),
     /// Drive an HTTP endpoint with load (closed loop, or open loop with --rate) and report
     /// throughput, 503s and latency percentiles
     Loadtest(commands::loadtest::LoadtestArgs),
@@ -171,6 +173,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Rollout(cmd) => commands::rollout::run(cmd, &global).await,
         Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
         Command::Loadtest(args) => commands::loadtest::run(args, &global).await,
+        Command::Drift(args) => commands::drift::run(args, &global).await,
     }
 }
 

@@ -124,13 +124,16 @@ impl Test {
 pub enum Values {
     /// Numbers (booleans as 0 and 1); NaN is missing.
     Numbers(Vec<f64>),
-    /// Labels; `None` is missing.
-    Labels(Vec<Option<String>>),
+    /// Labels as codes into their dictionary; [`MISSING`] is missing.
+    Labels { dictionary: Vec<String>, codes: Vec<u32> },
 }
+
+/// The code of a missing label.
+pub const MISSING: u32 = u32::MAX;
 
 impl Values {
     /// The side without missing values and infinities.
-    fn clean(&self) -> Clean {
+    fn clean(&self) -> Clean<'_> {
         match self {
             Values::Numbers(v) => Clean::Numbers(
                 v.iter()
@@ -138,14 +141,34 @@ impl Values {
                     .map(|x| if *x == 0.0 { 0.0 } else { *x })
                     .collect(),
             ),
-            Values::Labels(v) => Clean::Labels(v.iter().flatten().cloned().collect()),
+            Values::Labels { dictionary, codes } => Clean::Labels {
+                dictionary,
+                codes: codes.iter().copied().filter(|c| *c != MISSING).collect(),
+            },
         }
+    }
+
+    /// Labels from strings, `None` missing.
+    pub fn labels<S: AsRef<str>>(values: &[Option<S>]) -> Values {
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let mut dictionary = Vec::new();
+        let codes = values
+            .iter()
+            .map(|v| match v {
+                None => MISSING,
+                Some(s) => *index.entry(s.as_ref()).or_insert_with(|| {
+                    dictionary.push(s.as_ref().to_string());
+                    (dictionary.len() - 1) as u32
+                }),
+            })
+            .collect();
+        Values::Labels { dictionary, codes }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Values::Numbers(v) => v.len(),
-            Values::Labels(v) => v.len(),
+            Values::Labels { codes, .. } => codes.len(),
         }
     }
 
@@ -157,9 +180,9 @@ impl Values {
 /// A side, cleaned. Distinct values keep their natural order (numbers numerically, labels by
 /// code point).
 #[derive(Debug, Clone)]
-enum Clean {
+enum Clean<'a> {
     Numbers(Vec<f64>),
-    Labels(Vec<String>),
+    Labels { dictionary: &'a [String], codes: Vec<u32> },
 }
 
 /// A distinct value, ordered within its kind.
@@ -189,11 +212,11 @@ impl std::hash::Hash for OrdF64 {
     }
 }
 
-impl Clean {
+impl Clean<'_> {
     fn len(&self) -> usize {
         match self {
             Clean::Numbers(v) => v.len(),
-            Clean::Labels(v) => v.len(),
+            Clean::Labels { codes, .. } => codes.len(),
         }
     }
 
@@ -206,13 +229,15 @@ impl Clean {
                     *out.entry(Key::Number(OrdF64(*x))).or_insert(0) += 1;
                 }
             }
-            Clean::Labels(v) => {
-                let mut by: HashMap<&str, u64> = HashMap::new();
-                for x in v {
-                    *by.entry(x.as_str()).or_insert(0) += 1;
+            Clean::Labels { dictionary, codes } => {
+                let mut by = vec![0u64; dictionary.len()];
+                for c in codes {
+                    by[*c as usize] += 1;
                 }
-                for (k, n) in by {
-                    out.insert(Key::Label(k.to_string()), n);
+                for (label, n) in dictionary.iter().zip(by) {
+                    if n > 0 {
+                        *out.entry(Key::Label(label.clone())).or_insert(0) += n;
+                    }
                 }
             }
         }
@@ -222,7 +247,7 @@ impl Clean {
     fn numbers(&self) -> Option<&[f64]> {
         match self {
             Clean::Numbers(v) => Some(v),
-            Clean::Labels(_) => None,
+            Clean::Labels { .. } => None,
         }
     }
 }
@@ -416,8 +441,8 @@ fn ndtr(a: f64) -> f64 {
 /// column whose reference has more than 20 distinct values, else one share per distinct value.
 fn shares(
     c: &Column,
-    r: &Clean,
-    k: &Clean,
+    r: &Clean<'_>,
+    k: &Clean<'_>,
     rc: &BTreeMap<Key, u64>,
     kc: &BTreeMap<Key, u64>,
 ) -> (Vec<f64>, Vec<f64>) {
@@ -452,7 +477,28 @@ pub struct DatasetDrift {
 
 /// Compares every column; the dataset drifts when at least `share_threshold` of them do.
 pub fn dataset_drift(columns: &[Column], share_threshold: f64) -> Result<DatasetDrift, Refused> {
-    let results = columns.iter().map(column_drift).collect::<Result<Vec<_>, _>>()?;
+    // Columns are independent: one thread per core takes every n-th.
+    let threads =
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(columns.len().max(1));
+    let mut slots: Vec<Option<Result<ColumnDrift, Refused>>> = vec![None; columns.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..columns.len())
+                        .step_by(threads)
+                        .map(|i| (i, column_drift(&columns[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("a drift thread panicked") {
+                slots[i] = Some(r);
+            }
+        }
+    });
+    let results = slots.into_iter().flatten().collect::<Result<Vec<_>, _>>()?;
     let drifted = results.iter().filter(|r| r.drift).count();
     let share = if results.is_empty() { 0.0 } else { drifted as f64 / results.len() as f64 };
     Ok(DatasetDrift {

@@ -4,3 +4,4 @@
 
 pub mod drift;
 pub mod stats;
+pub mod table;

@@ -28,7 +28,7 @@ fn number(v: &Value) -> f64 {
 fn values(dtype: &str, list: &Value) -> Values {
     let list = list.as_array().unwrap();
     match dtype {
-        "object" => Values::Labels(list.iter().map(|v| v.as_str().map(str::to_string)).collect()),
+        "object" => Values::labels(&list.iter().map(|v| v.as_str()).collect::<Vec<_>>()),
         _ => Values::Numbers(list.iter().map(number).collect()),
     }
 }

@@ -3,6 +3,8 @@
 pub(crate) mod blobs;
 pub(crate) mod data;
 pub(crate) mod doctor;
+pub(crate) mod drift;
+pub(crate) mod drift_html;
 pub(crate) mod endpoints;
 pub(crate) mod example;
 pub(crate) mod experiments;

@@ -1,0 +1,248 @@
+//! `slipway drift REF CUR`: whether a current table drifted from a reference one, column by
+//! column, with the tests Evidently chooses by default and SciPy's numbers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use monitor::drift::{Column, DatasetDrift, Kind, Test, dataset_drift};
+use monitor::table::{Inferred, TableColumn};
+use serde_json::json;
+
+use crate::Global;
+use crate::output::table;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    slipway drift train.parquet today.parquet\n  \
+    slipway drift ref.csv cur.csv --cat bed,ward --test age=psi --threshold age=0.2\n  \
+    slipway drift ref.parquet cur.parquet --columns x,y --html drift.html --json\n\n\
+    Per column, after dropping missing values: up to 1,000 reference rows, a numerical column\n\
+    with more than 5 values gets Kolmogorov-Smirnov (drift at p <= 0.05), 3-5 values or a\n\
+    categorical column chi-squared, 2 values the two-proportion z-test (drift at p < 0.05);\n\
+    above 1,000 rows, Wasserstein distance normed by the reference's deviation, or\n\
+    Jensen-Shannon (drift at >= 0.1). The table drifts when at least half its columns do.\n\
+    Tests: ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div.")]
+pub(crate) struct DriftArgs {
+    /// The reference table (CSV or Parquet): what the model learnt from
+    reference: PathBuf,
+    /// The current table (CSV or Parquet): what it sees now
+    current: PathBuf,
+    /// Only these columns (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Compare these columns as numerical (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    num: Vec<String>,
+    /// Compare these columns as categorical (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    cat: Vec<String>,
+    /// COLUMN=TEST: a test instead of the default (repeatable)
+    #[arg(long = "test", value_name = "COLUMN=TEST")]
+    tests: Vec<String>,
+    /// COLUMN=THRESHOLD: a threshold instead of the test's default (repeatable)
+    #[arg(long = "threshold", value_name = "COLUMN=THRESHOLD")]
+    thresholds: Vec<String>,
+    /// The share of drifted columns at which the table drifts
+    #[arg(long, default_value_t = 0.5)]
+    share: f64,
+    /// Also write an HTML report with each column's distributions
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// `COLUMN=VALUE` pairs.
+fn pairs<'a>(list: &'a [String], what: &str) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    list.iter()
+        .map(|p| {
+            p.split_once('=')
+                .filter(|(c, v)| !c.is_empty() && !v.is_empty())
+                .ok_or_else(|| anyhow!("--{what} '{p}' is not COLUMN={}", what.to_uppercase()))
+        })
+        .collect()
+}
+
+pub(crate) async fn run(args: DriftArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if !(args.share > 0.0 && args.share <= 1.0) {
+        bail!("--share must be above 0 and at most 1");
+    }
+    let tests = pairs(&args.tests, "test")?;
+    let thresholds = pairs(&args.thresholds, "threshold")?;
+    let started = Instant::now();
+    let (reference, current) = tokio::task::spawn_blocking({
+        let (r, c) = (args.reference.clone(), args.current.clone());
+        move || -> Result<_, String> { Ok((monitor::table::read(&r)?, monitor::table::read(&c)?)) }
+    })
+    .await?
+    .map_err(|e| anyhow!(e))?;
+    let read_s = started.elapsed().as_secs_f64();
+    let ((ref_cols, _), (cur_cols, left_out)) = (reference, current);
+    let known: Vec<&str> = cur_cols.iter().map(|c| c.name.as_str()).collect();
+    for name in args
+        .columns
+        .iter()
+        .chain(&args.num)
+        .chain(&args.cat)
+        .map(String::as_str)
+        .chain(tests.iter().map(|(c, _)| *c).chain(thresholds.iter().map(|(c, _)| *c)))
+    {
+        if !known.contains(&name) {
+            bail!(
+                "no column '{name}' in {} (it has: {})",
+                args.current.display(),
+                known.join(", ")
+            );
+        }
+    }
+    let mut columns = Vec::new();
+    let mut skipped: Vec<(String, String)> =
+        left_out.into_iter().map(|c| (c, "not numbers, booleans or text".to_string())).collect();
+    for cur in cur_cols {
+        if !args.columns.is_empty() && !args.columns.contains(&cur.name) {
+            continue;
+        }
+        let Some(reference) = ref_cols.iter().find(|r| r.name == cur.name) else {
+            skipped.push((cur.name.clone(), "not in the reference".into()));
+            continue;
+        };
+        let declared = if args.num.contains(&cur.name) {
+            Some(Kind::Numerical)
+        } else if args.cat.contains(&cur.name) {
+            Some(Kind::Categorical)
+        } else {
+            None
+        };
+        let kind = match (declared, cur.infer()) {
+            (Some(k), _) | (None, Inferred::Kind(k)) => k,
+            (None, Inferred::Text) => {
+                skipped.push((
+                    cur.name.clone(),
+                    "free text (declare it with --cat to compare it)".into(),
+                ));
+                continue;
+            }
+        };
+        if kind == Kind::Numerical && matches!(cur.values, monitor::drift::Values::Labels { .. }) {
+            bail!("column '{}' holds text: it cannot be compared as numerical", cur.name);
+        }
+        let test = match tests.iter().find(|(c, _)| *c == cur.name) {
+            Some((_, t)) => Some(Test::parse(t).ok_or_else(|| {
+                anyhow!("--test {}={t}: no such test (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div)", cur.name)
+            })?),
+            None => None,
+        };
+        let threshold = match thresholds.iter().find(|(c, _)| *c == cur.name) {
+            Some((_, t)) => Some(
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| anyhow!("--threshold {}={t} is not a number", cur.name))?,
+            ),
+            None => None,
+        };
+        columns.push(column_of(reference, cur, kind, test, threshold));
+    }
+    if columns.is_empty() {
+        bail!("no column to compare");
+    }
+    let compared = Instant::now();
+    let columns_for_html = args.html.as_ref().map(|_| columns.clone());
+    let result = tokio::task::spawn_blocking(move || dataset_drift(&columns, args.share))
+        .await?
+        .map_err(|e| anyhow!(e))?;
+    let compare_s = compared.elapsed().as_secs_f64();
+    if let (Some(path), Some(cols)) = (&args.html, &columns_for_html) {
+        let html =
+            crate::commands::drift_html::report(&args.reference, &args.current, &result, cols);
+        std::fs::write(path, html).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    }
+    if global.json {
+        crate::output::json(&json!({
+            "reference": args.reference.display().to_string(),
+            "current": args.current.display().to_string(),
+            "columns": result.columns,
+            "skipped": skipped.iter().map(|(c, why)| json!({"column": c, "reason": why})).collect::<Vec<_>>(),
+            "drifted": result.drifted,
+            "share": result.share,
+            "share_threshold": result.share_threshold,
+            "drift": result.drift,
+            "seconds": {"read": read_s, "compare": compare_s},
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_table(&result)?;
+    for (c, why) in &skipped {
+        println!("skipped {c}: {why}");
+    }
+    println!(
+        "{} of {} columns drifted ({:.0}%, threshold {:.0}%): {}",
+        result.drifted,
+        result.columns.len(),
+        result.share * 100.0,
+        result.share_threshold * 100.0,
+        if result.drift { "the table DRIFTED" } else { "no drift" }
+    );
+    if let Some(path) = &args.html {
+        println!("report: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn column_of(
+    reference: &TableColumn,
+    current: TableColumn,
+    kind: Kind,
+    test: Option<Test>,
+    threshold: Option<f64>,
+) -> Column {
+    Column {
+        name: current.name,
+        kind,
+        integer: current.integer && reference.integer,
+        reference: reference.values.clone(),
+        current: current.values,
+        test,
+        threshold,
+    }
+}
+
+fn print_table(d: &DatasetDrift) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = d
+        .columns
+        .iter()
+        .map(|c| {
+            vec![
+                c.column.clone(),
+                c.kind.as_str().into(),
+                c.test.name().into(),
+                c.statistic_name.into(),
+                format_stat(c.statistic),
+                format!("{}", c.threshold),
+                if c.drift { "DRIFT".into() } else { "ok".into() },
+                format!("{} / {}", c.reference_rows, c.current_rows),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "COLUMN",
+            "TYPE",
+            "TEST",
+            "STATISTIC",
+            "VALUE",
+            "THRESHOLD",
+            "VERDICT",
+            "ROWS (REF / CUR)",
+        ],
+        &rows,
+    )
+}
+
+fn format_stat(x: f64) -> String {
+    if x == 0.0 || (x.abs() >= 1e-4 && x.abs() < 1e6) {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.3e}")
+    }
+}

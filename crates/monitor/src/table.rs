@@ -1,0 +1,191 @@
+//! Tables read for drift: a CSV or Parquet file's columns as numbers or labels, each with the
+//! type Evidently would infer for it from the data.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
+use slipway_data::table::{Batches, Format};
+
+use crate::drift::{Kind, MISSING, Values};
+
+/// One column of a table.
+#[derive(Debug, Clone)]
+pub struct TableColumn {
+    pub name: String,
+    pub values: Values,
+    /// Whole numbers (an integer type).
+    pub integer: bool,
+    pub boolean: bool,
+}
+
+/// What a column's type is taken to be when it is not declared, from the data as Evidently
+/// infers it: floats are numerical; integers categorical up to 10 distinct values; booleans
+/// categorical; labels categorical unless more than half the non-missing values are distinct
+/// (free text, which drift tests do not take: declare such a column categorical to test it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inferred {
+    Kind(Kind),
+    Text,
+}
+
+impl TableColumn {
+    pub fn infer(&self) -> Inferred {
+        match &self.values {
+            Values::Numbers(_) if self.boolean => Inferred::Kind(Kind::Categorical),
+            Values::Numbers(v) if self.integer => {
+                let mut distinct: Vec<u64> =
+                    v.iter().filter(|x| !x.is_nan()).map(|x| x.to_bits()).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                Inferred::Kind(if distinct.len() <= 10 {
+                    Kind::Categorical
+                } else {
+                    Kind::Numerical
+                })
+            }
+            Values::Numbers(_) => Inferred::Kind(Kind::Numerical),
+            Values::Labels { codes, .. } => {
+                let present: Vec<u32> = codes.iter().copied().filter(|c| *c != MISSING).collect();
+                let mut distinct = present.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() as f64 > 0.5 * present.len() as f64 {
+                    Inferred::Text
+                } else {
+                    Inferred::Kind(Kind::Categorical)
+                }
+            }
+        }
+    }
+}
+
+/// Reads every column of a CSV or Parquet file (by its suffix). Date and time columns, and
+/// types that are neither numbers, booleans nor text, are left out and named in the second
+/// list.
+pub fn read(path: &Path) -> Result<(Vec<TableColumn>, Vec<String>), String> {
+    let shown = path.display();
+    let format = Format::of_path(&path.to_string_lossy())
+        .ok_or_else(|| format!("{shown}: not a .csv or .parquet file"))?;
+    let batches = Batches::open_file(path, format).map_err(|e| format!("{shown}: {e}"))?;
+    let schema = batches.schema();
+    let mut builders: Vec<Option<Builder>> =
+        schema.fields().iter().map(|f| Builder::for_type(f.data_type())).collect();
+    for batch in batches {
+        let batch = batch.map_err(|e| format!("{shown}: {e}"))?;
+        for (column, builder) in batch.columns().iter().zip(builders.iter_mut()) {
+            if let Some(b) = builder {
+                b.push(column).map_err(|e| format!("{shown}: {e}"))?;
+            }
+        }
+    }
+    let mut columns = Vec::new();
+    let mut left_out = Vec::new();
+    for (field, builder) in schema.fields().iter().zip(builders) {
+        match builder {
+            Some(b) => columns.push(b.finish(field.name())),
+            None => left_out.push(format!("{} ({})", field.name(), field.data_type())),
+        }
+    }
+    Ok((columns, left_out))
+}
+
+enum Builder {
+    Numbers { values: Vec<f64>, integer: bool, boolean: bool },
+    Labels { index: HashMap<String, u32>, dictionary: Vec<String>, codes: Vec<u32> },
+}
+
+impl Builder {
+    fn for_type(t: &DataType) -> Option<Builder> {
+        let numbers = |integer, boolean| Builder::Numbers { values: Vec::new(), integer, boolean };
+        Some(match t {
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => numbers(false, false),
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => numbers(true, false),
+            DataType::Boolean => numbers(false, true),
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Dictionary(..) => {
+                Builder::Labels { index: HashMap::new(), dictionary: Vec::new(), codes: Vec::new() }
+            }
+            _ => return None,
+        })
+    }
+
+    fn push(&mut self, column: &ArrayRef) -> Result<(), String> {
+        match self {
+            Builder::Numbers { values, boolean, .. } => {
+                if *boolean {
+                    let b = column.as_boolean();
+                    values.extend((0..b.len()).map(|i| {
+                        if b.is_null(i) { f64::NAN } else { f64::from(u8::from(b.value(i))) }
+                    }));
+                } else {
+                    let cast = arrow_cast_f64(column)?;
+                    values.extend(
+                        (0..cast.len())
+                            .map(|i| if cast.is_null(i) { f64::NAN } else { cast.value(i) }),
+                    );
+                }
+            }
+            Builder::Labels { index, dictionary, codes } => {
+                let text = arrow_cast_utf8(column)?;
+                let strings = text.as_string::<i32>();
+                for i in 0..strings.len() {
+                    if strings.is_null(i) {
+                        codes.push(MISSING);
+                        continue;
+                    }
+                    let s = strings.value(i);
+                    let code = match index.get(s) {
+                        Some(c) => *c,
+                        None => {
+                            let c = dictionary.len() as u32;
+                            dictionary.push(s.to_string());
+                            index.insert(s.to_string(), c);
+                            c
+                        }
+                    };
+                    codes.push(code);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, name: &str) -> TableColumn {
+        match self {
+            Builder::Numbers { values, integer, boolean } => TableColumn {
+                name: name.to_string(),
+                values: Values::Numbers(values),
+                integer,
+                boolean,
+            },
+            Builder::Labels { dictionary, codes, .. } => TableColumn {
+                name: name.to_string(),
+                values: Values::Labels { dictionary, codes },
+                integer: false,
+                boolean: false,
+            },
+        }
+    }
+}
+
+fn arrow_cast_f64(a: &ArrayRef) -> Result<arrow_array::Float64Array, String> {
+    let cast = arrow_cast::cast(a, &DataType::Float64).map_err(|e| e.to_string())?;
+    Ok(cast.as_primitive::<Float64Type>().clone())
+}
+
+fn arrow_cast_utf8(a: &ArrayRef) -> Result<ArrayRef, String> {
+    arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())
+}
