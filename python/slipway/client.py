@@ -357,6 +357,22 @@ class Slipway:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/abtest{query}")
 
+    def drift(self, reference, current, types: Optional[dict] = None, tests: Optional[dict] = None,
+              thresholds: Optional[dict] = None, columns=None, share: float = 0.5):
+        """Whether `current` (a pandas DataFrame) drifted from `reference`, column by column, with
+        the tests Evidently chooses by default (or `tests={"col": "psi"}`, `thresholds`), column
+        types inferred as Evidently infers them unless given (`types={"col": "cat"}`). Returns a
+        DataFrame, one row per column (test, statistic, threshold, drift); the table's verdict
+        is in its `attrs` (`drift`, `drifted`, `share`, `skipped`)."""
+        pd = _pandas("Slipway.drift()")
+        body = {"reference": _drift_columns(reference), "current": _drift_columns(current),
+                "types": types or {}, "tests": tests or {}, "thresholds": thresholds or {},
+                "columns": list(columns or []), "share": share}
+        out = self._request("POST", "/api/v1/drift", body)
+        frame = pd.DataFrame(out["columns"])
+        frame.attrs.update({k: out[k] for k in ("drift", "drifted", "share", "share_threshold", "skipped")})
+        return frame
+
     def predict(self, endpoint: str, data, key: Optional[str] = None, request_id: Optional[str] = None):
         """Predictions of `endpoint` for `data`: a pandas DataFrame (columns in the model's
         order; the answer is a DataFrame with one column per model output, one row per input row)
@@ -500,6 +516,30 @@ def _blake3_digests(files):
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         out[rel] = h.hexdigest()
+    return out
+
+
+def _drift_columns(frame) -> list:
+    """A DataFrame's columns as `/api/v1/drift` takes them: a dtype and JSON values, missing as
+    null."""
+    import math
+
+    out = []
+    for name in frame.columns:
+        series = frame[name]
+        kind = series.dtype.kind
+        if kind == "b":
+            dtype, values = "bool", [None if v is None else bool(v) for v in series.tolist()]
+        elif kind in "iu":
+            dtype, values = "int", [int(v) for v in series.tolist()]
+        elif kind == "f":
+            dtype = "float"
+            values = [None if (v is None or math.isnan(v) or math.isinf(v)) else float(v) for v in series.tolist()]
+        else:
+            dtype = "str"
+            values = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
+                      for v in series.tolist()]
+        out.append({"name": str(name), "dtype": dtype, "values": values})
     return out
 
 

@@ -10,7 +10,7 @@ use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use slipway_data::table::{Batches, Format};
 
-use crate::drift::{Kind, MISSING, Values};
+use crate::drift::{Column, Kind, MISSING, Test, Values};
 
 /// One column of a table.
 #[derive(Debug, Clone)]
@@ -188,4 +188,103 @@ fn arrow_cast_f64(a: &ArrayRef) -> Result<arrow_array::Float64Array, String> {
 
 fn arrow_cast_utf8(a: &ArrayRef) -> Result<ArrayRef, String> {
     arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())
+}
+
+/// What to compare and how: a subset of columns, declared types, tests and thresholds by column.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub columns: Vec<String>,
+    pub numerical: Vec<String>,
+    pub categorical: Vec<String>,
+    pub tests: Vec<(String, String)>,
+    pub thresholds: Vec<(String, f64)>,
+}
+
+/// The columns to compare, paired by name, each with its type (declared, else inferred from the
+/// current side), and the columns left out with the reason. Errors name the column at fault.
+pub fn pair_columns(
+    reference: Vec<TableColumn>,
+    current: Vec<TableColumn>,
+    choices: &Choices,
+) -> Result<(Vec<Column>, Vec<(String, String)>), String> {
+    let known: Vec<&str> = current.iter().map(|c| c.name.as_str()).collect();
+    let named = choices
+        .columns
+        .iter()
+        .chain(&choices.numerical)
+        .chain(&choices.categorical)
+        .chain(choices.tests.iter().map(|(c, _)| c))
+        .chain(choices.thresholds.iter().map(|(c, _)| c));
+    for name in named {
+        if !known.contains(&name.as_str()) {
+            return Err(format!(
+                "no column '{name}' in the current table (it has: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut reference: HashMap<String, TableColumn> =
+        reference.into_iter().map(|c| (c.name.clone(), c)).collect();
+    let (mut columns, mut skipped) = (Vec::new(), Vec::new());
+    for cur in current {
+        if !choices.columns.is_empty() && !choices.columns.contains(&cur.name) {
+            continue;
+        }
+        let Some(refc) = reference.remove(&cur.name) else {
+            skipped.push((cur.name.clone(), "not in the reference".to_string()));
+            continue;
+        };
+        let kind = if choices.numerical.contains(&cur.name) {
+            Kind::Numerical
+        } else if choices.categorical.contains(&cur.name) {
+            Kind::Categorical
+        } else {
+            match cur.infer() {
+                Inferred::Kind(k) => k,
+                Inferred::Text => {
+                    skipped.push((
+                        cur.name.clone(),
+                        "free text (declare it categorical to compare it)".to_string(),
+                    ));
+                    continue;
+                }
+            }
+        };
+        let labels = |v: &Values| matches!(v, Values::Labels { .. });
+        if kind == Kind::Numerical && (labels(&cur.values) || labels(&refc.values)) {
+            return Err(format!(
+                "column '{}' holds text: it cannot be compared as numerical",
+                cur.name
+            ));
+        }
+        if labels(&cur.values) != labels(&refc.values) {
+            return Err(format!(
+                "column '{}' holds numbers on one side and text on the other",
+                cur.name
+            ));
+        }
+        let test = match choices.tests.iter().find(|(c, _)| *c == cur.name) {
+            Some((_, t)) => Some(Test::parse(t).ok_or_else(|| {
+                format!(
+                    "column '{}': no test named '{t}' (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div)",
+                    cur.name
+                )
+            })?),
+            None => None,
+        };
+        let threshold = choices.thresholds.iter().find(|(c, _)| *c == cur.name).map(|(_, t)| *t);
+        columns.push(Column {
+            integer: cur.integer && refc.integer,
+            name: cur.name,
+            kind,
+            reference: refc.values,
+            current: cur.values,
+            test,
+            threshold,
+        });
+    }
+    if columns.is_empty() {
+        return Err("no column to compare".to_string());
+    }
+    Ok((columns, skipped))
 }

@@ -117,7 +117,7 @@ def test_csv_html_overrides_and_bad_input(tmp_path):
     assert by["note"]["kind"] == "categorical" and out["skipped"] == []
 
     for args, says in [(["--test", "ward=ks"], "does not apply to categorical"),
-                       (["--test", "hip_y=magic"], "no such test"),
+                       (["--test", "hip_y=magic"], "no test named 'magic'"),
                        (["--threshold", "hip_y=high"], "not a number"),
                        (["--columns", "nope"], "no column 'nope'"),
                        (["--share", "0"], "--share"),

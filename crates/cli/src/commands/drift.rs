@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail};
-use monitor::drift::{Column, DatasetDrift, Kind, Test, dataset_drift};
-use monitor::table::{Inferred, TableColumn};
+use monitor::drift::{DatasetDrift, dataset_drift};
+use monitor::table::{Choices, pair_columns};
 use serde_json::json;
 
 use crate::Global;
@@ -78,74 +78,25 @@ pub(crate) async fn run(args: DriftArgs, global: &Global) -> anyhow::Result<Exit
     .map_err(|e| anyhow!(e))?;
     let read_s = started.elapsed().as_secs_f64();
     let ((ref_cols, _), (cur_cols, left_out)) = (reference, current);
-    let known: Vec<&str> = cur_cols.iter().map(|c| c.name.as_str()).collect();
-    for name in args
-        .columns
-        .iter()
-        .chain(&args.num)
-        .chain(&args.cat)
-        .map(String::as_str)
-        .chain(tests.iter().map(|(c, _)| *c).chain(thresholds.iter().map(|(c, _)| *c)))
-    {
-        if !known.contains(&name) {
-            bail!(
-                "no column '{name}' in {} (it has: {})",
-                args.current.display(),
-                known.join(", ")
-            );
-        }
+    let mut parsed_thresholds = Vec::new();
+    for (c, t) in &thresholds {
+        let x = t
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| anyhow!("--threshold {c}={t} is not a number"))?;
+        parsed_thresholds.push((c.to_string(), x));
     }
-    let mut columns = Vec::new();
-    let mut skipped: Vec<(String, String)> =
-        left_out.into_iter().map(|c| (c, "not numbers, booleans or text".to_string())).collect();
-    for cur in cur_cols {
-        if !args.columns.is_empty() && !args.columns.contains(&cur.name) {
-            continue;
-        }
-        let Some(reference) = ref_cols.iter().find(|r| r.name == cur.name) else {
-            skipped.push((cur.name.clone(), "not in the reference".into()));
-            continue;
-        };
-        let declared = if args.num.contains(&cur.name) {
-            Some(Kind::Numerical)
-        } else if args.cat.contains(&cur.name) {
-            Some(Kind::Categorical)
-        } else {
-            None
-        };
-        let kind = match (declared, cur.infer()) {
-            (Some(k), _) | (None, Inferred::Kind(k)) => k,
-            (None, Inferred::Text) => {
-                skipped.push((
-                    cur.name.clone(),
-                    "free text (declare it with --cat to compare it)".into(),
-                ));
-                continue;
-            }
-        };
-        if kind == Kind::Numerical && matches!(cur.values, monitor::drift::Values::Labels { .. }) {
-            bail!("column '{}' holds text: it cannot be compared as numerical", cur.name);
-        }
-        let test = match tests.iter().find(|(c, _)| *c == cur.name) {
-            Some((_, t)) => Some(Test::parse(t).ok_or_else(|| {
-                anyhow!("--test {}={t}: no such test (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div)", cur.name)
-            })?),
-            None => None,
-        };
-        let threshold = match thresholds.iter().find(|(c, _)| *c == cur.name) {
-            Some((_, t)) => Some(
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| anyhow!("--threshold {}={t} is not a number", cur.name))?,
-            ),
-            None => None,
-        };
-        columns.push(column_of(reference, cur, kind, test, threshold));
-    }
-    if columns.is_empty() {
-        bail!("no column to compare");
-    }
+    let choices = Choices {
+        columns: args.columns.clone(),
+        numerical: args.num.clone(),
+        categorical: args.cat.clone(),
+        tests: tests.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect(),
+        thresholds: parsed_thresholds,
+    };
+    let (columns, mut skipped) =
+        pair_columns(ref_cols, cur_cols, &choices).map_err(|e| anyhow!(e))?;
+    skipped.extend(left_out.into_iter().map(|c| (c, "not numbers, booleans or text".to_string())));
     let compared = Instant::now();
     let columns_for_html = args.html.as_ref().map(|_| columns.clone());
     let result = tokio::task::spawn_blocking(move || dataset_drift(&columns, args.share))
@@ -187,24 +138,6 @@ pub(crate) async fn run(args: DriftArgs, global: &Global) -> anyhow::Result<Exit
         println!("report: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn column_of(
-    reference: &TableColumn,
-    current: TableColumn,
-    kind: Kind,
-    test: Option<Test>,
-    threshold: Option<f64>,
-) -> Column {
-    Column {
-        name: current.name,
-        kind,
-        integer: current.integer && reference.integer,
-        reference: reference.values.clone(),
-        current: current.values,
-        test,
-        threshold,
-    }
 }
 
 fn print_table(d: &DatasetDrift) -> std::io::Result<()> {

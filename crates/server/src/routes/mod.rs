@@ -2,6 +2,7 @@
 
 mod blobs;
 mod data;
+mod drift;
 mod health;
 mod inference;
 mod jobs;
@@ -27,6 +28,7 @@ pub(crate) use data::{
     __path_get_rows, __path_get_version, __path_list_datasets, __path_sample, __path_split,
     __path_version_runs,
 };
+pub(crate) use drift::__path_drift;
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use inference::{
     __path_abtest, __path_create_endpoint, __path_delete_endpoint, __path_feedback,
@@ -96,6 +98,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/api/v1/models/{name}/aliases/{alias}",
             put(models::set_alias).delete(models::delete_alias),
+        )
+        .route(
+            "/api/v1/drift",
+            post(drift::drift).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
         )
         .route("/api/v1/endpoints", get(inference::list_endpoints).post(inference::create_endpoint))
         .route(
