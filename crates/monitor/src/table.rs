@@ -190,6 +190,9 @@ fn arrow_cast_utf8(a: &ArrayRef) -> Result<ArrayRef, String> {
     arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())
 }
 
+/// Columns left out, each with the reason.
+pub type Skipped = Vec<(String, String)>;
+
 /// What to compare and how: a subset of columns, declared types, tests and thresholds by column.
 #[derive(Debug, Clone, Default)]
 pub struct Choices {
@@ -206,7 +209,7 @@ pub fn pair_columns(
     reference: Vec<TableColumn>,
     current: Vec<TableColumn>,
     choices: &Choices,
-) -> Result<(Vec<Column>, Vec<(String, String)>), String> {
+) -> Result<(Vec<Column>, Skipped), String> {
     let known: Vec<&str> = current.iter().map(|c| c.name.as_str()).collect();
     let named = choices
         .columns
