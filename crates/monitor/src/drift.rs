@@ -132,15 +132,18 @@ pub enum Values {
 pub const MISSING: u32 = u32::MAX;
 
 impl Values {
-    /// The side without missing values and infinities.
+    /// The side without missing values and infinities; numbers sorted.
     fn clean(&self) -> Clean<'_> {
         match self {
-            Values::Numbers(v) => Clean::Numbers(
-                v.iter()
+            Values::Numbers(v) => {
+                let mut n: Vec<f64> = v
+                    .iter()
                     .filter(|x| x.is_finite())
                     .map(|x| if *x == 0.0 { 0.0 } else { *x })
-                    .collect(),
-            ),
+                    .collect();
+                n.sort_unstable_by(f64::total_cmp);
+                Clean::Numbers(n)
+            }
             Values::Labels { dictionary, codes } => Clean::Labels {
                 dictionary,
                 codes: codes.iter().copied().filter(|c| *c != MISSING).collect(),
@@ -225,8 +228,15 @@ impl Clean<'_> {
         let mut out = BTreeMap::new();
         match self {
             Clean::Numbers(v) => {
-                for x in v {
-                    *out.entry(Key::Number(OrdF64(*x))).or_insert(0) += 1;
+                // Sorted: runs of equal values.
+                let mut i = 0;
+                while i < v.len() {
+                    let mut j = i + 1;
+                    while j < v.len() && v[j] == v[i] {
+                        j += 1;
+                    }
+                    out.insert(Key::Number(OrdF64(v[i])), (j - i) as u64);
+                    i = j;
                 }
             }
             Clean::Labels { dictionary, codes } => {
@@ -341,8 +351,19 @@ pub fn column_drift(c: &Column) -> Result<ColumnDrift, Refused> {
             return Err(Refused::Empty { column: c.name.clone(), side });
         }
     }
-    let (rc, kc) = (r.counts(), k.counts());
-    let distinct = rc.keys().chain(kc.keys()).collect::<std::collections::BTreeSet<_>>().len();
+    // Distinct values over both sides (and of the reference alone): sorted numbers are counted
+    // by a merge; labels by their counts, which every label test needs anyway.
+    let (distinct, ref_distinct, label_counts) = match (&r, &k) {
+        (Clean::Numbers(a), Clean::Numbers(b)) => {
+            (stats::distinct_sorted(&stats::merge_sorted(a, b)), stats::distinct_sorted(a), None)
+        }
+        _ => {
+            let (rc, kc) = (r.counts(), k.counts());
+            let distinct = union_keys(&rc, &kc).len();
+            (distinct, rc.len(), Some((rc, kc)))
+        }
+    };
+    let counts = || label_counts.clone().unwrap_or_else(|| (r.counts(), k.counts()));
     let test = match c.test {
         Some(t) if !t.applies_to(c.kind) => {
             return Err(Refused::WrongType { column: c.name.clone(), test: t, kind: c.kind });
@@ -358,13 +379,14 @@ pub fn column_drift(c: &Column) -> Result<ColumnDrift, Refused> {
     let statistic = match test {
         Test::Ks => {
             let (a, b) = (r.numbers().unwrap_or(&[]), k.numbers().unwrap_or(&[]));
-            stats::ks_2samp(a, b).1.clamp(0.0, 1.0)
+            stats::ks_2samp_sorted(a, b).1.clamp(0.0, 1.0)
         }
         Test::Wasserstein => {
             let (a, b) = (r.numbers().unwrap_or(&[]), k.numbers().unwrap_or(&[]));
-            stats::wasserstein(a, b) / stats::std_population(a).max(0.001)
+            stats::wasserstein_sorted(a, b) / stats::std_population(a).max(0.001)
         }
         Test::ChiSquare => {
+            let (rc, kc) = counts();
             let keys: Vec<&Key> = union_keys(&rc, &kc);
             let observed: Vec<f64> =
                 keys.iter().map(|key| kc.get(key).copied().unwrap_or(0) as f64).collect();
@@ -372,9 +394,12 @@ pub fn column_drift(c: &Column) -> Result<ColumnDrift, Refused> {
                 keys.iter().map(|key| rc.get(key).copied().unwrap_or(0) as f64 * nk / nr).collect();
             stats::chisquare(&observed, &expected).1
         }
-        Test::Z => z_test(&rc, &kc, nr, nk),
+        Test::Z => {
+            let (rc, kc) = counts();
+            z_test(&rc, &kc, nr, nk)
+        }
         Test::JensenShannon | Test::Psi | Test::KlDiv => {
-            let (mut rs, mut ks) = shares(c, &r, &k, &rc, &kc);
+            let (mut rs, mut ks) = shares(c, &r, &k, ref_distinct, &counts);
             match test {
                 Test::JensenShannon => stats::jensen_shannon(&rs, &ks),
                 Test::Psi => {
@@ -443,12 +468,12 @@ fn shares(
     c: &Column,
     r: &Clean<'_>,
     k: &Clean<'_>,
-    rc: &BTreeMap<Key, u64>,
-    kc: &BTreeMap<Key, u64>,
+    ref_distinct: usize,
+    counts: &dyn Fn() -> (BTreeMap<Key, u64>, BTreeMap<Key, u64>),
 ) -> (Vec<f64>, Vec<f64>) {
     let (nr, nk) = (r.len() as f64, k.len() as f64);
     if c.kind == Kind::Numerical
-        && rc.len() > 20
+        && ref_distinct > 20
         && let (Some(a), Some(b)) = (r.numbers(), k.numbers())
     {
         let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
@@ -457,6 +482,8 @@ fn shares(
         let ks = stats::histogram(b, &edges).iter().map(|n| *n as f64 / nk).collect();
         return (rs, ks);
     }
+    let (rc, kc) = counts();
+    let (rc, kc) = (&rc, &kc);
     let keys = union_keys(rc, kc);
     let of = |c: &BTreeMap<Key, u64>, n: f64| -> Vec<f64> {
         keys.iter().map(|key| c.get(key).copied().unwrap_or(0) as f64 / n).collect()

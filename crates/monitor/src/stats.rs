@@ -11,15 +11,20 @@ use slipway_core::special::{chi2_sf, norm_sf};
 /// numerically stable form), else the asymptotic distribution of D.
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
+    a.sort_unstable_by(f64::total_cmp);
+    b.sort_unstable_by(f64::total_cmp);
+    ks_2samp_sorted(&a, &b)
+}
+
+/// [`ks_2samp`] on samples already sorted.
+pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (n1, n2) = (a.len(), b.len());
     if n1 == 0 || n2 == 0 {
         return (f64::NAN, f64::NAN);
     }
     // Both CDFs at every observed value: the largest gap either way.
     let (mut max_up, mut max_down) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for x in a.iter().chain(&b) {
+    for x in a.iter().chain(b) {
         let c1 = a.partition_point(|v| v <= x) as f64 / n1 as f64;
         let c2 = b.partition_point(|v| v <= x) as f64 / n2 as f64;
         let diff = c1 - c2;
@@ -156,10 +161,14 @@ fn kolmogorov_q(x: f64) -> f64 {
 /// area between their empirical CDFs.
 pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
     let (mut u, mut v) = (u.to_vec(), v.to_vec());
-    u.sort_by(f64::total_cmp);
-    v.sort_by(f64::total_cmp);
-    let mut all: Vec<f64> = u.iter().chain(&v).copied().collect();
-    all.sort_by(f64::total_cmp);
+    u.sort_unstable_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
+    wasserstein_sorted(&u, &v)
+}
+
+/// [`wasserstein`] on samples already sorted: one merge of the two.
+pub fn wasserstein_sorted(u: &[f64], v: &[f64]) -> f64 {
+    let all = merge_sorted(u, v);
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut iu, mut iv) = (0usize, 0usize);
     let mut total = 0.0;
@@ -174,6 +183,29 @@ pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
         total += (iu as f64 / nu - iv as f64 / nv).abs() * (w[1] - w[0]);
     }
     total
+}
+
+/// Two sorted slices as one sorted vector.
+pub fn merge_sorted(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].total_cmp(&b[j]).is_le() {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Distinct values of a sorted slice.
+pub fn distinct_sorted(a: &[f64]) -> usize {
+    a.iter().enumerate().filter(|(i, x)| *i == 0 || a[i - 1] != **x).count()
 }
 
 /// NumPy's population standard deviation (ddof 0): the mean first, then the mean square
