@@ -61,9 +61,7 @@ def same(got, want):
     return abs(got - want) <= 1e-9 * abs(want)
 
 
-# Same-length sides fit one table; SciPy's asymptotic KS (beyond 10,000 values) is checked in the
-# Rust tests, with a looser tolerance.
-CASES = [c for c in REFS["cases"] if not c["name"].startswith("num_ks_asymp")]
+CASES = REFS["cases"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
