@@ -357,6 +357,28 @@ class Slipway:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/abtest{query}")
 
+    def push_gauge(self, name: str, value: float, labels: Optional[dict] = None, at_ms: Optional[int] = None) -> dict:
+        """Pushes a value of a custom gauge (`camera_power_state`, labels `{"camera": "ward3-2"}`),
+        kept as a time series and exposed on /metrics."""
+        point = {"name": name, "labels": {str(k): str(v) for k, v in (labels or {}).items()}, "value": value}
+        if at_ms is not None:
+            point["at_ms"] = int(at_ms)
+        return self._request("POST", "/api/v1/gauges", point)
+
+    def push_gauges(self, points: list) -> dict:
+        """Pushes many points at once (dicts with name, labels, value, at_ms): all or none."""
+        return self._request("POST", "/api/v1/gauges", {"points": points})
+
+    def gauges(self) -> list:
+        """Every gauge series with its latest value."""
+        return self._request("GET", "/api/v1/gauges")["gauges"]
+
+    def gauge(self, name: str, since_ms: Optional[int] = None) -> list:
+        """A gauge's series since `since_ms` (default: the last 24 hours): labels and
+        `[at_ms, value]` points, oldest first."""
+        query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
+        return self._request("GET", f"/api/v1/gauges/{_q(name)}{query}")["series"]
+
     def drift(self, reference, current, types: Optional[dict] = None, tests: Optional[dict] = None,
               thresholds: Optional[dict] = None, columns=None, share: float = 0.5):
         """Whether `current` (a pandas DataFrame) drifted from `reference`, column by column, with

@@ -80,6 +80,9 @@ enum Command {
     /// Canary rollouts: start one from its file, follow it, promote, abort, pause, resume
     #[command(subcommand)]
     Rollout(commands::rollout::RolloutCommand),
+    /// Custom gauges a deployment pushes (camera power, bandwidth): push, list, show over time
+    #[command(subcommand)]
+    Gauges(commands::gauges::GaugesCommand),
     /// Compare a current table with a reference one, column by column: has the data drifted?
     Drift(commands::drift::DriftArgs),
     /// Drive an HTTP endpoint with load (closed loop, or open loop with --rate) and report
@@ -174,6 +177,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Lineage(cmd) => commands::lineage::run(cmd, &global).await,
         Command::Loadtest(args) => commands::loadtest::run(args, &global).await,
         Command::Drift(args) => commands::drift::run(args, &global).await,
+        Command::Gauges(cmd) => commands::gauges::run(cmd, &global).await,
     }
 }
 

@@ -33,6 +33,7 @@ pub struct Stages {
     pub data: slipway_data::Data,
     pub registry: registry::Registry,
     pub serving: serve::Serving,
+    pub gauges: monitor::gauges::Gauges,
 }
 
 /// Everything handlers share; cheap to clone (one reference count: axum clones the state for
@@ -57,6 +58,7 @@ pub struct Shared {
     pub data: slipway_data::Data,
     pub registry: registry::Registry,
     pub serving: serve::Serving,
+    pub gauges: monitor::gauges::Gauges,
     /// The endpoint `/invocations` serves (`slipway serve --endpoint`).
     pub(crate) default_endpoint: Option<Arc<str>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -76,11 +78,12 @@ impl AppState {
         stages: Stages,
         auth_token: Option<String>,
     ) -> AppState {
-        let Stages { tracking, data, registry, serving } = stages;
+        let Stages { tracking, data, registry, serving, gauges } = stages;
         AppState(Arc::new(Shared {
             data,
             registry,
             serving,
+            gauges,
             default_endpoint: None,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,

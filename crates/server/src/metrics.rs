@@ -136,6 +136,10 @@ pub(crate) async fn exposition(State(state): State<AppState>) -> Response {
     render_process(&mut out, &state);
     render_jobs(&mut out, &state).await;
     render_serving(&mut out, &state);
+    // Gauges a deployment pushed; a store that does not answer leaves them out of this scrape.
+    if let Ok(series) = state.gauges.series().await {
+        monitor::gauges::render(&mut out, &series);
+    }
     let _ = writeln!(out, "# HELP slipway_build_info Slipway's version.");
     let _ = writeln!(out, "# TYPE slipway_build_info gauge");
     let _ = writeln!(out, "slipway_build_info{{version=\"{}\"}} 1", crate::VERSION);

@@ -8,6 +8,7 @@ pub(crate) mod drift_html;
 pub(crate) mod endpoints;
 pub(crate) mod example;
 pub(crate) mod experiments;
+pub(crate) mod gauges;
 pub(crate) mod jobs;
 pub(crate) mod lineage;
 pub(crate) mod loadtest;
@@ -37,6 +38,7 @@ pub(crate) struct Stores {
     pub(crate) data: slipway_data::Data,
     pub(crate) registry: registry::Registry,
     pub(crate) serving: ::serve::Serving,
+    pub(crate) gauges: monitor::gauges::Gauges,
 }
 
 impl Stores {
@@ -51,6 +53,7 @@ impl Stores {
                 data: self.data.clone(),
                 registry: self.registry.clone(),
                 serving: self.serving.clone(),
+                gauges: self.gauges.clone(),
             },
             auth_token,
         )
@@ -98,7 +101,10 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let serving = ::serve::Serving::open(db.clone(), registry.clone())
         .await
         .context("preparing the serving schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data, registry, serving })
+    let gauges = monitor::gauges::Gauges::open(db.clone())
+        .await
+        .context("preparing the monitoring schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges })
 }
 
 /// The job kinds this binary can run, on `stores`.

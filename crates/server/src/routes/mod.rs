@@ -3,6 +3,7 @@
 mod blobs;
 mod data;
 mod drift;
+mod gauges;
 mod health;
 mod inference;
 mod jobs;
@@ -29,6 +30,7 @@ pub(crate) use data::{
     __path_version_runs,
 };
 pub(crate) use drift::__path_drift;
+pub(crate) use gauges::{__path_history, __path_list, __path_push};
 pub(crate) use health::{__path_health, __path_ready};
 pub(crate) use inference::{
     __path_abtest, __path_create_endpoint, __path_delete_endpoint, __path_feedback,
@@ -103,6 +105,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/drift",
             post(drift::drift).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
         )
+        .route("/api/v1/gauges", get(gauges::list).post(gauges::push))
+        .route("/api/v1/gauges/{name}", get(gauges::history))
         .route("/api/v1/endpoints", get(inference::list_endpoints).post(inference::create_endpoint))
         .route(
             "/api/v1/endpoints/{name}",

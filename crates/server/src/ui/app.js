@@ -20,7 +20,8 @@ const STAGES = [
     // Parts of a stage that are built before the stage is; listed under it in the navigation.
     pages: [{ id: "endpoints", title: "Endpoints", what: "online prediction with dynamic batching, live counts and latency" }] },
   { id: "monitoring", phase: "Production", title: "Monitoring", built: false,
-    what: "Infrastructure, training–serving skew, data drift, performance and alerts." },
+    what: "Infrastructure, training–serving skew, data drift, performance and alerts.",
+    pages: [{ id: "gauges", title: "Gauges", what: "numbers a deployment pushes about itself, kept over time" }] },
 ];
 const SYSTEM = [
   { id: "jobs", title: "Jobs", built: true },
@@ -877,6 +878,34 @@ const POLL_MS = 2000;
 
 /** The endpoints with live counts, latency and queue depth, refreshed every POLL_MS while the
  *  page is shown: the timer stops on the next route change (or if the page leaves the DOM). */
+/** Custom gauges: every series' latest value and its last 24 hours. */
+PAGES.gauges = async () => {
+  const { gauges } = await api("/api/v1/gauges");
+  const page = h("div", {},
+    h("h1", {}, "Gauges"),
+    h("p", { class: "lede" }, "Numbers a deployment pushes about itself (a camera's power state, a ward's bandwidth), kept as time series and scraped on /metrics."));
+  if (!gauges.length) {
+    page.append(h("div", { class: "empty" }, "No gauges yet. Push one with `slipway gauges push camera_power_state 1 --label camera=ward3-2`, or POST /api/v1/gauges."));
+    return page;
+  }
+  const since = Date.now() - 24 * 3600 * 1000;
+  const names = [...new Set(gauges.map((g) => g.name))];
+  const histories = Object.fromEntries(await Promise.all(names.map(async (n) =>
+    [n, (await api(`/api/v1/gauges/${enc(n)}?since_ms=${since}`)).series])));
+  const key = (labels) => JSON.stringify(Object.entries(labels).sort());
+  const labelText = (labels) => Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(", ");
+  page.append(h("table", { class: "gauges" },
+    h("thead", {}, h("tr", {}, ["Gauge", "Labels", "Value", "At", "Points", "Last 24 hours"].map((c, i) => h("th", { class: i >= 2 && i <= 4 ? "num" : null }, c)))),
+    h("tbody", {}, gauges.map((g) => {
+      const series = (histories[g.name] || []).find((s) => key(s.labels) === key(g.labels));
+      const points = series ? series.points.map(([, value]) => ({ value })) : [];
+      return h("tr", { "data-gauge": g.name },
+        h("td", {}, g.name), h("td", {}, labelText(g.labels)), h("td", { class: "num", "data-col": "value" }, String(g.value)),
+        h("td", { class: "num" }, time(g.at_ms)), h("td", { class: "num" }, String(g.points)), h("td", {}, sparkline(points)));
+    }))));
+  return page;
+};
+
 PAGES.endpoints = async (segments) => {
   if (segments[0]) return endpointPage(segments[0]);
   let timer = null, stopped = false;
