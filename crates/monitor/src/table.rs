@@ -67,18 +67,34 @@ impl TableColumn {
 /// types that are neither numbers, booleans nor text, are left out and named in the second
 /// list.
 pub fn read(path: &Path) -> Result<(Vec<TableColumn>, Vec<String>), String> {
-    let shown = path.display();
+    let shown = path.display().to_string();
     let format = Format::of_path(&path.to_string_lossy())
         .ok_or_else(|| format!("{shown}: not a .csv or .parquet file"))?;
-    let batches = Batches::open_file(path, format).map_err(|e| format!("{shown}: {e}"))?;
-    let schema = batches.schema();
+    read_parts(&[path.to_path_buf()], format, &shown)
+}
+
+/// Reads a table stored as parts of one schema (a dataset version's files, in order); errors
+/// are prefixed with `label`.
+pub fn read_parts(
+    parts: &[std::path::PathBuf],
+    format: Format,
+    label: &str,
+) -> Result<(Vec<TableColumn>, Vec<String>), String> {
+    let Some(first) = parts.first() else { return Err(format!("{label}: no parts")) };
+    let schema = Batches::open_file(first, format).map_err(|e| format!("{label}: {e}"))?.schema();
     let mut builders: Vec<Option<Builder>> =
         schema.fields().iter().map(|f| Builder::for_type(f.data_type())).collect();
-    for batch in batches {
-        let batch = batch.map_err(|e| format!("{shown}: {e}"))?;
-        for (column, builder) in batch.columns().iter().zip(builders.iter_mut()) {
-            if let Some(b) = builder {
-                b.push(column).map_err(|e| format!("{shown}: {e}"))?;
+    for part in parts {
+        let batches = Batches::open_file(part, format).map_err(|e| format!("{label}: {e}"))?;
+        if batches.schema().fields() != schema.fields() {
+            return Err(format!("{label}: its parts do not share one schema"));
+        }
+        for batch in batches {
+            let batch = batch.map_err(|e| format!("{label}: {e}"))?;
+            for (column, builder) in batch.columns().iter().zip(builders.iter_mut()) {
+                if let Some(b) = builder {
+                    b.push(column).map_err(|e| format!("{label}: {e}"))?;
+                }
             }
         }
     }

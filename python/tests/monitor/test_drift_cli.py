@@ -125,3 +125,26 @@ def test_csv_html_overrides_and_bad_input(tmp_path):
         assert done.returncode != 0 and len(err.splitlines()) == 1 and says in err, (args, err)
     done = drift("drift", tmp_path / "ref.csv", tmp_path / "missing.csv")
     assert done.returncode != 0 and "missing.csv" in done.stderr.decode()
+
+
+def test_dataset_versions_are_read_from_the_stores(tmp_path):
+    rng = np.random.default_rng(9)
+    data_dir = tmp_path / "stores"
+    env_args = ["--data-dir", data_dir]
+    ref = pd.DataFrame({"hip_y": rng.normal(0.5, 0.1, 500), "ward": rng.choice(["a", "b"], 500)})
+    cur = pd.DataFrame({"hip_y": rng.normal(0.9, 0.1, 400), "ward": rng.choice(["a", "b"], 400)})
+    ref.to_parquet(tmp_path / "v1.parquet")
+    cur.to_parquet(tmp_path / "v2.parquet")
+    for f in ["v1.parquet", "v2.parquet"]:
+        done = drift("data", "add", "--dataset", "fall-features", tmp_path / f, *env_args)
+        assert done.returncode == 0, done.stderr.decode()
+    done = drift("--json", "drift", "fall-features@1", "fall-features@2", *env_args)
+    assert done.returncode == 0, done.stderr.decode()
+    from_versions = json.loads(done.stdout)
+    done = drift("--json", "drift", tmp_path / "v1.parquet", tmp_path / "v2.parquet")
+    from_files = json.loads(done.stdout)
+    assert from_versions["columns"] == from_files["columns"]
+    by = {c["column"]: c for c in from_versions["columns"]}
+    assert by["hip_y"]["test"] == "ks" and by["hip_y"]["drift"] and by["ward"]["test"] == "z"
+    done = drift("drift", "fall-features@7", "fall-features@2", *env_args)
+    assert done.returncode != 0 and len(done.stderr.decode().strip().splitlines()) == 1, done.stderr

@@ -17,7 +17,8 @@ use crate::output::table;
 #[command(after_help = "Examples:\n  \
     slipway drift train.parquet today.parquet\n  \
     slipway drift ref.csv cur.csv --cat bed,ward --test age=psi --threshold age=0.2\n  \
-    slipway drift ref.parquet cur.parquet --columns x,y --html drift.html --json\n\n\
+    slipway drift ref.parquet cur.parquet --columns x,y --html drift.html --json\n  \
+    slipway drift fall-features@1 fall-features@3   # dataset versions, from the stores\n\n\
     Per column, after dropping missing values: up to 1,000 reference rows, a numerical column\n\
     with more than 5 values gets Kolmogorov-Smirnov (drift at p <= 0.05), 3-5 values or a\n\
     categorical column chi-squared, 2 values the two-proportion z-test (drift at p < 0.05);\n\
@@ -25,10 +26,12 @@ use crate::output::table;
     Jensen-Shannon (drift at >= 0.1). The table drifts when at least half its columns do.\n\
     Tests: ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div.")]
 pub(crate) struct DriftArgs {
-    /// The reference table (CSV or Parquet): what the model learnt from
-    reference: PathBuf,
-    /// The current table (CSV or Parquet): what it sees now
-    current: PathBuf,
+    /// The reference table: a CSV or Parquet file, or a dataset version (NAME@VERSION) — what the
+    /// model learnt from
+    reference: String,
+    /// The current table: a CSV or Parquet file, or a dataset version (NAME@VERSION) — what it
+    /// sees now
+    current: String,
     /// Only these columns (comma-separated)
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
@@ -50,6 +53,47 @@ pub(crate) struct DriftArgs {
     /// Also write an HTML report with each column's distributions
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    #[command(flatten)]
+    stores: crate::config::StoreArgs,
+}
+
+/// A side's columns: a file read directly, or a dataset version's parts fetched from the blob
+/// store (verified) into `scratch` first.
+async fn read_side(
+    text: &str,
+    stores: &crate::config::StoreArgs,
+    scratch: &std::path::Path,
+) -> anyhow::Result<(Vec<monitor::table::TableColumn>, Vec<String>)> {
+    let path = std::path::Path::new(text);
+    if path.is_file() || !text.contains('@') {
+        let path = path.to_path_buf();
+        return tokio::task::spawn_blocking(move || monitor::table::read(&path))
+            .await?
+            .map_err(|e| anyhow!(e));
+    }
+    let r = slipway_data::VersionRef::parse(text)?;
+    let stages = crate::commands::predict::open(stores).await?;
+    let v = stages.data.resolve(&r).await?;
+    let manifest = stages.data.manifest(&v).await?;
+    let Some(info) = manifest.table.clone() else {
+        bail!("{} is a folder of files, not a table", v.label())
+    };
+    let mut parts = Vec::with_capacity(manifest.items.len());
+    for (i, item) in manifest.items.iter().enumerate() {
+        let digest: slipway_core::Digest = item.hash.parse()?;
+        let part = scratch.join(format!("{}-{i}", v.label().replace(['@', '/'], "-")));
+        let mut reader = stages.data.blobs().get(&digest).await?;
+        let mut file = tokio::fs::File::create(&part).await?;
+        while let Some(chunk) = futures::StreamExt::next(&mut reader).await {
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk?).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        parts.push(part);
+    }
+    let label = v.label();
+    tokio::task::spawn_blocking(move || monitor::table::read_parts(&parts, info.format, &label))
+        .await?
+        .map_err(|e| anyhow!(e))
 }
 
 /// `COLUMN=VALUE` pairs.
@@ -70,12 +114,9 @@ pub(crate) async fn run(args: DriftArgs, global: &Global) -> anyhow::Result<Exit
     let tests = pairs(&args.tests, "test")?;
     let thresholds = pairs(&args.thresholds, "threshold")?;
     let started = Instant::now();
-    let (reference, current) = tokio::task::spawn_blocking({
-        let (r, c) = (args.reference.clone(), args.current.clone());
-        move || -> Result<_, String> { Ok((monitor::table::read(&r)?, monitor::table::read(&c)?)) }
-    })
-    .await?
-    .map_err(|e| anyhow!(e))?;
+    let scratch = tempfile::Builder::new().prefix("slipway-drift-").tempdir()?;
+    let reference = read_side(&args.reference, &args.stores, scratch.path()).await?;
+    let current = read_side(&args.current, &args.stores, scratch.path()).await?;
     let read_s = started.elapsed().as_secs_f64();
     let ((ref_cols, _), (cur_cols, left_out)) = (reference, current);
     let mut parsed_thresholds = Vec::new();
@@ -110,8 +151,8 @@ pub(crate) async fn run(args: DriftArgs, global: &Global) -> anyhow::Result<Exit
     }
     if global.json {
         crate::output::json(&json!({
-            "reference": args.reference.display().to_string(),
-            "current": args.current.display().to_string(),
+            "reference": args.reference,
+            "current": args.current,
             "columns": result.columns,
             "skipped": skipped.iter().map(|(c, why)| json!({"column": c, "reason": why})).collect::<Vec<_>>(),
             "drifted": result.drifted,

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::path::Path;
 
 use monitor::drift::{Column, DatasetDrift, Kind, MISSING, Values};
 use monitor::stats;
@@ -12,8 +11,8 @@ use monitor::stats;
 const MAX_BARS: usize = 30;
 
 pub(crate) fn report(
-    reference: &Path,
-    current: &Path,
+    reference: &str,
+    current: &str,
     d: &DatasetDrift,
     columns: &[Column],
 ) -> String {
@@ -28,8 +27,8 @@ pub(crate) fn report(
          <strong class=\"{cls}\">{verdict}</strong>.</p><table><thead><tr><th>Column</th><th>Type</th>\
          <th>Test</th><th>Statistic</th><th class=\"num\">Value</th><th class=\"num\">Threshold</th>\
          <th>Verdict</th><th class=\"num\">Rows (ref / cur)</th></tr></thead><tbody>",
-        r = esc(&reference.display().to_string()),
-        cur = esc(&current.display().to_string()),
+        r = esc(reference),
+        cur = esc(current),
         n = d.drifted,
         total = d.columns.len(),
         share = d.share * 100.0,
