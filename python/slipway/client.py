@@ -546,21 +546,23 @@ def _drift_columns(frame) -> list:
     null."""
     import math
 
+    import pandas as pd
+
+    def missing(v):
+        return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))
+
     out = []
     for name in frame.columns:
         series = frame[name]
-        kind = series.dtype.kind
+        kind = series.dtype.kind  # nullable Int64/boolean dtypes report i/b too, with pd.NA
         if kind == "b":
-            dtype, values = "bool", [None if v is None else bool(v) for v in series.tolist()]
+            dtype, values = "bool", [None if missing(v) else bool(v) for v in series.tolist()]
         elif kind in "iu":
-            dtype, values = "int", [int(v) for v in series.tolist()]
+            dtype, values = "int", [None if missing(v) else int(v) for v in series.tolist()]
         elif kind == "f":
-            dtype = "float"
-            values = [None if (v is None or math.isnan(v) or math.isinf(v)) else float(v) for v in series.tolist()]
+            dtype, values = "float", [None if missing(v) else float(v) for v in series.tolist()]
         else:
-            dtype = "str"
-            values = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
-                      for v in series.tolist()]
+            dtype, values = "str", [None if missing(v) else str(v) for v in series.tolist()]
         out.append({"name": str(name), "dtype": dtype, "values": values})
     return out
 

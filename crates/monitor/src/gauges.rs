@@ -90,7 +90,7 @@ pub fn check(p: &Point) -> std::result::Result<(), String> {
         return Err(format!("gauge '{}': at most {MAX_LABELS} labels", p.name));
     }
     for (k, v) in &p.labels {
-        if !valid_name(k) || k.starts_with("__") {
+        if !valid_name(k) || k.starts_with("__") || k.len() > 64 {
             return Err(format!("gauge '{}': label name '{k}' is not a label name", p.name));
         }
         if v.len() > MAX_LABEL_VALUE {
@@ -144,12 +144,22 @@ impl Gauges {
         if points.len() > MAX_POINTS {
             return Err(Error::Invalid(format!("at most {MAX_POINTS} points in one push")));
         }
+        let now = now_ms();
         for p in points {
             check(p).map_err(Error::Invalid)?;
+            // A point from the future would stay "latest" for good.
+            if p.at_ms.is_some_and(|t| t > now + 3_600_000) {
+                return Err(Error::Invalid(format!(
+                    "gauge '{}': at_ms is more than an hour ahead of the server's clock (milliseconds since the epoch?)",
+                    p.name
+                )));
+            }
         }
-        let now = now_ms();
+        // Series in one order, so that concurrent pushes lock rows alike (no deadlock).
+        let mut points: Vec<&Point> = points.iter().collect();
+        points.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let mut tx = self.db.begin_write().await?;
-        for p in points {
+        for p in &points {
             let at = p.at_ms.unwrap_or(now);
             let key = labels_key(&p.labels);
             sqlx::query(
@@ -191,8 +201,10 @@ impl Gauges {
                     std::sync::atomic::Ordering::Relaxed,
                 )
                 .is_ok()
+            && let Err(e) = self.prune(now - KEEP_MS).await
         {
-            self.prune(now - KEEP_MS).await?;
+            // The points are stored; pruning is tried again within the hour.
+            tracing::warn!(target: "monitor::gauges", error = %e, "pruning old gauge points");
         }
         Ok(points.len())
     }

@@ -226,7 +226,7 @@ pub fn pair_columns(
     current: Vec<TableColumn>,
     choices: &Choices,
 ) -> Result<(Vec<Column>, Skipped), String> {
-    let known: Vec<&str> = current.iter().map(|c| c.name.as_str()).collect();
+    let known: std::collections::HashSet<&str> = current.iter().map(|c| c.name.as_str()).collect();
     let named = choices
         .columns
         .iter()
@@ -236,26 +236,36 @@ pub fn pair_columns(
         .chain(choices.thresholds.iter().map(|(c, _)| c));
     for name in named {
         if !known.contains(&name.as_str()) {
+            let mut names: Vec<&str> = current.iter().map(|c| c.name.as_str()).take(50).collect();
+            if current.len() > 50 {
+                names.push("…");
+            }
             return Err(format!(
                 "no column '{name}' in the current table (it has: {})",
-                known.join(", ")
+                names.join(", ")
             ));
         }
     }
+    let only: std::collections::HashSet<&String> = choices.columns.iter().collect();
+    let numerical: std::collections::HashSet<&String> = choices.numerical.iter().collect();
+    let categorical: std::collections::HashSet<&String> = choices.categorical.iter().collect();
+    let tests: HashMap<&String, &String> = choices.tests.iter().map(|(c, t)| (c, t)).collect();
+    let thresholds: HashMap<&String, f64> =
+        choices.thresholds.iter().map(|(c, t)| (c, *t)).collect();
     let mut reference: HashMap<String, TableColumn> =
         reference.into_iter().map(|c| (c.name.clone(), c)).collect();
     let (mut columns, mut skipped) = (Vec::new(), Vec::new());
     for cur in current {
-        if !choices.columns.is_empty() && !choices.columns.contains(&cur.name) {
+        if !only.is_empty() && !only.contains(&cur.name) {
             continue;
         }
         let Some(refc) = reference.remove(&cur.name) else {
             skipped.push((cur.name.clone(), "not in the reference".to_string()));
             continue;
         };
-        let kind = if choices.numerical.contains(&cur.name) {
+        let kind = if numerical.contains(&cur.name) {
             Kind::Numerical
-        } else if choices.categorical.contains(&cur.name) {
+        } else if categorical.contains(&cur.name) {
             Kind::Categorical
         } else {
             match cur.infer() {
@@ -282,8 +292,8 @@ pub fn pair_columns(
                 cur.name
             ));
         }
-        let test = match choices.tests.iter().find(|(c, _)| *c == cur.name) {
-            Some((_, t)) => Some(Test::parse(t).ok_or_else(|| {
+        let test = match tests.get(&cur.name) {
+            Some(t) => Some(Test::parse(t).ok_or_else(|| {
                 format!(
                     "column '{}': no test named '{t}' (ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div)",
                     cur.name
@@ -291,7 +301,7 @@ pub fn pair_columns(
             })?),
             None => None,
         };
-        let threshold = choices.thresholds.iter().find(|(c, _)| *c == cur.name).map(|(_, t)| *t);
+        let threshold = thresholds.get(&cur.name).copied();
         columns.push(Column {
             integer: cur.integer && refc.integer,
             name: cur.name,

@@ -103,7 +103,9 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
             spec.min_requests
         ));
     }
+    // Every gate is looked at: one that fails rolls back even while another holds.
     let mut passed = Vec::new();
+    let mut holding: Option<String> = None;
     for g in &spec.gates {
         match g.metric.as_str() {
             "error_rate" => {
@@ -132,17 +134,20 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                     );
                 }
                 (Some(c), Some(b)) => passed.push(format!("p99 {c:.2} vs {b:.2} ms")),
-                _ => return Verdict::Hold("holding: no baseline latency to compare with".into()),
+                _ => {
+                    holding.get_or_insert("holding: no baseline latency to compare with".into());
+                }
             },
             metric => {
                 // An outcome metric from ground truth: enough rows first, then the comparison.
                 let rows = |c: &StepCounts| c.feedback.as_ref().map_or(0, |f| f.n());
                 if rows(cand) < spec.min_requests || rows(base) == 0 {
-                    return Verdict::Hold(format!(
+                    holding.get_or_insert(format!(
                         "holding: {} of {} candidate rows with ground truth for the {metric} gate",
                         rows(cand),
                         spec.min_requests
                     ));
+                    continue;
                 }
                 let value = |c: &StepCounts, who: &str| {
                     let o = c.feedback.as_ref().expect("rows counted above");
@@ -150,7 +155,10 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                 };
                 let (c, b) = match (value(cand, "the candidate"), value(base, "the baseline")) {
                     (Ok(c), Ok(b)) => (c, b),
-                    (Err(why), _) | (_, Err(why)) => return Verdict::Hold(why),
+                    (Err(why), _) | (_, Err(why)) => {
+                        holding.get_or_insert(why);
+                        continue;
+                    }
                 };
                 let worse_by = if higher_is_better(metric) { b - c } else { c - b };
                 let shown = |v: f64| {
@@ -160,7 +168,8 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                         format!("{v:.4}")
                     }
                 };
-                if worse_by > g.threshold {
+                // NaN (an error metric over NaN answers) counts as out of bounds.
+                if !(worse_by <= g.threshold) {
                     let bound = if higher_is_better(metric) {
                         format!("at most {:.2} points less", g.threshold * 100.0)
                     } else {
@@ -178,6 +187,9 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                 passed.push(format!("{metric} {} vs {}", shown(c), shown(b)));
             }
         }
+    }
+    if let Some(reason) = holding {
+        return Verdict::Hold(reason);
     }
     let step_ms = spec.step_seconds as i64 * 1000;
     if elapsed_ms < step_ms {
@@ -484,6 +496,12 @@ mod tests {
         let auc = spec(&[("roc_auc", 0.01)]);
         assert!(
             matches!(judge(&auc, 61_000, &as_good, &base_truth), Verdict::Hold(r) if r.contains("roc_auc is undefined"))
+        );
+        // A gate that cannot decide (no scores for ROC AUC) does not shelter a failing one.
+        let auc_and_errors = spec(&[("roc_auc", 0.01), ("error_rate", 0.01)]);
+        let failing = StepCounts { feedback: truth(180, 200), ..counts(160, 40, 1) };
+        assert!(
+            matches!(judge(&auc_and_errors, 5_000, &failing, &base_truth), Verdict::Fail(r, _) if r.contains("error_rate gate failed"))
         );
         // Regression errors may rise by at most the threshold.
         let numbers = |err: f64, n: usize| {

@@ -57,12 +57,38 @@ impl Outcomes {
     }
 
     /// The probability that a positive row scores above a negative one (ties count half): the
-    /// Mann–Whitney form of the area under the ROC curve. `None` without scores for both kinds.
+    /// Mann–Whitney form of the area under the ROC curve. The score is the model's probability
+    /// of its second class, classes ordered as scikit-learn orders them (numbers numerically,
+    /// else as text); when the positive label is the first of the two, the score is turned
+    /// around. `None` without scores, without both kinds of truth, or with more than two classes.
     pub fn roc_auc(&self, positive: &str) -> Option<f64> {
+        let mut classes: Vec<&str> =
+            self.rows.iter().flat_map(|r| [r.said.as_str(), r.truth.as_str()]).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        if classes.len() > 2 || !classes.contains(&positive) {
+            return None;
+        }
+        let numeric: Option<Vec<f64>> = classes.iter().map(|c| c.parse::<f64>().ok()).collect();
+        let first = match numeric {
+            Some(n) if n.len() == 2 => {
+                if n[0] <= n[1] {
+                    classes[0]
+                } else {
+                    classes[1]
+                }
+            }
+            _ => classes[0],
+        };
+        let flip = classes.len() == 2 && positive == first;
         let mut scored: Vec<(f64, bool)> = self
             .rows
             .iter()
-            .filter_map(|r| r.score.filter(|s| s.is_finite()).map(|s| (s, r.truth == positive)))
+            .filter_map(|r| {
+                r.score
+                    .filter(|s| s.is_finite())
+                    .map(|s| (if flip { 1.0 - s } else { s }, r.truth == positive))
+            })
             .collect();
         let pos = scored.iter().filter(|(_, p)| *p).count();
         let neg = scored.len() - pos;
@@ -86,7 +112,8 @@ impl Outcomes {
         Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
     }
 
-    /// Absolute errors' mean and squared errors' mean root, when every label is a number.
+    /// Absolute errors' mean and squared errors' mean root, when every label is a number. An
+    /// answer that is not finite (a NaN the model gave) makes the errors infinite.
     pub fn regression(&self) -> Option<(f64, f64)> {
         if self.rows.is_empty() {
             return None;
@@ -94,6 +121,12 @@ impl Outcomes {
         let (mut abs, mut sq) = (0.0, 0.0);
         for r in &self.rows {
             let (s, t) = (r.said.parse::<f64>().ok()?, r.truth.parse::<f64>().ok()?);
+            if !t.is_finite() {
+                return None;
+            }
+            if !s.is_finite() {
+                return Some((f64::INFINITY, f64::INFINITY));
+            }
             abs += (s - t).abs();
             sq += (s - t) * (s - t);
         }
@@ -106,17 +139,16 @@ impl Outcomes {
         let undefined = |what: &str| Err(format!("{name} is undefined: {what}"));
         match name {
             "accuracy" => self.correct().value().ok_or_else(|| "no rows with ground truth".into()),
-            "precision" => match self.precision(positive).value() {
-                Some(v) => Ok(v),
-                None => undefined(&format!("no rows said '{positive}'")),
-            },
+            // As scikit-learn with zero_division=0: a variant that never says the positive label
+            // has a precision (and F1) of 0, not an undefined one that would hold a gate forever.
+            "precision" => Ok(self.precision(positive).value().unwrap_or(0.0)),
             "recall" => match self.recall(positive).value() {
                 Some(v) => Ok(v),
-                None => undefined(&format!("no rows truly '{positive}'")),
+                None => undefined(&format!("no rows truly '{positive}' yet")),
             },
-            "f1" => match self.f1(positive) {
-                Some(v) => Ok(v),
-                None => undefined(&format!("no rows said or truly '{positive}'")),
+            "f1" => match self.recall(positive).value() {
+                Some(_) => Ok(self.f1(positive).unwrap_or(0.0)),
+                None => undefined(&format!("no rows truly '{positive}' yet")),
             },
             "roc_auc" => match self.roc_auc(positive) {
                 Some(v) => Ok(v),
@@ -176,10 +208,10 @@ mod tests {
         assert!((o.f1("1").unwrap() - 2.0 / 3.0).abs() < 1e-12);
         // Another positive label turns the table.
         assert_eq!(o.precision("0"), Rate { successes: 2, n: 3 });
-        assert_eq!(
-            o.metric("precision", "fall").unwrap_err(),
-            "precision is undefined: no rows said 'fall'"
-        );
+        // A label never said has a precision of 0 (scikit-learn's zero_division=0); one never
+        // true leaves recall undefined.
+        assert_eq!(o.metric("precision", "fall").unwrap(), 0.0);
+        assert!(o.metric("recall", "fall").unwrap_err().contains("no rows truly 'fall'"));
         assert!(o.regression().is_some() && o.roc_auc("1").is_none());
     }
 
@@ -192,6 +224,13 @@ mod tests {
         assert_eq!(rows(&t, &t, &s(&[0.9, 0.8, 0.2, 0.1])).roc_auc("1"), Some(0.0));
         // Pairs (pos, neg): (0.5 vs 0.1) win, (0.5 vs 0.5) tie, (0.9 vs both) win: 3.5 of 4.
         assert_eq!(rows(&t, &t, &s(&[0.1, 0.5, 0.5, 0.9])).roc_auc("1"), Some(0.875));
+        // The score is the second class's: with "0" positive it is turned around, so a model
+        // that ranks perfectly does so for either label.
+        assert_eq!(rows(&t, &t, &s(&[0.1, 0.2, 0.8, 0.9])).roc_auc("0"), Some(1.0));
+        // Text classes in sorted order: "fall" < "ok", so a score for "ok" is turned for "fall".
+        let ft = ["ok", "ok", "fall", "fall"];
+        assert_eq!(rows(&ft, &ft, &s(&[0.1, 0.2, 0.8, 0.9])).roc_auc("fall"), Some(0.0));
+        assert_eq!(rows(&ft, &ft, &s(&[0.9, 0.8, 0.2, 0.1])).roc_auc("fall"), Some(1.0));
         // Brute force over random rows agrees.
         let mut x = 7u64;
         let mut next = || {
@@ -206,7 +245,7 @@ mod tests {
             rows: data
                 .iter()
                 .map(|(sc, p)| Row {
-                    said: String::new(),
+                    said: if *p { "1" } else { "0" }.into(),
                     truth: if *p { "1" } else { "0" }.into(),
                     score: Some(*sc),
                 })
@@ -237,6 +276,11 @@ mod tests {
         assert!((mae - 2.5 / 3.0).abs() < 1e-12);
         assert!((rmse - (4.25f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!(rows(&["fall"], &["1"], &[]).metric("mae", "1").unwrap_err().contains("numbers"));
+        // A NaN answer makes the errors infinite: no gate passes on it.
+        assert_eq!(
+            rows(&["NaN", "1"], &["1", "1"], &[]).regression(),
+            Some((f64::INFINITY, f64::INFINITY))
+        );
         assert!(Outcomes::default().metric("accuracy", "1").is_err());
         assert!(!higher_is_better("rmse") && higher_is_better("roc_auc"));
     }

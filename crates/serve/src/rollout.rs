@@ -231,7 +231,7 @@ fn name_the_field(value: &Value) -> Option<String> {
             "steps" => err::<Vec<f64>>(v),
             "step_seconds" | "min_requests" => err::<u64>(v),
             "gates" => err::<Vec<Gate>>(v),
-            "promote_alias" => err::<Option<String>>(v),
+            "promote_alias" | "positive_label" => err::<Option<String>>(v),
             other => return Some(format!("{other}: unknown field")),
         };
         if let Some(e) = e {

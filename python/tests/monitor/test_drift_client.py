@@ -45,6 +45,18 @@ def test_bad_requests_are_refused_naming_the_column(sqlite_server):
     with pytest.raises(SlipwayError) as e:
         client._request("POST", "/api/v1/drift", {"reference": [{"name": "x", "dtype": "float", "values": ["a"]}],
                                                   "current": []})
-    assert e.value.status == 400 and "reference column 'x': value 0" in e.value.message
+    assert e.value.status == 400 and "reference column 'x': dtype float but the values are text" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client._request("POST", "/api/v1/drift", {"reference": [{"name": "x", "dtype": "float", "values": [1, "a"]}],
+                                                  "current": []})
+    assert e.value.status == 400 and "value 1 is not of the same kind" in e.value.message, e.value.message
     out = client.drift(ref, cur)
     assert list(out["column"]) == ["x", "c"] and out.attrs["skipped"] == []
+    # pandas' nullable dtypes, with pd.NA, are sent as missing values.
+    ref2 = pd.DataFrame({"n": pd.array(list(range(40)) + [None] * 10, dtype="Int64"),
+                         "b": pd.array([True, False] * 20 + [None] * 10, dtype="boolean")})
+    cur2 = pd.DataFrame({"n": pd.array(list(range(10, 50)) + [None] * 10, dtype="Int64"),
+                         "b": pd.array([True] * 40 + [None] * 10, dtype="boolean")})
+    out = client.drift(ref2, cur2, types={"n": "num"}).set_index("column")
+    assert out.loc["n", "reference_rows"] == 40 and out.loc["n", "test"] == "ks"
+    assert out.loc["b", "test"] == "z" and bool(out.loc["b", "drift"])

@@ -61,7 +61,8 @@ def test_bad_points_are_refused_and_change_nothing(server):
     for point, says in [({"name": "bad-name", "value": 1}, "not a metric name"),
                         ({"name": "slipway_requests", "value": 1}, "Slipway's own"),
                         ({"name": "g", "labels": {"bad label": "x"}, "value": 1}, "not a label name"),
-                        ({"name": "g", "value": "high"}, "value")]:
+                        ({"name": "g", "value": "high"}, "value"),
+                        ({"name": "g", "value": 1, "at_ms": int(time.time() * 1e6)}, "ahead of the server's clock")]:
         with pytest.raises(SlipwayError) as e:
             client.push_gauges([{"name": "ok_gauge", "value": 2}, point])
         assert e.value.status == 400 and says in e.value.message, (point, e.value.message)

@@ -35,13 +35,13 @@ pub(crate) fn report(
         thr = d.share_threshold * 100.0,
         cls = if d.drift { "drift" } else { "ok" },
     );
-    for c in &d.columns {
+    for (i, c) in d.columns.iter().enumerate() {
         let _ = write!(
             out,
             "<tr><td><a href=\"#c-{id}\">{name}</a></td><td>{kind}</td><td>{test}</td><td>{stat}</td>\
              <td class=\"num\">{value:.6}</td><td class=\"num\">{thr}</td><td class=\"{cls}\">{v}</td>\
              <td class=\"num\">{nr} / {nc}</td></tr>",
-            id = anchor(&c.column),
+            id = i,
             name = esc(&c.column),
             kind = c.kind.as_str(),
             test = c.test.name(),
@@ -55,14 +55,14 @@ pub(crate) fn report(
         );
     }
     out.push_str("</tbody></table>");
-    for (c, verdict) in columns.iter().zip(&d.columns) {
+    for (i, (c, verdict)) in columns.iter().zip(&d.columns).enumerate() {
         let (labels, r, k) = distributions(c);
         let _ = write!(
             out,
             "<section id=\"c-{id}\"><h2>{name} <span class=\"{cls}\">{v}</span></h2>\
              <p class=\"note\">{test}: {stat} {value:.6} (threshold {thr}). Shares of each side's rows; \
              <span class=\"ref\">■</span> reference, <span class=\"cur\">■</span> current.</p>{svg}</section>",
-            id = anchor(&c.name),
+            id = i,
             name = esc(&c.name),
             cls = if verdict.drift { "drift" } else { "ok" },
             v = if verdict.drift { "drift" } else { "ok" },
@@ -193,10 +193,6 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n - 1).collect::<String>() + "…"
     }
-}
-
-fn anchor(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 fn esc(s: &str) -> String {

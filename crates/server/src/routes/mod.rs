@@ -103,7 +103,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/drift",
-            post(drift::drift).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+            post(drift::drift).layer(axum::extract::DefaultBodyLimit::max(drift::BODY_LIMIT)),
         )
         .route("/api/v1/gauges", get(gauges::list).post(gauges::push))
         .route("/api/v1/gauges/{name}", get(gauges::history))
