@@ -169,7 +169,7 @@ pub fn judge(spec: &RolloutSpec, elapsed_ms: i64, cand: &StepCounts, base: &Step
                     }
                 };
                 // NaN (an error metric over NaN answers) counts as out of bounds.
-                if !(worse_by <= g.threshold) {
+                if worse_by.is_nan() || worse_by > g.threshold {
                     let bound = if higher_is_better(metric) {
                         format!("at most {:.2} points less", g.threshold * 100.0)
                     } else {
