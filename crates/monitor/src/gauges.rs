@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 /// Points accepted in one push at most.
 pub const MAX_POINTS: usize = 10_000;
+/// Series kept at most (every scrape reads them all).
+pub const MAX_SERIES: i64 = 10_000;
+/// Points one history answer holds at most (the newest).
+pub const MAX_HISTORY: i64 = 100_000;
 const MAX_LABELS: usize = 16;
 const MAX_LABEL_VALUE: usize = 256;
 
@@ -159,6 +163,34 @@ impl Gauges {
         let mut points: Vec<&Point> = points.iter().collect();
         points.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let mut tx = self.db.begin_write().await?;
+        // At the cap, a push may add points to existing series only.
+        let series: i64 = sqlx::query("SELECT COUNT(*) AS n FROM monitor_gauges")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if series + points.len() as i64 > MAX_SERIES {
+            let mut new = 0i64;
+            let mut seen = std::collections::HashSet::new();
+            for p in &points {
+                if !seen.insert((&p.name, &p.labels)) {
+                    continue;
+                }
+                let exists = sqlx::query(
+                    "SELECT 1 AS one FROM monitor_gauges WHERE name = $1 AND labels = $2",
+                )
+                .bind(&p.name)
+                .bind(labels_key(&p.labels))
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+                new += i64::from(!exists);
+            }
+            if series + new > MAX_SERIES {
+                return Err(Error::Invalid(format!(
+                    "at most {MAX_SERIES} gauge series are kept; this push would add {new} to {series}"
+                )));
+            }
+        }
         for p in &points {
             let at = p.at_ms.unwrap_or(now);
             let key = labels_key(&p.labels);
@@ -229,16 +261,23 @@ impl Gauges {
             .collect()
     }
 
-    /// The series named `name` since `since_ms`, oldest point first.
+    /// The series named `name` since `since_ms`, oldest point first; at most [`MAX_HISTORY`]
+    /// points in all (the newest).
     pub async fn history(&self, name: &str, since_ms: i64) -> Result<Vec<History>> {
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT labels, at_ms, value FROM monitor_gauge_points WHERE name = $1 AND at_ms >= $2 \
-             ORDER BY labels, at_ms",
+             ORDER BY at_ms DESC LIMIT $3",
         )
         .bind(name)
         .bind(since_ms)
+        .bind(MAX_HISTORY)
         .fetch_all(self.db.pool())
         .await?;
+        // Back in series order, oldest first within each.
+        let key = |r: &sqlx::any::AnyRow| -> (String, i64) {
+            (r.try_get("labels").unwrap_or_default(), r.try_get("at_ms").unwrap_or_default())
+        };
+        rows.sort_by_key(key);
         let mut out: Vec<History> = Vec::new();
         for r in &rows {
             let key: String = r.try_get("labels")?;

@@ -74,3 +74,14 @@ def test_bad_points_are_refused_and_change_nothing(server):
     assert e.value.status == 404
     done = cli(server, "gauges", "push", "g", "1", "--label", "novalue")
     assert done.returncode != 0 and len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_series_are_capped_at_ten_thousand(sqlite_server):
+    client = Slipway(sqlite_server.url)
+    client.push_gauges([{"name": "bed_occupied", "labels": {"bed": str(i)}, "value": 1} for i in range(10_000)])
+    with pytest.raises(SlipwayError) as e:
+        client.push_gauge("bed_occupied", 1, {"bed": "new"})
+    assert e.value.status == 400 and "at most 10000 gauge series" in e.value.message
+    # Existing series still take points.
+    assert client.push_gauge("bed_occupied", 0, {"bed": "7"})["pushed"] == 1
+    assert len(client.gauges()) == 10_000
