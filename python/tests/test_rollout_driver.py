@@ -2,7 +2,8 @@
 its own and is promoted (old version gone, alias moved); a candidate that fails on 20% of inputs
 is rolled back at its first gate, inside the step's time, while no request the baseline answered
 fails; after `kill -9` the server finds the rollout on the same step with the same weights; two
-servers on one store route alike, and only one of them drives."""
+servers on one store route alike, and only one of them drives; a candidate worse on ground truth
+is rolled back by its accuracy gate."""
 
 import json
 import os
@@ -123,6 +124,43 @@ def test_a_failing_candidate_is_rolled_back_at_its_first_gate(server):
     # Every request the baseline answered succeeded; only the candidate's two-row ones failed.
     assert all(status == 200 for status, variant in traffic.answers if variant == "v1")
     assert any(status == 400 for status, variant in traffic.answers if variant == "v2")
+
+
+def test_a_candidate_worse_on_ground_truth_is_rolled_back_by_its_accuracy_gate(server):
+    client = Slipway(server.url)
+    register(client, 0)
+    register(client, 1)  # learnt the wrong feature: about half its answers are wrong
+    client.create_endpoint("falls", "falls@1")
+    r = client.start_rollout({"endpoint": "falls", "candidate": "v2", "steps": [50, 100], "step_seconds": 1,
+                              "min_requests": 30, "gates": [{"metric": "accuracy", "threshold": 0.05},
+                                                            {"metric": "error_rate", "threshold": 0.05}]})
+    deadline = time.time() + 60
+    i = 0
+    while time.time() < deadline:
+        truth = {}
+        for _ in range(40):
+            row = DATA[i % 300]
+            rid = f"r-{i}"
+            headers = {"Content-Type": "application/json", "X-Request-Id": rid, "X-Slipway-Key": f"bed-{i}"}
+            req = urllib.request.Request(server.url + "/endpoints/falls/invocations", method="POST",
+                                         headers=headers, data=json.dumps({"inputs": [row.tolist()]}).encode())
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 200
+            truth[rid] = int(row[0] > 0)
+            i += 1
+        client.feedback("falls", truth)
+        x = client.rollout(r["id"])
+        if x["state"] != "running":
+            break
+        # Without ground truth the gate holds and says so; with it, it decides.
+        time.sleep(0.5)
+    done = client.rollout(r["id"])
+    assert done["state"] == "rolled_back", done
+    last = done["events"][-1]
+    assert "accuracy gate failed" in last["reason"], last
+    figures = last["figures"]
+    assert figures["candidate"]["feedback_rows"] >= 30 and figures["baseline"]["accuracy"] > figures["candidate"]["accuracy"] + 0.05
+    assert [(v["name"], v["weight"]) for v in client.endpoint("falls")["variants"]] == [("v1", 100)]
 
 
 def start(data_dir, db):

@@ -331,7 +331,10 @@ impl Serving {
         let mut cand = counts.get(&cand_name).cloned().unwrap_or_default();
         let mut base = counts.get(&base_name).cloned().unwrap_or_default();
         if r.spec.gates.iter().any(|g| !matches!(g.metric.as_str(), "error_rate" | "p99_latency")) {
-            let truth = self.feedback_since(&r.spec.endpoint, r.step_started_ms).await?;
+            // The two variants the gates compare, not every variant's rows.
+            let truth = self
+                .feedback_since(&r.spec.endpoint, r.step_started_ms, &[&cand_name, &base_name])
+                .await?;
             cand.feedback = truth.get(&cand_name).cloned();
             base.feedback = truth.get(&base_name).cloned();
         }

@@ -239,20 +239,35 @@ impl Serving {
         Ok(out)
     }
 
-    /// Scored rows per variant of `endpoint` since `since_ms`.
+    /// Scored rows per variant of `endpoint` since `since_ms` (of the named variants only, when
+    /// some are named).
     pub async fn feedback_since(
         &self,
         endpoint: &str,
         since_ms: i64,
+        variants: &[&str],
     ) -> Result<HashMap<String, Outcomes>> {
-        let rows = sqlx::query(
-            "SELECT variant, said, truth, scores FROM serve_feedback \
-             WHERE endpoint = $1 AND at_ms >= $2",
-        )
-        .bind(endpoint)
-        .bind(since_ms)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows = if let [a, b] = variants {
+            sqlx::query(
+                "SELECT variant, said, truth, scores FROM serve_feedback \
+                 WHERE endpoint = $1 AND at_ms >= $2 AND variant IN ($3, $4)",
+            )
+            .bind(endpoint)
+            .bind(since_ms)
+            .bind(*a)
+            .bind(*b)
+            .fetch_all(self.db.pool())
+            .await?
+        } else {
+            sqlx::query(
+                "SELECT variant, said, truth, scores FROM serve_feedback \
+                 WHERE endpoint = $1 AND at_ms >= $2",
+            )
+            .bind(endpoint)
+            .bind(since_ms)
+            .fetch_all(self.db.pool())
+            .await?
+        };
         let mut out: HashMap<String, Outcomes> = HashMap::new();
         for row in &rows {
             let said: Vec<String> =
@@ -280,7 +295,7 @@ impl Serving {
         // This process's latest second too (other replicas' arrive within theirs).
         self.flush_counts().await?;
         let counts = self.counts_since(endpoint, since_ms).await?;
-        let feedback = self.feedback_since(endpoint, since_ms).await?;
+        let feedback = self.feedback_since(endpoint, since_ms, &[]).await?;
         let empty = StepCounts::default();
         let no_truth = Outcomes::default();
         let variants = &e.traffic.variants;
