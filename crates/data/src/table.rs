@@ -295,7 +295,7 @@ impl Profiler {
 }
 
 /// A numeric column as Float64 (dates as days, timestamps in their unit, since the epoch).
-fn as_f64(column: &ArrayRef) -> std::result::Result<arrow_array::Float64Array, String> {
+pub fn as_f64(column: &ArrayRef) -> std::result::Result<arrow_array::Float64Array, String> {
     let cast = |a: &ArrayRef, t: &DataType| arrow_cast::cast(a, t).map_err(|e| arrow_reason(&e));
     let numeric = match column.data_type() {
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => {

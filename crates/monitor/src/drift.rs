@@ -131,6 +131,37 @@ pub enum Values {
 /// The code of a missing label.
 pub const MISSING: u32 = u32::MAX;
 
+/// Builds [`Values::Labels`] a label at a time: each new label gets the next code.
+#[derive(Debug, Default)]
+pub struct LabelCoder {
+    index: HashMap<String, u32>,
+    dictionary: Vec<String>,
+    codes: Vec<u32>,
+}
+
+impl LabelCoder {
+    /// Adds a label, or a missing one.
+    pub fn push(&mut self, label: Option<&str>) {
+        let code = match label {
+            None => MISSING,
+            Some(s) => match self.index.get(s) {
+                Some(c) => *c,
+                None => {
+                    let c = self.dictionary.len() as u32;
+                    self.dictionary.push(s.to_string());
+                    self.index.insert(s.to_string(), c);
+                    c
+                }
+            },
+        };
+        self.codes.push(code);
+    }
+
+    pub fn finish(self) -> Values {
+        Values::Labels { dictionary: self.dictionary, codes: self.codes }
+    }
+}
+
 impl Values {
     /// The side without missing values and infinities; numbers sorted.
     fn clean(&self) -> Clean<'_> {
@@ -153,19 +184,11 @@ impl Values {
 
     /// Labels from strings, `None` missing.
     pub fn labels<S: AsRef<str>>(values: &[Option<S>]) -> Values {
-        let mut index: HashMap<&str, u32> = HashMap::new();
-        let mut dictionary = Vec::new();
-        let codes = values
-            .iter()
-            .map(|v| match v {
-                None => MISSING,
-                Some(s) => *index.entry(s.as_ref()).or_insert_with(|| {
-                    dictionary.push(s.as_ref().to_string());
-                    (dictionary.len() - 1) as u32
-                }),
-            })
-            .collect();
-        Values::Labels { dictionary, codes }
+        let mut coder = LabelCoder::default();
+        for v in values {
+            coder.push(v.as_ref().map(AsRef::as_ref));
+        }
+        coder.finish()
     }
 
     pub fn len(&self) -> usize {

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
-use slipway_data::table::{Batches, Format};
+use slipway_data::profile::DType;
+use slipway_data::table::{Batches, Format, as_f64, dtype_of};
 
-use crate::drift::{Column, Kind, MISSING, Test, Values};
+use crate::drift::{Column, Kind, LabelCoder, MISSING, Test, Values};
 
 /// One column of a table.
 #[derive(Debug, Clone)]
@@ -111,30 +111,20 @@ pub fn read_parts(
 
 enum Builder {
     Numbers { values: Vec<f64>, integer: bool, boolean: bool },
-    Labels { index: HashMap<String, u32>, dictionary: Vec<String>, codes: Vec<u32> },
+    Labels(LabelCoder),
 }
 
 impl Builder {
+    /// By the data stage's view of the type: numbers, booleans and text are compared; dates,
+    /// timestamps and anything else are left out.
     fn for_type(t: &DataType) -> Option<Builder> {
         let numbers = |integer, boolean| Builder::Numbers { values: Vec::new(), integer, boolean };
-        Some(match t {
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => numbers(false, false),
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64 => numbers(true, false),
-            DataType::Boolean => numbers(false, true),
-            DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Dictionary(..) => {
-                Builder::Labels { index: HashMap::new(), dictionary: Vec::new(), codes: Vec::new() }
-            }
-            _ => return None,
+        Some(match dtype_of(t) {
+            DType::Float => numbers(false, false),
+            DType::Integer => numbers(true, false),
+            DType::Boolean => numbers(false, true),
+            DType::String => Builder::Labels(LabelCoder::default()),
+            DType::Date | DType::Timestamp | DType::Other => return None,
         })
     }
 
@@ -147,32 +137,18 @@ impl Builder {
                         if b.is_null(i) { f64::NAN } else { f64::from(u8::from(b.value(i))) }
                     }));
                 } else {
-                    let cast = arrow_cast_f64(column)?;
+                    let cast = as_f64(column)?;
                     values.extend(
                         (0..cast.len())
                             .map(|i| if cast.is_null(i) { f64::NAN } else { cast.value(i) }),
                     );
                 }
             }
-            Builder::Labels { index, dictionary, codes } => {
+            Builder::Labels(coder) => {
                 let text = arrow_cast_utf8(column)?;
                 let strings = text.as_string::<i32>();
                 for i in 0..strings.len() {
-                    if strings.is_null(i) {
-                        codes.push(MISSING);
-                        continue;
-                    }
-                    let s = strings.value(i);
-                    let code = match index.get(s) {
-                        Some(c) => *c,
-                        None => {
-                            let c = dictionary.len() as u32;
-                            dictionary.push(s.to_string());
-                            index.insert(s.to_string(), c);
-                            c
-                        }
-                    };
-                    codes.push(code);
+                    coder.push((!strings.is_null(i)).then(|| strings.value(i)));
                 }
             }
         }
@@ -187,19 +163,14 @@ impl Builder {
                 integer,
                 boolean,
             },
-            Builder::Labels { dictionary, codes, .. } => TableColumn {
+            Builder::Labels(coder) => TableColumn {
                 name: name.to_string(),
-                values: Values::Labels { dictionary, codes },
+                values: coder.finish(),
                 integer: false,
                 boolean: false,
             },
         }
     }
-}
-
-fn arrow_cast_f64(a: &ArrayRef) -> Result<arrow_array::Float64Array, String> {
-    let cast = arrow_cast::cast(a, &DataType::Float64).map_err(|e| e.to_string())?;
-    Ok(cast.as_primitive::<Float64Type>().clone())
 }
 
 fn arrow_cast_utf8(a: &ArrayRef) -> Result<ArrayRef, String> {

@@ -9,10 +9,9 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::client::Client;
+use crate::commands::profile::SPARK;
 use crate::commands::runs::encode;
 use crate::output::{table, time};
-
-const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GaugesCommand {

@@ -7,7 +7,7 @@ use slipway_data::{Version, profile::QuantileSketch};
 use crate::Global;
 use crate::output::table;
 
-const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+pub(crate) const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 pub(crate) fn print(
     v: &Version,
