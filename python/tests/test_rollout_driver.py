@@ -213,7 +213,9 @@ def test_kill_9_resumes_the_step_and_two_servers_route_alike_with_one_driver(ser
         assert view["reason"].startswith("holding: "), view["reason"]
 
         # The leader dies: the other takes over once the lease runs out.
-        leader = 0 if one.rollout(r["id"])["driver"] == first else 1
+        replicas = [json.load(urllib.request.urlopen(u + "/ready", timeout=10))["replica"] for u in (url, url2)]
+        assert first in replicas, (first, replicas)
+        leader = replicas.index(first)
         procs[leader].send_signal(signal.SIGKILL)
         procs[leader].wait()
         survivor = [one, two][1 - leader]

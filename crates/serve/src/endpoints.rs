@@ -653,6 +653,11 @@ impl Serving {
         })
     }
 
+    /// This process's id, as rollout leases (a rollout's `driver`) and the store's counts name it.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
     pub async fn create(
         &self,
         name: &str,

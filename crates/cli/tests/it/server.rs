@@ -20,6 +20,7 @@ async fn health_ready_and_version(backend: Backend) {
     let (status, ready) = get_json(&c, &format!("{}/ready", s.url)).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["checks"], json!({"metadata_store": "ok", "blob_store": "ok"}));
+    assert!(ready["replica"].as_str().is_some_and(|r| r.len() >= 16), "{ready}");
     let (_, v) = get_json(&c, &format!("{}/api/v1/version", s.url)).await;
     assert_eq!(v["metadata_store"], backend.as_str());
     assert_eq!(v["auth_required"], false);

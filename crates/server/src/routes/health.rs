@@ -21,6 +21,8 @@ pub(crate) struct Readiness {
     status: &'static str,
     /// `ok`, or what went wrong, for `metadata_store` and `blob_store`.
     checks: Checks,
+    /// This process's id: a rollout's `driver` names the process leading it.
+    replica: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -48,6 +50,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let body = Readiness {
         status: if ok { "ready" } else { "unavailable" },
         checks: Checks { metadata_store: show(db), blob_store: show(blobs) },
+        replica: state.serving.replica().to_string(),
     };
     if ok {
         return Json(body).into_response();
