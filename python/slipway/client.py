@@ -357,6 +357,46 @@ class Slipway:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/abtest{query}")
 
+    def prediction_log(self, endpoint: str) -> dict:
+        """How `endpoint` logs its traffic (`settings`: sample, max_per_second, window_s,
+        features), what this server process logged and wrote, and the segments of the last 30
+        days (count, rows, bytes, first_ms, last_ms)."""
+        return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/log")
+
+    def set_prediction_log(self, endpoint: str, sample: Optional[float] = None,
+                           max_per_second: Optional[int] = None, window_s: Optional[int] = None,
+                           features=None) -> dict:
+        """Changes how `endpoint` logs: the share of requests (`sample`, 0 to 1, by request id),
+        rows per second per process at most, the window of its profiles (s), and the names of
+        its inputs (default: its training table's columns, from lineage). Absent ones stay."""
+        body = {k: v for k, v in {"sample": sample, "max_per_second": max_per_second,
+                                  "window_s": window_s,
+                                  "features": list(features) if features is not None else None}.items()
+                if v is not None}
+        return self._request("PUT", f"/api/v1/endpoints/{_q(endpoint)}/log", body)
+
+    def predictions(self, endpoint: str, since_ms: Optional[int] = None, until_ms: Optional[int] = None,
+                    version: Optional[int] = None, limit: Optional[int] = None):
+        """Logged predictions of `endpoint` (default: the last hour) as a pandas DataFrame:
+        request_id, at (UTC), variant, version, row (within its request), latency_ms, the inputs
+        by name, prediction and score (a two-class model's score for its second class)."""
+        pd = _pandas("Slipway.predictions()")
+        params = {k: int(v) for k, v in {"since_ms": since_ms, "until_ms": until_ms,
+                                         "version": version, "limit": limit}.items() if v is not None}
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        with self._open(f"/api/v1/endpoints/{_q(endpoint)}/predictions{query}") as r:
+            data = r.read()
+        return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+
+    def prediction_windows(self, endpoint: str, since_ms: Optional[int] = None,
+                           until_ms: Optional[int] = None, variant: Optional[str] = None) -> list:
+        """Per window and variant, merged over every serving process: rows, versions and a
+        summary of every logged column (count, nulls, mean, std, quantiles, histogram, top)."""
+        params = {k: v for k, v in {"since_ms": since_ms, "until_ms": until_ms,
+                                    "variant": variant}.items() if v is not None}
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/windows{query}")["windows"]
+
     def push_gauge(self, name: str, value: float, labels: Optional[dict] = None, at_ms: Optional[int] = None) -> dict:
         """Pushes a value of a custom gauge (`camera_power_state`, labels `{"camera": "ward3-2"}`),
         kept as a time series and exposed on /metrics."""

@@ -99,10 +99,21 @@ impl Client {
         Ok(())
     }
 
+    /// The bytes of a GET's answer, as they are.
+    pub(crate) async fn get_bytes(&self, path: &str) -> anyhow::Result<bytes::Bytes> {
+        self.raw(self.http.get(format!("{}{path}", self.base))).await
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
+        let body = self.raw(request).await?;
+        serde_json::from_slice(&body)
+            .with_context(|| format!("unexpected answer from {}", self.base))
+    }
+
+    async fn raw(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<bytes::Bytes> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -117,8 +128,7 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
             bail!("{} ({status})", message);
         }
-        serde_json::from_slice(&body)
-            .with_context(|| format!("unexpected answer from {}", self.base))
+        Ok(body)
     }
 }
 

@@ -68,6 +68,11 @@ impl Registry {
         Ok(Registry { db, blobs, tracking, artifacts, check: None })
     }
 
+    /// The blob store the registry reads models from.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
     /// Refuses ONNX versions that `check` refuses.
     pub fn with_check(mut self, check: Arc<dyn ModelCheck>) -> Registry {
         self.check = Some(check);

@@ -219,7 +219,8 @@ impl Serving {
         Ok(())
     }
 
-    /// Removes counts and remembered predictions past `KEEP_MS`, at most once an hour.
+    /// Removes counts and remembered predictions past `KEEP_MS`, and the prediction log past its
+    /// own, at most once an hour.
     async fn prune(&self) -> Result<()> {
         let now = now_ms();
         if now - self.pruned_ms.load(Ordering::Relaxed) < PRUNE_EVERY_MS {
@@ -232,7 +233,7 @@ impl Serving {
         ] {
             sqlx::query(sql).bind(now - KEEP_MS).execute(self.db.pool()).await?;
         }
-        Ok(())
+        self.prune_log(now - crate::predlog::KEEP_MS).await
     }
 
     async fn flush_live(&self, live: &Live, window: i64) -> Result<()> {
@@ -396,6 +397,9 @@ pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
         }
         if let Err(e) = serving.flush_predictions().await {
             tracing::warn!(target: "serve::feedback", error = %e, "writing remembered predictions");
+        }
+        if let Err(e) = serving.flush_log(false).await {
+            tracing::warn!(target: "serve::log", error = %e, "writing the prediction log");
         }
         if let Err(e) = serving.prune().await {
             tracing::warn!(target: "serve::counts", error = %e, "removing old counts");

@@ -59,6 +59,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0006_outcomes.sql"),
         postgres: include_str!("../migrations/0006_outcomes.sql"),
     },
+    Migration {
+        version: 7,
+        name: "prediction_log",
+        sqlite: include_str!("../migrations/0007_prediction_log.sql"),
+        postgres: include_str!("../migrations/0007_prediction_log.sql"),
+    },
 ];
 
 /// Triton's dynamic batching knobs.
@@ -79,7 +85,7 @@ impl Default for Batching {
 }
 
 /// A named endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     pub name: String,
     pub model: String,
@@ -90,6 +96,8 @@ pub struct Endpoint {
     /// Counts changes of the traffic: writers change it by compare-and-swap.
     pub revision: i64,
     pub created_ms: i64,
+    /// What of its traffic is logged, and how.
+    pub log: crate::predlog::LogSettings,
 }
 
 /// Errors of serving, each with its error code.
@@ -307,6 +315,8 @@ pub struct Served {
     pub variants: Vec<Arc<Live>>,
     pub shadow: Option<Arc<Live>>,
     checked: Mutex<Instant>,
+    /// The prediction log's per-second cap.
+    pub(crate) log_gate: crate::predlog::LogGate,
 }
 
 impl Served {
@@ -636,6 +646,10 @@ pub struct Serving {
     pub(crate) pending: Arc<Mutex<Vec<crate::feedback::Remembered>>>,
     /// When old counts and predictions were last removed, ms.
     pub(crate) pruned_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// The prediction log of this process.
+    pub(crate) log: Arc<crate::predlog::PredLog>,
+    /// Names the inputs of a model version from its lineage.
+    pub(crate) namer: Option<crate::predlog::Namer>,
 }
 
 impl Serving {
@@ -650,6 +664,8 @@ impl Serving {
             replica: slipway_core::new_id(),
             pending: Default::default(),
             pruned_ms: Default::default(),
+            log: Default::default(),
+            namer: None,
         })
     }
 
@@ -741,10 +757,39 @@ impl Serving {
         Err(Error::Invalid(format!("endpoint '{name}' is changing too often: try again")))
     }
 
+    /// Changes how an endpoint logs its traffic; every process follows within its refresh.
+    pub async fn set_log(
+        &self,
+        name: &str,
+        settings: &crate::predlog::LogSettings,
+    ) -> Result<Endpoint> {
+        settings.check()?;
+        let done = sqlx::query(
+            "UPDATE serve_endpoints SET log_sample = $1, log_max_per_s = $2, log_window_s = $3, \
+             log_features = $4 WHERE name = $5",
+        )
+        .bind(settings.sample)
+        .bind(settings.max_per_second as i64)
+        .bind(settings.window_s as i64)
+        .bind(serde_json::to_string(&settings.features).unwrap_or_else(|_| "[]".into()))
+        .bind(name)
+        .execute(self.db.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        if let Some(served) = self.live.read().expect("live lock").get(name) {
+            let mut checked = served.checked.lock().expect("checked lock");
+            *checked = checked.checked_sub(self.refresh).unwrap_or(*checked);
+        }
+        self.get(name).await
+    }
+
     pub async fn get(&self, name: &str) -> Result<Endpoint> {
         let row = sqlx::query(
             "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
-             created_ms, traffic, revision FROM serve_endpoints WHERE name = $1",
+             created_ms, traffic, revision, log_sample, log_max_per_s, log_window_s, log_features \
+             FROM serve_endpoints WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(self.db.pool())
@@ -756,7 +801,8 @@ impl Serving {
     pub async fn list(&self) -> Result<Vec<Endpoint>> {
         let rows = sqlx::query(
             "SELECT name, model, reference, max_batch_size, max_queue_delay_us, max_queue_len, \
-             created_ms, traffic, revision FROM serve_endpoints ORDER BY name",
+             created_ms, traffic, revision, log_sample, log_max_per_s, log_window_s, log_features \
+             FROM serve_endpoints ORDER BY name",
         )
         .fetch_all(self.db.pool())
         .await?;
@@ -841,6 +887,7 @@ impl Serving {
             variants: lives,
             shadow,
             checked: Mutex::new(Instant::now()),
+            log_gate: Default::default(),
         });
         let versions: Vec<String> =
             served.lives().map(|l| format!("{}=v{}", l.variant, l.version.version)).collect();
@@ -862,7 +909,12 @@ impl Serving {
         mirror: bool,
     ) -> Result<Vec<Output>> {
         let copy = served.shadow.as_ref().filter(|_| mirror).map(|_| input.clone());
+        let logged = (served.endpoint.log.sample > 0.0).then(|| input.clone());
+        let started = Instant::now();
         let outputs = live.predict(input).await?;
+        if let Some(logged) = logged {
+            self.log_request(served, live, request_id, &logged, &outputs, started.elapsed());
+        }
         if served.endpoint.traffic.in_experiment()
             && let Some(first) = outputs.first()
         {
@@ -933,6 +985,13 @@ fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
             max_queue_len: row.try_get::<i64, _>("max_queue_len")? as usize,
         },
         created_ms: row.try_get("created_ms")?,
+        log: crate::predlog::LogSettings {
+            sample: row.try_get("log_sample")?,
+            max_per_second: row.try_get::<i64, _>("log_max_per_s")?.max(0) as u64,
+            window_s: row.try_get::<i64, _>("log_window_s")?.max(1) as u64,
+            features: serde_json::from_str(&row.try_get::<String, _>("log_features")?)
+                .unwrap_or_default(),
+        },
     })
 }
 

@@ -18,6 +18,7 @@ mod endpoints;
 mod feedback;
 mod ops;
 pub mod outcomes;
+pub mod predlog;
 mod rollout;
 mod runtime;
 pub mod split;
@@ -31,6 +32,7 @@ pub use endpoints::{
 };
 pub use feedback::{Scored, truth_text};
 pub use ops::Labels;
+pub use predlog::{FeatureNamer, LogSettings, LogStats, Segment, WindowProfile};
 pub use rollout::{
     Action, Format as RolloutFormat, GATE_METRICS, Gate, Rollout, RolloutEvent, RolloutSpec,
     RolloutState, rollout_format,

@@ -148,8 +148,34 @@ pub(crate) async fn exposition(State(state): State<AppState>) -> Response {
 
 /// Per endpoint variant (and shadow) and model version: requests by outcome, latency and
 /// batch-size histograms, queue depth, requests in flight, shadow agreement.
+/// The prediction log of this process: rows logged, written, dropped (buffer full), capped.
+fn render_log(out: &mut String, state: &AppState) {
+    let st = state.serving.log_stats();
+    if st.logged + st.capped + st.dropped == 0 {
+        return;
+    }
+    let _ = writeln!(out, "# HELP slipway_prediction_log_rows_total Prediction log rows by fate.");
+    let _ = writeln!(out, "# TYPE slipway_prediction_log_rows_total counter");
+    for (fate, n) in [
+        ("logged", st.logged),
+        ("written", st.written),
+        ("dropped", st.dropped),
+        ("capped", st.capped),
+    ] {
+        let _ = writeln!(out, "slipway_prediction_log_rows_total{{fate=\"{fate}\"}} {n}");
+    }
+    let _ =
+        writeln!(out, "# HELP slipway_prediction_log_buffered_rows Rows waiting to be written.");
+    let _ = writeln!(out, "# TYPE slipway_prediction_log_buffered_rows gauge");
+    let _ = writeln!(out, "slipway_prediction_log_buffered_rows {}", st.buffered);
+    let _ = writeln!(out, "# HELP slipway_prediction_log_segments_total Segments written.");
+    let _ = writeln!(out, "# TYPE slipway_prediction_log_segments_total counter");
+    let _ = writeln!(out, "slipway_prediction_log_segments_total {}", st.segments);
+}
+
 fn render_serving(out: &mut String, state: &AppState) {
     use std::sync::atomic::Ordering::Relaxed;
+    render_log(out, state);
     let served = state.serving.snapshot();
     // (live, role): every variant answers, a shadow only compares.
     let live: Vec<(&std::sync::Arc<serve::Live>, &str)> = served

@@ -1,5 +1,6 @@
-//! `slipway endpoints create|list|show|split|shadow|delete`: named endpoints serving a model
-//! version or an alias (or several, by weight, with a shadow), on a server.
+//! `slipway endpoints create|list|show|split|shadow|abtest|log|predictions|delete`: named
+//! endpoints serving a model version or an alias (or several, by weight, with a shadow), on a
+//! server, and the log of what they were asked and answered.
 
 use std::process::ExitCode;
 
@@ -86,6 +87,54 @@ pub(crate) enum EndpointsCommand {
         /// The label precision, recall, F1 and ROC AUC are about
         #[arg(long, default_value = "1")]
         positive: String,
+    },
+    /// Show or change what an endpoint logs for monitoring: the share of requests (by request
+    /// id), a cap on rows per second per process, the window of its profiles, and the names of
+    /// its inputs (by default its training table's columns, found through lineage)
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints log falls\n  \
+        slipway endpoints log falls --sample 0.1 --max-per-second 2000\n  \
+        slipway endpoints log falls --window 60 --features hip_y,head_y,speed,aspect\n  \
+        slipway endpoints log falls --off\n\n\
+        Logged rows are written as Parquet segments every 5 s (or 50,000 rows); a process killed\n\
+        with -9 loses at most those 5 s.")]
+    Log {
+        name: String,
+        /// The share of requests logged, 0 to 1 (default 1: all)
+        #[arg(long, conflicts_with = "off")]
+        sample: Option<f64>,
+        /// Rows logged per second by each process at most (default 10000)
+        #[arg(long)]
+        max_per_second: Option<u64>,
+        /// The window of the log's profiles, in seconds (default 300)
+        #[arg(long)]
+        window: Option<u64>,
+        /// Names of the inputs, comma-separated, in the model's order
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// Log nothing (same as --sample 0)
+        #[arg(long)]
+        off: bool,
+    },
+    /// Logged predictions of an endpoint: inputs, outputs, variant, latency, request id, time
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints predictions falls                      # the last hour, newest 20 rows\n  \
+        slipway endpoints predictions falls --since-hours 24 --out day.parquet\n  \
+        slipway endpoints predictions falls --limit 1000 --json")]
+    Predictions {
+        name: String,
+        /// Look back this many hours (default 1)
+        #[arg(long, default_value_t = 1.0)]
+        since_hours: f64,
+        /// Rows of one model version only
+        #[arg(long)]
+        version: Option<i64>,
+        /// Most rows (default: 20 printed; every row with --out)
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write the rows to this Parquet file
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
@@ -373,6 +422,68 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
                 None => println!("sample ratio: not enough traffic to check"),
             }
         }
+        EndpointsCommand::Log { name, sample, max_per_second, window, features, off } => {
+            let path = format!("/api/v1/endpoints/{}/log", encode(&name));
+            let sample = if off { Some(0.0) } else { sample };
+            let changes = sample.is_some()
+                || max_per_second.is_some()
+                || window.is_some()
+                || features.is_some();
+            let log: Value = if changes {
+                let body = json!({
+                    "sample": sample, "max_per_second": max_per_second,
+                    "window_s": window, "features": features,
+                });
+                let body = Value::Object(
+                    body.as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+                client.put_json(&path, &body).await?
+            } else {
+                client.get(&path).await?
+            };
+            if global.json {
+                crate::output::json(&log)?;
+            } else {
+                print_log(&name, &log);
+            }
+        }
+        EndpointsCommand::Predictions { name, since_hours, version, limit, out } => {
+            if !(since_hours > 0.0 && since_hours.is_finite()) {
+                anyhow::bail!("--since-hours must be a positive number of hours");
+            }
+            let since = slipway_core::now_ms() - (since_hours * 3_600_000.0) as i64;
+            let mut path =
+                format!("/api/v1/endpoints/{}/predictions?since_ms={since}", encode(&name));
+            if let Some(v) = version {
+                path.push_str(&format!("&version={v}"));
+            }
+            if let Some(out) = out {
+                if let Some(n) = limit {
+                    path.push_str(&format!("&limit={n}"));
+                }
+                let bytes = client.get_bytes(&path).await?;
+                std::fs::write(&out, &bytes)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+                if global.json {
+                    crate::output::json(&json!({"out": out, "bytes": bytes.len()}))?;
+                } else {
+                    println!("wrote {} ({} bytes of Parquet)", out.display(), bytes.len());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            path.push_str(&format!("&format=json&limit={}", limit.unwrap_or(20)));
+            let rows: Value = client.get(&path).await?;
+            if global.json {
+                crate::output::json(&rows)?;
+            } else {
+                print_rows(&rows);
+            }
+        }
         EndpointsCommand::Delete { name } => {
             let _: Value = client.delete(&format!("/api/v1/endpoints/{}", encode(&name))).await?;
             if global.json {
@@ -383,4 +494,78 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_log(name: &str, log: &Value) {
+    let st = &log["settings"];
+    let sample = st["sample"].as_f64().unwrap_or(0.0);
+    if sample == 0.0 {
+        println!("endpoint {name}: logging off");
+    } else {
+        println!(
+            "endpoint {name}: logs {}% of requests, at most {} rows/s per process, profiles per {} s",
+            sample * 100.0,
+            text(&st["max_per_second"]),
+            text(&st["window_s"]),
+        );
+    }
+    let features: Vec<String> = st["features"].as_array().into_iter().flatten().map(text).collect();
+    if !features.is_empty() {
+        println!("inputs named {}", features.join(", "));
+    }
+    println!(
+        "{} rows in {} segments ({} bytes) over the last 30 days{}",
+        text(&log["rows"]),
+        text(&log["segments"]),
+        text(&log["bytes"]),
+        match log["last_ms"].as_i64() {
+            Some(ms) => format!(", newest {}", time(Some(ms))),
+            None => String::new(),
+        }
+    );
+    let p = &log["process"];
+    println!(
+        "this process: {} logged, {} written, {} buffered, {} over the cap, {} dropped (buffer full)",
+        text(&p["logged"]),
+        text(&p["written"]),
+        text(&p["buffered"]),
+        text(&p["capped"]),
+        text(&p["dropped"]),
+    );
+}
+
+fn print_rows(rows: &Value) {
+    let list = rows["rows"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no logged predictions in that time");
+        return;
+    }
+    let mut headers: Vec<String> = Vec::new();
+    for r in &list {
+        for k in r.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !headers.contains(k) && k != "request_id" && k != "row" {
+                headers.push(k.clone());
+            }
+        }
+    }
+    let body: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            headers
+                .iter()
+                .map(|h| match (h.as_str(), &r[h]) {
+                    ("at", v) => time(v.as_i64()),
+                    (_, Value::Number(n)) if n.is_f64() => {
+                        format!("{:.4}", n.as_f64().unwrap_or(f64::NAN))
+                    }
+                    (_, v) => text(v),
+                })
+                .collect()
+        })
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let _ = table(&headers, &body);
+    if rows["truncated"] == json!(true) {
+        println!("(more rows: --limit N, or --out FILE for all of them)");
+    }
 }

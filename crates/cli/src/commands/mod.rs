@@ -98,9 +98,20 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         .await
         .context("preparing the registry schema")?
         .with_check(std::sync::Arc::new(::serve::Check));
+    // The prediction log names a model's inputs after its training table's columns.
+    let namer: ::serve::FeatureNamer = {
+        let (registry, data) = (registry.clone(), data.clone());
+        std::sync::Arc::new(move |version, width| {
+            let (registry, data) = (registry.clone(), data.clone());
+            Box::pin(async move {
+                monitor::lineage::model_input_names(&registry, &data, version, width).await
+            })
+        })
+    };
     let serving = ::serve::Serving::open(db.clone(), registry.clone())
         .await
-        .context("preparing the serving schema")?;
+        .context("preparing the serving schema")?
+        .with_feature_namer(namer);
     let gauges = monitor::gauges::Gauges::open(db.clone())
         .await
         .context("preparing the monitoring schema")?;

@@ -70,6 +70,10 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
     background.abort();
+    // What the prediction log holds is written before the process ends.
+    if let Err(e) = stores.serving.flush_log(true).await {
+        tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");
+    }
     stores.db.close().await;
     Ok(ExitCode::SUCCESS)
 }

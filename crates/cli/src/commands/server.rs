@@ -97,6 +97,10 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
     background.abort();
+    // What the prediction log holds is written before the process ends.
+    if let Err(e) = stores.serving.flush_log(true).await {
+        tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");
+    }
     if let Some(task) = worker_task {
         let _ = task.await;
     }

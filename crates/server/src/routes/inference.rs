@@ -606,6 +606,7 @@ fn endpoint_view(e: &serve::Endpoint, served: Option<&Served>) -> Value {
         "key_header": e.traffic.key_header,
         "revision": e.revision,
         "created_ms": e.created_ms,
+        "log": e.log,
     });
     // Each variant with its weight; served here, with its version and counts too.
     let live_of = |name: &str| served.and_then(|s| s.lives().find(|l| l.variant == name));

@@ -10,6 +10,7 @@ mod jobs;
 mod meta;
 mod mlflow;
 mod models;
+mod predlog;
 mod rollouts;
 mod tracking;
 
@@ -45,6 +46,7 @@ pub(crate) use models::{
     __path_get_model_version, __path_list_models, __path_register_version, __path_set_alias,
     __path_version_lineage,
 };
+pub(crate) use predlog::{__path_get_log, __path_log_rows, __path_log_windows, __path_set_log};
 pub(crate) use rollouts::{
     __path_act, __path_get_rollout, __path_list_rollouts, __path_start_rollout,
 };
@@ -115,6 +117,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/endpoints/{name}/traffic", put(inference::set_traffic))
         .route("/api/v1/endpoints/{name}/feedback", post(inference::feedback))
         .route("/api/v1/endpoints/{name}/abtest", get(inference::abtest))
+        .route("/api/v1/endpoints/{name}/log", get(predlog::get_log).put(predlog::set_log))
+        .route("/api/v1/endpoints/{name}/predictions", get(predlog::log_rows))
+        .route("/api/v1/endpoints/{name}/windows", get(predlog::log_windows))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
         .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
         .route("/api/v1/rollouts/{id}/{action}", post(rollouts::act))
