@@ -189,6 +189,11 @@ pub(crate) struct Entry {
     pub(crate) scores: Vec<f64>,
 }
 
+/// Profiles being filled, by (endpoint, variant, window start): (version, window ms, profile).
+type Filling = HashMap<(String, String, i64), (i64, i64, Profile)>;
+/// Input names by (model, version).
+type Names = HashMap<(String, i64), Arc<Vec<String>>>;
+
 #[derive(Debug, Default)]
 struct Pending {
     entries: Vec<Entry>,
@@ -208,9 +213,9 @@ pub(crate) struct PredLog {
     pub(crate) written: AtomicU64,
     pub(crate) segments: AtomicU64,
     /// Profiles this process is filling, by (endpoint, variant, window start).
-    profiles: tokio::sync::Mutex<HashMap<(String, String, i64), (i64, i64, Profile)>>,
+    profiles: tokio::sync::Mutex<Filling>,
     /// Input names by (model, version), once resolved.
-    names: Mutex<HashMap<(String, i64), Arc<Vec<String>>>>,
+    names: Mutex<Names>,
 }
 
 impl PredLog {
@@ -521,10 +526,7 @@ impl Serving {
 
     /// Upserts this process's row of every window it touched; forgets windows that closed
     /// more than a window ago.
-    async fn save_profiles(
-        &self,
-        profiles: &mut HashMap<(String, String, i64), (i64, i64, Profile)>,
-    ) -> Result<()> {
+    async fn save_profiles(&self, profiles: &mut Filling) -> Result<()> {
         let now = now_ms();
         for ((endpoint, variant, window), (version, window_ms, profile)) in profiles.iter() {
             sqlx::query(
@@ -844,10 +846,7 @@ fn read_parts(
 }
 
 /// Folds entries into the profiles of their (endpoint, variant, window).
-fn fold_profiles(
-    profiles: &mut HashMap<(String, String, i64), (i64, i64, Profile)>,
-    entries: &[Entry],
-) {
+fn fold_profiles(profiles: &mut Filling, entries: &[Entry]) {
     for e in entries {
         let window = e.at_ms - e.at_ms.rem_euclid(e.window_ms.max(1000));
         let key = (e.endpoint.to_string(), e.variant.clone(), window);
