@@ -21,8 +21,12 @@ Retry-After), of successes and of errors, the server's peak RSS, and latency rig
 Part `shadow` measures what a shadow costs the variant that answers: endpoints on the same
 model in one `slipway serve`, one plain, one mirroring every request to a second version, one
 mirroring 10%; p50/p99 at concurrency 8 (closed loop: the cores are saturated), interleaved.
+Part `log` measures what the prediction log costs: two endpoints on the same model in one
+`slipway serve`, one logging every request (the default), one with its log off; p50/p99 open
+loop at --log-rate requests/s (5,000 by default), then closed loop at c=8, interleaved runs;
+then the rows the log wrote, read back.
 
-    bench/run serving [--parts compute,http,overload,shadow] [--iters N] [--batches 1,256] [--models ...]
+    bench/run serving [--parts compute,http,overload,shadow,log] [--iters N] [--batches 1,256] [--models ...]
                       [--duration S] [--reps N] [--overload-seconds S]
 """
 
@@ -309,6 +313,63 @@ def shadow_part(binary: Path, work: Path, args) -> None:
     serve.stop()
 
 
+def log_part(binary: Path, work: Path, args) -> None:
+    """The prediction log's cost: one `slipway serve`, endpoints `logged` (every request logged:
+    inputs, outputs, scores, latency, id, time, written as Parquet every 5 s with per-window
+    profiles) and `unlogged` (log off) on the same LogisticRegression; p50/p99 open loop at
+    `--log-rate` requests/s, then closed loop at c=8, interleaved runs."""
+    logs = work / "logs"
+    ref = json.loads((work / "logreg20.ref.json").read_text())
+    body = work / "row20-tensor.json"
+    body.write_text(json.dumps({"inputs": [[float(x) for x in ref["batch"][0]]]}))
+    model = work / "logreg20_nozipmap.onnx"
+    data = work / "slipway-log"
+    h.slipway_registered(binary, data, model, logs, "log", [
+        ["endpoints", "create", "logged", "lr@prod"],
+        ["endpoints", "create", "unlogged", "lr@prod"],
+        ["endpoints", "log", "unlogged", "--off"],
+    ])
+    serve = h.spawn("slipway-serve-log", [binary, "serve", "--port", "0", "--data-dir", data], logs, cwd=data)
+    m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),
+                      timeout=60, what="listening")
+    url = m.group(1)
+    targets = {"log off": f"{url}/endpoints/unlogged/invocations",
+               "logged": f"{url}/endpoints/logged/invocations"}
+    for t in targets.values():
+        loadtest(binary, t, body, 1, 0.5, warmup=0.2)
+
+    def measure(concurrency, rate):
+        results = {n: {"p50": [], "p99": [], "rps": []} for n in targets}
+        for name, _ in h.interleave({n: args.reps * 2 for n in targets}):
+            r = loadtest(binary, targets[name], body, concurrency, args.duration / 2, rate=rate)
+            if r["errors"] or r["other_status"] or r["overloaded"]:
+                raise h.BenchError(f"{name}: failed requests under load: {r}")
+            results[name]["p50"].append(r["latency_us"]["p50"])
+            results[name]["p99"].append(r["latency_us"]["p99"])
+            results[name]["rps"].append(r["ok_per_s"])
+        return {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+
+    def table(title, med):
+        base, logged = med["log off"], med["logged"]
+        print()
+        print(title)
+        print(f"{'':<24} {'log off':>12} {'logged':>12} {'added':>8}")
+        for key, label in [("p50", "p50 latency, µs"), ("p99", "p99 latency, µs"), ("rps", "throughput, req/s")]:
+            print(f"{label:<24} {base[key]:>12.0f} {logged[key]:>12.0f} {100 * (logged[key] / base[key] - 1):>7.1f}%")
+
+    runs = f"{args.duration / 2:.0f} s per run, medians of {args.reps * 2} interleaved runs"
+    table(f"prediction log: 1-row requests, open loop at {args.log_rate:.0f}/s (c=32), {runs}",
+          measure(32, args.log_rate))
+    table(f"prediction log: 1-row requests, closed loop at c=8, {runs}", measure(8, None))
+    time.sleep(6.5)  # the last segment
+    with urllib.request.urlopen(f"{url}/api/v1/endpoints/logged/log", timeout=10) as resp:
+        log = json.loads(resp.read())
+    p = log["process"]
+    print(f"the log wrote {log['rows']} rows in {log['segments']} segments ({log['bytes'] / 1e6:.1f} MB); "
+          f"logged {p['logged']}, dropped {p['dropped']}, over the cap {p['capped']}")
+    serve.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run serving", description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="compute,http,overload,shadow")
@@ -318,6 +379,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP run")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--overload-seconds", type=float, default=30.0)
+    ap.add_argument("--log-rate", type=float, default=5000.0, help="requests/s of part log's open loop")
     args = ap.parse_args()
     h.install_cleanup()
     binary = h.slipway_bin()
@@ -335,6 +397,8 @@ def main() -> int:
         overload_part(binary, work, args)
     if "shadow" in parts:
         shadow_part(binary, work, args)
+    if "log" in parts:
+        log_part(binary, work, args)
     if "compute" not in parts:
         return 0
     print()

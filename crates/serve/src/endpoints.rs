@@ -317,6 +317,9 @@ pub struct Served {
     checked: Mutex<Instant>,
     /// The prediction log's per-second cap.
     pub(crate) log_gate: crate::predlog::LogGate,
+    /// The log's input names set by hand, and none, shared by every logged request.
+    pub(crate) log_features: Arc<Vec<String>>,
+    pub(crate) no_features: Arc<Vec<String>>,
 }
 
 impl Served {
@@ -883,11 +886,13 @@ impl Serving {
         }
         let shadow = if traffic.shadow.is_some() { lives.pop() } else { None };
         let served = Arc::new(Served {
-            endpoint,
             variants: lives,
             shadow,
             checked: Mutex::new(Instant::now()),
             log_gate: Default::default(),
+            log_features: Arc::new(endpoint.log.features.clone()),
+            no_features: Default::default(),
+            endpoint,
         });
         let versions: Vec<String> =
             served.lives().map(|l| format!("{}=v{}", l.variant, l.version.version)).collect();

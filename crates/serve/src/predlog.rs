@@ -191,6 +191,8 @@ pub(crate) struct Entry {
 
 /// Profiles being filled, by (endpoint, variant, window start): (version, window ms, profile).
 type Filling = HashMap<(String, String, i64), (i64, i64, Profile)>;
+/// A profile to upsert: its key, version, window (ms), rows and its encoding.
+type Touched = ((String, String, i64), i64, i64, u64, String);
 /// Input names by (model, version).
 type Names = HashMap<(String, i64), Arc<Vec<String>>>;
 
@@ -366,13 +368,11 @@ impl Serving {
             }
         }
         let Some((inputs, width)) = input_values(input) else { return };
-        let features = if settings.features.len() == width {
-            Arc::new(settings.features.clone())
+        // Names set by hand; else the writer names the rows (from lineage), off this path.
+        let features = if served.log_features.len() == width {
+            served.log_features.clone()
         } else {
-            self.log
-                .names(&live.version.name, live.version.version)
-                .filter(|n| n.len() == width)
-                .unwrap_or_else(|| Arc::new(Vec::new()))
+            served.no_features.clone()
         };
         self.log.push(Entry {
             endpoint: Arc::from(live.endpoint.as_str()),
@@ -425,24 +425,43 @@ impl Serving {
         }
         let mut written = 0;
         let mut failed: Option<Error> = None;
+        let mut done: Vec<Entry> = Vec::new();
         for ((endpoint, version), mut entries) in groups {
             if failed.is_some() {
                 self.requeue(entries);
                 continue;
             }
             self.name_entries(&mut entries).await;
-            match self.write_segment(&endpoint, version, &entries).await {
-                Ok(rows) => {
+            match self.write_segment(&endpoint, version, entries).await {
+                Ok((rows, entries)) => {
                     written += rows;
-                    fold_profiles(&mut profiles, &entries);
+                    done.extend(entries);
                 }
-                Err(e) => {
+                Err((e, entries)) => {
                     failed = Some(e);
                     self.requeue(entries);
                 }
             }
         }
-        self.save_profiles(&mut profiles).await?;
+        // Folding and encoding profiles is CPU work: off the runtime's threads, as encoding is.
+        let filling = std::mem::take(&mut *profiles);
+        let (filling, touched) = tokio::task::spawn_blocking(move || {
+            let mut filling = filling;
+            let touched = fold_profiles(&mut filling, &done);
+            let encoded: Vec<Touched> = touched
+                .into_iter()
+                .filter_map(|key| {
+                    let (version, window_ms, p) = filling.get(&key)?;
+                    let text = String::from_utf8_lossy(&p.encode()).into_owned();
+                    Some((key, *version, *window_ms, p.rows, text))
+                })
+                .collect();
+            (filling, encoded)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("profiling the log: {e}")))?;
+        *profiles = filling;
+        self.save_profiles(&mut profiles, touched).await?;
         match failed {
             Some(e) => Err(e),
             None => Ok(written),
@@ -457,10 +476,7 @@ impl Serving {
 
     /// Names the inputs of entries logged before their version's names were known.
     async fn name_entries(&self, entries: &mut [Entry]) {
-        let Some(first) = entries.first() else { return };
-        if !first.features.is_empty() {
-            return;
-        }
+        let Some(first) = entries.iter().find(|e| e.features.is_empty()) else { return };
         let (model, version, width) = (first.model.clone(), first.version, first.width);
         let known = self.log.names(&model, version);
         let names = match known {
@@ -486,17 +502,43 @@ impl Serving {
         }
     }
 
+    /// Writes `entries` as one segment; gives them back, written or not.
     async fn write_segment(
         &self,
         endpoint: &str,
         version: i64,
+        entries: Vec<Entry>,
+    ) -> Result<(usize, Vec<Entry>), (Error, Vec<Entry>)> {
+        let (encoded, entries) = match tokio::task::spawn_blocking(move || {
+            (encode_segment(&entries), entries)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                return Err((Error::Invalid(format!("writing a log segment: {e}")), Vec::new()));
+            }
+        };
+        match encoded {
+            Ok(Some((bytes, rows))) => {
+                match self.store_segment(endpoint, version, &entries, bytes, rows).await {
+                    Ok(()) => Ok((rows, entries)),
+                    Err(e) => Err((e, entries)),
+                }
+            }
+            Ok(None) => Ok((0, entries)),
+            Err(e) => Err((e, entries)),
+        }
+    }
+
+    async fn store_segment(
+        &self,
+        endpoint: &str,
+        version: i64,
         entries: &[Entry],
-    ) -> Result<usize> {
-        let owned = entries.to_vec();
-        let encoded = tokio::task::spawn_blocking(move || encode_segment(&owned))
-            .await
-            .map_err(|e| Error::Invalid(format!("writing a log segment: {e}")))??;
-        let Some((bytes, rows)) = encoded else { return Ok(0) };
+        bytes: Vec<u8>,
+        rows: usize,
+    ) -> Result<()> {
         let size = bytes.len() as i64;
         let put = self.registry.blobs().put_bytes(bytes.into()).await?;
         let first_ms = entries.iter().map(|e| e.at_ms).min().unwrap_or(0);
@@ -521,14 +563,14 @@ impl Serving {
         .await?;
         self.log.written.fetch_add(rows as u64, Ordering::Relaxed);
         self.log.segments.fetch_add(1, Ordering::Relaxed);
-        Ok(rows)
+        Ok(())
     }
 
     /// Upserts this process's row of every window it touched; forgets windows that closed
     /// more than a window ago.
-    async fn save_profiles(&self, profiles: &mut Filling) -> Result<()> {
+    async fn save_profiles(&self, profiles: &mut Filling, touched: Vec<Touched>) -> Result<()> {
         let now = now_ms();
-        for ((endpoint, variant, window), (version, window_ms, profile)) in profiles.iter() {
+        for ((endpoint, variant, window), version, window_ms, rows, text) in touched {
             sqlx::query(
                 "INSERT INTO serve_log_profiles (endpoint, variant, window_ms, replica, version, \
                  window_s, rows, profile, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -538,12 +580,12 @@ impl Serving {
             )
             .bind(endpoint)
             .bind(variant)
-            .bind(*window)
+            .bind(window)
             .bind(&self.replica)
-            .bind(*version)
-            .bind(*window_ms / 1000)
-            .bind(profile.rows as i64)
-            .bind(String::from_utf8_lossy(&profile.encode()).into_owned())
+            .bind(version)
+            .bind(window_ms / 1000)
+            .bind(rows as i64)
+            .bind(text)
             .bind(now)
             .execute(self.db.pool())
             .await?;
@@ -846,7 +888,11 @@ fn read_parts(
 }
 
 /// Folds entries into the profiles of their (endpoint, variant, window).
-fn fold_profiles(profiles: &mut Filling, entries: &[Entry]) {
+fn fold_profiles(
+    profiles: &mut Filling,
+    entries: &[Entry],
+) -> std::collections::HashSet<(String, String, i64)> {
+    let mut touched = std::collections::HashSet::new();
     for e in entries {
         let window = e.at_ms - e.at_ms.rem_euclid(e.window_ms.max(1000));
         let key = (e.endpoint.to_string(), e.variant.clone(), window);
@@ -863,6 +909,7 @@ fn fold_profiles(profiles: &mut Filling, entries: &[Entry]) {
             (e.version, e.window_ms, Profile::new(&cols))
         });
         *version = e.version;
+        touched.insert((e.endpoint.to_string(), e.variant.clone(), window));
         let width = e.features.len();
         if width != e.width || p.columns.len() != width + 3 {
             continue;
@@ -890,6 +937,7 @@ fn fold_profiles(profiles: &mut Filling, entries: &[Entry]) {
             latency.push_number(e.latency_ms, None);
         }
     }
+    touched
 }
 
 /// A segment's Parquet bytes and row count: entries of one endpoint and version (one width).

@@ -30,3 +30,39 @@ def test_gauges_page_lists_series_with_sparklines(page, sqlite_server):
     assert page.locator("tr[data-gauge=camera_power_state] svg.spark path").count() == 1
     assert page.locator("tr[data-gauge=ward_bandwidth_mbps] svg.spark path").count() == 0
     assert page.problems == []
+
+
+def test_endpoint_page_shows_its_prediction_log_per_window(page, sqlite_server):
+    import json
+    import urllib.request
+
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    client = Slipway(sqlite_server.url)
+    X = np.random.default_rng(3).normal(size=(200, 3)).astype(np.float32)
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    client.register_model("falls", model=to_onnx(model, initial_types=[("X", FloatTensorType([None, 3]))],
+                                                 options={id(model): {"zipmap": False}}).SerializeToString())
+    client.create_endpoint("falls", "falls@1")
+    client.set_prediction_log("falls", features=["hip_y", "speed", "aspect"], window_s=1)
+    for i in range(40):
+        req = urllib.request.Request(sqlite_server.url + "/endpoints/falls/invocations", method="POST",
+                                     headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"inputs": X[i:i + 1].tolist()}).encode())
+        urllib.request.urlopen(req, timeout=10).read()
+        time.sleep(0.06)
+    deadline = time.time() + 15
+    while client.prediction_log("falls")["rows"] < 40 and time.time() < deadline:
+        time.sleep(0.3)
+
+    page.goto(sqlite_server.url + "/#/endpoints/falls")
+    page.wait_for_selector("table.log-columns")
+    assert "Logs 100% of requests" in page.inner_text("p.log-settings")
+    assert "40 rows in" in page.inner_text("p.log-settings")
+    assert cells(page, "table.log-columns tbody td:first-child") == ["hip_y", "speed", "aspect", "prediction", "score", "latency_ms"]
+    # Requests spread over more than one window draw each column's mean as a line.
+    assert page.locator("tr[data-column=speed] svg.spark path").count() == 1
+    assert page.problems == []

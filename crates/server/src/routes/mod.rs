@@ -136,7 +136,8 @@ pub(crate) fn router(state: AppState) -> Router {
     layered(app, state)
 }
 
-/// What `slipway serve` answers: health, metrics, the endpoints (read-only) and inference.
+/// What `slipway serve` answers: health, metrics, the endpoints and their logs (read-only) and
+/// inference.
 pub(crate) fn serving_router(state: AppState) -> Router {
     let app = Router::new()
         .route("/health", get(health::health))
@@ -145,6 +146,7 @@ pub(crate) fn serving_router(state: AppState) -> Router {
         .route("/api/v1/version", get(meta::version))
         .route("/api/v1/endpoints", get(inference::list_endpoints))
         .route("/api/v1/endpoints/{name}", get(inference::get_endpoint))
+        .route("/api/v1/endpoints/{name}/log", get(predlog::get_log))
         .merge(inference_routes());
     layered(app, state)
 }

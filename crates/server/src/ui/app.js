@@ -966,10 +966,12 @@ PAGES.endpoints = async (segments) => {
 /** One endpoint: its traffic, its rollouts with the latest one's timeline (steps, each
  *  decision with its reason and figures), and the A/B report of its variants. */
 async function endpointPage(name) {
-  const [e, { rollouts }, ab] = await Promise.all([
+  const [e, { rollouts }, ab, log, { windows }] = await Promise.all([
     api(`/api/v1/endpoints/${enc(name)}`),
     api(`/api/v1/rollouts?endpoint=${enc(name)}`),
     api(`/api/v1/endpoints/${enc(name)}/abtest`),
+    api(`/api/v1/endpoints/${enc(name)}/log`),
+    api(`/api/v1/endpoints/${enc(name)}/windows`),
   ]);
   const pct = (v) => (typeof v !== "number" ? "—" : (100 * v).toFixed(2) + "%");
   const num = (v, d = 2) => (typeof v !== "number" ? "—" : v.toFixed(d));
@@ -1004,7 +1006,55 @@ async function endpointPage(name) {
     rollouts.length > 1 ? h("p", { class: "note" }, `${rollouts.length - 1} earlier rollout(s): slipway rollout status --endpoint ${name}`) : null,
     h("h2", {}, "A/B results (last 24 hours)"), variants,
     h("ul", { class: "comparisons" }, comparisons),
-    h("p", { class: "note srm" + (ab.sample_ratio.mismatch ? " alert" : "") }, srm));
+    h("p", { class: "note srm" + (ab.sample_ratio.mismatch ? " alert" : "") }, srm),
+    h("h2", {}, "Prediction log"), predictionLog(name, log, windows));
+}
+
+/** What an endpoint logs, and each logged column over the windows of the last 24 hours (the
+ *  profiles every process wrote, merged): its mean per window, and the latest window's figures. */
+function predictionLog(name, log, windows) {
+  const st = log.settings;
+  const how = st.sample === 0 ? "Logging is off."
+    : `Logs ${+(100 * st.sample).toFixed(2)}% of requests (at most ${st.max_per_second} rows/s per process), profiled per ${st.window_s} s window. ` +
+      `${log.rows} rows in ${log.segments} Parquet segments over the last 30 days.`;
+  const lede = h("p", { class: "note log-settings" }, how, " Rows: ", h("code", {}, `slipway endpoints predictions ${name} --out rows.parquet`), ".");
+  if (!windows.length) return h("div", {}, lede, h("div", { class: "empty" }, "No logged windows in the last 24 hours."));
+  // Windows of all variants merged per column, oldest first.
+  const byWindow = new Map();
+  for (const w of windows) {
+    const at = byWindow.get(w.window_ms) || { rows: 0, columns: new Map() };
+    at.rows += w.rows;
+    for (const c of w.columns) {
+      const prev = at.columns.get(c.name);
+      // Counts add up; a mean is weighted by its count.
+      if (!prev) at.columns.set(c.name, { ...c });
+      else {
+        const n = prev.count + c.count;
+        if (typeof c.mean === "number" && typeof prev.mean === "number" && n > 0) prev.mean = (prev.mean * prev.count + c.mean * c.count) / n;
+        prev.count = n; prev.nulls += c.nulls;
+      }
+    }
+    byWindow.set(w.window_ms, at);
+  }
+  const order = [...byWindow.keys()].sort((a, b) => a - b);
+  const last = byWindow.get(order[order.length - 1]);
+  const names = [...last.columns.keys()];
+  const q = (c, p) => { const f = (c.quantiles || []).find(([x]) => x === p); return f ? f[1] : null; };
+  const fmt = (v) => (typeof v !== "number" ? "—" : Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.01) ? v.toPrecision(3) : v.toFixed(3));
+  const top = (c) => (c.top || []).slice(0, 3).map(([v, n]) => `${v} (${n})`).join(", ");
+  return h("div", {}, lede,
+    h("p", { class: "note" }, `${order.length} window(s) since ${time(order[0])}; the latest, ${time(order[order.length - 1])}, holds ${last.rows} rows.`),
+    h("table", { class: "log-columns" },
+      h("thead", {}, h("tr", {}, ["Column", "Mean per window", "Mean", "p5", "p50", "p95", "Nulls", "Top values"].map((c, i) => h("th", { class: i >= 2 && i <= 6 ? "num" : null }, c)))),
+      h("tbody", {}, names.map((n) => {
+        const c = last.columns.get(n);
+        const series = order.map((w) => byWindow.get(w).columns.get(n)).filter((x) => x && typeof x.mean === "number").map((x) => ({ value: x.mean }));
+        return h("tr", { "data-column": n },
+          h("td", {}, n), h("td", {}, series.length ? sparkline(series) : ""),
+          h("td", { class: "num", "data-col": "mean" }, fmt(c.mean)), h("td", { class: "num" }, fmt(q(c, 0.05))),
+          h("td", { class: "num" }, fmt(q(c, 0.5))), h("td", { class: "num" }, fmt(q(c, 0.95))),
+          h("td", { class: "num" }, String(c.nulls)), h("td", { class: "muted" }, top(c)));
+      }))));
 }
 
 /** A rollout's steps (the current one marked) and its events, newest last. */
