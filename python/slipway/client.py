@@ -397,6 +397,43 @@ class Slipway:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/windows{query}")["windows"]
 
+    def create_monitor(self, name: str, endpoint: str, kind: str, reference: Optional[str] = None,
+                       baseline_window_ms: Optional[int] = None, columns=None, tests: Optional[dict] = None,
+                       thresholds: Optional[dict] = None, share: float = 0.5, min_rows: int = 30) -> dict:
+        """A monitor on `endpoint` that judges each closed window of its prediction log:
+        `kind="skew"` against the model's training table (`reference="fall-features@3"`, else the
+        one its lineage names), `"drift"` against the window before (or `baseline_window_ms`),
+        `"prediction_drift"` the same on its predictions; Evidently's default tests unless
+        `tests={"col": "psi"}` / `thresholds`."""
+        body = {"name": name, "endpoint": endpoint, "kind": kind, "columns": list(columns or []),
+                "tests": tests or {}, "thresholds": thresholds or {}, "share": share, "min_rows": min_rows}
+        if reference is not None:
+            body["reference"] = reference
+        if baseline_window_ms is not None:
+            body["baseline_window_ms"] = int(baseline_window_ms)
+        return self._request("POST", "/api/v1/monitors", body)
+
+    def monitors(self) -> list:
+        """Every monitor with its latest report."""
+        return self._request("GET", "/api/v1/monitors")["monitors"]
+
+    def monitor(self, name: str) -> dict:
+        return self._request("GET", f"/api/v1/monitors/{_q(name)}")
+
+    def delete_monitor(self, name: str) -> None:
+        self._request("DELETE", f"/api/v1/monitors/{_q(name)}")
+
+    def evaluate_monitor(self, name: str, window_ms: Optional[int] = None) -> dict:
+        """Judges a window now (default: the latest closed one) and keeps the report: the
+        verdict, and per column the test, statistic, threshold and drift."""
+        query = f"?window_ms={int(window_ms)}" if window_ms is not None else ""
+        return self._request("POST", f"/api/v1/monitors/{_q(name)}/evaluate{query}", {})
+
+    def monitor_reports(self, name: str, since_ms: Optional[int] = None) -> list:
+        """A monitor's reports, newest first (default: windows of the last 24 hours)."""
+        query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
+        return self._request("GET", f"/api/v1/monitors/{_q(name)}/reports{query}")["reports"]
+
     def push_gauge(self, name: str, value: float, labels: Optional[dict] = None, at_ms: Optional[int] = None) -> dict:
         """Pushes a value of a custom gauge (`camera_power_state`, labels `{"camera": "ward3-2"}`),
         kept as a time series and exposed on /metrics."""

@@ -83,6 +83,9 @@ enum Command {
     /// Custom gauges a deployment pushes (camera power, bandwidth): push, list, show over time
     #[command(subcommand)]
     Gauges(commands::gauges::GaugesCommand),
+    /// Monitors on endpoints: skew against the training table, drift between windows, per window
+    #[command(subcommand)]
+    Monitor(commands::monitor::MonitorCommand),
     /// Compare a current table with a reference one, column by column: has the data drifted?
     Drift(commands::drift::DriftArgs),
     /// Drive an HTTP endpoint with load (closed loop, or open loop with --rate) and report
@@ -178,6 +181,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Loadtest(args) => commands::loadtest::run(args, &global).await,
         Command::Drift(args) => commands::drift::run(args, &global).await,
         Command::Gauges(cmd) => commands::gauges::run(cmd, &global).await,
+        Command::Monitor(cmd) => commands::monitor::run(cmd, &global).await,
     }
 }
 

@@ -188,6 +188,20 @@ impl ColumnProfile {
         }
     }
 
+    /// Many values of a float column at once (no keys): the same profile as pushing them one by
+    /// one with [`push_number`](Self::push_number), with one sketch update per bucket.
+    pub fn push_numbers(&mut self, xs: &[f64]) {
+        self.count += xs.len() as u64;
+        if let Some(numeric) = &mut self.numeric {
+            numeric.push_many(xs);
+        }
+        for &x in xs {
+            if !x.is_nan() {
+                self.distinct.insert(mix64((x + 0.0).to_bits()));
+            }
+        }
+    }
+
     /// A value counted as itself: a string, a boolean, or anything else in its text form.
     pub fn push_text(&mut self, value: &str) {
         self.count += 1;
@@ -322,6 +336,25 @@ impl Numeric {
         self.sum.add(x);
         self.sum_squares.add_square(x);
         self.sketch.insert(x);
+    }
+
+    fn push_many(&mut self, xs: &[f64]) {
+        let mut finite = Vec::with_capacity(xs.len());
+        for &x in xs {
+            if x.is_nan() {
+                self.nan += 1;
+            } else if x.is_infinite() {
+                self.infinite += 1;
+            } else {
+                self.min = Some(self.min.map_or(x, |m| m.min(x)));
+                self.max = Some(self.max.map_or(x, |m| m.max(x)));
+                self.sum.add(x);
+                self.sum_squares.add_square(x);
+                finite.push(x);
+            }
+        }
+        self.finite += finite.len() as u64;
+        self.sketch.insert_many(&finite);
     }
 
     fn merge(&mut self, other: &Numeric) {
@@ -559,6 +592,31 @@ impl QuantileSketch {
             add_bin(&mut self.positive, Self::key(x), 1);
         } else {
             add_bin(&mut self.negative, Self::key(-x), 1);
+        }
+    }
+
+    /// Inserts many values: the same sketch as inserting them one by one, with one bin update
+    /// per distinct bucket rather than per value.
+    pub fn insert_many(&mut self, xs: &[f64]) {
+        let (mut positive, mut negative) = (Vec::new(), Vec::new());
+        for &x in xs {
+            if !x.is_finite() {
+                continue;
+            }
+            if x == 0.0 {
+                self.zeros += 1;
+            } else if x > 0.0 {
+                positive.push(Self::key(x));
+            } else {
+                negative.push(Self::key(-x));
+            }
+        }
+        for (keys, store) in [(positive, &mut self.positive), (negative, &mut self.negative)] {
+            let mut keys = keys;
+            keys.sort_unstable();
+            for run in keys.chunk_by(|a, b| a == b) {
+                add_bin(store, run[0], run.len() as u64);
+            }
         }
     }
 
@@ -834,6 +892,29 @@ pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushing_many_numbers_equals_pushing_them_one_by_one() {
+        // Wide magnitudes (past MAX_BINS buckets, so bins fold), both signs, zeros, -0.0, NaN, ±inf.
+        let mut xs: Vec<f64> = (0..20_000)
+            .map(|i| {
+                let m = ((i * 7919) % 1200) as f64 - 600.0;
+                let sign = if i % 3 == 0 { -1.0 } else { 1.0 };
+                sign * 10f64.powf(m / 2.0) * (1.0 + (i % 13) as f64 / 13.0)
+            })
+            .collect();
+        xs.extend([0.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5, 1.5]);
+        let mut one = ColumnProfile::new("x", DType::Float);
+        for &x in &xs {
+            one.push_number(x, None);
+        }
+        let mut many = ColumnProfile::new("x", DType::Float);
+        let (a, b) = xs.split_at(7_000);
+        many.push_numbers(a);
+        many.push_numbers(b);
+        assert!(one.numeric.as_ref().unwrap().sketch.positive.len() >= QuantileSketch::MAX_BINS);
+        assert_eq!(one, many);
+    }
 
     /// A deterministic stream of awkward doubles: wide magnitudes, both signs, repeats.
     fn values(n: usize, seed: u64) -> Vec<f64> {

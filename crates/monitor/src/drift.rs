@@ -318,6 +318,31 @@ pub struct ColumnDrift {
     pub current_dropped: usize,
 }
 
+impl ColumnDrift {
+    /// A verdict back from its JSON (a non-finite statistic was written as null: NaN).
+    pub fn from_json(v: &serde_json::Value) -> Option<ColumnDrift> {
+        let test = Test::parse(v["test"].as_str()?)?;
+        let kind = match v["kind"].as_str()? {
+            "numerical" => Kind::Numerical,
+            "categorical" => Kind::Categorical,
+            _ => return None,
+        };
+        Some(ColumnDrift {
+            column: v["column"].as_str()?.to_string(),
+            kind,
+            test,
+            statistic_name: test.statistic_name(),
+            statistic: v["statistic"].as_f64().unwrap_or(f64::NAN),
+            threshold: v["threshold"].as_f64()?,
+            drift: v["drift"].as_bool()?,
+            reference_rows: v["reference_rows"].as_u64()? as usize,
+            current_rows: v["current_rows"].as_u64()? as usize,
+            reference_dropped: v["reference_dropped"].as_u64()? as usize,
+            current_dropped: v["current_dropped"].as_u64()? as usize,
+        })
+    }
+}
+
 /// Why a column cannot be compared.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refused {

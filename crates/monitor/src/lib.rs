@@ -6,5 +6,6 @@
 pub mod drift;
 pub mod gauges;
 pub mod lineage;
+pub mod monitors;
 pub mod stats;
 pub mod table;

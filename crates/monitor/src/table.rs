@@ -80,21 +80,34 @@ pub fn read_parts(
     format: Format,
     label: &str,
 ) -> Result<(Vec<TableColumn>, Vec<String>), String> {
-    let Some(first) = parts.first() else { return Err(format!("{label}: no parts")) };
-    let schema = Batches::open_file(first, format).map_err(|e| format!("{label}: {e}"))?.schema();
+    let opened = parts
+        .iter()
+        .map(|p| Batches::open_file(p, format).map_err(|e| format!("{label}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = opened.first() else { return Err(format!("{label}: no parts")) };
+    let schema = first.schema();
+    if opened.iter().any(|b| b.schema().fields() != schema.fields()) {
+        return Err(format!("{label}: its parts do not share one schema"));
+    }
+    read_batches(&schema, opened.into_iter().flatten(), label)
+}
+
+/// Reads record batches of one schema (a dataset version's parts, or logged predictions).
+pub fn read_batches(
+    schema: &arrow_schema::Schema,
+    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, String>>,
+    label: &str,
+) -> Result<(Vec<TableColumn>, Vec<String>), String> {
     let mut builders: Vec<Option<Builder>> =
         schema.fields().iter().map(|f| Builder::for_type(f.data_type())).collect();
-    for part in parts {
-        let batches = Batches::open_file(part, format).map_err(|e| format!("{label}: {e}"))?;
-        if batches.schema().fields() != schema.fields() {
+    for batch in batches {
+        let batch = batch.map_err(|e| format!("{label}: {e}"))?;
+        if batch.schema().fields() != schema.fields() {
             return Err(format!("{label}: its parts do not share one schema"));
         }
-        for batch in batches {
-            let batch = batch.map_err(|e| format!("{label}: {e}"))?;
-            for (column, builder) in batch.columns().iter().zip(builders.iter_mut()) {
-                if let Some(b) = builder {
-                    b.push(column).map_err(|e| format!("{label}: {e}"))?;
-                }
+        for (column, builder) in batch.columns().iter().zip(builders.iter_mut()) {
+            if let Some(b) = builder {
+                b.push(column).map_err(|e| format!("{label}: {e}"))?;
             }
         }
     }

@@ -892,50 +892,73 @@ fn fold_profiles(
     profiles: &mut Filling,
     entries: &[Entry],
 ) -> std::collections::HashSet<(String, String, i64)> {
-    let mut touched = std::collections::HashSet::new();
+    // Entries by profile, then each column's values pushed at once (one sketch update per
+    // bucket rather than per value).
+    let mut groups: HashMap<(String, String, i64), Vec<&Entry>> = HashMap::new();
     for e in entries {
         let window = e.at_ms - e.at_ms.rem_euclid(e.window_ms.max(1000));
-        let key = (e.endpoint.to_string(), e.variant.clone(), window);
-        let (version, _, p) = profiles.entry(key).or_insert_with(|| {
+        groups.entry((e.endpoint.to_string(), e.variant.clone(), window)).or_default().push(e);
+    }
+    let mut touched = std::collections::HashSet::new();
+    for (key, group) in groups {
+        let last = group[group.len() - 1];
+        let (version, _, p) = profiles.entry(key.clone()).or_insert_with(|| {
             let mut cols: Vec<(String, DType)> =
-                e.features.iter().map(|f| (f.clone(), DType::Float)).collect();
-            let said = match e.said {
+                last.features.iter().map(|f| (f.clone(), DType::Float)).collect();
+            let said = match last.said {
                 Said::Labels(_) => DType::String,
                 Said::Values(_) => DType::Float,
             };
             cols.push(("prediction".into(), said));
             cols.push(("score".into(), DType::Float));
             cols.push(("latency_ms".into(), DType::Float));
-            (e.version, e.window_ms, Profile::new(&cols))
+            (last.version, last.window_ms, Profile::new(&cols))
         });
-        *version = e.version;
-        touched.insert((e.endpoint.to_string(), e.variant.clone(), window));
-        let width = e.features.len();
-        if width != e.width || p.columns.len() != width + 3 {
-            continue;
+        *version = last.version;
+        touched.insert(key);
+        let width = p.columns.len() - 3;
+        let group: Vec<&Entry> =
+            group.into_iter().filter(|e| e.width == width && e.features.len() == width).collect();
+        let rows: usize = group.iter().map(|e| e.rows).sum();
+        p.add_rows(rows as u64);
+        let mut values = Vec::with_capacity(rows);
+        for c in 0..width {
+            values.clear();
+            for e in &group {
+                values.extend((0..e.rows).map(|r| f64::from(e.inputs[r * width + c])));
+            }
+            p.columns[c].push_numbers(&values);
         }
-        p.add_rows(e.rows as u64);
-        for r in 0..e.rows {
-            for (c, col) in p.columns[..width].iter_mut().enumerate() {
-                col.push_number(f64::from(e.inputs[r * width + c]), None);
+        let [pred, score, latency] = &mut p.columns[width..] else { unreachable!() };
+        values.clear();
+        for e in &group {
+            for r in 0..e.rows {
+                match &e.said {
+                    Said::Labels(l) => match l.get(r) {
+                        Some(v) => pred.push_text(v),
+                        None => pred.push_null(),
+                    },
+                    Said::Values(v) => match v.get(r) {
+                        Some(x) => values.push(*x),
+                        None => pred.push_null(),
+                    },
+                }
             }
-            let [pred, score, latency] = &mut p.columns[width..] else { unreachable!() };
-            match &e.said {
-                Said::Labels(l) => match l.get(r) {
-                    Some(v) => pred.push_text(v),
-                    None => pred.push_null(),
-                },
-                Said::Values(v) => match v.get(r) {
-                    Some(x) => pred.push_number(*x, None),
-                    None => pred.push_null(),
-                },
-            }
-            match e.scores.get(r) {
-                Some(s) => score.push_number(*s, None),
-                None => score.push_null(),
-            }
-            latency.push_number(e.latency_ms, None);
         }
+        pred.push_numbers(&values);
+        values.clear();
+        for e in &group {
+            values.extend(e.scores.iter().take(e.rows));
+            for _ in e.scores.len()..e.rows {
+                score.push_null();
+            }
+        }
+        score.push_numbers(&values);
+        values.clear();
+        for e in &group {
+            values.extend(std::iter::repeat_n(e.latency_ms, e.rows));
+        }
+        latency.push_numbers(&values);
     }
     touched
 }
@@ -1011,7 +1034,14 @@ fn encode_segment(entries: &[Entry]) -> Result<Option<(Vec<u8>, usize)>> {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| Error::Invalid(format!("building a log segment: {e}")))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    // Dictionaries only where values repeat (variant, a classifier's labels): inputs, ids and
+    // times rarely do, and trying costs most of a segment's encoding time.
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled("variant".into(), true)
+        .set_column_dictionary_enabled("prediction".into(), true)
+        .build();
     let mut out = Cursor::new(Vec::with_capacity(rows * (width * 4 + 64) / 2));
     let fail =
         |e: parquet::errors::ParquetError| Error::Invalid(format!("writing a log segment: {e}"));
@@ -1139,5 +1169,49 @@ mod tests {
         assert_eq!((x.min, x.max, x.mean()), (Some(1.0), Some(3.0), Some(2.0)));
         assert_eq!(first.column("prediction").unwrap().distinct_count(), 2);
         assert!(profiles.contains_key(&("falls".to_string(), "v1".to_string(), 60_000)));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// What a flush of 25,000 one-row entries of 20 inputs costs, printed (not asserted):
+    /// `cargo test --release -p slipway-serve predlog::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn flush_costs() {
+        let names: Arc<Vec<String>> = Arc::new((0..20).map(|i| format!("f{i}")).collect());
+        let entries: Vec<Entry> = (0..25_000)
+            .map(|i| Entry {
+                endpoint: Arc::from("lr"),
+                variant: "v1".into(),
+                version: 1,
+                model: "lr".into(),
+                request_id: format!("{i:036}"),
+                at_ms: 1_000_000 + i as i64 / 5,
+                latency_ms: 0.2,
+                window_ms: 300_000,
+                features: names.clone(),
+                rows: 1,
+                width: 20,
+                inputs: (0..20).map(|c| (i * 7 + c) as f32 * 0.01).collect(),
+                said: Said::Labels(vec![(i % 2).to_string()]),
+                scores: vec![0.3],
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let (bytes, _) = encode_segment(&entries).unwrap().unwrap();
+        println!("encode_segment: {:?} ({} bytes)", t.elapsed(), bytes.len());
+        let t = std::time::Instant::now();
+        let mut filling = Filling::new();
+        fold_profiles(&mut filling, &entries);
+        println!("fold_profiles: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let n: usize = filling.values().map(|(_, _, p)| p.encode().len()).sum();
+        println!("encode profiles: {:?} ({n} bytes)", t.elapsed());
+        let t = std::time::Instant::now();
+        drop(entries);
+        println!("drop entries: {:?}", t.elapsed());
     }
 }

@@ -34,6 +34,7 @@ pub struct Stages {
     pub registry: registry::Registry,
     pub serving: serve::Serving,
     pub gauges: monitor::gauges::Gauges,
+    pub monitors: monitor::monitors::Monitors,
 }
 
 /// Everything handlers share; cheap to clone (one reference count: axum clones the state for
@@ -59,6 +60,7 @@ pub struct Shared {
     pub registry: registry::Registry,
     pub serving: serve::Serving,
     pub gauges: monitor::gauges::Gauges,
+    pub monitors: monitor::monitors::Monitors,
     /// The endpoint `/invocations` serves (`slipway serve --endpoint`).
     pub(crate) default_endpoint: Option<Arc<str>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -78,12 +80,13 @@ impl AppState {
         stages: Stages,
         auth_token: Option<String>,
     ) -> AppState {
-        let Stages { tracking, data, registry, serving, gauges } = stages;
+        let Stages { tracking, data, registry, serving, gauges, monitors } = stages;
         AppState(Arc::new(Shared {
             data,
             registry,
             serving,
             gauges,
+            monitors,
             default_endpoint: None,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,

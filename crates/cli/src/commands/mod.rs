@@ -13,6 +13,7 @@ pub(crate) mod jobs;
 pub(crate) mod lineage;
 pub(crate) mod loadtest;
 pub(crate) mod models;
+pub(crate) mod monitor;
 pub(crate) mod predict;
 pub(crate) mod profile;
 pub(crate) mod rollout;
@@ -38,7 +39,8 @@ pub(crate) struct Stores {
     pub(crate) data: slipway_data::Data,
     pub(crate) registry: registry::Registry,
     pub(crate) serving: ::serve::Serving,
-    pub(crate) gauges: monitor::gauges::Gauges,
+    pub(crate) gauges: ::monitor::gauges::Gauges,
+    pub(crate) monitors: ::monitor::monitors::Monitors,
 }
 
 impl Stores {
@@ -54,6 +56,7 @@ impl Stores {
                 registry: self.registry.clone(),
                 serving: self.serving.clone(),
                 gauges: self.gauges.clone(),
+                monitors: self.monitors.clone(),
             },
             auth_token,
         )
@@ -104,7 +107,7 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         std::sync::Arc::new(move |version, width| {
             let (registry, data) = (registry.clone(), data.clone());
             Box::pin(async move {
-                monitor::lineage::model_input_names(&registry, &data, version, width).await
+                ::monitor::lineage::model_input_names(&registry, &data, version, width).await
             })
         })
     };
@@ -112,10 +115,18 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         .await
         .context("preparing the serving schema")?
         .with_feature_namer(namer);
-    let gauges = monitor::gauges::Gauges::open(db.clone())
+    let gauges = ::monitor::gauges::Gauges::open(db.clone())
         .await
         .context("preparing the monitoring schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges })
+    let monitors = ::monitor::monitors::Monitors::open(
+        db.clone(),
+        serving.clone(),
+        registry.clone(),
+        data.clone(),
+    )
+    .await
+    .context("preparing the monitors' schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges, monitors })
 }
 
 /// The job kinds this binary can run, on `stores`.

@@ -87,6 +87,18 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         true,
         std::time::Duration::from_secs(1),
     ));
+    // Monitors judge each window of their endpoint's log once it has closed and been written.
+    let judging = {
+        let monitors = stores.monitors.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Err(e) = monitors.tick().await {
+                    tracing::warn!(target: "monitor", error = %e, "judging monitors");
+                }
+            }
+        })
+    };
     let kinds = super::handlers(&stores).kinds().iter().map(|k| k.to_string()).collect();
     let state = stores.app_state(token).with_job_kinds(kinds);
     let app = server::router(state);
@@ -97,6 +109,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
     background.abort();
+    judging.abort();
     // What the prediction log holds is written before the process ends.
     if let Err(e) = stores.serving.flush_log(true).await {
         tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");

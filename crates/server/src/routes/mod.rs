@@ -10,6 +10,7 @@ mod jobs;
 mod meta;
 mod mlflow;
 mod models;
+mod monitors;
 mod predlog;
 mod rollouts;
 mod tracking;
@@ -45,6 +46,10 @@ pub(crate) use models::{
     __path_delete_alias, __path_delete_model, __path_delete_model_version, __path_get_model,
     __path_get_model_version, __path_list_models, __path_register_version, __path_set_alias,
     __path_version_lineage,
+};
+pub(crate) use monitors::{
+    __path_create_monitor, __path_delete_monitor, __path_evaluate_monitor, __path_get_monitor,
+    __path_list_monitors, __path_monitor_reports,
 };
 pub(crate) use predlog::{__path_get_log, __path_log_rows, __path_log_windows, __path_set_log};
 pub(crate) use rollouts::{
@@ -120,6 +125,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/endpoints/{name}/log", get(predlog::get_log).put(predlog::set_log))
         .route("/api/v1/endpoints/{name}/predictions", get(predlog::log_rows))
         .route("/api/v1/endpoints/{name}/windows", get(predlog::log_windows))
+        .route("/api/v1/monitors", get(monitors::list_monitors).post(monitors::create_monitor))
+        .route(
+            "/api/v1/monitors/{name}",
+            get(monitors::get_monitor).delete(monitors::delete_monitor),
+        )
+        .route("/api/v1/monitors/{name}/reports", get(monitors::monitor_reports))
+        .route("/api/v1/monitors/{name}/evaluate", post(monitors::evaluate_monitor))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
         .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
         .route("/api/v1/rollouts/{id}/{action}", post(rollouts::act))

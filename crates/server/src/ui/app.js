@@ -21,7 +21,8 @@ const STAGES = [
     pages: [{ id: "endpoints", title: "Endpoints", what: "online prediction with dynamic batching, live counts and latency" }] },
   { id: "monitoring", phase: "Production", title: "Monitoring", built: false,
     what: "Infrastructure, training–serving skew, data drift, performance and alerts.",
-    pages: [{ id: "gauges", title: "Gauges", what: "numbers a deployment pushes about itself, kept over time" }] },
+    pages: [{ id: "monitors", title: "Monitors", what: "skew and drift of each endpoint's logged windows, per feature, over time" },
+      { id: "gauges", title: "Gauges", what: "numbers a deployment pushes about itself, kept over time" }] },
 ];
 const SYSTEM = [
   { id: "jobs", title: "Jobs", built: true },
@@ -878,6 +879,71 @@ const POLL_MS = 2000;
 
 /** The endpoints with live counts, latency and queue depth, refreshed every POLL_MS while the
  *  page is shown: the timer stops on the next route change (or if the page leaves the DOM). */
+/** Monitors: each with its latest verdict; one monitor's columns over its judged windows. */
+PAGES.monitors = async (segments) => {
+  if (segments[0]) return monitorPage(segments[0]);
+  const { monitors } = await api("/api/v1/monitors");
+  const page = h("div", {},
+    h("h1", {}, "Monitors"),
+    h("p", { class: "lede" }, "Each closed window of an endpoint's prediction log, judged against the model's training table (skew) or an earlier window (drift), column by column with Evidently's default tests."));
+  if (!monitors.length) {
+    page.append(h("div", { class: "empty" }, "No monitors yet. Create one with `slipway monitor create falls-skew --endpoint falls --kind skew`."));
+    return page;
+  }
+  page.append(h("table", { class: "monitors" },
+    h("thead", {}, h("tr", {}, ["Monitor", "Endpoint", "Kind", "Latest window", "Verdict", "Drifted columns"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, monitors.map((m) => {
+      const l = m.latest;
+      const drifted = l ? l.columns.filter((c) => c.drift).map((c) => c.column).join(", ") : "";
+      return h("tr", { "data-monitor": m.name },
+        h("td", {}, h("a", { href: `#/monitors/${enc(m.name)}` }, h("strong", {}, m.name))),
+        h("td", {}, h("a", { href: `#/endpoints/${enc(m.endpoint)}` }, m.endpoint)),
+        h("td", {}, m.kind.replace("_", " ")), h("td", {}, l ? time(l.window_ms) : "—"),
+        h("td", { class: l && l.drift ? "alert" : null, "data-col": "verdict" }, !l ? "not judged yet" : l.drift ? "DRIFT" : "ok"),
+        h("td", {}, drifted));
+    }))));
+  return page;
+};
+
+/** One monitor: the latest window's columns, and each column's statistic over the windows
+ *  judged in the last 24 hours (a cell per window, marked where it drifted). */
+async function monitorPage(name) {
+  const [m, { reports }] = await Promise.all([
+    api(`/api/v1/monitors/${enc(name)}`),
+    api(`/api/v1/monitors/${enc(name)}/reports`),
+  ]);
+  const page = h("div", {}, h("h1", {}, name),
+    h("p", { class: "lede" }, `${m.kind.replace("_", " ")} on endpoint ${m.endpoint}` + (m.reference ? ` against ${m.reference}` : "") + "."));
+  if (!reports.length) {
+    page.append(h("div", { class: "empty" }, "No window judged yet: windows are judged once they close and the log has written them."));
+    return page;
+  }
+  const fmt = (v) => (typeof v !== "number" ? "—" : v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4) ? v.toExponential(2) : v.toFixed(4));
+  const latest = reports[0];
+  page.append(h("h2", {}, `Latest window, ${time(latest.window_ms)}`),
+    h("p", { class: "note" + (latest.drift ? " alert" : "") },
+      `${latest.drifted} of ${latest.columns.length} columns drifted (${latest.current_rows} rows against ${latest.reference}, ${latest.reference_rows} rows): ${latest.drift ? "DRIFT" : "no drift"}.`),
+    h("table", { class: "monitor-latest" },
+      h("thead", {}, h("tr", {}, ["Column", "Type", "Test", "Statistic", "Threshold", "Verdict"].map((c, i) => h("th", { class: i === 3 || i === 4 ? "num" : null }, c)))),
+      h("tbody", {}, latest.columns.map((c) => h("tr", { "data-column": c.column },
+        h("td", {}, c.column), h("td", {}, c.kind), h("td", {}, c.test),
+        h("td", { class: "num" }, `${c.statistic_name} ${fmt(c.statistic)}`), h("td", { class: "num" }, fmt(c.threshold)),
+        h("td", { class: c.drift ? "alert" : null }, c.drift ? "DRIFT" : "ok"))))));
+  // Columns × windows, oldest first.
+  const windows = [...reports].reverse();
+  const columns = [...new Set(windows.flatMap((r) => r.columns.map((c) => c.column)))];
+  page.append(h("h2", {}, "Over time"),
+    h("div", { class: "scroll" }, h("table", { class: "drift-grid" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Column"), windows.map((r) => h("th", { class: "num", title: time(r.window_ms) }, new Date(r.window_ms).toLocaleTimeString())))),
+      h("tbody", {},
+        h("tr", { "data-row": "verdict" }, h("td", {}, h("strong", {}, "window")), windows.map((r) => h("td", { class: "num" + (r.drift ? " alert" : "") }, r.drift ? "DRIFT" : "ok"))),
+        columns.map((col) => h("tr", { "data-column": col }, h("td", {}, col), windows.map((r) => {
+          const c = r.columns.find((x) => x.column === col);
+          return h("td", { class: "num" + (c && c.drift ? " alert" : ""), title: c ? `${c.test} ${c.statistic_name}` : "" }, c ? fmt(c.statistic) : "—");
+        }))))))));
+  return page;
+}
+
 /** Custom gauges: every series' latest value and its last 24 hours. */
 PAGES.gauges = async () => {
   const { gauges } = await api("/api/v1/gauges");
