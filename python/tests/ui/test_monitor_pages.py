@@ -66,3 +66,56 @@ def test_endpoint_page_shows_its_prediction_log_per_window(page, sqlite_server):
     # Requests spread over more than one window draw each column's mean as a line.
     assert page.locator("tr[data-column=speed] svg.spark path").count() == 1
     assert page.problems == []
+
+
+def test_monitors_page_lists_verdicts_and_a_monitor_shows_columns_over_windows(page, sqlite_server, tmp_path):
+    import json
+    import urllib.request
+
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    names = ["hip_y", "speed"]
+    rng = np.random.default_rng(4)
+    train = pd.DataFrame(rng.normal(size=(300, 2)), columns=names)
+    train.to_parquet(tmp_path / "train.parquet")
+    sqlite_server.cli("data", "add", str(tmp_path / "train.parquet"), "--dataset", "train")
+    client = Slipway(sqlite_server.url)
+    model = LogisticRegression().fit(train.to_numpy(np.float32), (train["hip_y"] > 0).astype(int))
+    client.register_model("falls", model=to_onnx(model, initial_types=[("X", FloatTensorType([None, 2]))],
+                                                 options={id(model): {"zipmap": False}}).SerializeToString())
+    client.create_endpoint("falls", "falls@1")
+    client.set_prediction_log("falls", features=names, window_s=2)
+    client.create_monitor("falls-skew", "falls", "skew", reference="train@1")
+    page.goto(sqlite_server.url + "/#/monitors")
+    page.wait_for_selector("table.monitors")
+    assert cells(page, "table.monitors td[data-col=verdict]") == ["not judged yet"]
+
+    # One window of skewed traffic (hip_y x3), judged.
+    now = time.time()
+    start = (now // 2 + 1) * 2
+    time.sleep(start - now + 0.05)
+    rows = rng.normal(size=(80, 2)).astype(np.float32)
+    rows[:, 0] *= 3
+    for r in rows:
+        req = urllib.request.Request(sqlite_server.url + "/endpoints/falls/invocations", method="POST",
+                                     headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"inputs": [r.tolist()]}).encode())
+        urllib.request.urlopen(req, timeout=10).read()
+    time.sleep(max(0.0, start + 2 + 8.5 - time.time()))
+    report = client.evaluate_monitor("falls-skew", int(start * 1000))
+    assert report["drift"] is True, report
+
+    page.reload()
+    page.wait_for_selector("table.monitors td.alert[data-col=verdict]")
+    assert cells(page, "table.monitors td[data-col=verdict]") == ["DRIFT"]
+    page.click("table.monitors a >> text=falls-skew")
+    page.wait_for_selector("table.drift-grid")
+    assert cells(page, "table.monitor-latest tbody td:first-child") == names
+    hip = next(c for c in report["columns"] if c["column"] == "hip_y")
+    assert hip["drift"] is True
+    assert page.locator("table.drift-grid tr[data-column=hip_y] td.alert").count() == 1
+    assert page.problems == []

@@ -940,7 +940,7 @@ async function monitorPage(name) {
         columns.map((col) => h("tr", { "data-column": col }, h("td", {}, col), windows.map((r) => {
           const c = r.columns.find((x) => x.column === col);
           return h("td", { class: "num" + (c && c.drift ? " alert" : ""), title: c ? `${c.test} ${c.statistic_name}` : "" }, c ? fmt(c.statistic) : "—");
-        }))))))));
+        })))))));
   return page;
 }
 
