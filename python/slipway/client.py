@@ -434,6 +434,37 @@ class Slipway:
         query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
         return self._request("GET", f"/api/v1/monitors/{_q(name)}/reports{query}")["reports"]
 
+    def create_alert_rule(self, name: str, monitor: Optional[str] = None, gauge: Optional[str] = None,
+                          labels: Optional[dict] = None, op: Optional[str] = None,
+                          threshold: Optional[float] = None, for_s: int = 0, webhook: Optional[str] = None,
+                          secret: Optional[str] = None, allow_private: bool = False) -> dict:
+        """An alert rule on a monitor's verdict (or, with `op` and `threshold`, its share of
+        drifted columns) or on a custom gauge (`op` and `threshold` on any series whose labels
+        include `labels`), holding for `for_s` seconds before it fires; with `webhook`, each
+        firing and resolution is POSTed there (signed with `secret`; private targets need
+        `allow_private`)."""
+        body = {"name": name, "for_s": int(for_s)}
+        for k, v in {"monitor": monitor, "gauge": gauge, "op": op, "threshold": threshold}.items():
+            if v is not None:
+                body[k] = v
+        if labels:
+            body["labels"] = {str(k): str(v) for k, v in labels.items()}
+        if webhook is not None:
+            body["webhook"] = {"url": webhook, "secret": secret, "allow_private": allow_private}
+        return self._request("POST", "/api/v1/alerts/rules", body)
+
+    def alert_rules(self) -> list:
+        return self._request("GET", "/api/v1/alerts/rules")["rules"]
+
+    def delete_alert_rule(self, name: str) -> None:
+        self._request("DELETE", f"/api/v1/alerts/rules/{_q(name)}")
+
+    def alerts(self, state: Optional[str] = None) -> list:
+        """Alerts, newest first (pending, firing, resolved; `state` to choose), each with what
+        raised it (`context`, with a `link` to the report) and its webhook deliveries."""
+        query = f"?state={_q(state)}" if state else ""
+        return self._request("GET", f"/api/v1/alerts{query}")["alerts"]
+
     def push_gauge(self, name: str, value: float, labels: Optional[dict] = None, at_ms: Optional[int] = None) -> dict:
         """Pushes a value of a custom gauge (`camera_power_state`, labels `{"camera": "ward3-2"}`),
         kept as a time series and exposed on /metrics."""

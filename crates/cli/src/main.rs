@@ -83,6 +83,9 @@ enum Command {
     /// Custom gauges a deployment pushes (camera power, bandwidth): push, list, show over time
     #[command(subcommand)]
     Gauges(commands::gauges::GaugesCommand),
+    /// Alert rules on monitors and gauges, the alerts they raise, and their webhooks
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCommand),
     /// Monitors on endpoints: skew against the training table, drift between windows, per window
     #[command(subcommand)]
     Monitor(commands::monitor::MonitorCommand),
@@ -182,6 +185,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Drift(args) => commands::drift::run(args, &global).await,
         Command::Gauges(cmd) => commands::gauges::run(cmd, &global).await,
         Command::Monitor(cmd) => commands::monitor::run(cmd, &global).await,
+        Command::Alerts(cmd) => commands::alerts::run(cmd, &global).await,
     }
 }
 

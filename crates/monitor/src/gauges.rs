@@ -126,7 +126,7 @@ fn labels_of(key: &str) -> BTreeMap<String, String> {
 pub const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// The custom gauges of a metadata store.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Gauges {
     db: Db,
     /// When points were last pruned, ms since the epoch.

@@ -3,6 +3,7 @@
 //! default (and computes them as SciPy does), [`stats`] holds the statistics; [`gauges`] keeps the
 //! numbers a deployment pushes about itself; [`lineage`] finds a served model's training data.
 
+pub mod alerts;
 pub mod drift;
 pub mod gauges;
 pub mod lineage;

@@ -35,6 +35,7 @@ pub struct Stages {
     pub serving: serve::Serving,
     pub gauges: monitor::gauges::Gauges,
     pub monitors: monitor::monitors::Monitors,
+    pub alerts: monitor::alerts::Alerts,
 }
 
 /// Everything handlers share; cheap to clone (one reference count: axum clones the state for
@@ -61,6 +62,7 @@ pub struct Shared {
     pub serving: serve::Serving,
     pub gauges: monitor::gauges::Gauges,
     pub monitors: monitor::monitors::Monitors,
+    pub alerts: monitor::alerts::Alerts,
     /// The endpoint `/invocations` serves (`slipway serve --endpoint`).
     pub(crate) default_endpoint: Option<Arc<str>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -80,13 +82,14 @@ impl AppState {
         stages: Stages,
         auth_token: Option<String>,
     ) -> AppState {
-        let Stages { tracking, data, registry, serving, gauges, monitors } = stages;
+        let Stages { tracking, data, registry, serving, gauges, monitors, alerts } = stages;
         AppState(Arc::new(Shared {
             data,
             registry,
             serving,
             gauges,
             monitors,
+            alerts,
             default_endpoint: None,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,

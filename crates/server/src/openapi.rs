@@ -17,14 +17,15 @@ use crate::routes::*;
         list_endpoints, create_endpoint, get_endpoint, delete_endpoint, set_traffic, feedback, abtest,
         list_rollouts, start_rollout, get_rollout, act, drift, push, list, history,
         get_log, set_log, log_rows, log_windows, create_monitor, list_monitors, get_monitor,
-        delete_monitor, monitor_reports, evaluate_monitor),
+        delete_monitor, monitor_reports, evaluate_monitor, create_rule, list_rules, delete_rule,
+        list_alerts),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
          (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),
          (name = "data", description = "Datasets, their versions, items, diffs and files"),
          (name = "models", description = "The model registry: models, versions, aliases, signatures and lineage (MLflow's registry API is served too)"),
          (name = "serving", description = "Endpoints, their traffic (splits, shadows), ground truth, A/B reports and rollouts (inference itself speaks the Open Inference Protocol and MLflow's /invocations)"),
-         (name = "monitoring", description = "Drift between two tables, per column, with Evidently's default tests; custom gauges; each endpoint's prediction log and its per-window profiles; monitors (skew, drift, prediction drift) judging each window")),
+         (name = "monitoring", description = "Drift between two tables, per column, with Evidently's default tests; custom gauges; each endpoint's prediction log and its per-window profiles; monitors (skew, drift, prediction drift) judging each window; alert rules, alerts and their webhooks")),
 )]
 struct ApiDoc;
 

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod alerts;
 pub(crate) mod blobs;
 pub(crate) mod data;
 pub(crate) mod doctor;
@@ -41,6 +42,7 @@ pub(crate) struct Stores {
     pub(crate) serving: ::serve::Serving,
     pub(crate) gauges: ::monitor::gauges::Gauges,
     pub(crate) monitors: ::monitor::monitors::Monitors,
+    pub(crate) alerts: ::monitor::alerts::Alerts,
 }
 
 impl Stores {
@@ -57,6 +59,7 @@ impl Stores {
                 serving: self.serving.clone(),
                 gauges: self.gauges.clone(),
                 monitors: self.monitors.clone(),
+                alerts: self.alerts.clone(),
             },
             auth_token,
         )
@@ -126,7 +129,10 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     )
     .await
     .context("preparing the monitors' schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges, monitors })
+    let alerts = ::monitor::alerts::Alerts::open(db.clone(), monitors.clone(), gauges.clone())
+        .await
+        .context("preparing the alerts' schema")?;
+    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges, monitors, alerts })
 }
 
 /// The job kinds this binary can run, on `stores`.

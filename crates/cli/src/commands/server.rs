@@ -87,14 +87,21 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         true,
         std::time::Duration::from_secs(1),
     ));
-    // Monitors judge each window of their endpoint's log once it has closed and been written.
+    // Each second: monitors judge each window of their endpoint's log once it has closed and
+    // been written; alert rules move their alerts on; due webhooks are sent.
     let judging = {
-        let monitors = stores.monitors.clone();
+        let (monitors, alerts) = (stores.monitors.clone(), stores.alerts.clone());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 if let Err(e) = monitors.tick().await {
                     tracing::warn!(target: "monitor", error = %e, "judging monitors");
+                }
+                if let Err(e) = alerts.tick().await {
+                    tracing::warn!(target: "alerts", error = %e, "evaluating alert rules");
+                }
+                if let Err(e) = alerts.deliver_due().await {
+                    tracing::warn!(target: "alerts", error = %e, "sending webhooks");
                 }
             }
         })

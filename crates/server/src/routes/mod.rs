@@ -1,5 +1,6 @@
 //! The route table: one module per resource, all behind the auth and metrics layers.
 
+mod alerts;
 mod blobs;
 mod data;
 mod drift;
@@ -19,12 +20,15 @@ use axum::Router;
 use axum::http::Method;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use slipway_core::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{ApiError, AppState, metrics, ui};
 
+pub(crate) use alerts::{
+    __path_create_rule, __path_delete_rule, __path_list_alerts, __path_list_rules,
+};
 pub(crate) use blobs::{__path_missing, __path_put};
 pub(crate) use data::{
     __path_create_version, __path_diff, __path_get_dataset, __path_get_file, __path_get_profile,
@@ -132,6 +136,9 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/monitors/{name}/reports", get(monitors::monitor_reports))
         .route("/api/v1/monitors/{name}/evaluate", post(monitors::evaluate_monitor))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/rules", get(alerts::list_rules).post(alerts::create_rule))
+        .route("/api/v1/alerts/rules/{name}", delete(alerts::delete_rule))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
         .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
         .route("/api/v1/rollouts/{id}/{action}", post(rollouts::act))

@@ -1,0 +1,227 @@
+//! `slipway alerts list|rules|create|delete`: alert rules on monitors and custom gauges, the
+//! alerts they raised, and their webhooks, on a server.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::Global;
+use crate::client::Client;
+use crate::commands::runs::encode;
+use crate::output::cell as text;
+use crate::output::{table, time};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCommand {
+    /// The alerts, newest first: state, value, when, what raised them, webhook deliveries
+    #[command(after_help = "Examples:\n  \
+        slipway alerts list\n  \
+        slipway alerts list --state firing --json")]
+    List {
+        /// pending, firing, resolved or cleared (default: all but cleared)
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Every alert rule
+    Rules,
+    /// Create a rule on a monitor's verdict or on a gauge
+    #[command(after_help = "Examples:\n  \
+        slipway alerts create skew-4k --monitor falls-skew --webhook https://hooks.example.org/slipway --secret s3cret\n  \
+        slipway alerts create camera-off --gauge camera_power_state --label camera=ward3-2 --op '<' --threshold 1 --for-seconds 60\n  \
+        slipway alerts create drift-half --monitor falls-drift --op '>=' --threshold 0.5\n\n\
+        Webhooks are JSON POSTs with Idempotency-Key and, with --secret,\n\
+        X-Slipway-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">.\n\
+        Private and loopback targets are refused unless --allow-private.")]
+    Create {
+        name: String,
+        /// Fire on this monitor's verdict (or, with --op/--threshold, its share of drifted columns)
+        #[arg(long, conflicts_with = "gauge")]
+        monitor: Option<String>,
+        /// Fire on this custom gauge (any series whose labels include --label)
+        #[arg(long)]
+        gauge: Option<String>,
+        /// KEY=VALUE a gauge series must have (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// >, >=, <, <=, == or !=
+        #[arg(long)]
+        op: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        threshold: Option<f64>,
+        /// How long the condition must hold before the alert fires
+        #[arg(long, default_value_t = 0)]
+        for_seconds: u64,
+        /// POST each firing and resolution here
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Sign webhook bodies with this secret
+        #[arg(long, requires = "webhook")]
+        secret: Option<String>,
+        /// Allow a loopback or private webhook target
+        #[arg(long, requires = "webhook")]
+        allow_private: bool,
+    },
+    /// Delete a rule (its past alerts stay)
+    Delete { name: String },
+}
+
+pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<ExitCode> {
+    let client = Client::new(global)?;
+    match cmd {
+        AlertsCommand::List { state } => {
+            let path = match &state {
+                Some(s) => format!("/api/v1/alerts?state={}", encode(s)),
+                None => "/api/v1/alerts".to_string(),
+            };
+            let list: Value = client.get(&path).await?;
+            if global.json {
+                crate::output::json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let alerts = list["alerts"].as_array().cloned().unwrap_or_default();
+            if alerts.is_empty() {
+                println!("no alerts");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = alerts
+                .iter()
+                .map(|a| {
+                    let c = &a["context"];
+                    let what = if c["monitor"].is_string() {
+                        let drifted: Vec<String> =
+                            c["drifted"].as_array().into_iter().flatten().map(text).collect();
+                        format!(
+                            "{} window {}: {}",
+                            text(&c["monitor"]),
+                            time(c["window_ms"].as_i64()),
+                            drifted.join(", ")
+                        )
+                    } else {
+                        let labels: Vec<String> = c["labels"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, v)| format!("{k}={}", text(v)))
+                            .collect();
+                        format!("{}{{{}}}", text(&c["gauge"]), labels.join(","))
+                    };
+                    let hooks: Vec<String> = a["deliveries"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|d| {
+                            let how = if d["delivered_ms"].is_i64() {
+                                "sent".to_string()
+                            } else if d["given_up"] == json!(true) {
+                                "given up".to_string()
+                            } else {
+                                format!("retrying ({} tries)", text(&d["attempts"]))
+                            };
+                            format!("{} {how}", text(&d["event"]))
+                        })
+                        .collect();
+                    vec![
+                        text(&a["rule"]),
+                        text(&a["state"]),
+                        format!("{:.4}", a["value"].as_f64().unwrap_or(f64::NAN)),
+                        time(a["fired_ms"].as_i64().or(a["started_ms"].as_i64())),
+                        time(a["resolved_ms"].as_i64()),
+                        what,
+                        hooks.join("; "),
+                    ]
+                })
+                .collect();
+            let _ =
+                table(&["Rule", "State", "Value", "Fired", "Resolved", "What", "Webhook"], &rows);
+        }
+        AlertsCommand::Rules => {
+            let list: Value = client.get("/api/v1/alerts/rules").await?;
+            if global.json {
+                crate::output::json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = list["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let on = if r["monitor"].is_string() {
+                        format!("monitor {}", text(&r["monitor"]))
+                    } else {
+                        format!("gauge {}", text(&r["gauge"]))
+                    };
+                    let cond = match (r["op"].as_str(), r["threshold"].as_f64()) {
+                        (Some(op), Some(t)) => format!("{op} {t}"),
+                        _ => "drift".to_string(),
+                    };
+                    vec![
+                        text(&r["name"]),
+                        on,
+                        cond,
+                        format!("{} s", text(&r["for_s"])),
+                        text(&r["webhook"]["url"]),
+                    ]
+                })
+                .collect();
+            let _ = table(&["Rule", "On", "Condition", "For", "Webhook"], &rows);
+        }
+        AlertsCommand::Create {
+            name,
+            monitor,
+            gauge,
+            labels,
+            op,
+            threshold,
+            for_seconds,
+            webhook,
+            secret,
+            allow_private,
+        } => {
+            let mut body = json!({"name": name, "for_s": for_seconds});
+            if let Some(m) = monitor {
+                body["monitor"] = json!(m);
+            }
+            if let Some(g) = gauge {
+                body["gauge"] = json!(g);
+            }
+            if !labels.is_empty() {
+                let mut m = serde_json::Map::new();
+                for l in &labels {
+                    let (k, v) = l
+                        .split_once('=')
+                        .ok_or_else(|| anyhow!("--label '{l}' is not KEY=VALUE"))?;
+                    m.insert(k.to_string(), json!(v));
+                }
+                body["labels"] = Value::Object(m);
+            }
+            if let Some(op) = op {
+                body["op"] = json!(op);
+            }
+            if let Some(t) = threshold {
+                body["threshold"] = json!(t);
+            }
+            if let Some(url) = webhook {
+                body["webhook"] =
+                    json!({"url": url, "secret": secret, "allow_private": allow_private});
+            }
+            let rule: Value = client.post_json("/api/v1/alerts/rules", &body).await?;
+            if global.json {
+                crate::output::json(&rule)?;
+            } else {
+                println!("alert rule {} created", text(&rule["name"]));
+            }
+        }
+        AlertsCommand::Delete { name } => {
+            let _: Value =
+                client.delete(&format!("/api/v1/alerts/rules/{}", encode(&name))).await?;
+            if global.json {
+                crate::output::json(&json!({ "deleted": name }))?;
+            } else {
+                println!("alert rule {name} deleted");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

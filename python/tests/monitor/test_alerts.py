@@ -1,0 +1,182 @@
+"""Alert rules on both stores: a gauge rule that holds for its duration fires once, resolves
+when its condition clears, and reaches a real webhook receiver signed (HMAC-SHA256) with an
+idempotency key; a receiver down for a minute gets the alert once it is back, exactly once;
+private, link-local and non-HTTP targets are refused unless allowed, with nothing stored."""
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness import slipway_bin
+from slipway import Slipway, SlipwayError
+
+
+class Receiver:
+    """A webhook receiver on a loopback port that can go down and come back on the same port."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.got = []  # (headers, body)
+        self.server = None
+
+    def start(self):
+        got = self.got
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                got.append((self.headers, body))  # case-insensitive lookups
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cli(server, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLIPWAY_", "MLFLOW_"))}
+    return subprocess.run([slipway_bin(), "--server", server.url, *args], capture_output=True, env=env, timeout=60)
+
+
+def check_signature(headers, body, secret):
+    t, v1 = (part.split("=", 1)[1] for part in headers["X-Slipway-Signature"].split(","))
+    want = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(v1, want)
+    assert abs(int(t) - time.time()) < 120
+
+
+def test_a_gauge_rule_fires_once_after_its_duration_and_resolves_with_signed_webhooks(server):
+    client = Slipway(server.url)
+    receiver = Receiver().start()
+    try:
+        client.push_gauge("camera_power_state", 1, {"camera": "ward3-2"})
+        rule = client.create_alert_rule("camera-off", gauge="camera_power_state", labels={"camera": "ward3-2"},
+                                        op="<", threshold=1, for_s=3, webhook=receiver.url, secret="s3cret",
+                                        allow_private=True)
+        assert rule["webhook"]["secret"] == "(set)"
+        time.sleep(2)
+        assert client.alerts() == []
+
+        client.push_gauge("camera_power_state", 0, {"camera": "ward3-2"})
+        went_off = time.time()
+        pending = wait_for("pending", lambda: client.alerts("pending"))
+        assert pending[0]["rule"] == "camera-off" and pending[0]["value"] == 0
+        firing = wait_for("firing", lambda: client.alerts("firing"), timeout=15)[0]
+        assert firing["fired_ms"] / 1000 - went_off >= 3 - 1.5  # held for its duration (a tick of slack)
+        assert firing["context"]["labels"] == {"camera": "ward3-2"} and firing["context"]["link"] == "/#/gauges"
+        wait_for("the firing webhook", lambda: receiver.got, timeout=15)
+        time.sleep(3)  # still holding: it fired once
+        assert len(receiver.got) == 1
+        headers, body = receiver.got[0]
+        event = json.loads(body)
+        assert event["event"] == "firing" and event["alert"]["id"] == firing["id"]
+        assert headers["Idempotency-Key"] == event["id"] == f"{firing['id']}:firing"
+        assert event["rule"]["name"] == "camera-off" and event["rule"]["webhook"]["secret"] == "(set)"
+        check_signature(headers, body, "s3cret")
+
+        client.push_gauge("camera_power_state", 1, {"camera": "ward3-2"})
+        resolved = wait_for("resolved", lambda: client.alerts("resolved"), timeout=15)[0]
+        assert resolved["id"] == firing["id"] and resolved["resolved_ms"] >= resolved["fired_ms"]
+        wait_for("the resolved webhook", lambda: len(receiver.got) == 2, timeout=15)
+        headers, body = receiver.got[1]
+        assert json.loads(body)["event"] == "resolved" and headers["Idempotency-Key"] == f"{firing['id']}:resolved"
+        check_signature(headers, body, "s3cret")
+        assert [d["event"] for d in resolved["deliveries"]] == ["firing", "resolved"]
+
+        done = cli(server, "alerts", "list")
+        assert done.returncode == 0, done.stderr.decode()
+        out = done.stdout.decode()
+        assert "camera-off" in out and "resolved" in out and "firing sent" in out, out
+        done = cli(server, "alerts", "rules")
+        assert "gauge camera_power_state" in done.stdout.decode() and "< 1" in done.stdout.decode()
+    finally:
+        receiver.stop()
+
+
+def test_bad_rules_and_private_targets_are_refused_with_nothing_stored(server):
+    client = Slipway(server.url)
+    for kwargs, word in [
+        ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "http://127.0.0.1:9/hook"}, "private or local"),
+        ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "http://169.254.169.254/latest/meta-data"},
+         "private or local"),
+        ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "http://[::1]:9/hook"}, "private or local"),
+        ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "file:///etc/passwd"}, "only http and https"),
+        ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "ftp://example.org/x"}, "only http and https"),
+        ({"gauge": "g"}, "needs op and threshold"),
+        ({"gauge": "g", "monitor": "m"}, "one monitor or one gauge"),
+        ({"gauge": "g", "op": "~", "threshold": 1}, "unknown variant"),
+    ]:
+        with pytest.raises(SlipwayError) as e:
+            client.create_alert_rule("bad", **kwargs)
+        assert e.value.status == 400 and word in e.value.message, (kwargs, e.value.message)
+    with pytest.raises(SlipwayError) as e:
+        client.create_alert_rule("bad", monitor="no-such-monitor")
+    assert e.value.status == 404
+    assert client.alert_rules() == []
+    done = cli(server, "alerts", "create", "bad", "--gauge", "g", "--op", "<", "--threshold", "1",
+               "--webhook", "http://10.0.0.1/hook")
+    assert done.returncode != 0
+    err = done.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "private or local" in err, err
+
+
+def test_a_receiver_down_for_a_minute_gets_the_alert_once_it_is_back_exactly_once(server):
+    client = Slipway(server.url)
+    receiver = Receiver()  # not listening yet: connections are refused
+    client.push_gauge("ward_bandwidth_mbps", 900, {"ward": "3"})
+    client.create_alert_rule("bandwidth-low", gauge="ward_bandwidth_mbps", op="<", threshold=100,
+                             webhook=receiver.url, allow_private=True)
+    client.push_gauge("ward_bandwidth_mbps", 20, {"ward": "3"})
+    firing = wait_for("firing", lambda: client.alerts("firing"), timeout=15)[0]
+    time.sleep(60)
+    delivery = client.alerts("firing")[0]["deliveries"][0]
+    assert delivery["delivered_ms"] is None and delivery["attempts"] >= 3 and delivery["last_error"], delivery
+    receiver.start()
+    try:
+        wait_for("the delivery", lambda: receiver.got, timeout=30)
+        time.sleep(5)
+        assert len(receiver.got) == 1
+        headers, body = receiver.got[0]
+        assert headers["Idempotency-Key"] == f"{firing['id']}:firing" and json.loads(body)["event"] == "firing"
+        delivery = client.alerts("firing")[0]["deliveries"][0]
+        assert delivery["delivered_ms"] is not None and delivery["last_error"] is None
+    finally:
+        receiver.stop()
