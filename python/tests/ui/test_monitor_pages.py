@@ -119,3 +119,20 @@ def test_monitors_page_lists_verdicts_and_a_monitor_shows_columns_over_windows(p
     assert hip["drift"] is True
     assert page.locator("table.drift-grid tr[data-column=hip_y] td.alert").count() == 1
     assert page.problems == []
+
+
+def test_alerts_page_lists_alerts_and_rules(page, sqlite_server):
+    client = Slipway(sqlite_server.url)
+    page.goto(sqlite_server.url + "/#/alerts")
+    page.wait_for_selector("main .empty")
+    client.push_gauge("camera_power_state", 0, {"camera": "ward3-2"})
+    client.create_alert_rule("camera-off", gauge="camera_power_state", labels={"camera": "ward3-2"}, op="<", threshold=1)
+    deadline = time.time() + 15
+    while not client.alerts("firing") and time.time() < deadline:
+        time.sleep(0.3)
+    page.reload()
+    page.wait_for_selector("table.alerts")
+    assert cells(page, "table.alerts td[data-col=state]") == ["firing"]
+    assert "camera_power_state{camera=ward3-2}" in page.inner_text("table.alerts")
+    assert cells(page, "table.alert-rules tbody td:first-child") == ["camera-off"]
+    assert page.problems == []

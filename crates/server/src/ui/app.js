@@ -22,6 +22,7 @@ const STAGES = [
   { id: "monitoring", phase: "Production", title: "Monitoring", built: false,
     what: "Infrastructure, training–serving skew, data drift, performance and alerts.",
     pages: [{ id: "monitors", title: "Monitors", what: "skew and drift of each endpoint's logged windows, per feature, over time" },
+      { id: "alerts", title: "Alerts", what: "alerts raised by rules on monitors and gauges, and their webhooks" },
       { id: "gauges", title: "Gauges", what: "numbers a deployment pushes about itself, kept over time" }] },
 ];
 const SYSTEM = [
@@ -943,6 +944,37 @@ async function monitorPage(name) {
         })))))));
   return page;
 }
+
+/** Alerts, newest first: their state, what raised them (linked to the report), their webhooks;
+ *  and the rules. */
+PAGES.alerts = async () => {
+  const [{ alerts }, { rules }] = await Promise.all([api("/api/v1/alerts"), api("/api/v1/alerts/rules")]);
+  const page = h("div", {},
+    h("h1", {}, "Alerts"),
+    h("p", { class: "lede" }, "Rules on monitors' verdicts and on custom gauges; an alert fires once its condition has held for the rule's duration, and resolves when it clears."));
+  const what = (c) => {
+    if (!c) return "";
+    if (c.monitor) return h("a", { href: `#/monitors/${enc(c.monitor)}` }, `${c.monitor}, window ${time(c.window_ms)}` + (c.drifted && c.drifted.length ? `: ${c.drifted.join(", ")}` : ""));
+    const labels = Object.entries(c.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return h("a", { href: "#/gauges" }, `${c.gauge}{${labels}}`);
+  };
+  const hooks = (ds) => ds.map((d) => `${d.event} ${d.delivered_ms ? "sent" : d.given_up ? "given up" : `retrying (${d.attempts} tries${d.last_error ? ": " + d.last_error : ""})`}`).join("; ");
+  page.append(alerts.length ? h("table", { class: "alerts" },
+    h("thead", {}, h("tr", {}, ["Rule", "State", "Value", "Started", "Fired", "Resolved", "What", "Webhook"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, alerts.map((a) => h("tr", { "data-alert": a.id, "data-state": a.state },
+      h("td", {}, a.rule), h("td", { class: a.state === "firing" ? "alert" : null, "data-col": "state" }, a.state),
+      h("td", { class: "num" }, a.value.toPrecision(4)), h("td", {}, time(a.started_ms)), h("td", {}, a.fired_ms ? time(a.fired_ms) : "—"),
+      h("td", {}, a.resolved_ms ? time(a.resolved_ms) : "—"), h("td", {}, what(a.context)), h("td", { class: "muted" }, hooks(a.deliveries))))))
+    : h("div", { class: "empty" }, "No alerts."));
+  page.append(h("h2", {}, "Rules"), rules.length ? h("table", { class: "alert-rules" },
+    h("thead", {}, h("tr", {}, ["Rule", "On", "Condition", "For", "Webhook"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.name },
+      h("td", {}, r.name), h("td", {}, r.monitor ? `monitor ${r.monitor}` : `gauge ${r.gauge}`),
+      h("td", {}, r.op ? `${r.op} ${r.threshold}` : "drift"), h("td", { class: "num" }, `${r.for_s} s`),
+      h("td", {}, r.webhook ? r.webhook.url : "—")))))
+    : h("div", { class: "empty" }, "No rules yet. Create one with `slipway alerts create skew --monitor falls-skew --webhook URL`."));
+  return page;
+};
 
 /** Custom gauges: every series' latest value and its last 24 hours. */
 PAGES.gauges = async () => {
