@@ -436,14 +436,16 @@ class Slipway:
 
     def create_alert_rule(self, name: str, monitor: Optional[str] = None, gauge: Optional[str] = None,
                           labels: Optional[dict] = None, op: Optional[str] = None,
-                          threshold: Optional[float] = None, for_s: int = 0, webhook: Optional[str] = None,
-                          secret: Optional[str] = None, allow_private: bool = False) -> dict:
+                          threshold: Optional[float] = None, for_s: int = 0, windows: int = 1,
+                          webhook: Optional[str] = None, secret: Optional[str] = None,
+                          allow_private: bool = False) -> dict:
         """An alert rule on a monitor's verdict (or, with `op` and `threshold`, its share of
         drifted columns) or on a custom gauge (`op` and `threshold` on any series whose labels
-        include `labels`), holding for `for_s` seconds before it fires; with `webhook`, each
+        include `labels`), holding for `for_s` seconds (a monitor rule: for `windows`
+        consecutive judged windows) before it fires; with `webhook`, each
         firing and resolution is POSTed there (signed with `secret`; private targets need
         `allow_private`)."""
-        body = {"name": name, "for_s": int(for_s)}
+        body = {"name": name, "for_s": int(for_s), "windows": int(windows)}
         for k, v in {"monitor": monitor, "gauge": gauge, "op": op, "threshold": threshold}.items():
             if v is not None:
                 body[k] = v

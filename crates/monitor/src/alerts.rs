@@ -98,8 +98,21 @@ pub struct Rule {
     /// How long the condition must hold before the alert fires, in seconds.
     #[serde(default)]
     pub for_s: u64,
+    /// On a monitor: how many consecutive judged windows must meet the condition (default 1).
+    /// Two rides out a single window's chance verdict (per-column tests at 5% on correlated
+    /// features do flag a window of unchanged data now and then).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub windows: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Webhook>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Rule {
@@ -128,6 +141,14 @@ impl Rule {
                 }
             }
             _ => return Err(Error::Invalid("a rule watches one monitor or one gauge".into())),
+        }
+        if self.windows == 0 || self.windows > 1000 {
+            return Err(Error::Invalid("windows must be 1 to 1000".into()));
+        }
+        if self.windows > 1 && self.gauge.is_some() {
+            return Err(Error::Invalid(
+                "windows is for monitor rules; a gauge rule uses for_s".into(),
+            ));
         }
         if self.threshold.is_some_and(|t| !t.is_finite()) {
             return Err(Error::Invalid("the threshold must be a number".into()));
@@ -297,11 +318,17 @@ impl Alerts {
     async fn read(&self, rule: &Rule) -> Result<Option<Reading>> {
         if let Some(name) = &rule.monitor {
             let m = self.monitors.get(name).await?;
-            let Some(report) = m.latest else { return Ok(None) };
-            let holds = match (rule.op, rule.threshold) {
-                (Some(op), Some(t)) => op.holds(report.share, t),
-                _ => report.drift,
+            let recent = self.monitors.reports(name, i64::MIN, i64::from(rule.windows)).await?;
+            let Some(report) = recent.first().cloned() else { return Ok(None) };
+            let meets = |r: &crate::monitors::Report| match (rule.op, rule.threshold) {
+                (Some(op), Some(t)) => op.holds(r.share, t),
+                _ => r.drift,
             };
+            // The newest `windows` reports, of consecutive windows, all meet it.
+            let step = report.window_s * 1000;
+            let consecutive = recent.len() == rule.windows as usize
+                && recent.windows(2).all(|p| p[0].window_ms - p[1].window_ms == step);
+            let holds = consecutive && recent.iter().all(meets);
             let drifted: Vec<&str> =
                 report.columns.iter().filter(|c| c.drift).map(|c| c.column.as_str()).collect();
             return Ok(Some(Reading {

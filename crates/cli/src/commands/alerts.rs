@@ -30,7 +30,8 @@ pub(crate) enum AlertsCommand {
     #[command(after_help = "Examples:\n  \
         slipway alerts create skew-4k --monitor falls-skew --webhook https://hooks.example.org/slipway --secret s3cret\n  \
         slipway alerts create camera-off --gauge camera_power_state --label camera=ward3-2 --op '<' --threshold 1 --for-seconds 60\n  \
-        slipway alerts create drift-half --monitor falls-drift --op '>=' --threshold 0.5\n\n\
+        slipway alerts create drift-half --monitor falls-drift --op '>=' --threshold 0.5\n  \
+        slipway alerts create skew-2 --monitor falls-skew --windows 2   # two windows in a row\n\n\
         Webhooks are JSON POSTs with Idempotency-Key and, with --secret,\n\
         X-Slipway-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">.\n\
         Private and loopback targets are refused unless --allow-private.")]
@@ -53,6 +54,9 @@ pub(crate) enum AlertsCommand {
         /// How long the condition must hold before the alert fires
         #[arg(long, default_value_t = 0)]
         for_seconds: u64,
+        /// Monitor rules: consecutive judged windows that must meet the condition
+        #[arg(long, default_value_t = 1)]
+        windows: u32,
         /// POST each firing and resolution here
         #[arg(long)]
         webhook: Option<String>,
@@ -175,11 +179,12 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
             op,
             threshold,
             for_seconds,
+            windows,
             webhook,
             secret,
             allow_private,
         } => {
-            let mut body = json!({"name": name, "for_s": for_seconds});
+            let mut body = json!({"name": name, "for_s": for_seconds, "windows": windows});
             if let Some(m) = monitor {
                 body["monitor"] = json!(m);
             }
