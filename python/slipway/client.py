@@ -438,14 +438,19 @@ class Slipway:
                           labels: Optional[dict] = None, op: Optional[str] = None,
                           threshold: Optional[float] = None, for_s: int = 0, windows: int = 1,
                           webhook: Optional[str] = None, secret: Optional[str] = None,
-                          allow_private: bool = False) -> dict:
+                          allow_private: bool = False, action: Optional[str] = None,
+                          cooldown_s: int = 3600, max_per_day: int = 3) -> dict:
         """An alert rule on a monitor's verdict (or, with `op` and `threshold`, its share of
         drifted columns) or on a custom gauge (`op` and `threshold` on any series whose labels
         include `labels`), holding for `for_s` seconds (a monitor rule: for `windows`
         consecutive judged windows) before it fires; with `webhook`, each
         firing and resolution is POSTed there (signed with `secret`; private targets need
-        `allow_private`)."""
+        `allow_private`); with `action`, a command the server was started with (`--action
+        NAME=COMMAND`) runs as a tracked run with the alert's context in its environment, at
+        most once per `cooldown_s` and `max_per_day` times a day."""
         body = {"name": name, "for_s": int(for_s), "windows": int(windows)}
+        if action is not None:
+            body["action"] = {"name": action, "cooldown_s": int(cooldown_s), "max_per_day": int(max_per_day)}
         for k, v in {"monitor": monitor, "gauge": gauge, "op": op, "threshold": threshold}.items():
             if v is not None:
                 body[k] = v
@@ -454,6 +459,12 @@ class Slipway:
         if webhook is not None:
             body["webhook"] = {"url": webhook, "secret": secret, "allow_private": allow_private}
         return self._request("POST", "/api/v1/alerts/rules", body)
+
+    def alert_actions(self, state: Optional[str] = None) -> list:
+        """The actions firing alerts asked for, newest first: queued, running, done (with the
+        tracked run's id and exit code), failed, or skipped (cooldown, the day's maximum)."""
+        query = f"?state={_q(state)}" if state else ""
+        return self._request("GET", f"/api/v1/alerts/actions{query}")["actions"]
 
     def alert_rules(self) -> list:
         return self._request("GET", "/api/v1/alerts/rules")["rules"]

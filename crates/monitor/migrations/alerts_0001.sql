@@ -33,3 +33,20 @@ CREATE TABLE monitor_deliveries (
     created_ms BIGINT NOT NULL
 );
 CREATE INDEX monitor_deliveries_due ON monitor_deliveries (next_ms);
+-- Actions a firing alert asked for (a configured command run as a tracked run): queued, running,
+-- done, failed, or skipped (cooldown, or the day's maximum), with the run they made.
+CREATE TABLE monitor_actions (
+    id TEXT PRIMARY KEY NOT NULL,
+    rule TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    context TEXT NOT NULL,
+    run_id TEXT,
+    exit_code BIGINT,
+    created_ms BIGINT NOT NULL,
+    started_ms BIGINT,
+    finished_ms BIGINT
+);
+CREATE INDEX monitor_actions_rule ON monitor_actions (rule, created_ms);

@@ -105,6 +105,49 @@ pub struct Rule {
     pub windows: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Webhook>,
+    /// A command configured on the server (`slipway server --action NAME=COMMAND`) to run, as a
+    /// tracked run, when the alert fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+}
+
+/// What a rule runs when its alert fires, and how often at most.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub name: String,
+    /// No new run within this many seconds of the last one (default an hour).
+    #[serde(default = "default_cooldown")]
+    pub cooldown_s: u64,
+    /// At most this many runs in any 24 hours (default 3).
+    #[serde(default = "default_max_per_day")]
+    pub max_per_day: u32,
+}
+
+fn default_cooldown() -> u64 {
+    3600
+}
+
+fn default_max_per_day() -> u32 {
+    3
+}
+
+/// An action an alert asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRun {
+    pub id: String,
+    pub rule: String,
+    pub alert_id: String,
+    pub action: String,
+    /// `queued`, `running`, `done`, `failed` or `skipped`.
+    pub state: String,
+    pub reason: String,
+    pub context: Value,
+    pub run_id: Option<String>,
+    pub exit_code: Option<i64>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -203,6 +246,8 @@ pub struct Alerts {
     db: Db,
     monitors: Monitors,
     gauges: Gauges,
+    /// Commands this server may run for a firing alert, by name.
+    actions: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 /// What a rule's condition is now: whether it holds, the value, the context.
@@ -215,7 +260,13 @@ struct Reading {
 impl Alerts {
     pub async fn open(db: Db, monitors: Monitors, gauges: Gauges) -> Result<Alerts> {
         db.migrate("alerts", MIGRATIONS).await?;
-        Ok(Alerts { db, monitors, gauges })
+        Ok(Alerts { db, monitors, gauges, actions: Default::default() })
+    }
+
+    /// The commands this server runs for firing alerts, by name.
+    pub fn with_actions(mut self, actions: BTreeMap<String, String>) -> Alerts {
+        self.actions = std::sync::Arc::new(actions);
+        self
     }
 
     pub async fn create_rule(&self, rule: Rule) -> Result<Rule> {
@@ -225,6 +276,20 @@ impl Alerts {
         }
         if let Some(w) = &rule.webhook {
             check_target(&w.url, w.allow_private).await?;
+        }
+        if let Some(a) = &rule.action {
+            if !self.actions.contains_key(&a.name) {
+                let known: Vec<&str> = self.actions.keys().map(String::as_str).collect();
+                return Err(Error::Invalid(format!(
+                    "no action named '{}' is configured on this server (start it with --action {}=COMMAND; configured: {})",
+                    a.name,
+                    a.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )));
+            }
+            if a.max_per_day == 0 {
+                return Err(Error::Invalid("action.max_per_day must be at least 1".into()));
+            }
         }
         let done = sqlx::query(
             "INSERT INTO monitor_alert_rules (name, spec, created_ms) VALUES ($1, $2, $3)",
@@ -331,11 +396,13 @@ impl Alerts {
             let holds = consecutive && recent.iter().all(meets);
             let drifted: Vec<&str> =
                 report.columns.iter().filter(|c| c.drift).map(|c| c.column.as_str()).collect();
+            let model_version = self.monitors.served_version(&m.spec.endpoint).await;
             return Ok(Some(Reading {
                 holds,
                 value: report.share,
                 context: json!({
                     "monitor": name, "kind": m.spec.kind.as_str(), "endpoint": m.spec.endpoint,
+                    "model_version": model_version,
                     "window_ms": report.window_ms, "window_s": report.window_s,
                     "reference": report.reference, "drifted": drifted,
                     "link": format!("/#/monitors/{name}"),
@@ -479,10 +546,137 @@ impl Alerts {
         let fired = done.rows_affected() == 1;
         if fired {
             self.enqueue(&mut tx, rule, id, "firing", now).await?;
+            self.plan_action(&mut tx, rule, id, context, now).await?;
             tracing::warn!(target: "alerts", rule = %rule.name, value, "alert firing");
         }
         tx.commit().await?;
         Ok(fired)
+    }
+
+    /// Queues the rule's action for a fired alert, or records why it is skipped.
+    async fn plan_action(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        rule: &Rule,
+        alert_id: &str,
+        context: &str,
+        now: i64,
+    ) -> Result<()> {
+        let Some(a) = &rule.action else { return Ok(()) };
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(created_ms) AS last FROM monitor_actions \
+             WHERE rule = $1 AND state <> 'skipped' AND created_ms > $2",
+        )
+        .bind(&rule.name)
+        .bind(now - 24 * 3600 * 1000)
+        .fetch_one(&mut **tx)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        let last: Option<i64> = row.try_get("last")?;
+        let (state, reason) = match last {
+            Some(l) if now - l < a.cooldown_s as i64 * 1000 => (
+                "skipped",
+                format!(
+                    "cooldown: the last run was queued {} s ago (cooldown {} s)",
+                    (now - l) / 1000,
+                    a.cooldown_s
+                ),
+            ),
+            _ if n >= i64::from(a.max_per_day) => (
+                "skipped",
+                format!("max_per_day: {n} runs in the last 24 hours (at most {})", a.max_per_day),
+            ),
+            _ => ("queued", String::new()),
+        };
+        sqlx::query(
+            "INSERT INTO monitor_actions (id, rule, alert_id, action, state, reason, context, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(slipway_core::new_id())
+        .bind(&rule.name)
+        .bind(alert_id)
+        .bind(&a.name)
+        .bind(state)
+        .bind(&reason)
+        .bind(context)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims a queued action this server is configured to run: (the action, its command).
+    pub async fn claim_action(&self) -> Result<Option<(ActionRun, String)>> {
+        for a in self.actions_list(Some("queued"), 20).await? {
+            let Some(command) = self.actions.get(&a.action) else { continue };
+            let done = sqlx::query(
+                "UPDATE monitor_actions SET state = 'running', started_ms = $1 WHERE id = $2 AND state = 'queued'",
+            )
+            .bind(now_ms())
+            .bind(&a.id)
+            .execute(self.db.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(Some((a, command.clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records how an action's run ended.
+    pub async fn finish_action(
+        &self,
+        id: &str,
+        run_id: Option<&str>,
+        exit_code: Option<i32>,
+        reason: &str,
+    ) -> Result<()> {
+        let state = if exit_code == Some(0) { "done" } else { "failed" };
+        sqlx::query(
+            "UPDATE monitor_actions SET state = $1, run_id = $2, exit_code = $3, reason = $4, finished_ms = $5 \
+             WHERE id = $6",
+        )
+        .bind(state)
+        .bind(run_id)
+        .bind(exit_code.map(i64::from))
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Actions, newest first (of one state, if given).
+    pub async fn actions_list(&self, state: Option<&str>, limit: i64) -> Result<Vec<ActionRun>> {
+        let rows = sqlx::query(
+            "SELECT id, rule, alert_id, action, state, reason, context, run_id, exit_code, created_ms, \
+             started_ms, finished_ms FROM monitor_actions WHERE $1 = '' OR state = $1 \
+             ORDER BY created_ms DESC, id LIMIT $2",
+        )
+        .bind(state.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ActionRun {
+                    id: r.try_get("id")?,
+                    rule: r.try_get("rule")?,
+                    alert_id: r.try_get("alert_id")?,
+                    action: r.try_get("action")?,
+                    state: r.try_get("state")?,
+                    reason: r.try_get("reason")?,
+                    context: serde_json::from_str(&r.try_get::<String, _>("context")?)
+                        .unwrap_or(Value::Null),
+                    run_id: r.try_get("run_id")?,
+                    exit_code: r.try_get("exit_code")?,
+                    created_ms: r.try_get("created_ms")?,
+                    started_ms: r.try_get("started_ms")?,
+                    finished_ms: r.try_get("finished_ms")?,
+                })
+            })
+            .collect()
     }
 
     async fn enqueue(

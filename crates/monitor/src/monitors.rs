@@ -320,6 +320,12 @@ impl Monitors {
             .collect()
     }
 
+    /// The model version an endpoint serves now (`name@version`), if it resolves.
+    pub async fn served_version(&self, endpoint: &str) -> Option<String> {
+        let e = self.serving.get(endpoint).await.ok()?;
+        Some(self.registry.resolve(&e.model, &e.reference).await.ok()?.label())
+    }
+
     /// The window length of an endpoint's log, in ms.
     async fn window_ms(&self, endpoint: &str) -> Result<i64> {
         Ok(self.serving.get(endpoint).await?.log.window_s as i64 * 1000)

@@ -18,7 +18,7 @@ use crate::routes::*;
         list_rollouts, start_rollout, get_rollout, act, drift, push, list, history,
         get_log, set_log, log_rows, log_windows, create_monitor, list_monitors, get_monitor,
         delete_monitor, monitor_reports, evaluate_monitor, create_rule, list_rules, delete_rule,
-        list_alerts),
+        list_alerts, list_actions),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
          (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),

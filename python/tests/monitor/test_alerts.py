@@ -180,3 +180,58 @@ def test_a_receiver_down_for_a_minute_gets_the_alert_once_it_is_back_exactly_onc
         assert delivery["delivered_ms"] is not None and delivery["last_error"] is None
     finally:
         receiver.stop()
+
+
+def start_server(data_dir, db, *extra):
+    args = [slipway_bin(), "server", "--port", "0", "--data-dir", data_dir, *extra] + (["--db", db] if db else [])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=data_dir)
+    line = proc.stdout.readline().decode().strip()
+    assert line.startswith("slipway listening on "), line
+    return proc, line.removeprefix("slipway listening on ")
+
+
+def test_a_firing_alert_runs_its_action_as_a_tracked_run_within_its_cooldown(server, tmp_path):
+    import signal
+
+    out = tmp_path / "retrain.env"
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=30)
+    proc, url = start_server(server.dir, server.db, "--action", f"retrain=env | grep ^SLIPWAY_ > {out}; echo trained")
+    try:
+        client = Slipway(url)
+        with pytest.raises(SlipwayError) as e:
+            client.create_alert_rule("bad", gauge="g", op="<", threshold=1, action="deploy")
+        assert e.value.status == 400 and "no action named 'deploy'" in e.value.message and "retrain" in e.value.message
+        client.push_gauge("ward_bandwidth_mbps", 900, {"ward": "3"})
+        client.create_alert_rule("bandwidth-low", gauge="ward_bandwidth_mbps", op="<", threshold=100,
+                                 action="retrain", cooldown_s=3600, max_per_day=3)
+        client.push_gauge("ward_bandwidth_mbps", 20, {"ward": "3"})
+        first = wait_for("the action's run", lambda: client.alert_actions("done"), timeout=60)[0]
+        alert = client.alerts("firing")[0]
+        assert first["alert_id"] == alert["id"] and first["exit_code"] == 0 and first["run_id"]
+        env = dict(line.split("=", 1) for line in out.read_text().splitlines())
+        assert env["SLIPWAY_ALERT_ID"] == alert["id"] and env["SLIPWAY_ALERT_RULE"] == "bandwidth-low"
+        assert json.loads(env["SLIPWAY_ALERT_CONTEXT"])["labels"] == {"ward": "3"}
+        run = client.run(first["run_id"])
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]} if "data" in run else run["tags"]
+        assert tags["slipway.alert"] == alert["id"] and tags["slipway.exit_code"] == "0"
+
+        # Resolved, then firing again within the cooldown: the second run is skipped, and why.
+        client.push_gauge("ward_bandwidth_mbps", 900, {"ward": "3"})
+        wait_for("resolved", lambda: client.alerts("resolved"), timeout=15)
+        client.push_gauge("ward_bandwidth_mbps", 10, {"ward": "3"})
+        skipped = wait_for("the skipped action", lambda: client.alert_actions("skipped"), timeout=15)[0]
+        assert skipped["alert_id"] != alert["id"] and skipped["reason"].startswith("cooldown"), skipped
+        time.sleep(2)
+        assert len(client.alert_actions("done")) == 1
+        done = cli_at(url, "alerts", "actions")
+        assert "retrain" in done.stdout.decode() and "skipped" in done.stdout.decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def cli_at(url, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLIPWAY_", "MLFLOW_"))}
+    return subprocess.run([slipway_bin(), "--server", url, *args], capture_output=True, env=env, timeout=60)

@@ -1,5 +1,5 @@
-//! `slipway alerts list|rules|create|delete`: alert rules on monitors and custom gauges, the
-//! alerts they raised, and their webhooks, on a server.
+//! `slipway alerts list|rules|actions|create|delete`: alert rules on monitors and custom gauges,
+//! the alerts they raised, their webhooks and the actions (retraining) they ran, on a server.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,8 @@ use crate::commands::runs::encode;
 use crate::output::cell as text;
 use crate::output::{table, time};
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum AlertsCommand {
     /// The alerts, newest first: state, value, when, what raised them, webhook deliveries
@@ -26,12 +28,15 @@ pub(crate) enum AlertsCommand {
     },
     /// Every alert rule
     Rules,
+    /// The commands firing alerts ran (tracked runs), or why they were skipped
+    Actions,
     /// Create a rule on a monitor's verdict or on a gauge
     #[command(after_help = "Examples:\n  \
         slipway alerts create skew-4k --monitor falls-skew --webhook https://hooks.example.org/slipway --secret s3cret\n  \
         slipway alerts create camera-off --gauge camera_power_state --label camera=ward3-2 --op '<' --threshold 1 --for-seconds 60\n  \
         slipway alerts create drift-half --monitor falls-drift --op '>=' --threshold 0.5\n  \
-        slipway alerts create skew-2 --monitor falls-skew --windows 2   # two windows in a row\n\n\
+        slipway alerts create skew-2 --monitor falls-skew --windows 2   # two windows in a row\n  \
+        slipway alerts create retrain --monitor falls-drift --windows 3 --action retrain --cooldown-seconds 86400\n\n\
         Webhooks are JSON POSTs with Idempotency-Key and, with --secret,\n\
         X-Slipway-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">.\n\
         Private and loopback targets are refused unless --allow-private.")]
@@ -66,6 +71,15 @@ pub(crate) enum AlertsCommand {
         /// Allow a loopback or private webhook target
         #[arg(long, requires = "webhook")]
         allow_private: bool,
+        /// Run this server-configured action (slipway server --action NAME=COMMAND) on firing
+        #[arg(long)]
+        action: Option<String>,
+        /// No new action run within this many seconds of the last
+        #[arg(long, default_value_t = 3600, requires = "action")]
+        cooldown_seconds: u64,
+        /// At most this many action runs in any 24 hours
+        #[arg(long, default_value_t = 3, requires = "action")]
+        max_per_day: u32,
     },
     /// Delete a rule (its past alerts stay)
     Delete { name: String },
@@ -183,6 +197,9 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
             webhook,
             secret,
             allow_private,
+            action,
+            cooldown_seconds,
+            max_per_day,
         } => {
             let mut body = json!({"name": name, "for_s": for_seconds, "windows": windows});
             if let Some(m) = monitor {
@@ -211,12 +228,40 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
                 body["webhook"] =
                     json!({"url": url, "secret": secret, "allow_private": allow_private});
             }
+            if let Some(a) = action {
+                body["action"] =
+                    json!({"name": a, "cooldown_s": cooldown_seconds, "max_per_day": max_per_day});
+            }
             let rule: Value = client.post_json("/api/v1/alerts/rules", &body).await?;
             if global.json {
                 crate::output::json(&rule)?;
             } else {
                 println!("alert rule {} created", text(&rule["name"]));
             }
+        }
+        AlertsCommand::Actions => {
+            let list: Value = client.get("/api/v1/alerts/actions").await?;
+            if global.json {
+                crate::output::json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = list["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        text(&a["rule"]),
+                        text(&a["action"]),
+                        text(&a["state"]),
+                        time(a["created_ms"].as_i64()),
+                        text(&a["run_id"]),
+                        text(&a["exit_code"]),
+                        text(&a["reason"]),
+                    ]
+                })
+                .collect();
+            let _ = table(&["Rule", "Action", "State", "Queued", "Run", "Exit", "Why"], &rows);
         }
         AlertsCommand::Delete { name } => {
             let _: Value =

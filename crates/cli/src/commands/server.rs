@@ -27,6 +27,10 @@ pub(crate) struct ServerArgs {
     /// Do not run a job worker inside the server
     #[arg(long)]
     no_worker: bool,
+    /// NAME=COMMAND: a command alert rules may run (as a tracked run, via `sh -c`) when they
+    /// fire, e.g. --action retrain='python retrain.py' (repeatable)
+    #[arg(long = "action", value_name = "NAME=COMMAND")]
+    actions: Vec<String>,
     #[command(flatten)]
     stores: StoreArgs,
 }
@@ -42,7 +46,16 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     server::check_bind(&host, token.as_deref())?;
     crate::init_logging(settings.file.log.as_deref());
 
-    let stores = super::open_stores(&settings).await?;
+    let mut actions = std::collections::BTreeMap::new();
+    for a in &args.actions {
+        let (name, command) = a
+            .split_once('=')
+            .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--action '{a}' is not NAME=COMMAND"))?;
+        actions.insert(name.to_string(), command.to_string());
+    }
+    let mut stores = super::open_stores(&settings).await?;
+    stores.alerts = stores.alerts.clone().with_actions(actions);
     let (listener, addr) = super::listen(&host, port).await?;
     tracing::info!(
         target: "server",
@@ -91,6 +104,17 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     // been written; alert rules move their alerts on; due webhooks are sent.
     let judging = {
         let (monitors, alerts) = (stores.monitors.clone(), stores.alerts.clone());
+        // How an action's run reaches this server.
+        let url = match addr {
+            std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                format!("http://127.0.0.1:{}", a.port())
+            }
+            std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                format!("http://[::1]:{}", a.port())
+            }
+            a => format!("http://{a}"),
+        };
+        let token = token.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -102,6 +126,16 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
                 }
                 if let Err(e) = alerts.deliver_due().await {
                     tracing::warn!(target: "alerts", error = %e, "sending webhooks");
+                }
+                match alerts.claim_action().await {
+                    Ok(Some((action, command))) => {
+                        let (alerts, url, token) = (alerts.clone(), url.clone(), token.clone());
+                        tokio::spawn(async move {
+                            run_action(&alerts, &url, token.as_deref(), action, &command).await
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(target: "alerts", error = %e, "claiming an action"),
                 }
             }
         })
@@ -128,4 +162,81 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     stores.db.close().await;
     tracing::info!(target: "server", "stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs an alert's action: its command as a tracked run (`slipway run`, experiment
+/// `alert-actions`), with the alert's context in its environment; records the run and its exit.
+async fn run_action(
+    alerts: &::monitor::alerts::Alerts,
+    url: &str,
+    token: Option<&str>,
+    action: ::monitor::alerts::ActionRun,
+    command: &str,
+) {
+    let c = &action.context;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let drifted: Vec<String> = c["drifted"].as_array().into_iter().flatten().map(text).collect();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = alerts
+                .finish_action(&action.id, None, None, &format!("cannot find this binary: {e}"))
+                .await;
+            return;
+        }
+    };
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["--server", url, "run", "--experiment", "alert-actions", "--name"])
+        .arg(format!("{}-{}", action.rule, action.action))
+        .args(["--tag", &format!("slipway.alert={}", action.alert_id)])
+        .args(["--tag", &format!("slipway.alert_rule={}", action.rule)])
+        .args(["--", "sh", "-c", command])
+        .env("SLIPWAY_ALERT_ID", &action.alert_id)
+        .env("SLIPWAY_ALERT_RULE", &action.rule)
+        .env("SLIPWAY_ALERT_CONTEXT", c.to_string())
+        .env("SLIPWAY_ENDPOINT", text(&c["endpoint"]))
+        .env("SLIPWAY_MODEL_VERSION", text(&c["model_version"]))
+        .env("SLIPWAY_MONITOR", text(&c["monitor"]))
+        .env("SLIPWAY_WINDOW_MS", text(&c["window_ms"]))
+        .env("SLIPWAY_DRIFTED_FEATURES", drifted.join(","))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    match token {
+        Some(t) => cmd.env("SLIPWAY_TOKEN", t),
+        None => cmd.env_remove("SLIPWAY_TOKEN"),
+    };
+    let out = match cmd.output().await {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = alerts
+                .finish_action(&action.id, None, None, &format!("cannot start the run: {e}"))
+                .await;
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `slipway run` says "slipway: run NAME (RUN_ID) in experiment …".
+    let run_id = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("slipway: run ")
+                .and_then(|r| r.split_once(" ("))
+                .and_then(|(_, r)| r.split_once(')'))
+        })
+        .map(|(id, _)| id.to_string());
+    let code = out.status.code();
+    let reason = if code == Some(0) {
+        String::new()
+    } else {
+        stderr.lines().last().unwrap_or("the run failed").chars().take(500).collect()
+    };
+    tracing::info!(target: "alerts", rule = %action.rule, action = %action.action, ?code, run = ?run_id, "alert action ran");
+    if let Err(e) = alerts.finish_action(&action.id, run_id.as_deref(), code, &reason).await {
+        tracing::warn!(target: "alerts", error = %e, "recording an action's run");
+    }
 }

@@ -1,5 +1,6 @@
 //! Alerts: `POST/GET /api/v1/alerts/rules`, `DELETE /api/v1/alerts/rules/{name}`, and
-//! `GET /api/v1/alerts` (the alerts, newest first, each with its webhook deliveries).
+//! `GET /api/v1/alerts` (the alerts, newest first, each with its webhook deliveries), and
+//! `GET /api/v1/alerts/actions` (the commands firing alerts ran, or why they did not).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -69,4 +70,28 @@ pub(crate) async fn list_alerts(
         return Err(ApiError::invalid("limit must be 1 to 10000"));
     }
     Ok(Json(json!({ "alerts": s.alerts.alerts(q.state.as_deref(), limit).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActionsQuery {
+    state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/actions", tag = "monitoring",
+    params(("state" = Option<String>, Query, description = "queued, running, done, failed or skipped")),
+    responses((status = 200, description = "{actions: [{id, rule, alert_id, action, state, reason, context, run_id, exit_code, created_ms, started_ms, finished_ms}]} newest first")))]
+pub(crate) async fn list_actions(
+    State(s): State<AppState>,
+    q: Result<Query<ActionsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    if let Some(st) = &q.state
+        && !matches!(st.as_str(), "queued" | "running" | "done" | "failed" | "skipped")
+    {
+        return Err(ApiError::invalid(format!(
+            "state '{st}': use queued, running, done, failed or skipped"
+        )));
+    }
+    Ok(Json(json!({ "actions": s.alerts.actions_list(q.state.as_deref(), 500).await? })))
 }

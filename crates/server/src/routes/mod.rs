@@ -27,7 +27,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::{ApiError, AppState, metrics, ui};
 
 pub(crate) use alerts::{
-    __path_create_rule, __path_delete_rule, __path_list_alerts, __path_list_rules,
+    __path_create_rule, __path_delete_rule, __path_list_actions, __path_list_alerts,
+    __path_list_rules,
 };
 pub(crate) use blobs::{__path_missing, __path_put};
 pub(crate) use data::{
@@ -138,6 +139,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/monitors/{name}/evaluate", post(monitors::evaluate_monitor))
         .route("/api/v1/alerts", get(alerts::list_alerts))
         .route("/api/v1/alerts/rules", get(alerts::list_rules).post(alerts::create_rule))
+        .route("/api/v1/alerts/actions", get(alerts::list_actions))
         .route("/api/v1/alerts/rules/{name}", delete(alerts::delete_rule))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts).post(rollouts::start_rollout))
         .route("/api/v1/rollouts/{id}", get(rollouts::get_rollout))
