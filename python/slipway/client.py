@@ -478,6 +478,20 @@ class Slipway:
         query = f"?state={_q(state)}" if state else ""
         return self._request("GET", f"/api/v1/alerts{query}")["alerts"]
 
+    def performance(self, endpoint: str, since_ms: Optional[int] = None, until_ms: Optional[int] = None,
+                    window_s: Optional[int] = None, positive: Optional[str] = None):
+        """Outcome metrics per window (by when requests were answered; default: the endpoint's
+        log window) and variant, from the ground truth sent with `feedback()`: feedback_rows,
+        accuracy, precision, recall, F1, ROC AUC (of `positive`), MAE, RMSE. A DataFrame."""
+        pd = _pandas("Slipway.performance()")
+        params = {k: v for k, v in {"since_ms": since_ms, "until_ms": until_ms, "window_s": window_s,
+                                    "positive": positive}.items() if v is not None}
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        rows = self._request("GET", f"/api/v1/endpoints/{_q(endpoint)}/performance{query}")["windows"]
+        columns = ["window_ms", "window_s", "variant", "feedback_rows", "accuracy", "precision", "recall",
+                   "f1", "roc_auc", "mae", "rmse"]
+        return pd.DataFrame(rows, columns=columns)
+
     def push_gauge(self, name: str, value: float, labels: Optional[dict] = None, at_ms: Optional[int] = None) -> dict:
         """Pushes a value of a custom gauge (`camera_power_state`, labels `{"camera": "ward3-2"}`),
         kept as a time series and exposed on /metrics."""

@@ -903,8 +903,8 @@ impl Serving {
 
     /// Runs `input` on `live`, a variant of `served`. When `mirror` (the endpoint has a shadow
     /// and the request is in its sample), a copy runs on it once the answer is known (the caller never waits for it nor sees it fail);
-    /// when it runs an experiment, the answer is remembered under `request_id` for its ground
-    /// truth.
+    /// when it runs an experiment or logs the request, the answer is remembered under
+    /// `request_id` for its ground truth.
     pub async fn predict(
         &self,
         served: &Served,
@@ -917,10 +917,14 @@ impl Serving {
         let logged = (served.endpoint.log.sample > 0.0).then(|| input.clone());
         let started = Instant::now();
         let outputs = live.predict(input).await?;
-        if let Some(logged) = logged {
-            self.log_request(served, live, request_id, &logged, &outputs, started.elapsed());
-        }
-        if served.endpoint.traffic.in_experiment()
+        let answered_ms = now_ms();
+        let in_log = logged.is_some_and(|input| {
+            let latency = started.elapsed();
+            self.log_request(served, live, request_id, &input, &outputs, latency, answered_ms)
+        });
+        // Remembered for ground truth: the A/B report's rows, and the log's per-window
+        // performance.
+        if (in_log || served.endpoint.traffic.in_experiment())
             && let Some(first) = outputs.first()
         {
             self.remember(crate::feedback::Remembered {
@@ -930,6 +934,7 @@ impl Serving {
                 version: live.version.version,
                 labels: crate::feedback::labels_of(first),
                 scores: crate::feedback::scores_of(&outputs),
+                at_ms: answered_ms,
             });
         }
         if let (Some(shadow), Some(copy)) = (&served.shadow, copy) {

@@ -1,7 +1,7 @@
-//! Ground truth for served predictions, and the A/B report it feeds. While an endpoint runs an
-//! experiment (more than one variant with traffic), each answer's labels are remembered by
-//! request id — buffered in memory and written with the counts each second, never on the request
-//! path. Ground truth posted later for a request id is kept beside what its variant said (and
+//! Ground truth for served predictions, and the A/B report and per-window performance it feeds.
+//! While an endpoint runs an experiment (more than one variant with traffic) or logs a request,
+//! each answer's labels are remembered by request id — buffered in memory and written with the
+//! counts each second, never on the request path. Ground truth posted later for a request id is kept beside what its variant said (and
 //! its scores); the report compares variants on requests, errors, latency and the outcome
 //! metrics of [`crate::outcomes`], with a sample-ratio-mismatch check on the split itself.
 
@@ -32,6 +32,8 @@ pub(crate) struct Remembered {
     pub(crate) labels: Vec<String>,
     /// Per row, for a two-class model: its score for the second class; else empty.
     pub(crate) scores: Vec<f64>,
+    /// When it was answered, ms.
+    pub(crate) at_ms: i64,
 }
 
 /// A two-class model's score for the second class, per row: the second column of the first
@@ -102,7 +104,8 @@ fn label_text(v: f64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
     pub scored: usize,
-    /// Request ids with no remembered prediction (too old, not in an experiment, or unknown).
+    /// Request ids with no remembered prediction (too old, neither logged nor in an experiment,
+    /// or unknown).
     pub unknown: Vec<String>,
 }
 
@@ -118,7 +121,6 @@ impl Serving {
     /// Writes the remembered answers.
     pub(crate) async fn flush_predictions(&self) -> Result<()> {
         let batch = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
-        let now = now_ms();
         for chunk in batch.chunks(400) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
@@ -142,7 +144,7 @@ impl Serving {
                     .bind(r.version)
                     .bind(serde_json::to_string(&r.labels).expect("labels serialise"))
                     .bind(scores_json(&r.scores))
-                    .bind(now);
+                    .bind(r.at_ms);
             }
             q.execute(self.db.pool()).await?;
         }
@@ -283,6 +285,56 @@ impl Serving {
             }
         }
         Ok(out)
+    }
+
+    /// Outcome metrics per window (of `window_ms`, by when the requests were answered) and
+    /// variant, from the ground truth sent for `endpoint`'s answers in [since_ms, until_ms]:
+    /// rows, accuracy, precision, recall, F1 and ROC AUC (of `positive`), MAE and RMSE; oldest
+    /// window first.
+    pub async fn performance(
+        &self,
+        endpoint: &str,
+        since_ms: i64,
+        until_ms: i64,
+        window_ms: i64,
+        positive: &str,
+    ) -> Result<Vec<Value>> {
+        self.get(endpoint).await?;
+        let rows = sqlx::query(
+            "SELECT f.variant, f.said, f.truth, f.scores, p.at_ms FROM serve_feedback f \
+             JOIN serve_predictions p ON p.request_id = f.request_id \
+             WHERE f.endpoint = $1 AND p.at_ms >= $2 AND p.at_ms <= $3",
+        )
+        .bind(endpoint)
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_all(self.db.pool())
+        .await?;
+        let w = window_ms.max(1000);
+        let mut by: std::collections::BTreeMap<(i64, String), Outcomes> = Default::default();
+        for row in &rows {
+            let at: i64 = row.try_get("at_ms")?;
+            let said: Vec<String> =
+                serde_json::from_str(&row.try_get::<String, _>("said")?).unwrap_or_default();
+            let truth: Vec<String> =
+                serde_json::from_str(&row.try_get::<String, _>("truth")?).unwrap_or_default();
+            let scores: Vec<Option<f64>> =
+                serde_json::from_str(&row.try_get::<String, _>("scores")?).unwrap_or_default();
+            let o = by.entry((at - at.rem_euclid(w), row.try_get("variant")?)).or_default();
+            for (i, (s, t)) in said.into_iter().zip(truth).enumerate() {
+                o.rows.push(Scored1 { said: s, truth: t, score: scores.get(i).copied().flatten() });
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|((window, variant), o)| {
+                let mut v = o.figures(positive);
+                v["window_ms"] = json!(window);
+                v["window_s"] = json!(w / 1000);
+                v["variant"] = json!(variant);
+                v
+            })
+            .collect())
     }
 
     /// The A/B report of `endpoint` since `since_ms`: per variant its requests, errors, p99 and

@@ -346,7 +346,9 @@ impl Serving {
         self
     }
 
-    /// Logs a request `live` answered, when its endpoint's sampling admits it.
+    /// Logs a request `live` answered at `at_ms`, when its endpoint's sampling admits it;
+    /// whether it did.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn log_request(
         &self,
         served: &crate::Served,
@@ -355,19 +357,19 @@ impl Serving {
         input: &Tensor,
         outputs: &[Output],
         latency: Duration,
-    ) {
+        at_ms: i64,
+    ) -> bool {
         let settings = &served.endpoint.log;
         let rows = input.shape().first().copied().unwrap_or(1).max(1);
-        let at_ms = now_ms();
         match served.log_gate.admit(settings, request_id, rows, at_ms) {
             Admit::Yes => {}
-            Admit::Off => return,
+            Admit::Off => return false,
             Admit::Capped => {
                 self.log.capped.fetch_add(rows as u64, Ordering::Relaxed);
-                return;
+                return false;
             }
         }
-        let Some((inputs, width)) = input_values(input) else { return };
+        let Some((inputs, width)) = input_values(input) else { return false };
         // Names set by hand; else the writer names the rows (from lineage), off this path.
         let features = if served.log_features.len() == width {
             served.log_features.clone()
@@ -390,6 +392,7 @@ impl Serving {
             said: said_of(outputs),
             scores: crate::feedback::scores_of(outputs),
         });
+        true
     }
 
     /// What the log did since this process started.

@@ -16,7 +16,7 @@ use crate::routes::*;
         delete_model_version, version_lineage, set_alias, delete_alias,
         list_endpoints, create_endpoint, get_endpoint, delete_endpoint, set_traffic, feedback, abtest,
         list_rollouts, start_rollout, get_rollout, act, drift, push, list, history,
-        get_log, set_log, log_rows, log_windows, create_monitor, list_monitors, get_monitor,
+        get_log, set_log, log_rows, log_windows, performance, create_monitor, list_monitors, get_monitor,
         delete_monitor, monitor_reports, evaluate_monitor, create_rule, list_rules, delete_rule,
         list_alerts, list_actions),
     tags((name = "system", description = "Health, readiness and version"),

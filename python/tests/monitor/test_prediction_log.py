@@ -278,3 +278,46 @@ def test_inputs_are_named_after_the_training_table_found_through_lineage(sqlite_
     assert list(frame.columns)[6:-2] == numeric
     ordered = frame.assign(i=frame["request_id"].str[1:].astype(int)).sort_values("i")
     np.testing.assert_array_equal(ordered[numeric].to_numpy(), rows)
+
+
+def test_performance_per_window_and_variant_from_ground_truth(server):
+    """Ground truth for logged answers gives per-window metrics equal to scikit-learn's."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+    client = Slipway(server.url)
+    register(client)
+    client.create_endpoint("falls", "falls@1")
+    client.set_prediction_log("falls", features=NAMES, window_s=2)
+    time.sleep(1.2)
+    rng = np.random.default_rng(9)
+    said, truth, scores = {}, {}, {}
+    for i in range(80):
+        if i == 40:  # the second half in the next window
+            time.sleep(2.1)
+        _, rid, answer = post(server.url, DATA[i:i + 1].tolist(), request_id=f"p-{i}")
+        said[rid] = answer["predictions"][0]["label"]
+        scores[rid] = answer["predictions"][0]["probabilities"][1]
+        truth[rid] = int(said[rid]) if rng.random() < 0.8 else 1 - int(said[rid])
+    assert client.feedback("falls", truth) == {"scored": 80, "unknown": []}
+    wait_for("the log", lambda: client.prediction_log("falls")["rows"] == 80, timeout=FLUSH_S + 10)
+    frame = client.performance("falls")
+    assert frame["feedback_rows"].sum() == 80 and (frame["variant"] == "v1").all() and len(frame) >= 2
+    # Each request's window, as the log saw it answered.
+    logged = client.predictions("falls")
+    at_ms = (logged["at"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    window_of = dict(zip(logged["request_id"], at_ms // 2000 * 2000))
+    checked = 0
+    for _, w in frame.iterrows():
+        ids = [r for r in said if window_of[r] == w["window_ms"]]
+        y, p = [truth[r] for r in ids], [int(said[r]) for r in ids]
+        assert len(ids) == w["feedback_rows"], (w["window_ms"], len(ids))
+        assert w["accuracy"] == pytest.approx(accuracy_score(y, p), rel=1e-12)
+        assert w["precision"] == pytest.approx(precision_score(y, p, zero_division=0), rel=1e-12)
+        assert w["recall"] == pytest.approx(recall_score(y, p, zero_division=0), rel=1e-12)
+        assert w["f1"] == pytest.approx(f1_score(y, p, zero_division=0), rel=1e-12)
+        if len(set(y)) == 2:
+            assert w["roc_auc"] == pytest.approx(roc_auc_score(y, [scores[r] for r in ids]), rel=1e-6)
+        checked += 1
+    assert checked == len(frame) >= 2
+    done = cli(server, "endpoints", "performance", "falls")
+    assert done.returncode == 0 and "Accuracy" in done.stdout.decode(), done.stderr.decode()

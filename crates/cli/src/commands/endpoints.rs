@@ -136,6 +136,23 @@ pub(crate) enum EndpointsCommand {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Outcome metrics per window and variant from ground truth (POST .../feedback): accuracy,
+    /// precision, recall, F1, ROC AUC, MAE, RMSE
+    #[command(after_help = "Examples:\n  \
+        slipway endpoints performance falls\n  \
+        slipway endpoints performance falls --window 3600 --positive fall --since-hours 72")]
+    Performance {
+        name: String,
+        /// Look back this many hours (default 24)
+        #[arg(long, default_value_t = 24.0)]
+        since_hours: f64,
+        /// Window length in seconds (default: the endpoint's log window)
+        #[arg(long)]
+        window: Option<u64>,
+        /// The label precision, recall, F1 and ROC AUC are about
+        #[arg(long, default_value = "1")]
+        positive: String,
+    },
     /// Delete an endpoint (its model version stays registered)
     Delete { name: String },
 }
@@ -483,6 +500,65 @@ pub(crate) async fn run(cmd: EndpointsCommand, global: &Global) -> anyhow::Resul
             } else {
                 print_rows(&rows);
             }
+        }
+        EndpointsCommand::Performance { name, since_hours, window, positive } => {
+            if !(since_hours > 0.0 && since_hours.is_finite()) {
+                anyhow::bail!("--since-hours must be a positive number of hours");
+            }
+            let since = slipway_core::now_ms() - (since_hours * 3_600_000.0) as i64;
+            let mut path = format!(
+                "/api/v1/endpoints/{}/performance?since_ms={since}&positive={}",
+                encode(&name),
+                encode(&positive)
+            );
+            if let Some(w) = window {
+                path.push_str(&format!("&window_s={w}"));
+            }
+            let r: Value = client.get(&path).await?;
+            if global.json {
+                crate::output::json(&r)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let windows = r["windows"].as_array().cloned().unwrap_or_default();
+            if windows.is_empty() {
+                println!(
+                    "no ground truth for {name}'s answers in that time (POST /api/v1/endpoints/{name}/feedback)"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let f = |v: &Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.4}"));
+            let rows: Vec<Vec<String>> = windows
+                .iter()
+                .map(|w| {
+                    vec![
+                        time(w["window_ms"].as_i64()),
+                        text(&w["variant"]),
+                        text(&w["feedback_rows"]),
+                        f(&w["accuracy"]),
+                        f(&w["precision"]),
+                        f(&w["recall"]),
+                        f(&w["f1"]),
+                        f(&w["roc_auc"]),
+                        f(&w["mae"]),
+                        f(&w["rmse"]),
+                    ]
+                })
+                .collect();
+            let _ = table(
+                &[
+                    "Window",
+                    "Variant",
+                    "Rows",
+                    "Accuracy",
+                    "Precision",
+                    "Recall",
+                    "F1",
+                    "ROC AUC",
+                    "MAE",
+                    "RMSE",
+                ],
+                &rows,
+            );
         }
         EndpointsCommand::Delete { name } => {
             let _: Value = client.delete(&format!("/api/v1/endpoints/{}", encode(&name))).await?;

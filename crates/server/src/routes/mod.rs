@@ -56,7 +56,9 @@ pub(crate) use monitors::{
     __path_create_monitor, __path_delete_monitor, __path_evaluate_monitor, __path_get_monitor,
     __path_list_monitors, __path_monitor_reports,
 };
-pub(crate) use predlog::{__path_get_log, __path_log_rows, __path_log_windows, __path_set_log};
+pub(crate) use predlog::{
+    __path_get_log, __path_log_rows, __path_log_windows, __path_performance, __path_set_log,
+};
 pub(crate) use rollouts::{
     __path_act, __path_get_rollout, __path_list_rollouts, __path_start_rollout,
 };
@@ -130,6 +132,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/endpoints/{name}/log", get(predlog::get_log).put(predlog::set_log))
         .route("/api/v1/endpoints/{name}/predictions", get(predlog::log_rows))
         .route("/api/v1/endpoints/{name}/windows", get(predlog::log_windows))
+        .route("/api/v1/endpoints/{name}/performance", get(predlog::performance))
         .route("/api/v1/monitors", get(monitors::list_monitors).post(monitors::create_monitor))
         .route(
             "/api/v1/monitors/{name}",

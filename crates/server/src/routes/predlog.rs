@@ -201,3 +201,38 @@ pub(crate) async fn log_windows(
         .collect();
     Ok(Json(json!({ "windows": out })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PerformanceQuery {
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    window_s: Option<i64>,
+    positive: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}/performance", tag = "monitoring",
+    params(("name" = String, Path),
+        ("since_ms" = Option<i64>, Query, description = "answers from; default: the last 24 hours"),
+        ("until_ms" = Option<i64>, Query),
+        ("window_s" = Option<i64>, Query, description = "default: the endpoint's log window"),
+        ("positive" = Option<String>, Query, description = "the label precision, recall, F1 and ROC AUC are about (default \"1\")")),
+    responses((status = 200, description = "{windows: [{window_ms, window_s, variant, feedback_rows, accuracy, precision, recall, f1, roc_auc, mae, rmse}]} from ground truth sent with POST .../feedback"),
+        (status = 404, description = "no such endpoint")))]
+pub(crate) async fn performance(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<PerformanceQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let e = s.serving.get(&name).await?;
+    let window_s = q.window_s.unwrap_or(e.log.window_s as i64);
+    if !(1..=86_400).contains(&window_s) {
+        return Err(ApiError::invalid("window_s must be 1 to 86400"));
+    }
+    let until = q.until_ms.unwrap_or(i64::MAX);
+    let since = q.since_ms.unwrap_or_else(|| now_ms() - DAY_MS);
+    let positive = q.positive.unwrap_or_else(|| "1".to_string());
+    let windows = s.serving.performance(&name, since, until, window_s * 1000, &positive).await?;
+    Ok(Json(json!({ "windows": windows })))
+}
