@@ -16,6 +16,7 @@ mod db;
 mod error;
 mod ids;
 pub mod jobs;
+pub mod outbound;
 mod pack;
 mod safe_path;
 pub mod special;

@@ -11,7 +11,6 @@
 //! address (checked again at each delivery, and the connection pinned to the checked address).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -290,6 +289,9 @@ impl Alerts {
             if a.max_per_day == 0 {
                 return Err(Error::Invalid("action.max_per_day must be at least 1".into()));
             }
+            if a.cooldown_s > 30 * 24 * 3600 {
+                return Err(Error::Invalid("action.cooldown_s is at most 30 days".into()));
+            }
         }
         let done = sqlx::query(
             "INSERT INTO monitor_alert_rules (name, spec, created_ms) VALUES ($1, $2, $3)",
@@ -321,14 +323,29 @@ impl Alerts {
             .collect()
     }
 
+    /// Deletes a rule; its open alert ends (a firing one resolved, a pending one cleared), and
+    /// what it had not yet sent or run is given up.
     pub async fn delete_rule(&self, name: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query("DELETE FROM monitor_alert_rules WHERE name = $1")
             .bind(name)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("rule {name}")));
         }
+        for sql in [
+            "UPDATE monitor_deliveries SET given_up = 1, last_error = 'the rule was deleted' \
+             WHERE delivered_ms IS NULL AND alert_id IN (SELECT id FROM monitor_alerts WHERE rule = $1)",
+            "UPDATE monitor_actions SET state = 'skipped', reason = 'the rule was deleted' \
+             WHERE rule = $1 AND state = 'queued'",
+            "UPDATE monitor_alerts SET state = CASE WHEN state = 'firing' THEN 'resolved' ELSE 'cleared' END, \
+             resolved_ms = $2, updated_ms = $2 WHERE rule = $1 AND state IN ('pending', 'firing')",
+        ] {
+            sqlx::query(sql).bind(name).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -385,12 +402,16 @@ impl Alerts {
             let m = self.monitors.get(name).await?;
             let recent = self.monitors.reports(name, i64::MIN, i64::from(rule.windows)).await?;
             let Some(report) = recent.first().cloned() else { return Ok(None) };
+            // A report from long ago says nothing of now: the rule waits for a fresh one.
+            let step = report.window_s * 1000;
+            if now_ms() - (report.window_ms + step) > 3 * step + crate::monitors::SETTLE_MS {
+                return Ok(None);
+            }
             let meets = |r: &crate::monitors::Report| match (rule.op, rule.threshold) {
                 (Some(op), Some(t)) => op.holds(r.share, t),
                 _ => r.drift,
             };
             // The newest `windows` reports, of consecutive windows, all meet it.
-            let step = report.window_s * 1000;
             let consecutive = recent.len() == rule.windows as usize
                 && recent.windows(2).all(|p| p[0].window_ms - p[1].window_ms == step);
             let holds = consecutive && recent.iter().all(meets);
@@ -564,7 +585,7 @@ impl Alerts {
     ) -> Result<()> {
         let Some(a) = &rule.action else { return Ok(()) };
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(created_ms) AS last FROM monitor_actions \
+            "SELECT COUNT(*) AS n FROM monitor_actions \
              WHERE rule = $1 AND state <> 'skipped' AND created_ms > $2",
         )
         .bind(&rule.name)
@@ -572,7 +593,13 @@ impl Alerts {
         .fetch_one(&mut **tx)
         .await?;
         let n: i64 = row.try_get("n")?;
-        let last: Option<i64> = row.try_get("last")?;
+        let last: Option<i64> = sqlx::query(
+            "SELECT MAX(created_ms) AS last FROM monitor_actions WHERE rule = $1 AND state <> 'skipped'",
+        )
+        .bind(&rule.name)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("last")?;
         let (state, reason) = match last {
             Some(l) if now - l < a.cooldown_s as i64 * 1000 => (
                 "skipped",
@@ -735,7 +762,7 @@ impl Alerts {
              FROM monitor_deliveries d JOIN monitor_alerts a ON a.id = d.alert_id \
              JOIN monitor_alert_rules r ON r.name = a.rule \
              WHERE d.delivered_ms IS NULL AND d.given_up = 0 AND d.next_ms <= $1 \
-             ORDER BY d.next_ms LIMIT 100",
+             ORDER BY d.next_ms LIMIT 20",
         )
         .bind(now)
         .fetch_all(self.db.pool())
@@ -748,7 +775,7 @@ impl Alerts {
                 "UPDATE monitor_deliveries SET next_ms = $1 WHERE id = $2 AND next_ms = $3 \
                  AND delivered_ms IS NULL",
             )
-            .bind(now + 60_000)
+            .bind(now_ms() + 60_000)
             .bind(&id)
             .bind(next)
             .execute(self.db.pool())
@@ -798,98 +825,23 @@ impl Alerts {
     }
 }
 
-/// Whether an address is one a webhook may not reach without `allow_private`.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])) // shared (CGNAT)
-                || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-        }
-    }
-}
-
-/// The URL's host and port, resolved and checked; errors say what is refused.
-async fn check_target(url: &str, allow_private: bool) -> Result<(reqwest::Url, SocketAddr)> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::Invalid(format!("webhook url '{url}': {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::Invalid(format!(
-            "webhook url '{url}': only http and https are allowed"
-        )));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| Error::Invalid(format!("webhook url '{url}' has no host")))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| Error::Invalid(format!("webhook url '{url}': {host} does not resolve: {e}")))?
-        .collect();
-    let Some(first) = addrs.first().copied() else {
-        return Err(Error::Invalid(format!("webhook url '{url}': {host} does not resolve")));
-    };
-    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_private(a.ip())) {
-        return Err(Error::Invalid(format!(
-            "webhook url '{url}': {host} resolves to {}, a private or local address; \
-             set allow_private to send there",
-            bad.ip()
-        )));
-    }
-    Ok((parsed, first))
+/// The URL, checked (see [`slipway_core::outbound`]).
+async fn check_target(url: &str, allow_private: bool) -> Result<slipway_core::outbound::Target> {
+    slipway_core::outbound::check(url, allow_private).await.map_err(Error::Invalid)
 }
 
 /// One POST of a delivery: 2xx is delivered, anything else is retried.
 async fn send(webhook: &Webhook, key: &str, body: &str) -> std::result::Result<(), String> {
-    let (url, addr) =
-        check_target(&webhook.url, webhook.allow_private).await.map_err(|e| e.to_string())?;
-    // Pinned to the address just checked: a second lookup could answer otherwise.
-    let host = url.host_str().unwrap_or_default().to_string();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut request = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("Idempotency-Key", key)
-        .header("User-Agent", concat!("slipway/", env!("CARGO_PKG_VERSION")));
+    let target = slipway_core::outbound::check(&webhook.url, webhook.allow_private).await?;
+    let mut headers = vec![
+        ("Idempotency-Key", key.to_string()),
+        ("User-Agent", concat!("slipway/", env!("CARGO_PKG_VERSION")).to_string()),
+    ];
     if let Some(secret) = &webhook.secret {
         let t = now_ms() / 1000;
-        request =
-            request.header("X-Slipway-Signature", format!("t={t},v1={}", sign(secret, t, body)));
+        headers.push(("X-Slipway-Signature", format!("t={t},v1={}", sign(secret, t, body))));
     }
-    let response = request.body(body.to_string()).send().await.map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("the receiver answered {}", response.status()))
-    }
+    slipway_core::outbound::post_json(&target, &headers, body, Duration::from_secs(5)).await
 }
 
 /// HMAC-SHA256 of `<t>.<body>` under `secret`, as hex.
@@ -902,29 +854,6 @@ pub fn sign(secret: &str, t: i64, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_and_local_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "224.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "172.32.0.1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
-    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_time_and_body() {

@@ -216,6 +216,9 @@ pub struct Monitors {
     serving: serve::Serving,
     registry: Registry,
     data: Data,
+    /// The window each monitor's judge last tried, so one that cannot be judged is not read
+    /// again every second.
+    tried: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 impl Monitors {
@@ -226,7 +229,7 @@ impl Monitors {
         data: Data,
     ) -> Result<Monitors> {
         db.migrate("monitors", MIGRATIONS).await?;
-        Ok(Monitors { db, serving, registry, data })
+        Ok(Monitors { db, serving, registry, data, tried: Default::default() })
     }
 
     pub async fn create(&self, spec: Spec) -> Result<Monitor> {
@@ -438,6 +441,10 @@ impl Monitors {
         for m in self.list().await? {
             let Ok(window) = self.latest_closed_window(&m.spec.name).await else { continue };
             if m.latest.as_ref().is_some_and(|r| r.window_ms >= window) {
+                continue;
+            }
+            let tried = self.tried.lock().expect("tried lock").insert(m.spec.name.clone(), window);
+            if tried == Some(window) {
                 continue;
             }
             match self.evaluate(&m.spec.name, Some(window)).await {

@@ -490,14 +490,19 @@ impl Serving {
                     (Some(namer), Ok(v)) => (namer.0)(v, width).await,
                     _ => None,
                 };
-                let names: Vec<String> = resolved
-                    .filter(|n| {
-                        n.len() == width && n.iter().all(|f| !RESERVED.contains(&f.as_str()))
-                    })
-                    .unwrap_or_else(|| (0..width).map(|i| format!("f{i}")).collect());
-                let names = Arc::new(names);
-                self.log.names.lock().expect("names lock").insert((model, version), names.clone());
-                names
+                let resolved = resolved.filter(|n| {
+                    n.len() == width && n.iter().all(|f| !RESERVED.contains(&f.as_str()))
+                });
+                // Only names that resolved are kept: a lookup that failed is tried again.
+                match resolved {
+                    Some(names) => {
+                        let names = Arc::new(names);
+                        let mut known = self.log.names.lock().expect("names lock");
+                        known.insert((model, version), names.clone());
+                        names
+                    }
+                    None => Arc::new((0..width).map(|i| format!("f{i}")).collect()),
+                }
             }
         };
         for e in entries.iter_mut().filter(|e| e.features.is_empty()) {

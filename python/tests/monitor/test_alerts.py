@@ -227,6 +227,11 @@ def test_a_firing_alert_runs_its_action_as_a_tracked_run_within_its_cooldown(ser
         assert len(client.alert_actions("done")) == 1
         done = cli_at(url, "alerts", "actions")
         assert "retrain" in done.stdout.decode() and "skipped" in done.stdout.decode()
+        # Deleting the rule ends its firing alert.
+        assert len(client.alerts("firing")) == 1
+        client.delete_alert_rule("bandwidth-low")
+        assert client.alerts("firing") == [] and client.alert_rules() == []
+        assert len(client.alerts("resolved")) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
