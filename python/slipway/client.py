@@ -435,20 +435,28 @@ class Slipway:
         return self._request("GET", f"/api/v1/monitors/{_q(name)}/reports{query}")["reports"]
 
     def create_alert_rule(self, name: str, monitor: Optional[str] = None, gauge: Optional[str] = None,
+                          endpoint: Optional[str] = None, metric: Optional[str] = None, over_s: int = 300,
+                          positive: Optional[str] = None,
                           labels: Optional[dict] = None, op: Optional[str] = None,
                           threshold: Optional[float] = None, for_s: int = 0, windows: int = 1,
                           webhook: Optional[str] = None, secret: Optional[str] = None,
                           allow_private: bool = False, action: Optional[str] = None,
                           cooldown_s: int = 3600, max_per_day: int = 3) -> dict:
         """An alert rule on a monitor's verdict (or, with `op` and `threshold`, its share of
-        drifted columns) or on a custom gauge (`op` and `threshold` on any series whose labels
-        include `labels`), holding for `for_s` seconds (a monitor rule: for `windows`
+        drifted columns), on a custom gauge (`op` and `threshold` on any series whose labels
+        include `labels`), or on an endpoint's `metric` over the last `over_s` seconds
+        (`error_rate`, `p99_latency_ms`, `requests_per_s`, or from ground truth `accuracy`,
+        `precision`, `recall`, `f1`, `roc_auc`, `mae`, `rmse` of `positive`), holding for `for_s` seconds (a monitor rule: for `windows`
         consecutive judged windows) before it fires; with `webhook`, each
         firing and resolution is POSTed there (signed with `secret`; private targets need
         `allow_private`); with `action`, a command the server was started with (`--action
         NAME=COMMAND`) runs as a tracked run with the alert's context in its environment, at
         most once per `cooldown_s` and `max_per_day` times a day."""
         body = {"name": name, "for_s": int(for_s), "windows": int(windows)}
+        if endpoint is not None:
+            body.update({"endpoint": endpoint, "metric": metric, "over_s": int(over_s)})
+            if positive is not None:
+                body["positive"] = str(positive)
         if action is not None:
             body["action"] = {"name": action, "cooldown_s": int(cooldown_s), "max_per_day": int(max_per_day)}
         for k, v in {"monitor": monitor, "gauge": gauge, "op": op, "threshold": threshold}.items():

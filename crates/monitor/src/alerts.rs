@@ -90,6 +90,18 @@ pub struct Rule {
     pub gauge: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// On an endpoint: `metric` over the last `over_s` seconds — infrastructure (`error_rate`,
+    /// `p99_latency_ms`, `requests_per_s`, from every replica's counts) or performance from
+    /// ground truth (`accuracy`, `precision`, `recall`, `f1`, `roc_auc`, `mae`, `rmse`, about
+    /// `positive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default = "default_over", skip_serializing_if = "is_default_over")]
+    pub over_s: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Op>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +165,20 @@ fn one() -> u32 {
     1
 }
 
+fn default_over() -> u64 {
+    300
+}
+
+fn is_default_over(n: &u64) -> bool {
+    *n == 300
+}
+
+/// Endpoint metrics from the counts every replica flushes.
+pub const INFRA_METRICS: [&str; 3] = ["error_rate", "p99_latency_ms", "requests_per_s"];
+/// Endpoint metrics from ground truth.
+pub const OUTCOME_METRICS: [&str; 7] =
+    ["accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse"];
+
 fn is_one(n: &u32) -> bool {
     *n == 1
 }
@@ -168,8 +194,24 @@ impl Rule {
                 self.name
             )));
         }
-        match (&self.monitor, &self.gauge) {
-            (Some(_), None) => {
+        match (&self.monitor, &self.gauge, &self.endpoint) {
+            (None, None, Some(_)) => {
+                let m = self.metric.as_deref().unwrap_or_default();
+                if !INFRA_METRICS.contains(&m) && !OUTCOME_METRICS.contains(&m) {
+                    return Err(Error::Invalid(format!(
+                        "an endpoint rule needs metric: one of {}, {}",
+                        INFRA_METRICS.join(", "),
+                        OUTCOME_METRICS.join(", ")
+                    )));
+                }
+                if self.op.is_none() || self.threshold.is_none() {
+                    return Err(Error::Invalid("an endpoint rule needs op and threshold".into()));
+                }
+                if !(1..=7 * 24 * 3600).contains(&self.over_s) {
+                    return Err(Error::Invalid("over_s must be 1 s to a week".into()));
+                }
+            }
+            (Some(_), None, None) => {
                 if self.op.is_some() != self.threshold.is_some() {
                     return Err(Error::Invalid(
                         "op and threshold go together (on a monitor: its share of drifted columns)"
@@ -177,12 +219,16 @@ impl Rule {
                     ));
                 }
             }
-            (None, Some(_)) => {
+            (None, Some(_), None) => {
                 if self.op.is_none() || self.threshold.is_none() {
                     return Err(Error::Invalid("a gauge rule needs op and threshold".into()));
                 }
             }
-            _ => return Err(Error::Invalid("a rule watches one monitor or one gauge".into())),
+            _ => {
+                return Err(Error::Invalid(
+                    "a rule watches one monitor, one gauge or one endpoint".into(),
+                ));
+            }
         }
         if self.windows == 0 || self.windows > 1000 {
             return Err(Error::Invalid("windows must be 1 to 1000".into()));
@@ -272,6 +318,9 @@ impl Alerts {
         rule.check()?;
         if let Some(m) = &rule.monitor {
             self.monitors.get(m).await?;
+        }
+        if let Some(e) = &rule.endpoint {
+            self.monitors.serving().get(e).await?;
         }
         if let Some(w) = &rule.webhook {
             check_target(&w.url, w.allow_private).await?;
@@ -428,6 +477,46 @@ impl Alerts {
                     "reference": report.reference, "drifted": drifted,
                     "link": format!("/#/monitors/{name}"),
                     "report": format!("/api/v1/monitors/{name}/reports?since_ms={}", report.window_ms),
+                }),
+            }));
+        }
+        if let (Some(endpoint), Some(metric), Some(op), Some(t)) =
+            (&rule.endpoint, &rule.metric, rule.op, rule.threshold)
+        {
+            let serving = self.monitors.serving();
+            let since = now_ms() - rule.over_s as i64 * 1000;
+            let value = if INFRA_METRICS.contains(&metric.as_str()) {
+                let counts = serving.counts_since(endpoint, since).await?;
+                let mut all = serve::StepCounts::default();
+                for c in counts.values() {
+                    all.ok += c.ok;
+                    all.errors += c.errors;
+                    for (a, b) in all.latency.iter_mut().zip(&c.latency) {
+                        *a += b;
+                    }
+                }
+                match metric.as_str() {
+                    "error_rate" => all.error_rate(),
+                    "p99_latency_ms" => all.p99_ms(),
+                    _ => Some(all.requests() as f64 / rule.over_s as f64),
+                }
+            } else {
+                let truth = serving.feedback_since(endpoint, since, &[]).await?;
+                let mut all = serve::outcomes::Outcomes::default();
+                for o in truth.into_values() {
+                    all.rows.extend(o.rows);
+                }
+                all.metric(metric, rule.positive.as_deref().unwrap_or("1")).ok()
+            };
+            // Nothing to measure (no traffic, no ground truth): no reading.
+            let Some(value) = value.filter(|v| !v.is_nan()) else { return Ok(None) };
+            return Ok(Some(Reading {
+                holds: op.holds(value, t),
+                value,
+                context: json!({
+                    "endpoint": endpoint, "metric": metric, "over_s": rule.over_s,
+                    "model_version": self.monitors.served_version(endpoint).await,
+                    "link": format!("/#/endpoints/{endpoint}"),
                 }),
             }));
         }

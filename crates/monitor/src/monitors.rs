@@ -323,6 +323,11 @@ impl Monitors {
             .collect()
     }
 
+    /// The serving stage the monitors read.
+    pub fn serving(&self) -> &serve::Serving {
+        &self.serving
+    }
+
     /// The model version an endpoint serves now (`name@version`), if it resolves.
     pub async fn served_version(&self, endpoint: &str) -> Option<String> {
         let e = self.serving.get(endpoint).await.ok()?;

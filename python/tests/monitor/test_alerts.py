@@ -240,3 +240,55 @@ def test_a_firing_alert_runs_its_action_as_a_tracked_run_within_its_cooldown(ser
 def cli_at(url, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLIPWAY_", "MLFLOW_"))}
     return subprocess.run([slipway_bin(), "--server", url, *args], capture_output=True, env=env, timeout=60)
+
+
+def test_endpoint_rules_fire_on_error_rate_and_on_accuracy_from_ground_truth(server):
+    import urllib.error
+    import urllib.request
+
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    client = Slipway(server.url)
+    X = np.random.default_rng(2).normal(size=(200, 4)).astype(np.float32)
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    client.register_model("falls", model=to_onnx(model, initial_types=[("X", FloatTensorType([None, 4]))],
+                                                 options={id(model): {"zipmap": False}}).SerializeToString())
+    client.create_endpoint("falls", "falls@1")
+    for kwargs, status, word in [({"endpoint": "falls", "metric": "nope", "op": ">", "threshold": 1}, 400, "metric"),
+                                 ({"endpoint": "falls", "metric": "error_rate"}, 400, "op and threshold"),
+                                 ({"endpoint": "gone", "metric": "error_rate", "op": ">", "threshold": 1}, 404, "gone")]:
+        with pytest.raises(SlipwayError) as e:
+            client.create_alert_rule("bad", **kwargs)
+        assert e.value.status == status and word in e.value.message, e.value.message
+    client.create_alert_rule("errors", endpoint="falls", metric="error_rate", op=">", threshold=0.2, over_s=60)
+    client.create_alert_rule("accuracy", endpoint="falls", metric="accuracy", op="<", threshold=0.9, over_s=60)
+
+    def post(rows, rid):
+        req = urllib.request.Request(server.url + "/endpoints/falls/invocations", method="POST",
+                                     headers={"Content-Type": "application/json", "x-request-id": rid},
+                                     data=json.dumps({"inputs": rows}).encode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())["predictions"][0]["label"]
+        except urllib.error.HTTPError as e:
+            assert e.code == 400
+            return None
+
+    said = {f"ok-{i}": post(X[i:i + 1].tolist(), f"ok-{i}") for i in range(20)}
+    time.sleep(3)
+    assert client.alerts() == []
+    for i in range(20):  # three values for four inputs: refused, counted as errors
+        assert post([X[i, :3].tolist()], f"bad-{i}") is None
+    errors = wait_for("the error-rate alert", lambda: client.alerts("firing"), timeout=15)
+    assert [a["rule"] for a in errors] == ["errors"] and errors[0]["value"] == pytest.approx(0.5)
+    assert errors[0]["context"]["metric"] == "error_rate" and errors[0]["context"]["link"] == "/#/endpoints/falls"
+    # Ground truth that contradicts every answer: accuracy 0.
+    client.feedback("falls", {rid: 1 - label for rid, label in said.items()})
+    accuracy = wait_for("the accuracy alert",
+                        lambda: [a for a in client.alerts("firing") if a["rule"] == "accuracy"], timeout=15)
+    assert accuracy[0]["value"] == 0
+    done = cli(server, "alerts", "rules")
+    assert "endpoint falls error_rate" in done.stdout.decode()

@@ -35,6 +35,8 @@ pub(crate) enum AlertsCommand {
         slipway alerts create skew-4k --monitor falls-skew --webhook https://hooks.example.org/slipway --secret s3cret\n  \
         slipway alerts create camera-off --gauge camera_power_state --label camera=ward3-2 --op '<' --threshold 1 --for-seconds 60\n  \
         slipway alerts create drift-half --monitor falls-drift --op '>=' --threshold 0.5\n  \
+        slipway alerts create errors --endpoint falls --metric error_rate --op '>' --threshold 0.01 --over-seconds 60\n  \
+        slipway alerts create accuracy --endpoint falls --metric accuracy --op '<' --threshold 0.9 --over-seconds 3600\n  \
         slipway alerts create skew-2 --monitor falls-skew --windows 2   # two windows in a row\n  \
         slipway alerts create retrain --monitor falls-drift --windows 3 --action retrain --cooldown-seconds 86400\n\n\
         Webhooks are JSON POSTs with Idempotency-Key and, with --secret,\n\
@@ -48,6 +50,18 @@ pub(crate) enum AlertsCommand {
         /// Fire on this custom gauge (any series whose labels include --label)
         #[arg(long)]
         gauge: Option<String>,
+        /// Fire on this endpoint's --metric over the last --over-seconds
+        #[arg(long, conflicts_with_all = ["monitor", "gauge"])]
+        endpoint: Option<String>,
+        /// error_rate, p99_latency_ms, requests_per_s; or from ground truth accuracy, precision,
+        /// recall, f1, roc_auc, mae, rmse
+        #[arg(long, requires = "endpoint")]
+        metric: Option<String>,
+        #[arg(long, default_value_t = 300, requires = "endpoint")]
+        over_seconds: u64,
+        /// The label precision, recall, F1 and ROC AUC are about
+        #[arg(long, requires = "endpoint")]
+        positive: Option<String>,
         /// KEY=VALUE a gauge series must have (repeatable)
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
@@ -116,6 +130,13 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
                             time(c["window_ms"].as_i64()),
                             drifted.join(", ")
                         )
+                    } else if c["endpoint"].is_string() {
+                        format!(
+                            "{} {} over {} s",
+                            text(&c["endpoint"]),
+                            text(&c["metric"]),
+                            text(&c["over_s"])
+                        )
                     } else {
                         let labels: Vec<String> = c["labels"]
                             .as_object()
@@ -167,6 +188,8 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
                 .map(|r| {
                     let on = if r["monitor"].is_string() {
                         format!("monitor {}", text(&r["monitor"]))
+                    } else if r["endpoint"].is_string() {
+                        format!("endpoint {} {}", text(&r["endpoint"]), text(&r["metric"]))
                     } else {
                         format!("gauge {}", text(&r["gauge"]))
                     };
@@ -189,6 +212,10 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
             name,
             monitor,
             gauge,
+            endpoint,
+            metric,
+            over_seconds,
+            positive,
             labels,
             op,
             threshold,
@@ -207,6 +234,14 @@ pub(crate) async fn run(cmd: AlertsCommand, global: &Global) -> anyhow::Result<E
             }
             if let Some(g) = gauge {
                 body["gauge"] = json!(g);
+            }
+            if let Some(e) = endpoint {
+                body["endpoint"] = json!(e);
+                body["metric"] = json!(metric);
+                body["over_s"] = json!(over_seconds);
+                if let Some(p) = positive {
+                    body["positive"] = json!(p);
+                }
             }
             if !labels.is_empty() {
                 let mut m = serde_json::Map::new();

@@ -955,6 +955,7 @@ PAGES.alerts = async () => {
   const what = (c) => {
     if (!c) return "";
     if (c.monitor) return h("a", { href: `#/monitors/${enc(c.monitor)}` }, `${c.monitor}, window ${time(c.window_ms)}` + (c.drifted && c.drifted.length ? `: ${c.drifted.join(", ")}` : ""));
+    if (c.endpoint) return h("a", { href: `#/endpoints/${enc(c.endpoint)}` }, `${c.endpoint} ${c.metric} over ${c.over_s} s`);
     const labels = Object.entries(c.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
     return h("a", { href: "#/gauges" }, `${c.gauge}{${labels}}`);
   };
@@ -969,7 +970,7 @@ PAGES.alerts = async () => {
   page.append(h("h2", {}, "Rules"), rules.length ? h("table", { class: "alert-rules" },
     h("thead", {}, h("tr", {}, ["Rule", "On", "Condition", "For", "Webhook"].map((c) => h("th", {}, c)))),
     h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.name },
-      h("td", {}, r.name), h("td", {}, r.monitor ? `monitor ${r.monitor}` : `gauge ${r.gauge}`),
+      h("td", {}, r.name), h("td", {}, r.monitor ? `monitor ${r.monitor}` : r.endpoint ? `endpoint ${r.endpoint} ${r.metric}` : `gauge ${r.gauge}`),
       h("td", {}, r.op ? `${r.op} ${r.threshold}` : "drift"), h("td", { class: "num" }, `${r.for_s} s`),
       h("td", {}, r.webhook ? r.webhook.url : "—")))))
     : h("div", { class: "empty" }, "No rules yet. Create one with `slipway alerts create skew --monitor falls-skew --webhook URL`."));
