@@ -141,7 +141,7 @@ def test_bad_rules_and_private_targets_are_refused_with_nothing_stored(server):
         ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "file:///etc/passwd"}, "only http and https"),
         ({"gauge": "g", "op": "<", "threshold": 1, "webhook": "ftp://example.org/x"}, "only http and https"),
         ({"gauge": "g"}, "needs op and threshold"),
-        ({"gauge": "g", "monitor": "m"}, "one monitor or one gauge"),
+        ({"gauge": "g", "monitor": "m"}, "one monitor, one gauge or one endpoint"),
         ({"gauge": "g", "op": "~", "threshold": 1}, "unknown variant"),
     ]:
         with pytest.raises(SlipwayError) as e:
