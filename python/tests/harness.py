@@ -99,3 +99,24 @@ def wait_until(page, expression, timeout=10.0):
             return
         page.wait_for_timeout(50)
     raise AssertionError(f"timed out waiting for {expression}")
+
+
+def wait_for(what, predicate, timeout=60.0):
+    """Polls `predicate` until it returns something truthy (returned), or fails naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_server(data_dir, db=None, *extra):
+    """Another `slipway server` process on the same stores; (process, url)."""
+    args = [slipway_bin(), "server", "--port", "0", "--data-dir", data_dir, *extra] + (["--db", db] if db else [])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=data_dir)
+    line = proc.stdout.readline().decode().strip()
+    assert line.startswith("slipway listening on "), line
+    return proc, line.removeprefix("slipway listening on ")

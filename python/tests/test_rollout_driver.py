@@ -6,9 +6,7 @@ servers on one store route alike, and only one of them drives; a candidate worse
 is rolled back by its accuracy gate."""
 
 import json
-import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.error
@@ -19,7 +17,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
-from harness import slipway_bin
+from harness import start_server, wait_for
 from slipway import Slipway
 
 DATA = np.random.default_rng(8).normal(size=(300, 4)).astype(np.float32)
@@ -61,14 +59,6 @@ class Traffic(threading.Thread):
             i += 1
 
 
-def wait_for(what, predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_healthy_candidate_is_promoted_on_its_own(server):
@@ -163,13 +153,6 @@ def test_a_candidate_worse_on_ground_truth_is_rolled_back_by_its_accuracy_gate(s
     assert [(v["name"], v["weight"]) for v in client.endpoint("falls")["variants"]] == [("v1", 100)]
 
 
-def start(data_dir, db):
-    args = [slipway_bin(), "server", "--port", "0", "--data-dir", data_dir] + (["--db", db] if db else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=data_dir)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("slipway listening on "), line
-    return proc, line.removeprefix("slipway listening on ")
 
 
 def test_kill_9_resumes_the_step_and_two_servers_route_alike_with_one_driver(server):
@@ -190,9 +173,9 @@ def test_kill_9_resumes_the_step_and_two_servers_route_alike_with_one_driver(ser
     # The same stores, two new processes: the same step, the same weights, the same routing.
     procs = []
     try:
-        proc, url = start(server.dir, server.db)
+        proc, url = start_server(server.dir, server.db)
         procs.append(proc)
-        proc2, url2 = start(server.dir, server.db)
+        proc2, url2 = start_server(server.dir, server.db)
         procs.append(proc2)
         one, two = Slipway(url), Slipway(url2)
         after = one.rollout(r["id"])

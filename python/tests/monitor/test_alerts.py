@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import slipway_bin
+from harness import slipway_bin, start_server, wait_for
 from slipway import Slipway, SlipwayError
 
 
@@ -61,14 +61,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(what, predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli(server, *args):
@@ -182,13 +174,6 @@ def test_a_receiver_down_for_a_minute_gets_the_alert_once_it_is_back_exactly_onc
         receiver.stop()
 
 
-def start_server(data_dir, db, *extra):
-    args = [slipway_bin(), "server", "--port", "0", "--data-dir", data_dir, *extra] + (["--db", db] if db else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=data_dir)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("slipway listening on "), line
-    return proc, line.removeprefix("slipway listening on ")
 
 
 def test_a_firing_alert_runs_its_action_as_a_tracked_run_within_its_cooldown(server, tmp_path):

@@ -21,7 +21,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
-from harness import slipway_bin
+from harness import slipway_bin, start_server, wait_for
 from slipway import Slipway, SlipwayError
 
 DATA = np.random.default_rng(5).normal(size=(400, 4)).astype(np.float32)
@@ -46,14 +46,6 @@ def post(url, rows, request_id=None, endpoint="falls"):
         return r.status, r.headers["x-request-id"], json.loads(r.read())
 
 
-def wait_for(what, predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli(server, *args):
@@ -186,13 +178,6 @@ def test_bad_settings_are_refused_and_change_nothing(server):
     assert len(err.splitlines()) == 1 and "between 0 and 1" in err, err
 
 
-def start(data_dir, db):
-    args = [slipway_bin(), "server", "--port", "0", "--data-dir", data_dir] + (["--db", db] if db else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=data_dir)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("slipway listening on "), line
-    return proc, line.removeprefix("slipway listening on ")
 
 
 def test_kill_9_loses_at_most_the_unflushed_buffer_and_no_segment_is_corrupt(server):
@@ -202,7 +187,7 @@ def test_kill_9_loses_at_most_the_unflushed_buffer_and_no_segment_is_corrupt(ser
     client.set_prediction_log("falls", features=NAMES)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait()
-    proc, url = start(server.dir, server.db)
+    proc, url = start_server(server.dir, server.db)
     answered = []  # (request id, when answered)
     stop = threading.Event()
 
@@ -227,7 +212,7 @@ def test_kill_9_loses_at_most_the_unflushed_buffer_and_no_segment_is_corrupt(ser
         stop.set()
         t.join(timeout=10)
     # A new process on the same stores reads every segment whole.
-    proc, url = start(server.dir, server.db)
+    proc, url = start_server(server.dir, server.db)
     try:
         other = Slipway(url)
         frame = other.predictions("falls", since_ms=0)
