@@ -21,13 +21,15 @@ Retry-After), of successes and of errors, the server's peak RSS, and latency rig
 Part `shadow` measures what a shadow costs the variant that answers: endpoints on the same
 model in one `slipway serve`, one plain, one mirroring every request to a second version, one
 mirroring 10%; p50/p99 at concurrency 8 (closed loop: the cores are saturated), interleaved.
-Part `log` measures what the prediction log costs: two endpoints on the same model in one
-`slipway serve`, one logging every request (the default), one with its log off; p50/p99 open
-loop at --log-rate requests/s (5,000 by default), then closed loop at c=8, interleaved runs;
-then the rows the log wrote, read back.
+Part `log` measures what the prediction log costs: three endpoints on the same model in one
+`slipway serve`, one logging every request (the default), two with the log off; short runs
+rotate among them, open loop at --log-rate requests/s (5,000 by default), then closed loop at
+c=8; the answer is the median of paired ratios per round, beside an A/A control (off vs off)
+that shows the method's noise; then the rows the log wrote, read back.
 
     bench/run serving [--parts compute,http,overload,shadow,log] [--iters N] [--batches 1,256] [--models ...]
                       [--duration S] [--reps N] [--overload-seconds S]
+                      [--log-rate R] [--log-runs N] [--log-seconds S] [--pin]
 """
 
 from __future__ import annotations
@@ -77,9 +79,10 @@ def slipway_median_us(binary: Path, path: Path, rows_file: Path, batch: int, ite
     return json.loads(out.stdout)["median_us"]
 
 
-def loadtest(binary: Path, url: str, body: Path, concurrency: int, seconds: float,
-             rate: float | None = None, warmup: float = 1.0) -> dict:
-    argv = [str(binary), "--json", "loadtest", url, "--body", str(body), "--concurrency",
+def loadtest(binary: Path, url: str | list[str], body: Path, concurrency: int, seconds: float,
+             rate: float | None = None, warmup: float = 1.0, prefix: list[str] = ()) -> dict:
+    urls = [url] if isinstance(url, str) else url
+    argv = [*prefix, str(binary), "--json", "loadtest", *urls, "--body", str(body), "--concurrency",
             str(concurrency), "--duration", str(seconds), "--warmup", str(warmup)]
     if rate is not None:
         argv += ["--rate", str(rate)]
@@ -314,10 +317,13 @@ def shadow_part(binary: Path, work: Path, args) -> None:
 
 
 def log_part(binary: Path, work: Path, args) -> None:
-    """The prediction log's cost: one `slipway serve`, endpoints `logged` (every request logged:
-    inputs, outputs, scores, latency, id, time, written as Parquet every 5 s with per-window
-    profiles) and `unlogged` (log off) on the same LogisticRegression; p50/p99 open loop at
-    `--log-rate` requests/s, then closed loop at c=8, interleaved runs."""
+    """The prediction log's cost: one `slipway serve` with three endpoints on the same
+    LogisticRegression: `logged` (every request logged: inputs, outputs, scores, latency, id,
+    time, written as Parquet every 5 s with per-window profiles), and `off-a`, `off-b` with the
+    log off. Short runs rotate among the three (open loop at --log-rate, then closed loop at
+    c=8); each round gives the ratios logged/off-a and off-b/off-a, and the medians of those
+    paired ratios are the answer. off-b/off-a is an A/A control: the noise floor of the method.
+    With --pin the server runs on core 1 and the load generator on core 0."""
     logs = work / "logs"
     ref = json.loads((work / "logreg20.ref.json").read_text())
     body = work / "row20-tensor.json"
@@ -326,38 +332,75 @@ def log_part(binary: Path, work: Path, args) -> None:
     data = work / "slipway-log"
     h.slipway_registered(binary, data, model, logs, "log", [
         ["endpoints", "create", "logged", "lr@prod"],
-        ["endpoints", "create", "unlogged", "lr@prod"],
-        ["endpoints", "log", "unlogged", "--off"],
+        ["endpoints", "create", "off-a", "lr@prod"],
+        ["endpoints", "create", "off-b", "lr@prod"],
+        ["endpoints", "log", "off-a", "--off"],
+        ["endpoints", "log", "off-b", "--off"],
     ])
-    serve = h.spawn("slipway-serve-log", [binary, "serve", "--port", "0", "--data-dir", data], logs, cwd=data)
+    pin_server = ["taskset", "-c", "1"] if args.pin else []
+    serve = h.spawn("slipway-serve-log", [*pin_server, binary, "serve", "--port", "0", "--data-dir", data],
+                    logs, cwd=data)
     m, _ = h.wait_for(serve, lambda: h.first_line_match(serve.stdout_path, r"listening on (\S+)"),
                       timeout=60, what="listening")
     url = m.group(1)
-    targets = {"log off": f"{url}/endpoints/unlogged/invocations",
-               "logged": f"{url}/endpoints/logged/invocations"}
+    names = ["off-a", "logged", "off-b"]
+    targets = {n: f"{url}/endpoints/{n}/invocations" for n in names}
+    prefix = ["taskset", "-c", "0"] if args.pin else []
     for t in targets.values():
-        loadtest(binary, t, body, 1, 0.5, warmup=0.2)
+        loadtest(binary, t, body, 1, 0.5, warmup=0.2, prefix=prefix)
 
     def measure(concurrency, rate):
-        results = {n: {"p50": [], "p99": [], "rps": []} for n in targets}
-        for name, _ in h.interleave({n: args.reps * 2 for n in targets}):
-            r = loadtest(binary, targets[name], body, concurrency, args.duration / 2, rate=rate)
-            if r["errors"] or r["other_status"] or r["overloaded"]:
-                raise h.BenchError(f"{name}: failed requests under load: {r}")
-            results[name]["p50"].append(r["latency_us"]["p50"])
-            results[name]["p99"].append(r["latency_us"]["p99"])
-            results[name]["rps"].append(r["ok_per_s"])
-        return {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+        per = {n: {"p50": [], "p99": [], "rps": []} for n in names}
+        for i in range(args.log_runs):
+            # Rotate the order each round, so no endpoint always follows the same one.
+            for name in names[i % 3:] + names[:i % 3]:
+                r = loadtest(binary, targets[name], body, concurrency, args.log_seconds, rate=rate,
+                             warmup=0.3, prefix=prefix)
+                if r["errors"] or r["other_status"] or r["overloaded"]:
+                    raise h.BenchError(f"{name}: failed requests under load: {r}")
+                per[name]["p50"].append(r["latency_us"]["p50"])
+                per[name]["p99"].append(r["latency_us"]["p99"])
+                per[name]["rps"].append(r["ok_per_s"])
+        return per
 
-    def table(title, med):
-        base, logged = med["log off"], med["logged"]
+    def quartiles(v):
+        q = statistics.quantiles(v, n=4)
+        return q[0], statistics.median(v), q[2]
+
+    def table(title, per):
         print()
         print(title)
-        print(f"{'':<24} {'log off':>12} {'logged':>12} {'added':>8}")
+        print(f"{'':<20} {'off-a':>8} {'off-b':>8} {'logged':>8}   "
+              f"{'A/A: off-b vs off-a':>26}   {'logged vs off-a':>26}")
         for key, label in [("p50", "p50 latency, µs"), ("p99", "p99 latency, µs"), ("rps", "throughput, req/s")]:
-            print(f"{label:<24} {base[key]:>12.0f} {logged[key]:>12.0f} {100 * (logged[key] / base[key] - 1):>7.1f}%")
+            med = {n: statistics.median(per[n][key]) for n in names}
+            cells = []
+            for other in ["off-b", "logged"]:
+                ratios = [100 * (o / a - 1) for o, a in zip(per[other][key], per["off-a"][key])]
+                lo, mid, hi = quartiles(ratios)
+                cells.append(f"{mid:+6.1f}% (IQR {lo:+5.1f}…{hi:+5.1f})")
+            print(f"{label:<20} {med['off-a']:>8.0f} {med['off-b']:>8.0f} {med['logged']:>8.0f}   "
+                  f"{cells[0]:>26}   {cells[1]:>26}")
 
-    runs = f"{args.duration / 2:.0f} s per run, medians of {args.reps * 2} interleaved runs"
+    def measure_paired(rate):
+        """One run sends to all three endpoints in turn, each at `rate`: the same moments, the
+        same background work; per run, the ratios of the endpoints' own p50s."""
+        per = {n: {"p50": [], "p99": [], "rps": []} for n in names}
+        for _ in range(args.log_runs):
+            r = loadtest(binary, [targets[n] for n in names], body, 48, args.log_seconds * 3,
+                         rate=rate * len(names), warmup=0.3, prefix=prefix)
+            if r["errors"] or r["other_status"] or r["overloaded"]:
+                raise h.BenchError(f"failed requests under load: {r}")
+            for n, u in zip(names, r["per_url"]):
+                per[n]["p50"].append(u["latency_us"]["p50"])
+                per[n]["p99"].append(u["latency_us"]["p99"])
+                per[n]["rps"].append(u["ok"] / r["seconds"])
+        return per
+
+    runs = f"{args.log_runs} rounds of {args.log_seconds:g} s runs" + (", pinned" if args.pin else "")
+    table(f"prediction log: 1-row requests, the three endpoints in turn within each run, each open loop "
+          f"at {args.log_rate:.0f}/s (c=48), {args.log_runs} runs of {args.log_seconds * 3:g} s",
+          measure_paired(args.log_rate))
     table(f"prediction log: 1-row requests, open loop at {args.log_rate:.0f}/s (c=32), {runs}",
           measure(32, args.log_rate))
     table(f"prediction log: 1-row requests, closed loop at c=8, {runs}", measure(8, None))
@@ -380,6 +423,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--overload-seconds", type=float, default=30.0)
     ap.add_argument("--log-rate", type=float, default=5000.0, help="requests/s of part log's open loop")
+    ap.add_argument("--log-runs", type=int, default=15, help="rounds of part log (one run per endpoint)")
+    ap.add_argument("--log-seconds", type=float, default=2.0, help="seconds per run of part log")
+    ap.add_argument("--pin", action="store_true", help="part log: server on core 1, load generator on core 0")
     args = ap.parse_args()
     h.install_cleanup()
     binary = h.slipway_bin()

@@ -59,6 +59,38 @@ def variants_of(url, keys, row):
     return [call(url, "/endpoints/falls/invocations", {"inputs": [row]}, key=k)[1]["x-slipway-variant"] for k in keys]
 
 
+def test_loadtest_with_several_urls_takes_turns_and_reports_each(server, tmp_path):
+    """`slipway loadtest A B`: requests alternate between the URLs, open loop and closed, and the
+    report gives each URL its own count and latency (the bench's paired comparison); a URL that
+    does not answer 2xx is refused before any load."""
+    client = Slipway(server.url)
+    X, _, _ = two_versions(client)
+    client.create_endpoint("one", "falls@1")
+    client.create_endpoint("two", "falls@2")
+    body = tmp_path / "row.json"
+    body.write_text(json.dumps({"inputs": [X[0].tolist()]}))
+    urls = [f"{server.url}/endpoints/one/invocations", f"{server.url}/endpoints/two/invocations"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    for mode in (["--rate", "400"], ["--concurrency", "3"]):
+        run = subprocess.run([slipway_bin(), "--json", "loadtest", *urls, "--body", str(body), *mode,
+                              "--duration", "1.5", "--warmup", "0.2"], capture_output=True, env=env, timeout=120)
+        assert run.returncode == 0, run.stderr.decode()
+        load = json.loads(run.stdout)
+        per = load["per_url"]
+        assert [u["url"] for u in per] == urls, load
+        oks = [u["ok"] for u in per]
+        assert sum(oks) == load["ok"] and min(oks) > 100, load
+        # Turns: within a few requests of half each (the last turns of each client may differ).
+        assert abs(oks[0] - oks[1]) <= 8, load
+        assert all(u["latency_us"]["p50"] > 0 for u in per), load
+    stats = {e: client.endpoint(e)["stats"]["requests"]["ok"] for e in ("one", "two")}
+    assert min(stats.values()) > 200, stats
+    bad = subprocess.run([slipway_bin(), "loadtest", urls[0], f"{server.url}/endpoints/none/invocations",
+                          "--body", str(body), "--duration", "1"], capture_output=True, env=env, timeout=60)
+    assert bad.returncode != 0 and b"/endpoints/none/invocations answered 404" in bad.stderr, bad.stderr
+    assert client.endpoint("one")["stats"]["requests"]["ok"] <= stats["one"] + 1
+
+
 def test_split_shares_sticky_keys_and_a_replica_route_alike(server, tmp_path):
     client = Slipway(server.url)
     X, v1, v2 = two_versions(client)

@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: a background thread freeing a flushed prediction-log buffer does not stall the
+/// request threads' allocations, as glibc's arena locks did (p99 at 5,000 requests/s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "slipway",

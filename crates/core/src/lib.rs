@@ -7,10 +7,12 @@
 //! - [`SafePath`]: a user-supplied relative path that can never escape its root.
 //! - [`jobs`]: the durable job queue (leases, heartbeats, retries, cancel) and the worker loop
 //!   that runs all long work.
+//! - [`background`]: CPU work at a lower priority than the request path.
 //! - [`ErrorCode`]: the one table of error codes and their HTTP statuses.
 //!
 //! This crate knows no lifecycle stage, no HTTP and no command line.
 
+pub mod background;
 mod blob;
 mod db;
 mod error;

@@ -398,7 +398,7 @@ impl Monitors {
         };
         let share = spec.share;
         let (drift, skipped): (DatasetDrift, Vec<(String, String)>) =
-            tokio::task::spawn_blocking(move || -> Result<_, String> {
+            slipway_core::background::run(move || -> Result<_, String> {
                 let (paired, skipped) = pair_columns(reference, current.0, &choices)?;
                 let drift = dataset_drift(&paired, share).map_err(|e| format!("{e:?}"))?;
                 Ok((drift, skipped))
@@ -480,7 +480,7 @@ impl Monitors {
             return Ok((Vec::new(), Vec::new()));
         }
         let label = format!("the window at {window_ms}");
-        tokio::task::spawn_blocking(move || {
+        slipway_core::background::run(move || {
             let schema = rows.batches[0].schema();
             read_batches(&schema, rows.batches.into_iter().map(Ok), &label)
         })
@@ -519,7 +519,7 @@ impl Monitors {
         };
         let schema = first.schema();
         let shown = label.clone();
-        let columns = tokio::task::spawn_blocking(move || {
+        let columns = slipway_core::background::run(move || {
             read_batches(&schema, parts.into_iter().flatten(), &shown)
         })
         .await

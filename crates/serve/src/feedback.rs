@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use slipway_core::now_ms;
-use sqlx::{AssertSqlSafe, Row};
+use slipway_core::{Sql, SqlValue};
+use sqlx::Row;
 
 use crate::abtest::{self, Rate};
 use crate::driver::StepCounts;
@@ -121,32 +122,25 @@ impl Serving {
     /// Writes the remembered answers.
     pub(crate) async fn flush_predictions(&self) -> Result<()> {
         let batch = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
-        for chunk in batch.chunks(400) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 7;
-                    let marks: Vec<String> = (1..=7).map(|k| format!("${}", p + k)).collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
-            let sql = format!(
+        for chunk in batch.chunks(1000) {
+            // Through `Sql`: numbered binds cost SQLite time quadratic in their number.
+            let mut q = Sql::new(
                 "INSERT INTO serve_predictions (request_id, endpoint, variant, version, labels, \
-                 scores, at_ms) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-                values.join(", ")
+                 scores, at_ms) VALUES ",
             );
-            // Built from placeholders only.
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(r.request_id.clone())
-                    .bind(r.endpoint.clone())
-                    .bind(r.variant.clone())
-                    .bind(r.version)
-                    .bind(serde_json::to_string(&r.labels).expect("labels serialise"))
-                    .bind(scores_json(&r.scores))
-                    .bind(r.at_ms);
-            }
-            q.execute(self.db.pool()).await?;
+            q.bind_rows(chunk.iter().map(|r| -> [SqlValue; 7] {
+                [
+                    r.request_id.as_str().into(),
+                    r.endpoint.as_str().into(),
+                    r.variant.as_str().into(),
+                    r.version.into(),
+                    serde_json::to_string(&r.labels).expect("labels serialise").into(),
+                    scores_json(&r.scores).into(),
+                    r.at_ms.into(),
+                ]
+            }));
+            q.push(" ON CONFLICT (request_id) DO NOTHING");
+            q.into_query(&self.db).execute(self.db.pool()).await?;
         }
         Ok(())
     }
@@ -163,18 +157,15 @@ impl Serving {
         let mut out = Scored { scored: 0, unknown: Vec::new() };
         // Everything is checked before anything is written: bad feedback changes nothing.
         let mut scores = Vec::with_capacity(items.len());
-        for chunk in items.chunks(400) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
+        for chunk in items.chunks(1000) {
+            let mut q = Sql::new(
                 "SELECT request_id, variant, version, labels, scores FROM serve_predictions \
-                 WHERE endpoint = $1 AND request_id IN ({})",
-                marks.join(", ")
+                 WHERE endpoint = ",
             );
-            // Built from placeholders only.
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(endpoint);
-            for (id, _) in chunk {
-                q = q.bind(id.clone());
-            }
+            q.bind(endpoint).push(" AND request_id IN (");
+            q.bind_list(chunk.iter().map(|(id, _)| id.as_str()));
+            q.push(")");
+            let q = q.into_query(&self.db);
             let rows = q.fetch_all(self.db.pool()).await?;
             let mut known: HashMap<String, (String, i64, Vec<String>, String)> = HashMap::new();
             for row in &rows {

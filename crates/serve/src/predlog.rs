@@ -446,9 +446,10 @@ impl Serving {
                 }
             }
         }
-        // Folding and encoding profiles is CPU work: off the runtime's threads, as encoding is.
+        // Folding and encoding profiles is CPU work: off the runtime's threads and below the
+        // request path's priority, as encoding is.
         let filling = std::mem::take(&mut *profiles);
-        let (filling, touched) = tokio::task::spawn_blocking(move || {
+        let (filling, touched) = slipway_core::background::run(move || {
             let mut filling = filling;
             let touched = fold_profiles(&mut filling, &done);
             let encoded: Vec<Touched> = touched
@@ -517,7 +518,7 @@ impl Serving {
         version: i64,
         entries: Vec<Entry>,
     ) -> Result<(usize, Vec<Entry>), (Error, Vec<Entry>)> {
-        let (encoded, entries) = match tokio::task::spawn_blocking(move || {
+        let (encoded, entries) = match slipway_core::background::run(move || {
             (encode_segment(&entries), entries)
         })
         .await
@@ -815,7 +816,7 @@ impl Serving {
         for s in &segments {
             parts.push(self.segment_bytes(s).await?);
         }
-        tokio::task::spawn_blocking(move || read_parts(parts, since_ms, until_ms, limit))
+        slipway_core::background::run(move || read_parts(parts, since_ms, until_ms, limit))
             .await
             .map_err(|e| Error::Invalid(format!("reading the log: {e}")))?
     }

@@ -1,8 +1,9 @@
 //! `slipway loadtest URL`: an HTTP load generator for endpoints (Slipway's or any other), so
 //! that a benchmark drives every server the same way. Closed loop by default (`--concurrency`
 //! clients, each sending its next request when the last is answered); open loop with `--rate`
-//! (requests are sent on a fixed schedule whatever the answers, up to `--concurrency` in flight,
-//! and latency counts from the scheduled time, so a stalled server cannot hide its queueing).
+//! (requests are released on a fixed schedule whatever the answers, by an OS thread that never
+//! waits for one, up to `--concurrency` in flight; latency counts from the release, so a stalled
+//! server cannot hide its queueing).
 //!
 //! `http://` targets are driven by a small keep-alive HTTP/1.1 client of its own (one request
 //! written from prepared bytes, the answer's head parsed with httparse, the body skipped by
@@ -26,10 +27,14 @@ use crate::Global;
 #[command(after_help = "Examples:\n  \
     slipway loadtest http://127.0.0.1:5001/invocations --body row.json --concurrency 16 --duration 10\n  \
     slipway loadtest http://127.0.0.1:5001/v2/models/falls/infer --body oip.json --rate 20000 \\\n      \
-    --concurrency 512 --duration 30 --json")]
+    --concurrency 512 --duration 30 --json\n  \
+    slipway loadtest http://127.0.0.1:5001/endpoints/a/invocations \\\n      \
+    http://127.0.0.1:5001/endpoints/b/invocations --body row.json --rate 5000 --concurrency 32")]
 pub(crate) struct LoadtestArgs {
-    /// The URL to POST to
-    url: String,
+    /// The URL to POST to; with several, requests take turns among them (the same load, the same
+    /// moments), and latency is given per URL too: a paired comparison
+    #[arg(required = true, num_args = 1..)]
+    urls: Vec<String>,
     /// The request body (a file); sent as --content-type
     #[arg(long)]
     body: PathBuf,
@@ -285,8 +290,10 @@ pub(crate) async fn run(args: LoadtestArgs, global: &Global) -> anyhow::Result<E
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number of requests per second");
     }
-    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
-        bail!("'{}' is not an http:// or https:// URL", args.url);
+    for url in &args.urls {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("'{url}' is not an http:// or https:// URL");
+        }
     }
     let body =
         std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?;
@@ -296,135 +303,207 @@ pub(crate) async fn run(args: LoadtestArgs, global: &Global) -> anyhow::Result<E
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the HTTP client")?;
-    let raw = match args.url.starts_with("http://") {
-        true => Some(raw_request(&args.url, &body, &args.content_type)?),
-        false => None,
-    };
-    let shot = Arc::new(Shot {
-        http,
-        raw,
-        url: args.url.clone(),
-        body: body.into(),
-        content_type: args.content_type.clone(),
-    });
-    // One request first: a URL that does not answer 2xx is a usage error, not a measurement.
-    let probe = shot
-        .http
-        .post(&shot.url)
-        .header(reqwest::header::CONTENT_TYPE, &shot.content_type)
-        .body(shot.body.clone())
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", shot.url))?;
-    let status = probe.status();
-    if !status.is_success() {
-        let text = probe.text().await.unwrap_or_default();
-        bail!("{} answered {status}: {}", shot.url, text.chars().take(300).collect::<String>());
+    let mut shots = Vec::with_capacity(args.urls.len());
+    for url in &args.urls {
+        let raw = match url.starts_with("http://") {
+            true => Some(raw_request(url, &body, &args.content_type)?),
+            false => None,
+        };
+        let shot = Arc::new(Shot {
+            http: http.clone(),
+            raw,
+            url: url.clone(),
+            body: body.clone().into(),
+            content_type: args.content_type.clone(),
+        });
+        // One request first: a URL that does not answer 2xx is a usage error, not a measurement.
+        let probe = shot
+            .http
+            .post(&shot.url)
+            .header(reqwest::header::CONTENT_TYPE, &shot.content_type)
+            .body(shot.body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", shot.url))?;
+        let status = probe.status();
+        if !status.is_success() {
+            let text = probe.text().await.unwrap_or_default();
+            bail!("{} answered {status}: {}", shot.url, text.chars().take(300).collect::<String>());
+        }
+        probe.bytes().await.with_context(|| format!("reading the answer of {}", shot.url))?;
+        shots.push(shot);
     }
-    probe.bytes().await.with_context(|| format!("reading the answer of {}", shot.url))?;
 
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.duration);
     let tally = match args.rate {
-        None => closed_loop(&shot, args.concurrency, measure_from, end).await,
-        Some(rate) => open_loop(&shot, args.concurrency, rate, measure_from, end).await,
+        None => closed_loop(&shots, args.concurrency, measure_from, end).await,
+        Some(rate) => open_loop(&shots, args.concurrency, rate, measure_from, end).await,
     };
     let measured = end.duration_since(measure_from).as_secs_f64();
     report(&args, tally, measured, global)
 }
 
-async fn closed_loop(shot: &Arc<Shot>, clients: usize, from: Instant, end: Instant) -> Tally {
+/// Tallies per URL, in the order of the URLs.
+type Tallies = Vec<Tally>;
+
+fn merge_into(all: &mut Tallies, t: Tallies) {
+    for (a, b) in all.iter_mut().zip(t) {
+        a.merge(b);
+    }
+}
+
+async fn closed_loop(shots: &[Arc<Shot>], clients: usize, from: Instant, end: Instant) -> Tallies {
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let shot = shot.clone();
+    for c in 0..clients {
+        let shots = shots.to_vec();
         tasks.push(tokio::spawn(async move {
-            let (mut t, mut conn) = (Tally::default(), Conn::default());
+            let mut t: Tallies = shots.iter().map(|_| Tally::default()).collect();
+            let mut conns: Vec<Conn> = shots.iter().map(|_| Conn::default()).collect();
+            // Each client starts at a different URL, so the URLs share every moment alike.
+            let mut i = c % shots.len();
             loop {
                 let now = Instant::now();
                 if now >= end {
                     return t;
                 }
-                shot.fire(&mut conn, now, now >= from, &mut t).await;
+                shots[i].fire(&mut conns[i], now, now >= from, &mut t[i]).await;
+                i = (i + 1) % shots.len();
             }
         }));
     }
-    let mut all = Tally::default();
+    let mut all: Tallies = shots.iter().map(|_| Tally::default()).collect();
     for task in tasks {
         if let Ok(t) = task.await {
-            all.merge(t);
+            merge_into(&mut all, t);
         }
     }
     all
 }
 
 async fn open_loop(
-    shot: &Arc<Shot>,
+    shots: &[Arc<Shot>],
     max_in_flight: usize,
     rate: f64,
     from: Instant,
     end: Instant,
-) -> Tally {
+) -> Tallies {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
-    // Idle keep-alive connections: at most one per request in flight.
-    let idle: Arc<std::sync::Mutex<Vec<Conn>>> = Default::default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Tally>();
+    // Idle keep-alive connections per URL: at most one per request in flight.
+    let idle: Arc<Vec<std::sync::Mutex<Vec<Conn>>>> =
+        Arc::new(shots.iter().map(|_| Default::default()).collect());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Tally)>();
+    // The schedule is kept by an OS thread of its own: tokio's timer wheel ticks by the
+    // millisecond, which would release requests in bursts of rate/1000 and count up to 1 ms of
+    // the generator's own lateness as latency. A sleeping thread wakes within the kernel's timer
+    // slack (~50 µs) of each due time, and never waits for an answer.
+    let (release_tx, mut released) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let start = Instant::now();
-    let mut skipped = 0u64;
-    let mut n: u64 = 0;
-    loop {
-        let due = start + interval.mul_f64(n as f64);
-        if due >= end {
-            break;
+    let pacer = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        loop {
+            let due = start + interval.mul_f64(n as f64);
+            if due >= end {
+                return;
+            }
+            n += 1;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if release_tx.send(Instant::now()).is_err() {
+                return;
+            }
         }
+    });
+    let mut skipped = vec![0u64; shots.len()];
+    // Latency counts from the moment the pacer released the request; the URLs take turns.
+    let mut n = 0usize;
+    while let Some(at) = released.recv().await {
+        let measure = at >= from;
+        let i = n % shots.len();
         n += 1;
-        let now = Instant::now();
-        if due > now {
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let measure = due >= from;
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let (shot, tx, idle) = (shot.clone(), tx.clone(), idle.clone());
+                let (shot, tx, idle) = (shots[i].clone(), tx.clone(), idle.clone());
                 tokio::spawn(async move {
                     let mut t = Tally::default();
-                    let taken = idle.lock().ok().and_then(|mut v| v.pop());
+                    let taken = idle[i].lock().ok().and_then(|mut v| v.pop());
                     let mut conn = taken.unwrap_or_default();
-                    shot.fire(&mut conn, due, measure, &mut t).await;
-                    if let Ok(mut v) = idle.lock() {
+                    shot.fire(&mut conn, at, measure, &mut t).await;
+                    if let Ok(mut v) = idle[i].lock() {
                         v.push(conn);
                     }
                     drop(permit);
-                    let _ = tx.send(t);
+                    let _ = tx.send((i, t));
                 });
             }
-            Err(_) => skipped += u64::from(measure),
+            Err(_) => skipped[i] += u64::from(measure),
         }
     }
+    let _ = pacer.join();
     drop(tx);
-    let mut all = Tally { skipped, ..Tally::default() };
-    while let Some(t) = rx.recv().await {
-        all.merge(t);
+    let mut all: Tallies =
+        skipped.into_iter().map(|skipped| Tally { skipped, ..Tally::default() }).collect();
+    while let Some((i, t)) = rx.recv().await {
+        all[i].merge(t);
     }
     all
 }
 
+/// The latency quantile `q` of sorted latencies, µs.
+fn quantile(sorted: &[u32], q: f64) -> Option<f64> {
+    (!sorted.is_empty())
+        .then(|| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]))
+}
+
+fn latency_json(sorted: &[u32]) -> serde_json::Value {
+    json!({
+        "p50": quantile(sorted, 0.5), "p90": quantile(sorted, 0.9),
+        "p99": quantile(sorted, 0.99), "max": quantile(sorted, 1.0),
+    })
+}
+
 fn report(
     args: &LoadtestArgs,
-    mut t: Tally,
+    mut per_url: Tallies,
     seconds: f64,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
+    for t in &mut per_url {
+        t.ok_us.sort_unstable();
+    }
+    let mut t = Tally::default();
+    for u in &per_url {
+        t.ok_us.extend_from_slice(&u.ok_us);
+        t.overloaded += u.overloaded;
+        t.overloaded_with_retry_after += u.overloaded_with_retry_after;
+        t.other_status += u.other_status;
+        t.errors += u.errors;
+        t.skipped += u.skipped;
+        for (v, n) in &u.variants {
+            *t.variants.entry(v.clone()).or_default() += n;
+        }
+    }
     t.ok_us.sort_unstable();
-    let pick = |q: f64| -> Option<f64> {
-        (!t.ok_us.is_empty())
-            .then(|| f64::from(t.ok_us[((t.ok_us.len() - 1) as f64 * q).round() as usize]))
-    };
+    let pick = |q: f64| quantile(&t.ok_us, q);
     let ok = t.ok_us.len() as u64;
     let sent = ok + t.overloaded + t.other_status + t.errors;
+    let urls: Vec<serde_json::Value> = args
+        .urls
+        .iter()
+        .zip(&per_url)
+        .map(|(url, u)| {
+            json!({
+                "url": url, "ok": u.ok_us.len(), "errors": u.errors, "other_status": u.other_status,
+                "overloaded": u.overloaded, "skipped": u.skipped, "latency_us": latency_json(&u.ok_us),
+            })
+        })
+        .collect();
     let summary = json!({
-        "url": args.url,
+        "url": args.urls.join(" "),
         "mode": if args.rate.is_some() { "open" } else { "closed" },
         "concurrency": args.concurrency,
         "rate": args.rate,
@@ -438,9 +517,8 @@ fn report(
         "skipped": t.skipped,
         "ok_per_s": ok as f64 / seconds,
         "variants": t.variants,
-        "latency_us": {
-            "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": pick(1.0),
-        },
+        "latency_us": latency_json(&t.ok_us),
+        "per_url": urls,
     });
     if global.json {
         println!("{summary}");
@@ -448,7 +526,7 @@ fn report(
         let us = |q: f64| pick(q).map_or("-".to_string(), |v| format!("{:.0}", v));
         println!(
             "{} {} for {seconds:.1} s: {ok} ok ({:.0}/s), {} overloaded (503; {} with Retry-After), {} other status, {} errors{}",
-            args.url,
+            args.urls.join(" "),
             match args.rate {
                 Some(r) => format!("at {r:.0}/s (up to {} in flight)", args.concurrency),
                 None => format!("with {} clients", args.concurrency),
@@ -471,6 +549,20 @@ fn report(
             us(0.99),
             us(1.0)
         );
+        if per_url.len() > 1 {
+            let width = args.urls.iter().map(String::len).max().unwrap_or(0);
+            println!("{:<width$}  {:>8}  {:>6}  {:>6}  {:>6}", "by URL", "ok", "p50", "p90", "p99");
+            for (url, u) in args.urls.iter().zip(&per_url) {
+                let at = |q: f64| quantile(&u.ok_us, q).map_or("-".into(), |v| format!("{v:.0}"));
+                println!(
+                    "{url:<width$}  {:>8}  {:>6}  {:>6}  {:>6}",
+                    u.ok_us.len(),
+                    at(0.5),
+                    at(0.9),
+                    at(0.99)
+                );
+            }
+        }
         if !t.variants.is_empty() {
             let shares: Vec<String> = t
                 .variants
