@@ -429,9 +429,19 @@ class Slipway:
         query = f"?window_ms={int(window_ms)}" if window_ms is not None else ""
         return self._request("POST", f"/api/v1/monitors/{_q(name)}/evaluate{query}", {})
 
-    def monitor_reports(self, name: str, since_ms: Optional[int] = None) -> list:
-        """A monitor's reports, newest first (default: windows of the last 24 hours)."""
-        query = f"?since_ms={int(since_ms)}" if since_ms is not None else ""
+    def monitor_reports(self, name: str, since_ms: Optional[int] = None, window_ms: Optional[int] = None,
+                        distributions: bool = False) -> list:
+        """A monitor's reports, newest first (default: windows of the last 24 hours; `window_ms`:
+        that window only). With `distributions`, each report carries per column the reference's
+        and the window's shares per bin (`{"bins", "reference", "current"}`), as the UI overlays."""
+        params = []
+        if since_ms is not None:
+            params.append(f"since_ms={int(since_ms)}")
+        if window_ms is not None:
+            params.append(f"window_ms={int(window_ms)}")
+        if distributions:
+            params.append("distributions=true")
+        query = "?" + "&".join(params) if params else ""
         return self._request("GET", f"/api/v1/monitors/{_q(name)}/reports{query}")["reports"]
 
     def create_alert_rule(self, name: str, monitor: Optional[str] = None, gauge: Optional[str] = None,

@@ -449,7 +449,8 @@ impl Alerts {
     async fn read(&self, rule: &Rule) -> Result<Option<Reading>> {
         if let Some(name) = &rule.monitor {
             let m = self.monitors.get(name).await?;
-            let recent = self.monitors.reports(name, i64::MIN, i64::from(rule.windows)).await?;
+            let recent =
+                self.monitors.reports(name, i64::MIN, i64::MAX, i64::from(rule.windows)).await?;
             let Some(report) = recent.first().cloned() else { return Ok(None) };
             // A report from long ago says nothing of now: the rule waits for a fresh one.
             let step = report.window_s * 1000;

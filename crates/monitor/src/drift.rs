@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats;
 
@@ -583,4 +583,92 @@ pub fn dataset_drift(columns: &[Column], share_threshold: f64) -> Result<Dataset
         share,
         share_threshold,
     })
+}
+
+/// A column's two sides as shares per bin, for drawing them overlaid: equal bins over the pooled
+/// range of a numerical column, the most frequent values (over both sides) of a categorical one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Bin labels: `low–high`, or the values.
+    pub bins: Vec<String>,
+    /// Each side's share of its rows per bin.
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+/// Bins drawn per numerical column.
+const DISTRIBUTION_BINS: usize = 24;
+/// Values drawn per categorical column at most.
+pub const MAX_DISTRIBUTION_VALUES: usize = 30;
+
+/// The [`Distribution`] of a column's two sides.
+pub fn distribution(c: &Column) -> Distribution {
+    let empty = || Distribution { bins: Vec::new(), reference: Vec::new(), current: Vec::new() };
+    match (&c.reference, &c.current, c.kind) {
+        (Values::Numbers(a), Values::Numbers(b), Kind::Numerical) => {
+            let a: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
+            let b: Vec<f64> = b.iter().copied().filter(|x| x.is_finite()).collect();
+            let pooled: Vec<f64> = a.iter().chain(&b).copied().collect();
+            if pooled.is_empty() {
+                return empty();
+            }
+            let edges = stats::equal_edges(&pooled, DISTRIBUTION_BINS);
+            let share = |x: &[f64]| -> Vec<f64> {
+                let n = x.len().max(1) as f64;
+                stats::histogram(x, &edges).iter().map(|c| *c as f64 / n).collect()
+            };
+            Distribution {
+                bins: edges.windows(2).map(|w| format!("{:.4}–{:.4}", w[0], w[1])).collect(),
+                reference: share(&a),
+                current: share(&b),
+            }
+        }
+        (r, k, _) => {
+            let (rc, kc) = (value_counts(r), value_counts(k));
+            let (nr, nk) =
+                (rc.values().sum::<u64>().max(1) as f64, kc.values().sum::<u64>().max(1) as f64);
+            let mut keys: Vec<&String> = rc.keys().chain(kc.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let total = |k: &String| {
+                rc.get(k).copied().unwrap_or(0) as f64 / nr
+                    + kc.get(k).copied().unwrap_or(0) as f64 / nk
+            };
+            keys.sort_by(|x, y| total(y).total_cmp(&total(x)));
+            keys.truncate(MAX_DISTRIBUTION_VALUES);
+            Distribution {
+                reference: keys
+                    .iter()
+                    .map(|k| rc.get(*k).copied().unwrap_or(0) as f64 / nr)
+                    .collect(),
+                current: keys
+                    .iter()
+                    .map(|k| kc.get(*k).copied().unwrap_or(0) as f64 / nk)
+                    .collect(),
+                bins: keys.into_iter().cloned().collect(),
+            }
+        }
+    }
+}
+
+/// How often each value occurs (missing ones left out).
+fn value_counts(v: &Values) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    match v {
+        Values::Numbers(x) => {
+            for v in x.iter().filter(|v| v.is_finite()) {
+                *out.entry(format!("{v}")).or_insert(0) += 1;
+            }
+        }
+        Values::Labels { dictionary, codes } => {
+            let mut by = vec![0u64; dictionary.len()];
+            for c in codes.iter().filter(|c| **c != MISSING) {
+                by[*c as usize] += 1;
+            }
+            for (label, n) in dictionary.iter().zip(by).filter(|(_, n)| *n > 0) {
+                out.insert(label.clone(), n);
+            }
+        }
+    }
+    out
 }

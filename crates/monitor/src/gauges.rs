@@ -76,17 +76,22 @@ fn valid_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Checks a point, naming what is wrong.
+/// Checks a pushed point, naming what is wrong.
 pub fn check(p: &Point) -> std::result::Result<(), String> {
-    if !valid_name(&p.name) || p.name.len() > 200 {
+    if ["slipway_", "process_"].iter().any(|r| p.name.starts_with(r)) && valid_name(&p.name) {
         return Err(format!(
-            "gauge name '{}' is not a metric name (letters, digits and _, not starting with a digit)",
+            "gauge name '{}': names starting slipway_ or process_ are Slipway's own",
             p.name
         ));
     }
-    if ["slipway_", "process_"].iter().any(|r| p.name.starts_with(r)) {
+    check_shape(p)
+}
+
+/// Checks a point's name, labels and value.
+fn check_shape(p: &Point) -> std::result::Result<(), String> {
+    if !valid_name(&p.name) || p.name.len() > 200 {
         return Err(format!(
-            "gauge name '{}': names starting slipway_ or process_ are Slipway's own",
+            "gauge name '{}' is not a metric name (letters, digits and _, not starting with a digit)",
             p.name
         ));
     }
@@ -142,6 +147,15 @@ impl Gauges {
 
     /// Stores points, all or none: every point is checked before anything is written.
     pub async fn push(&self, points: &[Point]) -> Result<usize> {
+        self.store(points, false).await
+    }
+
+    /// Stores series of Slipway's own (named `slipway_…`, which pushes may not use).
+    pub async fn record_own(&self, points: &[Point]) -> Result<usize> {
+        self.store(points, true).await
+    }
+
+    async fn store(&self, points: &[Point], own: bool) -> Result<usize> {
         if points.is_empty() {
             return Err(Error::Invalid("no points to push".into()));
         }
@@ -150,7 +164,11 @@ impl Gauges {
         }
         let now = now_ms();
         for p in points {
-            check(p).map_err(Error::Invalid)?;
+            match own {
+                true => check_shape(p),
+                false => check(p),
+            }
+            .map_err(Error::Invalid)?;
             // A point from the future would stay "latest" for good.
             if p.at_ms.is_some_and(|t| t > now + 3_600_000) {
                 return Err(Error::Invalid(format!(
@@ -163,12 +181,15 @@ impl Gauges {
         let mut points: Vec<&Point> = points.iter().collect();
         points.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let mut tx = self.db.begin_write().await?;
-        // At the cap, a push may add points to existing series only.
-        let series: i64 = sqlx::query("SELECT COUNT(*) AS n FROM monitor_gauges")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-        if series + points.len() as i64 > MAX_SERIES {
+        // At the cap, a push may add points to existing series only. Slipway's own series
+        // neither count nor are held back.
+        let series: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM monitor_gauges WHERE substr(name, 1, 8) <> 'slipway_'",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if !own && series + points.len() as i64 > MAX_SERIES {
             let mut new = 0i64;
             let mut seen = std::collections::HashSet::new();
             for p in &points {
@@ -298,6 +319,75 @@ impl Gauges {
             .execute(self.db.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// This process's CPU time and memory, from `/proc/self/stat` (Linux).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcStat {
+    /// User and system CPU time, seconds.
+    pub cpu_seconds: f64,
+    pub vsize: u64,
+    pub rss_bytes: u64,
+}
+
+/// Clock ticks per second of `/proc/self/stat` times; 100 on every Linux this runs on.
+const CLOCK_TICKS: f64 = 100.0;
+const PAGE_SIZE: u64 = 4096;
+
+/// Reads this process's CPU time and memory; None where `/proc` is not there.
+pub fn proc_stat() -> Option<ProcStat> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // After ')' field 0 is state (3rd in proc(5)); utime is 14th, stime 15th, vsize 23rd, rss 24th.
+    let utime = num(11)?;
+    let stime = num(12)?;
+    Some(ProcStat {
+        cpu_seconds: (utime + stime) as f64 / CLOCK_TICKS,
+        vsize: num(20)?,
+        rss_bytes: num(21)? * PAGE_SIZE,
+    })
+}
+
+/// The series a server keeps of its own process, so that alert rules (gauge rules) and the
+/// gauges page see CPU and memory like any other gauge: `slipway_process_cpu_cores` (CPU
+/// seconds per second since the last sample; 1 is one core busy) and
+/// `slipway_process_resident_memory_bytes`, each labelled with the process's `replica` id.
+#[derive(Debug, Default)]
+pub struct ProcessSampler {
+    last: Option<(std::time::Instant, f64)>,
+}
+
+/// Name of the CPU series a server records of itself.
+pub const PROCESS_CPU: &str = "slipway_process_cpu_cores";
+/// Name of the memory series a server records of itself.
+pub const PROCESS_MEMORY: &str = "slipway_process_resident_memory_bytes";
+
+impl ProcessSampler {
+    /// This moment's points: memory always, CPU from the second sample on.
+    pub fn sample(&mut self, replica: &str) -> Vec<Point> {
+        let Some(stat) = proc_stat() else { return Vec::new() };
+        let now = std::time::Instant::now();
+        let labels: BTreeMap<String, String> =
+            [("replica".to_string(), replica.to_string())].into();
+        let point = |name: &str, value: f64| Point {
+            name: name.to_string(),
+            labels: labels.clone(),
+            value,
+            at_ms: None,
+        };
+        let mut points = vec![point(PROCESS_MEMORY, stat.rss_bytes as f64)];
+        if let Some((then, cpu)) = self.last {
+            let seconds = now.duration_since(then).as_secs_f64();
+            if seconds > 0.0 {
+                points.push(point(PROCESS_CPU, ((stat.cpu_seconds - cpu) / seconds).max(0.0)));
+            }
+        }
+        self.last = Some((now, stat.cpu_seconds));
+        points
     }
 }
 

@@ -20,7 +20,7 @@ use slipway_core::{Db, Migration, now_ms};
 use slipway_data::{Data, VersionRef};
 use sqlx::Row;
 
-use crate::drift::{DatasetDrift, dataset_drift};
+use crate::drift::{DatasetDrift, Distribution, dataset_drift, distribution};
 use crate::table::{Choices, TableColumn, pair_columns, read_batches};
 
 /// Columns of the log that are not the model's inputs.
@@ -206,6 +206,9 @@ pub struct Report {
     pub columns: Vec<crate::drift::ColumnDrift>,
     /// Columns left out, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Per column, the two sides' distributions (for drawing them overlaid); left out of lists.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub distributions: BTreeMap<String, crate::drift::Distribution>,
     pub created_ms: i64,
 }
 
@@ -266,7 +269,7 @@ impl Monitors {
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
         let spec: Spec = serde_json::from_str(&row.try_get::<String, _>("spec")?)
             .map_err(|e| Error::Invalid(format!("monitor '{name}' is stored badly: {e}")))?;
-        let latest = self.reports(name, i64::MIN, 1).await?.pop();
+        let latest = self.reports(name, i64::MIN, i64::MAX, 1).await?.pop();
         Ok(Monitor { spec, created_ms: row.try_get("created_ms")?, latest })
     }
 
@@ -301,15 +304,22 @@ impl Monitors {
         Ok(())
     }
 
-    /// Reports of `name` from windows starting at or after `since_ms`, newest first, at most
+    /// Reports of `name` from windows starting in [since_ms, until_ms], newest first, at most
     /// `limit`.
-    pub async fn reports(&self, name: &str, since_ms: i64, limit: i64) -> Result<Vec<Report>> {
+    pub async fn reports(
+        &self,
+        name: &str,
+        since_ms: i64,
+        until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Report>> {
         let rows = sqlx::query(
             "SELECT report FROM monitor_reports WHERE monitor = $1 AND window_ms >= $2 \
-             ORDER BY window_ms DESC LIMIT $3",
+             AND window_ms <= $3 ORDER BY window_ms DESC LIMIT $4",
         )
         .bind(name)
         .bind(since_ms)
+        .bind(until_ms)
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
@@ -397,11 +407,14 @@ impl Monitors {
             thresholds: spec.thresholds.iter().map(|(c, t)| (c.clone(), *t)).collect(),
         };
         let share = spec.share;
-        let (drift, skipped): (DatasetDrift, Vec<(String, String)>) =
+        type Judged = (DatasetDrift, Vec<(String, String)>, BTreeMap<String, Distribution>);
+        let (drift, skipped, distributions): Judged =
             slipway_core::background::run(move || -> Result<_, String> {
                 let (paired, skipped) = pair_columns(reference, current.0, &choices)?;
                 let drift = dataset_drift(&paired, share).map_err(|e| format!("{e:?}"))?;
-                Ok((drift, skipped))
+                let distributions =
+                    paired.iter().map(|c| (c.name.clone(), distribution(c))).collect();
+                Ok((drift, skipped, distributions))
             })
             .await
             .map_err(|e| Error::Invalid(format!("judging a window: {e}")))?
@@ -419,6 +432,7 @@ impl Monitors {
             share_threshold: drift.share_threshold,
             columns: drift.columns,
             skipped,
+            distributions,
             created_ms: now_ms(),
         };
         let text = serde_json::to_string(&report).unwrap_or_default();
@@ -551,6 +565,7 @@ fn report_from_json(text: &str) -> Option<Report> {
         share_threshold: v["share_threshold"].as_f64()?,
         columns,
         skipped: serde_json::from_value(v["skipped"].clone()).unwrap_or_default(),
+        distributions: serde_json::from_value(v["distributions"].clone()).unwrap_or_default(),
         created_ms: v["created_ms"].as_i64()?,
     })
 }

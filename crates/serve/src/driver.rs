@@ -387,11 +387,21 @@ impl Serving {
     }
 }
 
-/// Runs the background work until the process ends: flushing counts every `tick` and, with
-/// `drive`, driving rollouts.
-pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
+/// Runs the background work until `stop` turns true: flushing counts, remembered answers and
+/// the prediction log every `tick` and, with `drive`, driving rollouts. A round under way when
+/// `stop` comes is finished, never cut off (a log flush holds rows taken from the buffer); then
+/// everything still buffered is written, and the task ends.
+pub async fn run_background(
+    serving: Serving,
+    drive: bool,
+    tick: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        tokio::time::sleep(tick).await;
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
         if let Err(e) = serving.flush_counts().await {
             tracing::warn!(target: "serve::counts", error = %e, "flushing variant counts");
         }
@@ -406,6 +416,23 @@ pub async fn run_background(serving: Serving, drive: bool, tick: Duration) {
         }
         if drive && let Err(e) = serving.drive_rollouts().await {
             tracing::warn!(target: "serve::rollout", error = %e, "driving rollouts");
+        }
+    }
+    serving.flush_at_exit().await;
+}
+
+impl Serving {
+    /// Writes everything buffered (counts, remembered answers, the prediction log), before the
+    /// process ends.
+    pub async fn flush_at_exit(&self) {
+        if let Err(e) = self.flush_counts().await {
+            tracing::warn!(target: "serve::counts", error = %e, "flushing variant counts at exit");
+        }
+        if let Err(e) = self.flush_predictions().await {
+            tracing::warn!(target: "serve::feedback", error = %e, "writing remembered predictions at exit");
+        }
+        if let Err(e) = self.flush_log(true).await {
+            tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");
         }
     }
 }

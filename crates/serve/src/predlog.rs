@@ -812,13 +812,26 @@ impl Serving {
             .into_iter()
             .filter(|s| version.is_none_or(|v| v == s.version))
             .collect();
+        // Rows come in segment order up to `limit`: segments past the ones that surely hold
+        // `limit` rows in range are not read.
         let mut parts = Vec::with_capacity(segments.len());
+        let mut sure = 0usize;
         for s in &segments {
+            if sure >= limit {
+                break;
+            }
             parts.push(self.segment_bytes(s).await?);
+            if s.first_ms >= since_ms && s.last_ms <= until_ms {
+                sure += s.rows.max(0) as usize;
+            }
         }
-        slipway_core::background::run(move || read_parts(parts, since_ms, until_ms, limit))
-            .await
-            .map_err(|e| Error::Invalid(format!("reading the log: {e}")))?
+        let left_unread = parts.len() < segments.len();
+        let mut rows =
+            slipway_core::background::run(move || read_parts(parts, since_ms, until_ms, limit))
+                .await
+                .map_err(|e| Error::Invalid(format!("reading the log: {e}")))??;
+        rows.truncated |= left_unread;
+        Ok(rows)
     }
 }
 

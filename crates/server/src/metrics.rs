@@ -292,7 +292,7 @@ fn render_process(out: &mut String, state: &AppState) {
     let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };
-    if let Some(stat) = read_proc_stat() {
+    if let Some(stat) = monitor::gauges::proc_stat() {
         gauge(
             "process_cpu_seconds_total",
             "counter",
@@ -345,32 +345,6 @@ async fn render_jobs(out: &mut String, state: &AppState) {
     }
 }
 
-struct ProcStat {
-    cpu_seconds: f64,
-    vsize: u64,
-    rss_bytes: u64,
-}
-
-/// Clock ticks per second of `/proc/self/stat` times; 100 on every Linux this runs on.
-const CLOCK_TICKS: f64 = 100.0;
-const PAGE_SIZE: u64 = 4096;
-
-fn read_proc_stat() -> Option<ProcStat> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    // After ')' field 0 is state (3rd in proc(5)); utime is 14th, stime 15th, vsize 23rd, rss 24th.
-    let utime = num(11)?;
-    let stime = num(12)?;
-    Some(ProcStat {
-        cpu_seconds: (utime + stime) as f64 / CLOCK_TICKS,
-        vsize: num(20)?,
-        rss_bytes: num(21)? * PAGE_SIZE,
-    })
-}
-
 fn read_max_fds() -> Option<f64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
@@ -399,7 +373,7 @@ mod tests {
 
     #[test]
     fn process_stats_are_read() {
-        let stat = read_proc_stat().expect("reading /proc/self/stat");
+        let stat = monitor::gauges::proc_stat().expect("reading /proc/self/stat");
         assert!(stat.rss_bytes > 0 && stat.vsize >= stat.rss_bytes);
     }
 }

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -277,3 +278,33 @@ def test_endpoint_rules_fire_on_error_rate_and_on_accuracy_from_ground_truth(ser
     assert accuracy[0]["value"] == 0
     done = cli(server, "alerts", "rules")
     assert "endpoint falls error_rate" in done.stdout.decode()
+
+
+def test_the_server_keeps_its_own_cpu_and_memory_as_gauges_that_rules_can_watch(server):
+    """Process CPU and memory are series of the server's own (labelled with its replica id), so a
+    gauge rule watches them like any pushed gauge; a client may not push under those names."""
+    client = Slipway(server.url)
+    with urllib.request.urlopen(f"{server.url}/ready", timeout=10) as r:
+        replica = json.loads(r.read())["replica"]
+
+    def own(name):
+        return [g for g in client.gauges() if g["name"] == name]
+
+    memory = wait_for("the memory gauge", lambda: own("slipway_process_resident_memory_bytes"), timeout=10)
+    assert memory[0]["labels"] == {"replica": replica}
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    assert 0.5 < memory[0]["value"] / (rss_kb * 1024) < 2, (memory, rss_kb)
+
+    client.create_alert_rule("memory-high", gauge="slipway_process_resident_memory_bytes",
+                             labels={"replica": replica}, op=">", threshold=1_000_000)
+    firing = wait_for("firing", lambda: client.alerts("firing"), timeout=15)[0]
+    assert firing["rule"] == "memory-high" and firing["value"] > 1_000_000
+    assert firing["context"]["labels"] == {"replica": replica}
+
+    # CPU from the second sample on (15 s apart): cores busy, between 0 and the machine's count.
+    cpu = wait_for("the CPU gauge", lambda: own("slipway_process_cpu_cores"), timeout=30)
+    assert 0 <= cpu[0]["value"] <= os.cpu_count() + 0.5, cpu
+
+    with pytest.raises(SlipwayError, match="Slipway's own"):
+        client.push_gauge("slipway_process_cpu_cores", 0.5, {"replica": replica})

@@ -14,13 +14,14 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pytest
 import pandas as pd
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
 from harness import slipway_bin
-from slipway import Slipway
+from slipway import Slipway, SlipwayError
 
 WINDOW_S = 3
 ROWS = 150  # per window, in requests of 10 rows
@@ -152,6 +153,14 @@ def test_fall_detection_skew_drift_and_no_false_alarm(server, tmp_path):
         # 30% children: drift of the pixel features against the calm window before.
         mix_report = s.evaluate_monitor("falls-drift", mix_window)
         assert mix_report["reference"] == f"window {calm_again}" and mix_report["drift"] is True, mix_report
+
+        # A monitor an alert rule watches is not deleted from under it.
+        with pytest.raises(SlipwayError) as e:
+            s.delete_monitor("falls-drift")
+        assert e.value.status == 409 and "alert rule(s) drift" in e.value.message
+        assert "falls-drift" in [m["name"] for m in s.monitors()]
+        s.delete_alert_rule("drift")
+        s.delete_monitor("falls-drift")
     finally:
         hook.shutdown()
         hook.server_close()

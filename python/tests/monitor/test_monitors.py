@@ -139,6 +139,19 @@ def test_skew_drift_and_prediction_drift_judge_windows_of_the_log(server, tmp_pa
     assert [r["window_ms"] for r in client.monitor_reports("falls-skew", since_ms=a)] == [b, a]
     assert client.monitor("falls-skew")["latest"]["window_ms"] == b
 
+    # Lists leave distributions out; one window with them has each column's two sides as shares
+    # per bin: equal bins over the pooled range, as NumPy's histogram counts them.
+    assert all("distributions" not in r for r in client.monitor_reports("falls-skew", since_ms=a))
+    [one] = client.monitor_reports("falls-skew", window_ms=b, distributions=True)
+    assert one["window_ms"] == b and set(one["distributions"]) == set(NAMES)
+    d = one["distributions"]["hip_y"]
+    assert len(d["bins"]) == len(d["reference"]) == len(d["current"]) == 24
+    assert sum(d["reference"]) == pytest.approx(1) and sum(d["current"]) == pytest.approx(1)
+    current = logged["hip_y"].astype(float).to_numpy()
+    edges = np.linspace(min(train["hip_y"].min(), current.min()), max(train["hip_y"].max(), current.max()), 25)
+    np.testing.assert_allclose(d["current"], np.histogram(current, edges)[0] / 150, atol=1.01 / 150)
+    np.testing.assert_allclose(d["reference"], np.histogram(train["hip_y"], edges)[0] / 500, atol=1.01 / 500)
+
     done = cli(server, "monitor", "report", "falls-skew")
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode()

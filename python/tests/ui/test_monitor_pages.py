@@ -29,6 +29,8 @@ def test_gauges_page_lists_series_with_sparklines(page, sqlite_server):
     # Five points draw a line; one point draws none.
     assert page.locator("tr[data-gauge=camera_power_state] svg.spark path").count() == 1
     assert page.locator("tr[data-gauge=ward_bandwidth_mbps] svg.spark path").count() == 0
+    # The server's own memory, in a table of its own.
+    assert "slipway_process_resident_memory_bytes" in cells(page, "table.own-gauges tbody td:first-child")
     assert page.problems == []
 
 
@@ -118,6 +120,23 @@ def test_monitors_page_lists_verdicts_and_a_monitor_shows_columns_over_windows(p
     hip = next(c for c in report["columns"] if c["column"] == "hip_y")
     assert hip["drift"] is True
     assert page.locator("table.drift-grid tr[data-column=hip_y] td.alert").count() == 1
+
+    # The window's distributions overlaid: per column, a bar per bin for the reference and one
+    # for the window, the window's tallest where its largest share is.
+    page.wait_for_selector("figure.overlay[data-column=hip_y] svg.overlay-chart rect.cur")
+    assert page.locator("figure.overlay").count() == 2
+    assert page.locator("figure.overlay.drifted[data-column=hip_y]").count() == 1
+    [full] = client.monitor_reports("falls-skew", window_ms=int(start * 1000), distributions=True)
+    d = full["distributions"]["hip_y"]
+    bars = page.locator("figure.overlay[data-column=hip_y] rect.cur")
+    assert page.locator("figure.overlay[data-column=hip_y] rect.ref").count() == bars.count() == len(d["bins"]) == 24
+    heights = [float(bars.nth(i).get_attribute("height")) for i in range(bars.count())]
+    tallest = {i for i, x in enumerate(heights) if x == max(heights)}  # (heights are rounded)
+    assert d["current"].index(max(d["current"])) in tallest
+    # A click on a window's time shows that window's distributions.
+    page.locator("table.drift-grid thead th.pick").last.click()
+    page.wait_for_selector(".overlays h2 >> text=Distributions, window")
+    assert page.locator("figure.overlay").count() == 2
     assert page.problems == []
 
 

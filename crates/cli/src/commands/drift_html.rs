@@ -1,14 +1,9 @@
 //! The HTML report of `slipway drift --html`: one self-contained page (no scripts, no network)
 //! with the verdict table and, per column, the reference and current distributions overlaid.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use monitor::drift::{Column, DatasetDrift, Kind, MISSING, Values};
-use monitor::stats;
-
-/// Bars drawn per column at most.
-const MAX_BARS: usize = 30;
+use monitor::drift::{Column, DatasetDrift};
 
 pub(crate) fn report(
     reference: &str,
@@ -56,7 +51,7 @@ pub(crate) fn report(
     }
     out.push_str("</tbody></table>");
     for (i, (c, verdict)) in columns.iter().zip(&d.columns).enumerate() {
-        let (labels, r, k) = distributions(c);
+        let d = monitor::drift::distribution(c);
         let _ = write!(
             out,
             "<section id=\"c-{id}\"><h2>{name} <span class=\"{cls}\">{v}</span></h2>\
@@ -70,72 +65,10 @@ pub(crate) fn report(
             stat = verdict.statistic_name,
             value = verdict.statistic,
             thr = verdict.threshold,
-            svg = bars(&labels, &r, &k),
+            svg = bars(&d.bins, &d.reference, &d.current),
         );
     }
     out.push_str("</body></html>\n");
-    out
-}
-
-/// Bin labels and each side's shares: equal bins over the pooled range for a numerical column,
-/// the most frequent values (over both sides) for a categorical one.
-fn distributions(c: &Column) -> (Vec<String>, Vec<f64>, Vec<f64>) {
-    match (&c.reference, &c.current, c.kind) {
-        (Values::Numbers(a), Values::Numbers(b), Kind::Numerical) => {
-            let a: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
-            let b: Vec<f64> = b.iter().copied().filter(|x| x.is_finite()).collect();
-            let pooled: Vec<f64> = a.iter().chain(&b).copied().collect();
-            if pooled.is_empty() {
-                return (Vec::new(), Vec::new(), Vec::new());
-            }
-            let edges = stats::equal_edges(&pooled, 24);
-            let share = |x: &[f64]| -> Vec<f64> {
-                let n = x.len().max(1) as f64;
-                stats::histogram(x, &edges).iter().map(|c| *c as f64 / n).collect()
-            };
-            let labels = edges.windows(2).map(|w| format!("{:.4}–{:.4}", w[0], w[1])).collect();
-            (labels, share(&a), share(&b))
-        }
-        (r, k, _) => {
-            let (rc, kc) = (label_counts(r), label_counts(k));
-            let (nr, nk) =
-                (rc.values().sum::<u64>().max(1) as f64, kc.values().sum::<u64>().max(1) as f64);
-            let mut keys: Vec<&String> = rc.keys().chain(kc.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.sort_by(|x, y| {
-                let total = |k: &String| {
-                    rc.get(k).copied().unwrap_or(0) as f64 / nr
-                        + kc.get(k).copied().unwrap_or(0) as f64 / nk
-                };
-                total(y).total_cmp(&total(x))
-            });
-            keys.truncate(MAX_BARS);
-            let r = keys.iter().map(|k| rc.get(*k).copied().unwrap_or(0) as f64 / nr).collect();
-            let k2 = keys.iter().map(|k| kc.get(*k).copied().unwrap_or(0) as f64 / nk).collect();
-            (keys.into_iter().cloned().collect(), r, k2)
-        }
-    }
-}
-
-fn label_counts(v: &Values) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    match v {
-        Values::Numbers(x) => {
-            for v in x.iter().filter(|v| v.is_finite()) {
-                *out.entry(format!("{v}")).or_insert(0) += 1;
-            }
-        }
-        Values::Labels { dictionary, codes } => {
-            let mut by = vec![0u64; dictionary.len()];
-            for c in codes.iter().filter(|c| **c != MISSING) {
-                by[*c as usize] += 1;
-            }
-            for (label, n) in dictionary.iter().zip(by).filter(|(_, n)| *n > 0) {
-                out.insert(label.clone(), n);
-            }
-        }
-    }
     out
 }
 

@@ -57,10 +57,12 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         "serving endpoints"
     );
     // Variant counts to the store each second, for the rollouts a server drives.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(::serve::run_background(
         stores.serving.clone(),
         false,
         std::time::Duration::from_secs(1),
+        stop_rx,
     ));
     let state = stores.app_state(token).with_default_endpoint(args.endpoint);
     let app = server::serving_router(state);
@@ -69,11 +71,9 @@ pub(crate) async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<Exi
         tracing::info!(target: "serve", "shutting down: finishing requests in flight");
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
-    background.abort();
-    // What the prediction log holds is written before the process ends.
-    if let Err(e) = stores.serving.flush_log(true).await {
-        tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");
-    }
+    // The round under way finishes, and what the prediction log holds is written.
+    let _ = stop_tx.send(true);
+    let _ = background.await;
     stores.db.close().await;
     Ok(ExitCode::SUCCESS)
 }

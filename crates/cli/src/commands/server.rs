@@ -10,6 +10,9 @@ use tokio::sync::watch;
 use crate::Global;
 use crate::config::StoreArgs;
 
+/// How often a server records its own CPU and memory as gauges.
+const PROCESS_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  slipway server\n  slipway server --port 0            pick a free port (printed on the first line)\n  SLIPWAY_AUTH_TOKEN=s3cret slipway server --host 0.0.0.0"
@@ -99,11 +102,16 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         stores.serving.clone(),
         true,
         std::time::Duration::from_secs(1),
+        stop_rx.clone(),
     ));
     // Each second: monitors judge each window of their endpoint's log once it has closed and
-    // been written; alert rules move their alerts on; due webhooks are sent.
+    // been written; alert rules move their alerts on; due webhooks are sent. Every 15 s this
+    // process's CPU and memory are kept as gauges of its own (for gauge alert rules).
     let judging = {
         let (monitors, alerts) = (stores.monitors.clone(), stores.alerts.clone());
+        let (gauges, replica) = (stores.gauges.clone(), stores.serving.replica().to_string());
+        let mut sampler = ::monitor::gauges::ProcessSampler::default();
+        let mut sampled: Option<std::time::Instant> = None;
         // How an action's run reaches this server.
         let url = match addr {
             std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
@@ -117,6 +125,15 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         let token = token.clone();
         tokio::spawn(async move {
             loop {
+                if sampled.is_none_or(|t| t.elapsed() >= PROCESS_SAMPLE_EVERY) {
+                    sampled = Some(std::time::Instant::now());
+                    let points = sampler.sample(&replica);
+                    if !points.is_empty()
+                        && let Err(e) = gauges.record_own(&points).await
+                    {
+                        tracing::warn!(target: "monitor::gauges", error = %e, "recording process CPU and memory");
+                    }
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 if let Err(e) = monitors.tick().await {
                     tracing::warn!(target: "monitor", error = %e, "judging monitors");
@@ -149,12 +166,11 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         let _ = stop_tx.send(true);
     };
     server::serve(listener, app, shutdown).await.context("serving")?;
-    background.abort();
     judging.abort();
-    // What the prediction log holds is written before the process ends.
-    if let Err(e) = stores.serving.flush_log(true).await {
-        tracing::warn!(target: "serve::log", error = %e, "writing the prediction log at exit");
-    }
+    // The round under way finishes; then what requests answered since the stop buffered is
+    // written too.
+    let _ = background.await;
+    stores.serving.flush_at_exit().await;
     if let Some(task) = worker_task {
         let _ = task.await;
     }

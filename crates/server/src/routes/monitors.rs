@@ -50,11 +50,31 @@ pub(crate) async fn get_monitor(
 }
 
 #[utoipa::path(delete, path = "/api/v1/monitors/{name}", tag = "monitoring", params(("name" = String, Path)),
-    responses((status = 200, description = "{}"), (status = 404, description = "no such monitor")))]
+    responses((status = 200, description = "{}"), (status = 404, description = "no such monitor"),
+        (status = 409, description = "alert rules watch the monitor: delete them first")))]
 pub(crate) async fn delete_monitor(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    s.monitors.get(&name).await?;
+    // A rule on a deleted monitor would never fire again, silently.
+    let watching: Vec<String> = s
+        .alerts
+        .rules()
+        .await?
+        .into_iter()
+        .filter(|r| r.monitor.as_deref() == Some(name.as_str()))
+        .map(|r| r.name)
+        .collect();
+    if !watching.is_empty() {
+        return Err(ApiError::new(
+            slipway_core::ErrorCode::Conflict,
+            format!(
+                "monitor '{name}' is watched by alert rule(s) {}: delete them first",
+                watching.join(", ")
+            ),
+        ));
+    }
     s.monitors.delete(&name).await?;
     Ok(Json(json!({})))
 }
@@ -63,13 +83,17 @@ pub(crate) async fn delete_monitor(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReportsQuery {
     since_ms: Option<i64>,
+    window_ms: Option<i64>,
     limit: Option<i64>,
+    distributions: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/api/v1/monitors/{name}/reports", tag = "monitoring",
     params(("name" = String, Path), ("since_ms" = Option<i64>, Query, description = "windows starting at or after; default: the last 24 hours"),
-        ("limit" = Option<i64>, Query, description = "most reports (default 500, at most 10,000)")),
-    responses((status = 200, description = "{reports: [...]} newest first: per window the verdict and every column's test, statistic and threshold"),
+        ("window_ms" = Option<i64>, Query, description = "only the window starting at this time"),
+        ("limit" = Option<i64>, Query, description = "most reports (default 500, at most 10,000)"),
+        ("distributions" = Option<bool>, Query, description = "with each column's reference and current distributions (shares per bin)")),
+    responses((status = 200, description = "{reports: [...]} newest first: per window the verdict and every column's test, statistic and threshold (and, asked for, distributions)"),
         (status = 404, description = "no such monitor")))]
 pub(crate) async fn monitor_reports(
     State(s): State<AppState>,
@@ -82,8 +106,17 @@ pub(crate) async fn monitor_reports(
         return Err(ApiError::invalid("limit must be 1 to 10000"));
     }
     s.monitors.get(&name).await?;
-    let since = q.since_ms.unwrap_or_else(|| slipway_core::now_ms() - 24 * 3600 * 1000);
-    Ok(Json(json!({ "reports": s.monitors.reports(&name, since, limit).await? })))
+    let (since, until) = match q.window_ms {
+        Some(w) => (w, w),
+        None => (q.since_ms.unwrap_or_else(|| slipway_core::now_ms() - 24 * 3600 * 1000), i64::MAX),
+    };
+    let mut reports = s.monitors.reports(&name, since, until, limit).await?;
+    if !q.distributions.unwrap_or(false) {
+        for r in &mut reports {
+            r.distributions.clear();
+        }
+    }
+    Ok(Json(json!({ "reports": reports })))
 }
 
 #[derive(Deserialize)]

@@ -942,7 +942,47 @@ async function monitorPage(name) {
           const c = r.columns.find((x) => x.column === col);
           return h("td", { class: "num" + (c && c.drift ? " alert" : ""), title: c ? `${c.test} ${c.statistic_name}` : "" }, c ? fmt(c.statistic) : "—");
         })))))));
+  // Distributions of one window (the latest; a click on a window's time shows that one).
+  const overlays = h("div", { class: "overlays" });
+  const showWindow = async (r) => {
+    const [full] = (await api(`/api/v1/monitors/${enc(name)}/reports?window_ms=${r.window_ms}&distributions=true`)).reports;
+    overlays.replaceChildren(h("h2", {}, `Distributions, window ${time(r.window_ms)}`),
+      h("p", { class: "note" }, h("span", { class: "swatch ref" }), ` reference (${full.reference}, ${full.reference_rows} rows)  `,
+        h("span", { class: "swatch cur" }), ` this window (${full.current_rows} rows); shares of each side's rows per bin.`),
+      h("div", { class: "overlay-grid" }, full.columns.map((c) => {
+        const d = (full.distributions || {})[c.column];
+        return h("figure", { class: "overlay" + (c.drift ? " drifted" : ""), "data-column": c.column },
+          h("figcaption", {}, h("strong", {}, c.column), ` ${c.test} ${c.statistic_name} ${fmt(c.statistic)}`, c.drift ? h("span", { class: "alert" }, " DRIFT") : null),
+          d ? overlayChart(d) : h("div", { class: "empty" }, "no distribution kept"));
+      })));
+  };
+  page.querySelectorAll(".drift-grid thead th[title]").forEach((th, i) => {
+    th.classList.add("pick");
+    th.addEventListener("click", () => showWindow(windows[i]));
+  });
+  page.append(overlays);
+  await showWindow(latest);
   return page;
+}
+
+/** Two sides' shares per bin, overlaid: the reference as grey bars, the window as outlined
+ *  accent bars over them. */
+function overlayChart(d, width = 280, height = 110) {
+  const svg = el("svg", { width, height, class: "overlay-chart", viewBox: `0 0 ${width} ${height}` });
+  const n = d.bins.length;
+  if (!n) return svg;
+  const top = Math.max(...d.reference, ...d.current, 1e-12);
+  const bw = (width - 4) / n, base = height - 16;
+  const bar = (v, i, cls) => el("rect", { x: (2 + i * bw + 1).toFixed(1), y: (base - (v / top) * (base - 4)).toFixed(1),
+    width: Math.max(bw - 2, 1).toFixed(1), height: ((v / top) * (base - 4)).toFixed(1), class: cls },
+    el("title", {}, `${d.bins[i]}: ${cls === "ref" ? "reference" : "window"} ${(v * 100).toFixed(1)}%`));
+  d.reference.forEach((v, i) => svg.append(bar(v, i, "ref")));
+  d.current.forEach((v, i) => svg.append(bar(v, i, "cur")));
+  svg.append(el("line", { x1: 0, y1: base, x2: width, y2: base, class: "axis" }));
+  const first = el("text", { x: 2, y: height - 3, class: "tick" }); first.textContent = d.bins[0].split("–")[0];
+  const last = el("text", { x: width - 2, y: height - 3, class: "tick", "text-anchor": "end" }); last.textContent = d.bins[n - 1].split("–").pop();
+  svg.append(first, last);
+  return svg;
 }
 
 /** Alerts, newest first: their state, what raised them (linked to the report), their webhooks;
@@ -983,25 +1023,31 @@ PAGES.gauges = async () => {
   const page = h("div", {},
     h("h1", {}, "Gauges"),
     h("p", { class: "lede" }, "Numbers a deployment pushes about itself (a camera's power state, a ward's bandwidth), kept as time series and scraped on /metrics."));
-  if (!gauges.length) {
-    page.append(h("div", { class: "empty" }, "No gauges yet. Push one with `slipway gauges push camera_power_state 1 --label camera=ward3-2`, or POST /api/v1/gauges."));
-    return page;
-  }
+  // Slipway's own series (each server's CPU and memory) in a table of their own.
+  const own = gauges.filter((g) => g.name.startsWith("slipway_"));
+  const pushed = gauges.filter((g) => !g.name.startsWith("slipway_"));
   const since = Date.now() - 24 * 3600 * 1000;
   const names = [...new Set(gauges.map((g) => g.name))];
   const histories = Object.fromEntries(await Promise.all(names.map(async (n) =>
     [n, (await api(`/api/v1/gauges/${enc(n)}?since_ms=${since}`)).series])));
   const key = (labels) => JSON.stringify(Object.entries(labels).sort());
   const labelText = (labels) => Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(", ");
-  page.append(h("table", { class: "gauges" },
+  const table = (rows, cls) => h("table", { class: cls },
     h("thead", {}, h("tr", {}, ["Gauge", "Labels", "Value", "At", "Points", "Last 24 hours"].map((c, i) => h("th", { class: i >= 2 && i <= 4 ? "num" : null }, c)))),
-    h("tbody", {}, gauges.map((g) => {
+    h("tbody", {}, rows.map((g) => {
       const series = (histories[g.name] || []).find((s) => key(s.labels) === key(g.labels));
       const points = series ? series.points.map(([, value]) => ({ value })) : [];
       return h("tr", { "data-gauge": g.name },
         h("td", {}, g.name), h("td", {}, labelText(g.labels)), h("td", { class: "num", "data-col": "value" }, String(g.value)),
         h("td", { class: "num" }, time(g.at_ms)), h("td", { class: "num" }, String(g.points)), h("td", {}, sparkline(points)));
-    }))));
+    })));
+  page.append(pushed.length ? table(pushed, "gauges")
+    : h("div", { class: "empty" }, "No gauges yet. Push one with `slipway gauges push camera_power_state 1 --label camera=ward3-2`, or POST /api/v1/gauges."));
+  if (own.length) {
+    page.append(h("h2", {}, "Slipway's own"),
+      h("p", { class: "note" }, "Each server's CPU (cores busy) and resident memory, every 15 s, by replica; alert rules can watch them like any gauge."),
+      table(own, "own-gauges"));
+  }
   return page;
 };
 
