@@ -97,6 +97,22 @@ fn scores_json(scores: &[f64]) -> String {
     Value::Array(v).to_string()
 }
 
+/// A stored feedback row's rows: what was said, what was true, and the score, row by row.
+fn scored_rows(row: &sqlx::any::AnyRow) -> Result<Vec<Scored1>> {
+    let said: Vec<String> =
+        serde_json::from_str(&row.try_get::<String, _>("said")?).unwrap_or_default();
+    let truth: Vec<String> =
+        serde_json::from_str(&row.try_get::<String, _>("truth")?).unwrap_or_default();
+    let scores: Vec<Option<f64>> =
+        serde_json::from_str(&row.try_get::<String, _>("scores")?).unwrap_or_default();
+    Ok(said
+        .into_iter()
+        .zip(truth)
+        .enumerate()
+        .map(|(i, (said, truth))| Scored1 { said, truth, score: scores.get(i).copied().flatten() })
+        .collect())
+}
+
 fn label_text(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { v.to_string() }
 }
@@ -263,17 +279,7 @@ impl Serving {
         };
         let mut out: HashMap<String, Outcomes> = HashMap::new();
         for row in &rows {
-            let said: Vec<String> =
-                serde_json::from_str(&row.try_get::<String, _>("said")?).unwrap_or_default();
-            let truth: Vec<String> =
-                serde_json::from_str(&row.try_get::<String, _>("truth")?).unwrap_or_default();
-            let scores: Vec<Option<f64>> =
-                serde_json::from_str(&row.try_get::<String, _>("scores")?).unwrap_or_default();
-            let o = out.entry(row.try_get("variant")?).or_default();
-            for (i, (s, t)) in said.into_iter().zip(truth).enumerate() {
-                let score = scores.get(i).copied().flatten();
-                o.rows.push(Scored1 { said: s, truth: t, score });
-            }
+            out.entry(row.try_get("variant")?).or_default().rows.extend(scored_rows(row)?);
         }
         Ok(out)
     }
@@ -305,16 +311,8 @@ impl Serving {
         let mut by: std::collections::BTreeMap<(i64, String), Outcomes> = Default::default();
         for row in &rows {
             let at: i64 = row.try_get("at_ms")?;
-            let said: Vec<String> =
-                serde_json::from_str(&row.try_get::<String, _>("said")?).unwrap_or_default();
-            let truth: Vec<String> =
-                serde_json::from_str(&row.try_get::<String, _>("truth")?).unwrap_or_default();
-            let scores: Vec<Option<f64>> =
-                serde_json::from_str(&row.try_get::<String, _>("scores")?).unwrap_or_default();
             let o = by.entry((at - at.rem_euclid(w), row.try_get("variant")?)).or_default();
-            for (i, (s, t)) in said.into_iter().zip(truth).enumerate() {
-                o.rows.push(Scored1 { said: s, truth: t, score: scores.get(i).copied().flatten() });
-            }
+            o.rows.extend(scored_rows(row)?);
         }
         Ok(by
             .into_iter()

@@ -54,7 +54,7 @@ pub(crate) struct LoadtestArgs {
     rate: Option<f64>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Tally {
     /// Latencies of 2xx answers, µs.
     ok_us: Vec<u32>,
@@ -475,17 +475,10 @@ fn report(
     for t in &mut per_url {
         t.ok_us.sort_unstable();
     }
+    // The whole run: every URL's tally together (`merge`), then its own quantiles.
     let mut t = Tally::default();
-    for u in &per_url {
-        t.ok_us.extend_from_slice(&u.ok_us);
-        t.overloaded += u.overloaded;
-        t.overloaded_with_retry_after += u.overloaded_with_retry_after;
-        t.other_status += u.other_status;
-        t.errors += u.errors;
-        t.skipped += u.skipped;
-        for (v, n) in &u.variants {
-            *t.variants.entry(v.clone()).or_default() += n;
-        }
+    for u in per_url.iter().cloned() {
+        t.merge(u);
     }
     t.ok_us.sort_unstable();
     let pick = |q: f64| quantile(&t.ok_us, q);
