@@ -1,0 +1,478 @@
+//! A study's configuration: direction, sampler and pruner with their options, and seed; read
+//! from JSON (the API, or a study file turned into JSON) with errors that name the field.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    pub fn parse(s: &str, at: &str) -> Result<Direction> {
+        match s {
+            "minimize" => Ok(Direction::Minimize),
+            "maximize" => Ok(Direction::Maximize),
+            _ => Err(Error::invalid(format!(
+                "{at}: unknown direction {s:?} (expected minimize or maximize)"
+            ))),
+        }
+    }
+}
+
+/// TPE's options; the defaults are Optuna 5's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TpeOptions {
+    pub n_startup_trials: usize,
+    pub n_ei_candidates: usize,
+    pub multivariate: bool,
+    pub constant_liar: bool,
+    pub prior_weight: f64,
+}
+
+impl Default for TpeOptions {
+    fn default() -> TpeOptions {
+        TpeOptions {
+            n_startup_trials: 10,
+            n_ei_candidates: 24,
+            multivariate: true,
+            constant_liar: true,
+            prior_weight: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SamplerConfig {
+    Random,
+    /// Every combination of `values` (by parameter name) once, in a seeded random order.
+    Grid {
+        values: std::collections::BTreeMap<String, Vec<Value>>,
+    },
+    Tpe(TpeOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PrunerConfig {
+    None,
+    /// Prunes a trial whose best value so far is worse than the given percentile of the complete
+    /// trials' values at the same step (the median pruner is percentile 50).
+    Percentile {
+        percentile: f64,
+        n_startup_trials: usize,
+        n_warmup_steps: i64,
+        interval_steps: i64,
+        n_min_trials: usize,
+    },
+    /// Asynchronous successive halving (ASHA); `min_resource` None estimates it from the first
+    /// complete trials.
+    SuccessiveHalving {
+        min_resource: Option<i64>,
+        reduction_factor: i64,
+        min_early_stopping_rate: i64,
+        bootstrap_count: usize,
+    },
+    /// Several successive-halving brackets, a trial's bracket by a hash of study name and number.
+    Hyperband {
+        min_resource: i64,
+        max_resource: Option<i64>,
+        reduction_factor: i64,
+        bootstrap_count: usize,
+    },
+}
+
+/// Everything that decides how a study samples and prunes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StudyConfig {
+    pub name: String,
+    pub direction: Direction,
+    pub sampler: SamplerConfig,
+    pub pruner: PrunerConfig,
+    /// Always set: chosen at random when the user gives none, and recorded, so every study can
+    /// be replayed.
+    pub seed: u64,
+}
+
+/// Reads a table's fields with errors naming `at.field`.
+struct Fields<'a> {
+    at: &'a str,
+    obj: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, at: &'a str, allowed: &[&str]) -> Result<Fields<'a>> {
+        let obj =
+            value.as_object().ok_or_else(|| Error::invalid(format!("{at}: expected a table")))?;
+        for key in obj.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(Error::invalid(format!(
+                    "{at}.{key}: unknown field (expected {})",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Fields { at, obj })
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.at)
+    }
+
+    fn usize(&self, key: &str, default: usize) -> Result<usize> {
+        match self.obj.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                Error::invalid(format!("{}: expected a whole number ≥ 0", self.name(key)))
+            }),
+        }
+    }
+
+    fn int(&self, key: &str, default: i64, min: i64) -> Result<i64> {
+        match self.obj.get(key) {
+            None => Ok(default),
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= min => Ok(n),
+                _ => Err(Error::invalid(format!(
+                    "{}: expected a whole number ≥ {min}",
+                    self.name(key)
+                ))),
+            },
+        }
+    }
+
+    /// An int ≥ min, or "auto" / absent for None.
+    fn int_or_auto(&self, key: &str, min: i64) -> Result<Option<i64>> {
+        match self.obj.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if s == "auto" => Ok(None),
+            Some(_) => self.int(key, 0, min).map(Some),
+        }
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool> {
+        match self.obj.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(Error::invalid(format!("{}: expected true or false", self.name(key)))),
+        }
+    }
+
+    fn f64(&self, key: &str, default: Option<f64>) -> Result<f64> {
+        match (self.obj.get(key), default) {
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(Error::invalid(format!("{}: missing", self.name(key)))),
+            (Some(v), _) => v
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| Error::invalid(format!("{}: expected a number", self.name(key)))),
+        }
+    }
+
+    fn kind(&self, expected: &str) -> Result<&'a str> {
+        self.obj.get("type").and_then(Value::as_str).ok_or_else(|| {
+            Error::invalid(format!("{}: missing (one of {expected})", self.name("type")))
+        })
+    }
+}
+
+impl SamplerConfig {
+    /// Reads `{"type": "tpe", ...}`; absent means TPE with its defaults.
+    pub fn from_json(value: Option<&Value>, at: &str) -> Result<SamplerConfig> {
+        let Some(value) = value else { return Ok(SamplerConfig::Tpe(TpeOptions::default())) };
+        let value = match value {
+            Value::String(s) => &serde_json::json!({ "type": s }),
+            v => v,
+        };
+        let head = Fields::new(
+            value,
+            at,
+            &[
+                "type",
+                "n_startup_trials",
+                "n_ei_candidates",
+                "multivariate",
+                "constant_liar",
+                "prior_weight",
+                "values",
+            ],
+        )?;
+        match head.kind("tpe, random or grid")? {
+            "random" => {
+                Fields::new(value, at, &["type"])?;
+                Ok(SamplerConfig::Random)
+            }
+            "grid" => {
+                let f = Fields::new(value, at, &["type", "values"])?;
+                let mut values = std::collections::BTreeMap::new();
+                if let Some(v) = f.obj.get("values") {
+                    let table = v.as_object().ok_or_else(|| {
+                        Error::invalid(format!("{}: expected a table of lists", f.name("values")))
+                    })?;
+                    for (name, list) in table {
+                        let list = list.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "{}.{name}: expected a non-empty list",
+                                f.name("values")
+                            ))
+                        })?;
+                        values.insert(name.clone(), list.clone());
+                    }
+                }
+                Ok(SamplerConfig::Grid { values })
+            }
+            "tpe" => {
+                let f = Fields::new(
+                    value,
+                    at,
+                    &[
+                        "type",
+                        "n_startup_trials",
+                        "n_ei_candidates",
+                        "multivariate",
+                        "constant_liar",
+                        "prior_weight",
+                    ],
+                )?;
+                let d = TpeOptions::default();
+                let options = TpeOptions {
+                    n_startup_trials: f.usize("n_startup_trials", d.n_startup_trials)?,
+                    n_ei_candidates: f.usize("n_ei_candidates", d.n_ei_candidates)?,
+                    multivariate: f.bool("multivariate", d.multivariate)?,
+                    constant_liar: f.bool("constant_liar", d.constant_liar)?,
+                    prior_weight: f.f64("prior_weight", Some(d.prior_weight))?,
+                };
+                if options.n_ei_candidates == 0 {
+                    return Err(Error::invalid(format!(
+                        "{}: must be at least 1",
+                        f.name("n_ei_candidates")
+                    )));
+                }
+                if options.prior_weight <= 0.0 {
+                    return Err(Error::invalid(format!("{}: must be > 0", f.name("prior_weight"))));
+                }
+                Ok(SamplerConfig::Tpe(options))
+            }
+            other => Err(Error::invalid(format!(
+                "{}: unknown sampler {other:?} (expected tpe, random or grid)",
+                head.name("type")
+            ))),
+        }
+    }
+}
+
+impl PrunerConfig {
+    /// Reads `{"type": "median", ...}`; absent means no pruning.
+    pub fn from_json(value: Option<&Value>, at: &str) -> Result<PrunerConfig> {
+        let Some(value) = value else { return Ok(PrunerConfig::None) };
+        let value = match value {
+            Value::String(s) => &serde_json::json!({ "type": s }),
+            v => v,
+        };
+        let kinds = "none, median, percentile, successive_halving (or asha) or hyperband";
+        let all = [
+            "type",
+            "percentile",
+            "n_startup_trials",
+            "n_warmup_steps",
+            "interval_steps",
+            "n_min_trials",
+            "min_resource",
+            "max_resource",
+            "reduction_factor",
+            "min_early_stopping_rate",
+            "bootstrap_count",
+        ];
+        let head = Fields::new(value, at, &all)?;
+        let kind = head.kind(kinds)?;
+        let percentile_fields =
+            ["type", "n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"];
+        let percentile = |f: &Fields, pct: f64| -> Result<PrunerConfig> {
+            Ok(PrunerConfig::Percentile {
+                percentile: pct,
+                n_startup_trials: f.usize("n_startup_trials", 5)?,
+                n_warmup_steps: f.int("n_warmup_steps", 0, 0)?,
+                interval_steps: f.int("interval_steps", 1, 1)?,
+                n_min_trials: f.usize("n_min_trials", 1)?.max(1),
+            })
+        };
+        match kind {
+            "none" => {
+                Fields::new(value, at, &["type"])?;
+                Ok(PrunerConfig::None)
+            }
+            "median" => percentile(&Fields::new(value, at, &percentile_fields)?, 50.0),
+            "percentile" => {
+                let mut allowed = percentile_fields.to_vec();
+                allowed.push("percentile");
+                let f = Fields::new(value, at, &allowed)?;
+                let pct = f.f64("percentile", None)?;
+                if !(0.0..=100.0).contains(&pct) {
+                    return Err(Error::invalid(format!(
+                        "{}: must lie in [0, 100], got {pct}",
+                        f.name("percentile")
+                    )));
+                }
+                percentile(&f, pct)
+            }
+            "successive_halving" | "asha" => {
+                let f = Fields::new(
+                    value,
+                    at,
+                    &[
+                        "type",
+                        "min_resource",
+                        "reduction_factor",
+                        "min_early_stopping_rate",
+                        "bootstrap_count",
+                    ],
+                )?;
+                let min_resource = f.int_or_auto("min_resource", 1)?;
+                let bootstrap_count = f.usize("bootstrap_count", 0)?;
+                if min_resource.is_none() && bootstrap_count > 0 {
+                    return Err(Error::invalid(format!(
+                        "{}: needs min_resource set (not auto)",
+                        f.name("bootstrap_count")
+                    )));
+                }
+                Ok(PrunerConfig::SuccessiveHalving {
+                    min_resource,
+                    reduction_factor: f.int("reduction_factor", 4, 2)?,
+                    min_early_stopping_rate: f.int("min_early_stopping_rate", 0, 0)?,
+                    bootstrap_count,
+                })
+            }
+            "hyperband" => {
+                let f = Fields::new(
+                    value,
+                    at,
+                    &[
+                        "type",
+                        "min_resource",
+                        "max_resource",
+                        "reduction_factor",
+                        "bootstrap_count",
+                    ],
+                )?;
+                let min_resource = f.int("min_resource", 1, 1)?;
+                let max_resource = f.int_or_auto("max_resource", 1)?;
+                if let Some(max) = max_resource
+                    && max < min_resource
+                {
+                    return Err(Error::invalid(format!(
+                        "{}: {max} is below min_resource {min_resource}",
+                        f.name("max_resource")
+                    )));
+                }
+                Ok(PrunerConfig::Hyperband {
+                    min_resource,
+                    max_resource,
+                    reduction_factor: f.int("reduction_factor", 3, 2)?,
+                    bootstrap_count: f.usize("bootstrap_count", 0)?,
+                })
+            }
+            other => Err(Error::invalid(format!(
+                "{}: unknown pruner {other:?} (expected {kinds})",
+                head.name("type")
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::{Expect, expect};
+
+    fn check_sampler(input: &str, expect: Expect) {
+        let value: Value = serde_json::from_str(input).unwrap();
+        let got = match SamplerConfig::from_json(Some(&value), "sampler") {
+            Ok(s) => serde_json::to_string(&s).unwrap(),
+            Err(e) => format!("error {e}"),
+        };
+        expect.assert_eq(&got);
+    }
+
+    fn check_pruner(input: &str, expect: Expect) {
+        let value: Value = serde_json::from_str(input).unwrap();
+        let got = match PrunerConfig::from_json(Some(&value), "pruner") {
+            Ok(s) => serde_json::to_string(&s).unwrap(),
+            Err(e) => format!("error {e}"),
+        };
+        expect.assert_eq(&got);
+    }
+
+    #[test]
+    fn samplers_and_pruners_parse_with_optunas_defaults_and_bad_ones_name_the_field() {
+        check_sampler(
+            r#""tpe""#,
+            expect![[
+                r#"{"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0}"#
+            ]],
+        );
+        check_sampler(
+            r#"{"type":"tpe","multivariate":false,"n_startup_trials":5}"#,
+            expect![[
+                r#"{"type":"tpe","n_startup_trials":5,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"prior_weight":1.0}"#
+            ]],
+        );
+        check_sampler(
+            r#"{"type":"grid","values":{"x":[1,2]}}"#,
+            expect![[r#"{"type":"grid","values":{"x":[1,2]}}"#]],
+        );
+        check_sampler(
+            r#""cmaes""#,
+            expect![[
+                r#"error sampler.type: unknown sampler "cmaes" (expected tpe, random or grid)"#
+            ]],
+        );
+        check_sampler(
+            r#"{"type":"random","seed":1}"#,
+            expect![
+                "error sampler.seed: unknown field (expected type, n_startup_trials, n_ei_candidates, multivariate, constant_liar, prior_weight, values)"
+            ],
+        );
+        check_sampler(
+            r#"{"type":"random","multivariate":true}"#,
+            expect!["error sampler.multivariate: unknown field (expected type)"],
+        );
+        check_pruner(
+            r#""median""#,
+            expect![[
+                r#"{"type":"percentile","percentile":50.0,"n_startup_trials":5,"n_warmup_steps":0,"interval_steps":1,"n_min_trials":1}"#
+            ]],
+        );
+        check_pruner(
+            r#""asha""#,
+            expect![[
+                r#"{"type":"successive_halving","min_resource":null,"reduction_factor":4,"min_early_stopping_rate":0,"bootstrap_count":0}"#
+            ]],
+        );
+        check_pruner(
+            r#"{"type":"hyperband","max_resource":81}"#,
+            expect![[
+                r#"{"type":"hyperband","min_resource":1,"max_resource":81,"reduction_factor":3,"bootstrap_count":0}"#
+            ]],
+        );
+        check_pruner(
+            r#"{"type":"percentile","percentile":120}"#,
+            expect!["error pruner.percentile: must lie in [0, 100], got 120"],
+        );
+        check_pruner(
+            r#"{"type":"asha","reduction_factor":1}"#,
+            expect!["error pruner.reduction_factor: expected a whole number ≥ 2"],
+        );
+        check_pruner(
+            r#""patient""#,
+            expect![[
+                r#"error pruner.type: unknown pruner "patient" (expected none, median, percentile, successive_halving (or asha) or hyperband)"#
+            ]],
+        );
+    }
+}

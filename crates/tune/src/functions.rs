@@ -1,0 +1,220 @@
+//! Standard test functions for trying a sampler without an objective of one's own (`slipway
+//! tune try`) and for the benchmarks: Branin, Hartmann-6, Rosenbrock-10, a mixed space with a
+//! log range, an int and a categorical, and the 6-D sphere (a zero-cost objective for measuring
+//! a sampler's own cost). All are minimised; each knows its minimum.
+
+use std::collections::BTreeMap;
+use std::f64::consts::PI;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::space::Distribution;
+use crate::study::{Study, TrialState};
+use crate::{Result, StudyConfig};
+
+/// A test function: its search space (in suggestion order) and its value at internal values.
+pub struct Function {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub minimum: f64,
+    pub space: Vec<(String, Distribution)>,
+    eval: fn(&[f64]) -> f64,
+}
+
+impl Function {
+    pub fn eval(&self, x: &[f64]) -> f64 {
+        (self.eval)(x)
+    }
+}
+
+/// The names [`function`] knows.
+pub const NAMES: &[&str] = &["branin", "hartmann6", "rosenbrock10", "mixed", "sphere6"];
+
+fn floats(prefix: &str, n: usize, low: f64, high: f64) -> Vec<(String, Distribution)> {
+    (0..n)
+        .map(|i| {
+            (format!("{prefix}{i}"), Distribution::Float { low, high, step: None, log: false })
+        })
+        .collect()
+}
+
+pub fn function(name: &str) -> Option<Function> {
+    Some(match name {
+        "branin" => Function {
+            name: "branin",
+            about: "Branin, x1 in [-5, 10], x2 in [0, 15]",
+            minimum: 0.397_887_357_729_738,
+            space: vec![
+                (
+                    "x1".into(),
+                    Distribution::Float { low: -5.0, high: 10.0, step: None, log: false },
+                ),
+                ("x2".into(), Distribution::Float { low: 0.0, high: 15.0, step: None, log: false }),
+            ],
+            eval: |x| {
+                let (b, c, t) = (5.1 / (4.0 * PI * PI), 5.0 / PI, 1.0 / (8.0 * PI));
+                (x[1] - b * x[0] * x[0] + c * x[0] - 6.0).powi(2)
+                    + 10.0 * (1.0 - t) * x[0].cos()
+                    + 10.0
+            },
+        },
+        "hartmann6" => Function {
+            name: "hartmann6",
+            about: "Hartmann-6 on [0, 1]^6",
+            minimum: -3.322_368_011_415_515,
+            space: floats("x", 6, 0.0, 1.0),
+            eval: hartmann6,
+        },
+        "rosenbrock10" => Function {
+            name: "rosenbrock10",
+            about: "Rosenbrock in 10 dimensions on [-5, 10]^10",
+            minimum: 0.0,
+            space: floats("x", 10, -5.0, 10.0),
+            eval: |x| {
+                x.windows(2)
+                    .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
+                    .sum()
+            },
+        },
+        "mixed" => Function {
+            name: "mixed",
+            about: "x in [-5, 5], lr in [1e-4, 1] log, k int in [1, 20], c in {a, b, c, d}",
+            minimum: 0.0,
+            space: vec![
+                ("x".into(), Distribution::Float { low: -5.0, high: 5.0, step: None, log: false }),
+                ("lr".into(), Distribution::Float { low: 1e-4, high: 1.0, step: None, log: true }),
+                ("k".into(), Distribution::Int { low: 1, high: 20, step: 1, log: false }),
+                (
+                    "c".into(),
+                    Distribution::Categorical {
+                        choices: vec![json!("a"), json!("b"), json!("c"), json!("d")],
+                    },
+                ),
+            ],
+            eval: |v| {
+                let (x, lr, k, c) = (v[0], v[1], v[2], v[3] as usize);
+                let offset = [0.5, 0.0, 1.0, 2.0][c];
+                let coupling = if c == 3 { 0.5 * (x - 1.5).abs() } else { 0.0 };
+                (x - 1.5).powi(2)
+                    + (lr.log10() + 2.5).powi(2)
+                    + 0.1 * (k - 7.0).powi(2)
+                    + offset
+                    + coupling
+            },
+        },
+        "sphere6" => Function {
+            name: "sphere6",
+            about: "sum of squares on [-5, 5]^6 (costs nothing: for measuring a sampler)",
+            minimum: 0.0,
+            space: floats("x", 6, -5.0, 5.0),
+            eval: |x| x.iter().map(|v| v * v).sum(),
+        },
+        _ => return None,
+    })
+}
+
+fn hartmann6(x: &[f64]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [1312.0, 1696.0, 5569.0, 124.0, 8283.0, 5886.0],
+        [2329.0, 4135.0, 8307.0, 3736.0, 1004.0, 9991.0],
+        [2348.0, 1451.0, 3522.0, 2883.0, 3047.0, 6650.0],
+        [4047.0, 8828.0, 8732.0, 5743.0, 1091.0, 381.0],
+    ];
+    -(0..4)
+        .map(|i| {
+            let inner: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2)).sum();
+            ALPHA[i] * (-inner).exp()
+        })
+        .sum::<f64>()
+}
+
+/// What [`run`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalRun {
+    pub function: String,
+    pub trials: usize,
+    pub seed: u64,
+    pub best_value: f64,
+    pub best_trial: u64,
+    pub best_params: BTreeMap<String, serde_json::Value>,
+    /// Best value so far after each trial.
+    pub history: Vec<f64>,
+    /// Wall time of the whole run (sampling and bookkeeping; the function costs nothing).
+    pub seconds: f64,
+}
+
+/// Minimises `function` for `trials` trials in this process, calling `progress` after each.
+pub fn run(
+    config: StudyConfig,
+    function: &Function,
+    trials: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<LocalRun> {
+    let seed = config.seed;
+    let mut study = Study::new(config);
+    let mut x = vec![0.0; function.space.len()];
+    let mut history = Vec::with_capacity(trials);
+    let mut best = f64::INFINITY;
+    let started = Instant::now();
+    for i in 0..trials {
+        let number = study.ask(BTreeMap::new());
+        for (slot, (name, dist)) in x.iter_mut().zip(&function.space) {
+            *slot = study.suggest_internal(number, name, dist)?;
+        }
+        let value = function.eval(&x);
+        study.tell(number, TrialState::Complete, Some(value))?;
+        best = best.min(value);
+        history.push(best);
+        progress(i + 1);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let best_trial = study.best_trial().expect("at least one trial");
+    Ok(LocalRun {
+        function: function.name.to_string(),
+        trials,
+        seed,
+        best_value: best_trial.value.unwrap_or(f64::NAN),
+        best_trial: best_trial.number,
+        best_params: study.params_of(best_trial),
+        history,
+        seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_function_takes_its_known_minimum_where_it_should() {
+        let branin = function("branin").unwrap();
+        for x in [[-PI, 12.275], [PI, 2.275], [9.424_78, 2.475]] {
+            assert!((branin.eval(&x) - branin.minimum).abs() < 1e-5, "{x:?}");
+        }
+        let h = function("hartmann6").unwrap();
+        let at = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573];
+        assert!((h.eval(&at) - h.minimum).abs() < 1e-5, "{}", h.eval(&at));
+        assert_eq!(function("rosenbrock10").unwrap().eval(&[1.0; 10]), 0.0);
+        let mixed = function("mixed").unwrap();
+        assert!(mixed.eval(&[1.5, 10f64.powf(-2.5), 7.0, 1.0]).abs() < 1e-12);
+        assert!((mixed.eval(&[2.5, 10f64.powf(-2.5), 7.0, 3.0]) - 3.5).abs() < 1e-12);
+        for name in NAMES {
+            let f = function(name).unwrap();
+            for (field, dist) in &f.space {
+                assert_eq!(
+                    &Distribution::from_json(&serde_json::to_value(dist).unwrap(), field).unwrap(),
+                    dist
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Hyperparameter tuning: studies, search spaces, samplers and pruners.
+//!
+//! A [`Study`] holds a configuration ([`StudyConfig`]: direction, [`SamplerConfig`],
+//! [`PrunerConfig`], seed) and its trials; [`Study::ask`], [`Study::suggest`], [`Study::report`],
+//! [`Study::should_prune`] and [`Study::tell`] are the trial life cycle. Samplers (random, grid,
+//! TPE with Optuna 5's defaults) and pruners (percentile/median, successive halving, Hyperband)
+//! decide from the history alone, and a trial's random stream comes from the study's seed and the
+//! trial's number, so the same decisions come out on any replica or worker.
+//!
+//! This crate knows nothing of HTTP, of the store's tables, or of how an objective runs.
+
+mod config;
+mod error;
+pub mod functions;
+mod parzen;
+mod pruners;
+mod rng;
+mod samplers;
+mod space;
+mod study;
+mod truncnorm;
+
+pub use config::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
+pub use error::{Error, Result};
+pub use rng::Rng;
+pub use samplers::grid_size;
+pub use space::Distribution;
+pub use study::{Key, PrunerState, Study, Trial, TrialState};

@@ -1,0 +1,533 @@
+//! The Parzen estimator of TPE: a mixture with one product kernel per observation and a prior
+//! kernel last, over a (possibly joint) search space, as Optuna 5 builds it (see
+//! `docs/tpe-spec-notes.md` §4–5): truncated normal kernels in transformed space (ln for log
+//! ranges, cells of one step for discrete ones) with the sorted-neighbour bandwidth and magic
+//! clip, and smoothed categorical rows.
+//!
+//! The estimator is laid out by dimension with each kernel's constant folded into one base term
+//! per component, so scoring a candidate against a few thousand components is one pass of
+//! multiply-adds per dimension and one log-sum-exp.
+
+use crate::rng::Rng;
+use crate::space::Distribution;
+use crate::truncnorm::{LN_SQRT_2PI, log_mass, ppf};
+
+/// Optuna's default weights: ones for the newest 25 observations, a linear ramp from 1/n up to 1
+/// for the older ones (in observation order, oldest first).
+pub(crate) fn default_weights(n: usize) -> Vec<f64> {
+    if n < 25 {
+        return vec![1.0; n];
+    }
+    let ramp_len = n - 25;
+    let start = 1.0 / n as f64;
+    let mut weights: Vec<f64> = match ramp_len {
+        0 => Vec::new(),
+        1 => vec![start],
+        m => (0..m).map(|i| start + (1.0 - start) * i as f64 / (m - 1) as f64).collect(),
+    };
+    weights.extend(std::iter::repeat_n(1.0, 25));
+    weights
+}
+
+/// Optuna's γ(n) = min(⌈0.1 n⌉, 25): how many of n finished trials count as good.
+pub(crate) fn default_gamma(n: usize) -> usize {
+    n.div_ceil(10).min(25)
+}
+
+enum Dim {
+    Numeric(Numeric),
+    Categorical(Categorical),
+}
+
+struct Numeric {
+    /// Bounds in transformed space (widened by half a step for discrete ranges).
+    lo_t: f64,
+    hi_t: f64,
+    log: bool,
+    /// Step in original space for discrete ranges (1 for ints).
+    step: Option<f64>,
+    low: f64,
+    high: f64,
+    mu: Vec<f64>,
+    sigma: Vec<f64>,
+    inv_sigma: Vec<f64>,
+    /// 1/(σ√2): the continuous kernel's exponent is −((t − μ)·this)².
+    half_inv_sigma: Vec<f64>,
+}
+
+struct Categorical {
+    n_choices: usize,
+    /// ln of each component's row, K × C.
+    log_w: Vec<f64>,
+    /// Cumulative rows for sampling, K × C.
+    cdf: Vec<f64>,
+}
+
+/// A fitted mixture over a search space.
+pub(crate) struct Parzen {
+    /// Cumulative component weights, for choosing a component.
+    pi_cdf: Vec<f64>,
+    /// Per component: ln π minus every kernel's normalising constant.
+    base: Vec<f64>,
+    dims: Vec<Dim>,
+}
+
+impl Numeric {
+    fn new(dist: &Distribution, obs: &[f64]) -> Numeric {
+        let (low, high, step, log) = match *dist {
+            Distribution::Float { low, high, step, log } => (low, high, step, log),
+            Distribution::Int { low, high, step, log } => {
+                (low as f64, high as f64, Some(step as f64), log)
+            }
+            Distribution::Categorical { .. } => {
+                unreachable!("categorical dimensions are not numeric")
+            }
+        };
+        let (lo_t, hi_t) = match (step, log) {
+            (Some(s), true) => ((low - s / 2.0).ln(), (high + s / 2.0).ln()),
+            (Some(s), false) => (low - s / 2.0, high + s / 2.0),
+            (None, true) => (low.ln(), high.ln()),
+            (None, false) => (low, high),
+        };
+        let range = hi_t - lo_t;
+        let n = obs.len();
+        let mut mu: Vec<f64> = Vec::with_capacity(n + 1);
+        // Branch outside the loop: inside it, LLVM computes ln for every value and selects.
+        if log {
+            mu.extend(obs.iter().map(|&x| x.ln()));
+        } else {
+            mu.extend_from_slice(obs);
+        }
+        let mut sigma = vec![range; n + 1];
+        if n > 0 {
+            let order = sort_positions(&mu, lo_t, range);
+            let min_sigma = range / (n as f64 + 2.0).min(100.0);
+            let at = |j: usize| mu[order[j] as usize];
+            for j in 0..n {
+                let left = at(j) - if j == 0 { lo_t } else { at(j - 1) };
+                let right = if j + 1 == n { hi_t } else { at(j + 1) } - at(j);
+                let s = if n >= 2 && j == 0 {
+                    // Endpoints off: the outermost kernels look only inward.
+                    right
+                } else if n >= 2 && j + 1 == n {
+                    left
+                } else {
+                    left.max(right)
+                };
+                sigma[order[j] as usize] = s.clamp(min_sigma, range);
+            }
+        }
+        mu.push((lo_t + hi_t) / 2.0);
+        let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
+        let half_inv_sigma =
+            inv_sigma.iter().map(|i| i * std::f64::consts::FRAC_1_SQRT_2).collect();
+        Numeric { lo_t, hi_t, log, step, low, high, mu, sigma, inv_sigma, half_inv_sigma }
+    }
+
+    /// ln of each component's mass over the whole range.
+    fn log_norm(&self, k: usize) -> f64 {
+        log_mass(
+            (self.lo_t - self.mu[k]) * self.inv_sigma[k],
+            (self.hi_t - self.mu[k]) * self.inv_sigma[k],
+        )
+    }
+
+    fn transform(&self, x: f64) -> f64 {
+        if self.log { x.ln() } else { x }
+    }
+
+    /// A value of component k, in original space, on the grid where there is one.
+    fn sample(&self, k: usize, q: f64) -> f64 {
+        let (mu, sigma) = (self.mu[k], self.sigma[k]);
+        let a = (self.lo_t - mu) / sigma;
+        let b = (self.hi_t - mu) / sigma;
+        let t = mu + sigma * ppf(q, a, b);
+        let x = if self.log { t.exp() } else { t };
+        match self.step {
+            Some(s) => {
+                (self.low + ((x - self.low) / s).round_ties_even() * s).clamp(self.low, self.high)
+            }
+            None => x.clamp(self.low, self.high),
+        }
+    }
+}
+
+impl Categorical {
+    fn new(n_choices: usize, obs: &[f64], prior_weight: f64) -> Categorical {
+        let n = obs.len();
+        let k_total = n + 1;
+        let mut rows = Vec::with_capacity(k_total * n_choices);
+        if n == 0 {
+            rows.extend(std::iter::repeat_n(1.0 / n_choices as f64, n_choices));
+        } else {
+            let smoothing = prior_weight / k_total as f64;
+            for &o in obs {
+                let total = 1.0 + smoothing * n_choices as f64;
+                for c in 0..n_choices {
+                    let w = smoothing + if c == o as usize { 1.0 } else { 0.0 };
+                    rows.push(w / total);
+                }
+            }
+            rows.extend(std::iter::repeat_n(1.0 / n_choices as f64, n_choices));
+        }
+        let log_w = rows.iter().map(|w| w.ln()).collect();
+        let mut cdf = rows;
+        for row in cdf.chunks_mut(n_choices) {
+            let mut acc = 0.0;
+            for w in row.iter_mut() {
+                acc += *w;
+                *w = acc;
+            }
+            row[n_choices - 1] = 1.0;
+        }
+        Categorical { n_choices, log_w, cdf }
+    }
+}
+
+impl Parzen {
+    /// Fits the mixture to `columns` (one column of internal values per dimension of `space`,
+    /// every column the same length, in observation order).
+    pub(crate) fn new(space: &[&Distribution], columns: &[Vec<f64>], prior_weight: f64) -> Parzen {
+        let n = columns.first().map_or(0, Vec::len);
+        let mut pi: Vec<f64> = if n == 0 {
+            vec![1.0]
+        } else {
+            let mut w = default_weights(n);
+            w.push(prior_weight);
+            w
+        };
+        let total: f64 = pi.iter().sum();
+        let mut acc = 0.0;
+        let mut pi_cdf = Vec::with_capacity(pi.len());
+        for w in &mut pi {
+            *w /= total;
+            acc += *w;
+            pi_cdf.push(acc);
+        }
+        *pi_cdf.last_mut().expect("at least the prior") = 1.0;
+        let mut base = vec![0.0; pi.len()];
+        // π over the continuous kernels' σ, multiplied per component and taken to ln once.
+        let mut sigma_product = pi;
+        let dims: Vec<Dim> = space
+            .iter()
+            .zip(columns)
+            .map(|(dist, column)| match dist {
+                Distribution::Categorical { choices } => {
+                    Dim::Categorical(Categorical::new(choices.len(), column, prior_weight))
+                }
+                _ => {
+                    let numeric = Numeric::new(dist, column);
+                    for (k, (b, p)) in base.iter_mut().zip(&mut sigma_product).enumerate() {
+                        *b -= numeric.log_norm(k);
+                        if numeric.step.is_none() {
+                            *b -= LN_SQRT_2PI;
+                            *p /= numeric.sigma[k];
+                            if !(1e-150..=1e150).contains(p) {
+                                *b += p.ln();
+                                *p = 1.0;
+                            }
+                        }
+                    }
+                    Dim::Numeric(numeric)
+                }
+            })
+            .collect();
+        for (b, p) in base.iter_mut().zip(&sigma_product) {
+            *b += p.ln();
+        }
+        Parzen { pi_cdf, base, dims }
+    }
+
+    /// `size` points drawn from the mixture, each a vector of internal values by dimension.
+    pub(crate) fn sample(&self, rng: &mut Rng, size: usize) -> Vec<Vec<f64>> {
+        let components: Vec<usize> = (0..size)
+            .map(|_| {
+                let u = rng.f64();
+                self.pi_cdf.partition_point(|&c| c <= u).min(self.pi_cdf.len() - 1)
+            })
+            .collect();
+        let mut points = vec![Vec::with_capacity(self.dims.len()); size];
+        for dim in &self.dims {
+            for (point, &k) in points.iter_mut().zip(&components) {
+                let u = rng.f64();
+                let x = match dim {
+                    Dim::Numeric(num) => num.sample(k, u),
+                    Dim::Categorical(cat) => {
+                        let row = &cat.cdf[k * cat.n_choices..(k + 1) * cat.n_choices];
+                        row.partition_point(|&c| c < u).min(cat.n_choices - 1) as f64
+                    }
+                };
+                point.push(x);
+            }
+        }
+        points
+    }
+
+    /// ln of the mixture's density (mass, for discrete dimensions) at each point.
+    pub(crate) fn log_pdf(&self, points: &[Vec<f64>]) -> Vec<f64> {
+        // Components in blocks that stay in L1 while every point is scored against them, with a
+        // running log-sum-exp per point.
+        const BLOCK: usize = 256;
+        let k_total = self.base.len();
+        let mut max = vec![f64::NEG_INFINITY; points.len()];
+        let mut sum = vec![0.0f64; points.len()];
+        let mut outside = vec![false; points.len()];
+        let mut acc = [0.0f64; BLOCK];
+        for start in (0..k_total).step_by(BLOCK) {
+            let end = (start + BLOCK).min(k_total);
+            let acc = &mut acc[..end - start];
+            for (p, point) in points.iter().enumerate() {
+                if outside[p] {
+                    continue;
+                }
+                acc.copy_from_slice(&self.base[start..end]);
+                if !self.accumulate(point, start, acc) {
+                    outside[p] = true;
+                    continue;
+                }
+                let block_max = acc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if block_max == f64::NEG_INFINITY {
+                    continue;
+                }
+                if block_max > max[p] {
+                    sum[p] *= (max[p] - block_max).exp();
+                    max[p] = block_max;
+                }
+                // Terms 40 below the largest add less than 1e-17 of it each: skip their exp.
+                let (m, floor) = (max[p], max[p] - 40.0);
+                sum[p] += acc.iter().filter(|&&v| v > floor).map(|v| (v - m).exp()).sum::<f64>();
+            }
+        }
+        (0..points.len())
+            .map(|p| {
+                if outside[p] || max[p] == f64::NEG_INFINITY {
+                    f64::NEG_INFINITY
+                } else {
+                    max[p] + sum[p].ln()
+                }
+            })
+            .collect()
+    }
+
+    /// Adds each kernel's log-density at `point` for components `start..start + acc.len()`;
+    /// false when the point lies outside the space.
+    fn accumulate(&self, point: &[f64], start: usize, acc: &mut [f64]) -> bool {
+        let end = start + acc.len();
+        for (dim, &x) in self.dims.iter().zip(point) {
+            match dim {
+                Dim::Numeric(num) => match num.step {
+                    None => {
+                        let t = num.transform(x);
+                        if !(t >= num.lo_t && t <= num.hi_t) {
+                            return false;
+                        }
+                        let (mu, half_inv) = (&num.mu[start..end], &num.half_inv_sigma[start..end]);
+                        for ((a, &mu), &h) in acc.iter_mut().zip(mu).zip(half_inv) {
+                            let z = (t - mu) * h;
+                            *a -= z * z;
+                        }
+                    }
+                    Some(step) => {
+                        let (lo, hi) = if num.log {
+                            ((x - step / 2.0).ln(), (x + step / 2.0).ln())
+                        } else {
+                            (x - step / 2.0, x + step / 2.0)
+                        };
+                        if !(lo >= num.lo_t - 1e-9 && hi <= num.hi_t + 1e-9) {
+                            return false;
+                        }
+                        let (mu, inv) = (&num.mu[start..end], &num.inv_sigma[start..end]);
+                        for ((a, &mu), &inv) in acc.iter_mut().zip(mu).zip(inv) {
+                            *a += log_mass((lo - mu) * inv, (hi - mu) * inv);
+                        }
+                    }
+                },
+                Dim::Categorical(cat) => {
+                    let c = x as usize;
+                    if c >= cat.n_choices {
+                        return false;
+                    }
+                    for (a, k) in acc.iter_mut().zip(start..end) {
+                        *a += cat.log_w[k * cat.n_choices + c];
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The indices of `values` in ascending order, by position in [lo, lo + range] to 2^-32 of the
+/// range: values closer than that may swap places, which matters nowhere since the gaps between
+/// them are clipped up to range/100 anyway. A radix sort (four byte-wide passes) for more than a
+/// few dozen values: the history's kernels are sorted at every sample.
+fn sort_positions(values: &[f64], lo: f64, range: f64) -> Vec<u32> {
+    let scale = 4_294_967_295.0 / range.max(f64::MIN_POSITIVE);
+    let mut keys: Vec<u64> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((((v - lo) * scale).clamp(0.0, 4_294_967_295.0) as u64) << 32) | i as u64)
+        .collect();
+    if keys.len() < 64 {
+        keys.sort_unstable();
+    } else {
+        let mut scratch = vec![0u64; keys.len()];
+        for shift in [32, 40, 48, 56] {
+            let mut counts = [0usize; 257];
+            for &k in &keys {
+                counts[((k >> shift) & 0xFF) as usize + 1] += 1;
+            }
+            for b in 0..256 {
+                counts[b + 1] += counts[b];
+            }
+            for &k in &keys {
+                let slot = &mut counts[((k >> shift) & 0xFF) as usize];
+                scratch[*slot] = k;
+                *slot += 1;
+            }
+            std::mem::swap(&mut keys, &mut scratch);
+        }
+    }
+    keys.into_iter().map(|k| k as u32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn close_all(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9 * w.abs().max(1.0), "got {got:?}, want {want:?}");
+        }
+    }
+
+    fn check(dist: Distribution, obs: &[f64], points: &[f64], want: &[f64]) {
+        let pe = Parzen::new(&[&dist], &[obs.to_vec()], 1.0);
+        let pts: Vec<Vec<f64>> = points.iter().map(|&x| vec![x]).collect();
+        close_all(&pe.log_pdf(&pts), want);
+    }
+
+    #[test]
+    fn gamma_and_weights_are_optunas() {
+        let gammas: Vec<usize> =
+            [0, 1, 9, 10, 11, 100, 250, 1000].iter().map(|&n| default_gamma(n)).collect();
+        assert_eq!(gammas, [0, 1, 1, 1, 2, 10, 25, 25]);
+        assert_eq!(default_weights(25), vec![1.0; 25]);
+        assert_eq!(default_weights(26)[0], 1.0 / 26.0);
+        let w27 = default_weights(27);
+        assert_eq!((w27.len(), w27[0], w27[1], w27[26]), (27, 1.0 / 27.0, 1.0, 1.0));
+    }
+
+    #[test]
+    #[allow(clippy::approx_constant)] // Optuna's printed figures, kept as printed.
+    fn kernels_and_densities_match_optunas_reference_vectors() {
+        // docs/tpe-spec-notes.md §14 (optuna 5.0.0, prior weight 1, magic clip, endpoints off).
+        let f = |low, high| Distribution::float(low, high, None, false).unwrap();
+        let pe = Numeric::new(&f(0.0, 10.0), &[1.0, 2.0, 5.0]);
+        close_all(&pe.sigma, &[2.0, 3.0, 3.0, 10.0]);
+        close_all(&pe.mu, &[1.0, 2.0, 5.0, 5.0]);
+        check(
+            f(0.0, 10.0),
+            &[1.0, 2.0, 5.0],
+            &[0.0, 1.5, 5.0, 9.99],
+            &[-2.028045403774, -1.850882587117, -2.305801410988, -3.39606233159],
+        );
+        close_all(&Numeric::new(&f(0.0, 10.0), &[7.0]).sigma, &[7.0, 10.0]);
+        check(f(0.0, 10.0), &[7.0], &[7.0], &[-2.232688929522]);
+        check(f(0.0, 10.0), &[], &[5.0], &[-2.261607292503]);
+        let log = Distribution::float(1e-3, 1.0, None, true).unwrap();
+        close_all(
+            &Numeric::new(&log, &[0.01, 0.1, 0.5]).sigma,
+            &[2.302585092994, 2.302585092994, 1.609437912434, 6.907755278982],
+        );
+        check(log, &[0.01, 0.1, 0.5], &[0.01, 0.3], &[-2.063270653444, -1.665219251809]);
+        let int = Distribution::int(0, 10, 1, false).unwrap();
+        close_all(&Numeric::new(&int, &[1.0, 2.0, 5.0]).sigma, &[2.2, 3.0, 3.0, 11.0]);
+        check(
+            int,
+            &[1.0, 2.0, 5.0],
+            &[0.0, 2.0, 10.0],
+            &[-2.13992562775, -1.966151310857, -3.456263417211],
+        );
+        let int2 = Distribution::int(0, 10, 2, false).unwrap();
+        check(
+            int2,
+            &[2.0, 4.0, 8.0],
+            &[0.0, 4.0, 10.0],
+            &[-1.901179763576, -1.580848931782, -2.147327627783],
+        );
+        let int_log = Distribution::int(1, 100, 1, true).unwrap();
+        close_all(
+            &Numeric::new(&int_log, &[1.0, 10.0, 50.0]).mu,
+            &[0.0, 2.302585092994, 3.912023005428, 1.95850527347],
+        );
+        check(
+            int_log,
+            &[1.0, 10.0, 50.0],
+            &[1.0, 10.0, 100.0],
+            &[-1.772778234234, -3.873535067394, -6.357869888647],
+        );
+        let stepped = Distribution::float(0.0, 2.0, Some(0.5), false).unwrap();
+        check(
+            stepped,
+            &[0.5, 1.5],
+            &[0.0, 1.0, 2.0],
+            &[-1.753098755678, -1.477832878664, -1.753098755678],
+        );
+        let cat = Distribution::categorical(vec![json!("a"), json!("b"), json!("c")]).unwrap();
+        check(
+            cat.clone(),
+            &[0.0, 0.0, 2.0],
+            &[0.0, 1.0, 2.0],
+            &[-0.741937344729, -1.658228076604, -1.098612288668],
+        );
+        let x = f(0.0, 10.0);
+        let joint = Parzen::new(&[&x, &cat], &[vec![1.0, 2.0, 5.0], vec![0.0, 0.0, 2.0]], 1.0);
+        close_all(
+            &joint.log_pdf(&[vec![1.0, 0.0], vec![5.0, 2.0]]),
+            &[-2.387130510179, -3.213742841314],
+        );
+    }
+
+    #[test]
+    fn positions_sort_like_a_float_sort_above_and_below_the_radix_threshold() {
+        let mut rng = Rng::new(9);
+        for n in [5, 63, 64, 1000] {
+            let values: Vec<f64> = (0..n).map(|_| rng.uniform(-3.0, 7.0)).collect();
+            let order = sort_positions(&values, -3.0, 10.0);
+            let mut want: Vec<u32> = (0..n as u32).collect();
+            want.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            assert_eq!(order, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn samples_stay_in_range_on_the_grid_and_follow_the_density() {
+        let mut rng = Rng::new(1);
+        let int_log = Distribution::int(1, 100, 1, true).unwrap();
+        let stepped = Distribution::float(0.0, 2.0, Some(0.5), false).unwrap();
+        let cat = Distribution::categorical(vec![json!("a"), json!("b"), json!("c")]).unwrap();
+        let pe = Parzen::new(
+            &[&int_log, &stepped, &cat],
+            &[vec![3.0, 4.0, 5.0], vec![0.5, 0.5, 1.0], vec![2.0, 2.0, 2.0]],
+            1.0,
+        );
+        let points = pe.sample(&mut rng, 4000);
+        assert!(
+            points
+                .iter()
+                .all(|p| int_log.contains(p[0]) && stepped.contains(p[1]) && cat.contains(p[2]))
+        );
+        // Three of four components put 5/7 on choice 2 and the prior 1/3: a share of about 0.62.
+        let share = points.iter().filter(|p| p[2] == 2.0).count() as f64 / points.len() as f64;
+        assert!((share - (0.75 * 5.0 / 7.0 + 0.25 / 3.0)).abs() < 0.03, "{share}");
+        // The first dimension's marginal is the 1-D mixture's mass.
+        let near = points.iter().filter(|p| (3.0..=5.0).contains(&p[0])).count() as f64 / 4000.0;
+        let one = Parzen::new(&[&int_log], &[vec![3.0, 4.0, 5.0]], 1.0);
+        let want: f64 =
+            one.log_pdf(&[vec![3.0], vec![4.0], vec![5.0]]).iter().map(|l| l.exp()).sum();
+        assert!((near - want).abs() < 0.025, "{near} vs {want}");
+    }
+}

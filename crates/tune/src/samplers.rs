@@ -1,0 +1,394 @@
+//! The samplers: random, grid and TPE (Optuna 5's defaults, univariate or multivariate, with
+//! constant liar). Each decides from the study's history alone; see `docs/tuning.md` for what
+//! each costs per trial.
+
+use serde_json::Value;
+
+use crate::config::{SamplerConfig, TpeOptions};
+use crate::parzen::{Parzen, default_gamma};
+use crate::rng::Rng;
+use crate::space::Distribution;
+use crate::study::{Study, Trial, TrialState};
+
+/// A parameter's random stream purpose: a hash of its name (FNV-1a), never 0 (the joint sample).
+fn purpose_of(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
+}
+
+/// The joint sample for a trial's first suggestion: (key, internal value) for the keys every
+/// finished trial shares. Empty unless the sampler is multivariate TPE past its start-up trials.
+pub(crate) fn sample_relative(study: &Study, number: u64) -> Vec<(u32, f64)> {
+    let SamplerConfig::Tpe(options) = study.sampler() else { return Vec::new() };
+    if !options.multivariate || study.n_finished() < options.n_startup_trials {
+        return Vec::new();
+    }
+    let space = study.joint_space();
+    if space.is_empty() {
+        return Vec::new();
+    }
+    let dims: Vec<Dim> = space.iter().map(|&id| Dim::exact(study, id)).collect();
+    let mut rng = study.rng(number, 0);
+    let values = tpe_sample(study, options, number, &dims, &mut rng);
+    space.into_iter().zip(values).collect()
+}
+
+/// One parameter's value when the joint sample does not cover it.
+pub(crate) fn sample_independent(
+    study: &Study,
+    number: u64,
+    name: &str,
+    dist: &Distribution,
+) -> f64 {
+    let mut rng = study.rng(number, purpose_of(name));
+    match study.sampler() {
+        SamplerConfig::Random => random_value(&mut rng, dist),
+        SamplerConfig::Grid { values } => grid_value(study, number, name, dist, values, &mut rng),
+        SamplerConfig::Tpe(options) => {
+            if study.n_finished() < options.n_startup_trials {
+                return random_value(&mut rng, dist);
+            }
+            let dim = Dim::named(study, name, dist);
+            tpe_sample(study, options, number, &[dim], &mut rng)[0]
+        }
+    }
+}
+
+/// A uniform draw (Optuna's RandomSampler): uniform in transformed space, snapped to the grid.
+pub(crate) fn random_value(rng: &mut Rng, dist: &Distribution) -> f64 {
+    match *dist {
+        Distribution::Float { low, high, step: None, log: false } => {
+            rng.uniform(low, high).min(high.next_down()).max(low)
+        }
+        Distribution::Float { low, high, step: None, log: true } => {
+            rng.uniform(low.ln(), high.ln()).exp().clamp(low, high.next_down().max(low))
+        }
+        Distribution::Float { low, high, step: Some(s), .. } => {
+            let x = rng.uniform(low - s / 2.0, high + s / 2.0);
+            (low + ((x - low) / s).round_ties_even() * s).clamp(low, high)
+        }
+        Distribution::Int { low, high, step, log: false } => {
+            let (low, high, step) = (low as f64, high as f64, step as f64);
+            let x = rng.uniform(low - step / 2.0, high + step / 2.0);
+            (low + ((x - low) / step + 0.5).floor() * step).clamp(low, high)
+        }
+        Distribution::Int { low, high, log: true, .. } => {
+            let (low, high) = (low as f64, high as f64);
+            let x = rng.uniform((low - 0.5).ln(), (high + 0.5).ln());
+            x.exp().round_ties_even().clamp(low, high)
+        }
+        Distribution::Categorical { ref choices } => rng.below(choices.len()) as f64,
+    }
+}
+
+/// The grid sampler: trial n takes the n-th combination of a seeded shuffle of the grid; once
+/// every combination has been started, a random one not yet finished.
+fn grid_value(
+    study: &Study,
+    number: u64,
+    name: &str,
+    dist: &Distribution,
+    values: &std::collections::BTreeMap<String, Vec<Value>>,
+    rng: &mut Rng,
+) -> f64 {
+    let Some(list) = values.get(name) else {
+        // Not in the grid: a uniform draw keeps the study going (the CLI refuses such files).
+        return random_value(rng, dist);
+    };
+    let grid_id = grid_id(study, number, values);
+    // Mixed-radix decode, names in sorted order (the BTreeMap's).
+    let mut rest = grid_id;
+    let mut index = 0;
+    for (n, l) in values.iter().rev() {
+        index = rest % l.len();
+        rest /= l.len();
+        if n == name {
+            break;
+        }
+    }
+    dist.to_internal(&list[index]).unwrap_or_else(|_| random_value(rng, dist))
+}
+
+/// The number of combinations in a grid.
+pub fn grid_size(values: &std::collections::BTreeMap<String, Vec<Value>>) -> usize {
+    values.values().map(Vec::len).fold(1usize, |acc, n| acc.saturating_mul(n))
+}
+
+fn grid_id(
+    study: &Study,
+    number: u64,
+    values: &std::collections::BTreeMap<String, Vec<Value>>,
+) -> usize {
+    let size = grid_size(values).min(10_000_000);
+    // The shuffled order: a seeded permutation, computed lazily by position (a Feistel-free
+    // approach: shuffle the indices once, cheap at the grid sizes people search).
+    let mut order: Vec<usize> = (0..size).collect();
+    Rng::new(study.config.seed).shuffle(&mut order);
+    if (number as usize) < size {
+        return order[number as usize];
+    }
+    // Past the grid: any combination not yet finished (not complete, pruned or failed) and not
+    // running in another trial; else any not finished; else any.
+    let mut started = vec![false; size];
+    let mut finished = vec![false; size];
+    for t in study.trials().iter().filter(|t| t.number != number && (t.number as usize) < size) {
+        let id = order[t.number as usize];
+        started[id] = true;
+        finished[id] = t.state != TrialState::Running;
+    }
+    let mut rng = study.rng(number, 1);
+    let unstarted: Vec<usize> = (0..size).filter(|&i| !started[i]).collect();
+    if !unstarted.is_empty() {
+        return unstarted[rng.below(unstarted.len())];
+    }
+    let unfinished: Vec<usize> = (0..size).filter(|&i| !finished[i]).collect();
+    if !unfinished.is_empty() {
+        return unfinished[rng.below(unfinished.len())];
+    }
+    rng.below(size)
+}
+
+/// One dimension of a TPE sample: which key(s) of the history feed it.
+struct Dim<'a> {
+    dist: &'a Distribution,
+    /// The key whose values are taken as they are.
+    exact: Option<u32>,
+    /// Other keys of the same name (the range changed): values converted, or the trial skipped.
+    others: Vec<u32>,
+}
+
+impl<'a> Dim<'a> {
+    fn exact(study: &'a Study, id: u32) -> Dim<'a> {
+        Dim { dist: &study.key(id).dist, exact: Some(id), others: Vec::new() }
+    }
+
+    fn named(study: &'a Study, name: &str, dist: &'a Distribution) -> Dim<'a> {
+        let ids = study.ids_named(name);
+        let exact = ids.iter().copied().find(|&id| study.key(id).dist == *dist);
+        let others = ids.iter().copied().filter(|&id| Some(id) != exact).collect();
+        Dim { dist, exact, others }
+    }
+
+    /// The trial's value for this dimension, if it has one that fits.
+    fn value(&self, study: &Study, params: &[(u32, f64)]) -> Option<f64> {
+        if let Some(exact) = self.exact
+            && let Some(&(_, v)) = params.iter().find(|&&(id, _)| id == exact)
+        {
+            return Some(v);
+        }
+        if self.others.is_empty() {
+            return None;
+        }
+        let &(id, v) = params.iter().find(|(id, _)| self.others.contains(id))?;
+        let external = study.key(id).dist.to_external(v);
+        self.dist.to_internal(&external).ok()
+    }
+}
+
+/// The sort key of a pruned trial among pruned trials: further is better, then a better last
+/// value; none reported ranks last.
+fn pruned_key(study: &Study, t: &Trial) -> (i64, f64) {
+    match t.intermediate.last() {
+        None => (1, 0.0),
+        Some(&(step, v)) => (-step, if v.is_nan() { f64::INFINITY } else { study.loss(v) }),
+    }
+}
+
+/// TPE over `dims`: split the history into good (below) and bad (above), fit a Parzen
+/// estimator to each, draw candidates from the good one and keep the one with the best ratio.
+fn tpe_sample(
+    study: &Study,
+    options: &TpeOptions,
+    number: u64,
+    dims: &[Dim],
+    rng: &mut Rng,
+) -> Vec<f64> {
+    let trials = study.trials();
+    let n_below = default_gamma(study.n_finished());
+    let mut complete: Vec<(f64, u64)> = Vec::with_capacity(study.n_complete());
+    let mut pruned: Vec<&Trial> = Vec::new();
+    let mut running: Vec<&Trial> = Vec::new();
+    for t in trials {
+        match t.state {
+            TrialState::Complete => {
+                complete.push((study.loss(t.value.unwrap_or(f64::NAN)), t.number))
+            }
+            TrialState::Pruned => pruned.push(t),
+            TrialState::Running if options.constant_liar && t.number != number => running.push(t),
+            _ => {}
+        }
+    }
+    // The n_below best complete trials (ties to the earlier trial), then the furthest pruned.
+    let by_loss = |a: &(f64, u64), b: &(f64, u64)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    let take = n_below.min(complete.len());
+    if take > 0 && take < complete.len() {
+        complete.select_nth_unstable_by(take - 1, by_loss);
+    }
+    let mut below: Vec<u64> = complete[..take].iter().map(|&(_, n)| n).collect();
+    let mut above: Vec<u64> = complete[take..].iter().map(|&(_, n)| n).collect();
+    let quota = n_below - take;
+    if quota > 0 {
+        pruned.sort_by(|a, b| {
+            let (ka, kb) = (pruned_key(study, a), pruned_key(study, b));
+            ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(a.number.cmp(&b.number))
+        });
+    }
+    let quota = quota.min(pruned.len());
+    below.extend(pruned[..quota].iter().map(|t| t.number));
+    above.extend(pruned[quota..].iter().map(|t| t.number));
+    above.extend(running.iter().map(|t| t.number));
+    below.sort_unstable();
+    above.sort_unstable();
+
+    let columns = |numbers: &[u64]| -> Vec<Vec<f64>> {
+        let mut columns = vec![Vec::with_capacity(numbers.len()); dims.len()];
+        let mut row = Vec::with_capacity(dims.len());
+        for &n in numbers {
+            let t = &trials[n as usize];
+            row.clear();
+            for dim in dims {
+                let v = dim.value(study, &t.params).or_else(|| {
+                    // A running trial also lies with the joint sample it has not used yet.
+                    t.relative.as_deref().and_then(|rel| dim.value(study, rel))
+                });
+                match v {
+                    Some(v) => row.push(v),
+                    None => break,
+                }
+            }
+            if row.len() == dims.len() {
+                for (column, &v) in columns.iter_mut().zip(&row) {
+                    column.push(v);
+                }
+            }
+        }
+        columns
+    };
+    let space: Vec<&Distribution> = dims.iter().map(|d| d.dist).collect();
+    let good = Parzen::new(&space, &columns(&below), options.prior_weight);
+    let bad = Parzen::new(&space, &columns(&above), options.prior_weight);
+    let candidates = good.sample(rng, options.n_ei_candidates);
+    let (l, g) = (good.log_pdf(&candidates), bad.log_pdf(&candidates));
+    let mut best = 0;
+    let mut best_score = f64::NEG_INFINITY;
+    for (i, (a, b)) in l.iter().zip(&g).enumerate() {
+        let score = a - b;
+        if score > best_score {
+            best = i;
+            best_score = score;
+        }
+    }
+    candidates.into_iter().nth(best).expect("at least one candidate")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Direction, PrunerConfig, StudyConfig};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn study(sampler: SamplerConfig, seed: u64) -> Study {
+        Study::new(StudyConfig {
+            name: "s".into(),
+            direction: Direction::Minimize,
+            sampler,
+            pruner: PrunerConfig::None,
+            seed,
+        })
+    }
+
+    #[test]
+    fn random_draws_cover_each_distribution_uniformly_on_its_grid() {
+        let mut rng = Rng::new(3);
+        let cases = [
+            Distribution::float(-1.0, 1.0, None, false).unwrap(),
+            Distribution::float(1e-4, 1.0, None, true).unwrap(),
+            Distribution::float(0.0, 1.0, Some(0.25), false).unwrap(),
+            Distribution::int(1, 6, 1, false).unwrap(),
+            Distribution::int(1, 1000, 1, true).unwrap(),
+            Distribution::categorical(vec![json!(1), json!("b"), json!(true)]).unwrap(),
+        ];
+        for dist in &cases {
+            let xs: Vec<f64> = (0..6000).map(|_| random_value(&mut rng, dist)).collect();
+            assert!(xs.iter().all(|&x| dist.contains(x)), "{dist:?}");
+            if let Some(values) = dist.grid_values(10) {
+                let expected = 1.0 / values.len() as f64;
+                for v in values {
+                    let share = xs.iter().filter(|&&x| x == v).count() as f64 / 6000.0;
+                    assert!((share - expected).abs() < 0.25 * expected, "{dist:?} {v} {share}");
+                }
+            }
+        }
+        // ln-uniform: a tenth of the draws per decade of [1e-4, 1].
+        let log = &cases[1];
+        let below =
+            (0..8000).filter(|_| random_value(&mut rng, log) < 1e-3).count() as f64 / 8000.0;
+        assert!((below - 0.25).abs() < 0.03, "{below}");
+    }
+
+    #[test]
+    fn a_grid_study_visits_every_combination_once_in_a_seeded_order() {
+        let values = BTreeMap::from([
+            ("a".to_string(), vec![json!(1), json!(2), json!(3)]),
+            ("b".to_string(), vec![json!("x"), json!("y")]),
+        ]);
+        let a = Distribution::int(1, 3, 1, false).unwrap();
+        let b = Distribution::categorical(vec![json!("x"), json!("y")]).unwrap();
+        let run = |seed| {
+            let mut s = study(SamplerConfig::Grid { values: values.clone() }, seed);
+            let mut seen = Vec::new();
+            for _ in 0..6 {
+                let n = s.ask(BTreeMap::new());
+                let pa = s.suggest(n, "a", &a).unwrap();
+                let pb = s.suggest(n, "b", &b).unwrap();
+                s.tell(n, TrialState::Complete, Some(1.0)).unwrap();
+                seen.push(format!("{pa}{pb}"));
+            }
+            seen
+        };
+        let first = run(1);
+        let mut sorted = first.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["1\"x\"", "1\"y\"", "2\"x\"", "2\"y\"", "3\"x\"", "3\"y\""]);
+        assert_eq!(first, run(1));
+        assert_ne!(first, run(2));
+    }
+
+    /// Runs TPE on a function of a few dimensions and returns the best value.
+    fn minimise(seed: u64, options: TpeOptions, trials: usize) -> f64 {
+        let mut s = study(SamplerConfig::Tpe(options), seed);
+        let x = Distribution::float(-10.0, 10.0, None, false).unwrap();
+        let k = Distribution::int(-10, 10, 1, false).unwrap();
+        let c = Distribution::categorical(vec![json!("a"), json!("b"), json!("c")]).unwrap();
+        for _ in 0..trials {
+            let n = s.ask(BTreeMap::new());
+            let vx = s.suggest_internal(n, "x", &x).unwrap();
+            let vk = s.suggest_internal(n, "k", &k).unwrap();
+            let vc = s.suggest_internal(n, "c", &c).unwrap();
+            let f = (vx - 2.0).powi(2) + (vk + 5.0).powi(2) + if vc == 1.0 { 0.0 } else { 3.0 };
+            s.tell(n, TrialState::Complete, Some(f)).unwrap();
+        }
+        s.best_trial().unwrap().value.unwrap()
+    }
+
+    #[test]
+    fn tpe_beats_random_search_and_is_reproducible_from_its_seed() {
+        let tpe: Vec<f64> = (0..8).map(|seed| minimise(seed, TpeOptions::default(), 80)).collect();
+        let univariate = TpeOptions { multivariate: false, ..TpeOptions::default() };
+        let uni: Vec<f64> = (0..8).map(|seed| minimise(seed, univariate.clone(), 80)).collect();
+        let random = TpeOptions { n_startup_trials: 1000, ..TpeOptions::default() };
+        let rnd: Vec<f64> = (0..8).map(|seed| minimise(seed, random.clone(), 80)).collect();
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            (v[3] + v[4]) / 2.0
+        };
+        assert!(median(&tpe) < median(&rnd) / 2.0, "tpe {tpe:?} random {rnd:?}");
+        assert!(median(&uni) < median(&rnd), "univariate {uni:?} random {rnd:?}");
+        assert_eq!(minimise(5, TpeOptions::default(), 80), tpe[5]);
+    }
+}

@@ -1,0 +1,406 @@
+//! A study held in memory: its configuration, the parameter keys its trials used, and its trials;
+//! the trial life cycle (ask, suggest, report, should-prune, tell) that samplers and pruners see.
+//!
+//! Nothing here is stored: the store loads a [`Study`], applies one operation, and writes back
+//! what changed, so every replica and worker decides from the same history. Sampling is
+//! stateless too: a trial's random stream is derived from the study's seed and the trial's
+//! number, so a seeded study is reproducible however its requests are spread.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Direction, SamplerConfig, StudyConfig};
+use crate::error::{Error, Result};
+use crate::pruners;
+use crate::rng::Rng;
+use crate::samplers;
+use crate::space::Distribution;
+
+/// Where a trial is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrialState {
+    Running,
+    Complete,
+    Pruned,
+    Fail,
+}
+
+impl TrialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Running => "RUNNING",
+            TrialState::Complete => "COMPLETE",
+            TrialState::Pruned => "PRUNED",
+            TrialState::Fail => "FAIL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<TrialState> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "RUNNING" => TrialState::Running,
+            "COMPLETE" => TrialState::Complete,
+            "PRUNED" => TrialState::Pruned,
+            "FAIL" => TrialState::Fail,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "state: unknown trial state {s:?} (expected COMPLETE, PRUNED or FAIL)"
+                )));
+            }
+        })
+    }
+
+    /// Complete and pruned trials are what samplers learn from.
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrialState::Complete | TrialState::Pruned)
+    }
+}
+
+/// A parameter's name and distribution; trials refer to keys by index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub name: String,
+    pub dist: Distribution,
+}
+
+/// One trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub number: u64,
+    pub state: TrialState,
+    /// (key index, internal value), in suggestion order.
+    pub params: Vec<(u32, f64)>,
+    /// The joint sample drawn at the trial's first suggestion, published so that other workers'
+    /// samplers can treat the trial as a liar before it has all its params (constant liar).
+    pub relative: Option<Vec<(u32, f64)>>,
+    /// Values given in advance (enqueued trials, fixed params), by name, used when suggested.
+    pub fixed: BTreeMap<String, Value>,
+    pub value: Option<f64>,
+    /// (step, value), by step.
+    pub intermediate: Vec<(i64, f64)>,
+    /// Successive halving's value at each rung this trial passed.
+    pub rungs: Vec<f64>,
+}
+
+impl Trial {
+    pub fn last_step(&self) -> Option<i64> {
+        self.intermediate.last().map(|&(s, _)| s)
+    }
+
+    pub fn intermediate_at(&self, step: i64) -> Option<f64> {
+        self.intermediate
+            .binary_search_by_key(&step, |&(s, _)| s)
+            .ok()
+            .map(|i| self.intermediate[i].1)
+    }
+}
+
+/// State a pruner estimated once and keeps for the study's life.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct PrunerState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_resource: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_resource: Option<i64>,
+}
+
+/// A study and its trials.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub config: StudyConfig,
+    pub pruner_state: PrunerState,
+    keys: Vec<Key>,
+    key_ids: HashMap<String, Vec<u32>>,
+    trials: Vec<Trial>,
+    /// Keys every finished trial has (None before the first finished trial).
+    intersection: Option<Vec<u32>>,
+    n_finished: usize,
+    n_complete: usize,
+}
+
+impl Study {
+    pub fn new(config: StudyConfig) -> Study {
+        Study {
+            config,
+            pruner_state: PrunerState::default(),
+            keys: Vec::new(),
+            key_ids: HashMap::new(),
+            trials: Vec::new(),
+            intersection: None,
+            n_finished: 0,
+            n_complete: 0,
+        }
+    }
+
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+
+    pub fn trial(&self, number: u64) -> Result<&Trial> {
+        self.trials.get(number as usize).ok_or(Error::TrialNotFound { number })
+    }
+
+    pub fn key(&self, id: u32) -> &Key {
+        &self.keys[id as usize]
+    }
+
+    pub fn n_finished(&self) -> usize {
+        self.n_finished
+    }
+
+    pub fn n_complete(&self) -> usize {
+        self.n_complete
+    }
+
+    /// The index of a (name, distribution) pair, added if new.
+    pub fn intern(&mut self, name: &str, dist: &Distribution) -> u32 {
+        if let Some(ids) = self.key_ids.get(name) {
+            for &id in ids {
+                if self.keys[id as usize].dist == *dist {
+                    return id;
+                }
+            }
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(Key { name: name.to_string(), dist: dist.clone() });
+        self.key_ids.entry(name.to_string()).or_default().push(id);
+        id
+    }
+
+    /// Every key with this name (more than one when a range changed during the study).
+    pub(crate) fn ids_named(&self, name: &str) -> &[u32] {
+        self.key_ids.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds a trial as loaded from the store; trials must come in number order.
+    pub fn push_trial(&mut self, trial: Trial) -> Result<()> {
+        if trial.number != self.trials.len() as u64 {
+            return Err(Error::invalid(format!(
+                "trial {} loaded out of order (expected {})",
+                trial.number,
+                self.trials.len()
+            )));
+        }
+        let finished = trial.state.is_finished();
+        let complete = trial.state == TrialState::Complete;
+        let number = trial.number;
+        self.trials.push(trial);
+        if finished {
+            self.count_finished(number, complete);
+        }
+        Ok(())
+    }
+
+    fn count_finished(&mut self, number: u64, complete: bool) {
+        self.n_finished += 1;
+        if complete {
+            self.n_complete += 1;
+        }
+        let mut ids: Vec<u32> =
+            self.trials[number as usize].params.iter().map(|&(id, _)| id).collect();
+        ids.sort_unstable();
+        self.intersection = Some(match self.intersection.take() {
+            None => ids,
+            Some(mut kept) => {
+                kept.retain(|id| ids.binary_search(id).is_ok());
+                kept
+            }
+        });
+    }
+
+    /// Keys every finished trial used, sorted by name, single-valued ones left out: the space
+    /// a multivariate sampler draws jointly.
+    pub(crate) fn joint_space(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .intersection
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(|&id| !self.keys[id as usize].dist.is_single())
+            .collect();
+        ids.sort_by(|&a, &b| self.keys[a as usize].name.cmp(&self.keys[b as usize].name));
+        ids
+    }
+
+    /// Starts a trial; `fixed` gives values (by parameter name) to use when they are suggested.
+    pub fn ask(&mut self, fixed: BTreeMap<String, Value>) -> u64 {
+        let number = self.trials.len() as u64;
+        self.trials.push(Trial {
+            number,
+            state: TrialState::Running,
+            params: Vec::new(),
+            relative: None,
+            fixed,
+            value: None,
+            intermediate: Vec::new(),
+            rungs: Vec::new(),
+        });
+        number
+    }
+
+    fn running(&self, number: u64) -> Result<&Trial> {
+        let trial = self.trial(number)?;
+        if trial.state != TrialState::Running {
+            return Err(Error::TrialFinished { number, state: trial.state.as_str() });
+        }
+        Ok(trial)
+    }
+
+    /// The value of parameter `name` in trial `number`, drawn by the study's sampler on first
+    /// use (define-by-run), as the user sees it.
+    pub fn suggest(&mut self, number: u64, name: &str, dist: &Distribution) -> Result<Value> {
+        let internal = self.suggest_internal(number, name, dist)?;
+        Ok(dist.to_external(internal))
+    }
+
+    pub fn suggest_internal(
+        &mut self,
+        number: u64,
+        name: &str,
+        dist: &Distribution,
+    ) -> Result<f64> {
+        if name.is_empty() {
+            return Err(Error::invalid("name: a parameter needs a name"));
+        }
+        let trial = self.running(number)?;
+        // (a) Already suggested in this trial: the same value, if the range is the same.
+        if let Some(&(id, v)) =
+            trial.params.iter().find(|&&(id, _)| self.keys[id as usize].name == name)
+        {
+            let key = &self.keys[id as usize];
+            if key.dist != *dist {
+                return Err(Error::invalid(format!(
+                    "{name}: already suggested in trial {number} as {}, now asked as {}",
+                    key.dist.describe(),
+                    dist.describe()
+                )));
+            }
+            return Ok(v);
+        }
+        // (b) A value given in advance, (c) a range of one value.
+        let value = if let Some(given) = trial.fixed.get(name) {
+            dist.to_internal(given).map_err(|e| Error::invalid(format!("{name}: {e}")))?
+        } else if dist.is_single() {
+            dist.single_value()
+        } else {
+            // (d) The joint sample, drawn at the first suggestion; (e) otherwise one dimension.
+            if trial.relative.is_none() {
+                let relative = samplers::sample_relative(self, number);
+                self.trials[number as usize].relative = Some(relative);
+            }
+            let trial = &self.trials[number as usize];
+            let joint = trial.relative.as_deref().unwrap_or(&[]).iter().find(|&&(id, v)| {
+                let key = &self.keys[id as usize];
+                key.name == name && key.dist == *dist && dist.contains(v)
+            });
+            match joint {
+                Some(&(_, v)) => v,
+                None => samplers::sample_independent(self, number, name, dist),
+            }
+        };
+        let id = self.intern(name, dist);
+        self.trials[number as usize].params.push((id, value));
+        Ok(value)
+    }
+
+    /// Records a trial's intermediate value at `step` (the first report of a step wins).
+    pub fn report(&mut self, number: u64, step: i64, value: f64) -> Result<()> {
+        self.running(number)?;
+        if step < 0 {
+            return Err(Error::invalid(format!("step: must be ≥ 0, got {step}")));
+        }
+        if value.is_infinite() {
+            return Err(Error::invalid(format!("value: must be finite or NaN, got {value}")));
+        }
+        let trial = &mut self.trials[number as usize];
+        if let Err(at) = trial.intermediate.binary_search_by_key(&step, |&(s, _)| s) {
+            trial.intermediate.insert(at, (step, value));
+        }
+        Ok(())
+    }
+
+    /// Whether the study's pruner stops trial `number` at its latest reported step.
+    pub fn should_prune(&mut self, number: u64) -> Result<bool> {
+        self.running(number)?;
+        Ok(pruners::should_prune(self, number))
+    }
+
+    pub(crate) fn trial_mut(&mut self, number: u64) -> &mut Trial {
+        &mut self.trials[number as usize]
+    }
+
+    /// Ends a trial. A complete trial needs a finite value (NaN fails it, as in Optuna); a pruned
+    /// one takes its last intermediate value; a failed one has none.
+    pub fn tell(
+        &mut self,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> Result<TrialState> {
+        let trial = self.running(number)?;
+        let (state, value) = match state {
+            TrialState::Running => {
+                return Err(Error::invalid("state: a trial cannot be told RUNNING"));
+            }
+            TrialState::Complete => match value {
+                None => {
+                    return Err(Error::invalid("value: a complete trial needs its objective value"));
+                }
+                Some(v) if v.is_nan() => (TrialState::Fail, None),
+                Some(v) if v.is_infinite() => {
+                    return Err(Error::invalid(format!("value: must be finite, got {v}")));
+                }
+                Some(v) => (TrialState::Complete, Some(v)),
+            },
+            TrialState::Pruned => (TrialState::Pruned, trial.intermediate.last().map(|&(_, v)| v)),
+            TrialState::Fail => (TrialState::Fail, None),
+        };
+        let trial = &mut self.trials[number as usize];
+        trial.state = state;
+        trial.value = value;
+        if state.is_finished() {
+            self.count_finished(number, state == TrialState::Complete);
+        }
+        Ok(state)
+    }
+
+    /// The objective as a loss: smaller is better whatever the direction.
+    pub(crate) fn loss(&self, value: f64) -> f64 {
+        match self.config.direction {
+            Direction::Minimize => value,
+            Direction::Maximize => -value,
+        }
+    }
+
+    /// The best complete trial (the earliest among equals).
+    pub fn best_trial(&self) -> Option<&Trial> {
+        self.trials.iter().filter(|t| t.state == TrialState::Complete).min_by(|a, b| {
+            self.loss(a.value.unwrap_or(f64::NAN))
+                .total_cmp(&self.loss(b.value.unwrap_or(f64::NAN)))
+        })
+    }
+
+    /// A trial's params by name, as the user sees them.
+    pub fn params_of(&self, trial: &Trial) -> BTreeMap<String, Value> {
+        trial
+            .params
+            .iter()
+            .map(|&(id, v)| {
+                let key = self.key(id);
+                (key.name.clone(), key.dist.to_external(v))
+            })
+            .collect()
+    }
+
+    /// The trial's random stream for one purpose (0: the joint sample; otherwise a parameter).
+    pub(crate) fn rng(&self, number: u64, purpose: u64) -> Rng {
+        Rng::for_trial(self.config.seed, number, purpose)
+    }
+
+    pub(crate) fn sampler(&self) -> &SamplerConfig {
+        &self.config.sampler
+    }
+}
