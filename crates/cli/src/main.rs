@@ -102,6 +102,9 @@ enum Command {
     /// Where things came from: a model version's run and dataset versions
     #[command(subcommand)]
     Lineage(commands::lineage::LineageCommand),
+    /// Hyperparameter tuning: studies of trials, TPE/random/grid samplers, pruners
+    #[command(subcommand)]
+    Tune(commands::tune::TuneCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -191,6 +194,7 @@ async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Gauges(cmd) => commands::gauges::run(cmd, &global).await,
         Command::Monitor(cmd) => commands::monitor::run(cmd, &global).await,
         Command::Alerts(cmd) => commands::alerts::run(cmd, &global).await,
+        Command::Tune(cmd) => commands::tune::run(cmd, &global).await,
     }
 }
 

@@ -41,6 +41,12 @@ impl Bar {
         self.state.files_total.store(total, Ordering::Relaxed);
     }
 
+    /// A handle that sets the rows done from another thread (a blocking task).
+    pub(crate) fn counter(&self) -> impl Fn(u64) + Send + 'static {
+        let state = self.state.clone();
+        move |done| state.files.store(done, Ordering::Relaxed)
+    }
+
     fn start(verb: &str, rows: bool, files_total: u64, bytes_total: u64, visible: bool) -> Bar {
         let state = Arc::new(State {
             verb: verb.to_string(),

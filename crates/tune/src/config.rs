@@ -14,6 +14,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+
     pub fn parse(s: &str, at: &str) -> Result<Direction> {
         match s {
             "minimize" => Ok(Direction::Minimize),

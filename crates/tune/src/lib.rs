@@ -7,7 +7,10 @@
 //! decide from the history alone, and a trial's random stream comes from the study's seed and the
 //! trial's number, so the same decisions come out on any replica or worker.
 //!
-//! This crate knows nothing of HTTP, of the store's tables, or of how an objective runs.
+//! [`Tuning`] keeps studies and trials in the metadata store (both backends), each trial a
+//! tracked run under its study's parent run; [`StudySpec`] reads a study file.
+//!
+//! This crate knows nothing of HTTP, of wire formats, or of how an objective runs.
 
 mod config;
 mod error;
@@ -17,12 +20,20 @@ mod pruners;
 mod rng;
 mod samplers;
 mod space;
+mod spec;
+mod store;
 mod study;
 mod truncnorm;
+mod tuning;
 
 pub use config::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
 pub use error::{Error, Result};
 pub use rng::Rng;
 pub use samplers::grid_size;
 pub use space::Distribution;
+pub use spec::{ParamSpec, StudySpec};
 pub use study::{Key, PrunerState, Study, Trial, TrialState};
+pub use tuning::{
+    AskOptions, MIGRATIONS, NewStudy, STUDY_TAG, StudyInfo, TRIAL_STATE_TAG, TRIAL_TAG, TrialView,
+    Tuning,
+};

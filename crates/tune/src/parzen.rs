@@ -293,9 +293,9 @@ impl Parzen {
                     sum[p] *= (max[p] - block_max).exp();
                     max[p] = block_max;
                 }
-                // Terms 40 below the largest add less than 1e-17 of it each: skip their exp.
-                let (m, floor) = (max[p], max[p] - 40.0);
-                sum[p] += acc.iter().filter(|&&v| v > floor).map(|v| (v - m).exp()).sum::<f64>();
+                // Terms 40 below the largest add less than 1e-17 of it each: count them as 0.
+                let m = max[p];
+                sum[p] += acc.iter().map(|&v| exp_above_minus_40(v - m)).sum::<f64>();
             }
         }
         (0..points.len())
@@ -355,6 +355,40 @@ impl Parzen {
         }
         true
     }
+}
+
+/// e^x for x ≤ 0, and 0 below −40; branch-free so that a loop over components vectorises.
+/// Cody–Waite reduction by ln 2 and a degree-13 Taylor polynomial on |r| ≤ ln2/2: relative error
+/// about 1e-16.
+#[inline]
+fn exp_above_minus_40(x: f64) -> f64 {
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let keep = if x > -40.0 { 1.0 } else { 0.0 };
+    let x = x.max(-40.0);
+    let n = (x * std::f64::consts::LOG2_E).round();
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 6_227_020_800.0;
+    for c in [
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    // 2^n for n in [-58, 0], built from its exponent bits.
+    let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    p * two_n * keep
 }
 
 /// The indices of `values` in ascending order, by position in [lo, lo + range] to 2^-32 of the
@@ -489,6 +523,16 @@ mod tests {
             &joint.log_pdf(&[vec![1.0, 0.0], vec![5.0, 2.0]]),
             &[-2.387130510179, -3.213742841314],
         );
+    }
+
+    #[test]
+    fn the_fast_exp_agrees_with_std_to_a_few_ulp() {
+        for i in 0..40_000 {
+            let x = -(i as f64) / 1000.0;
+            let (got, want) = (exp_above_minus_40(x), x.exp());
+            assert!(((got - want) / want).abs() < 1e-15, "{x}: {got} vs {want}");
+        }
+        assert_eq!(exp_above_minus_40(-40.5), 0.0);
     }
 
     #[test]

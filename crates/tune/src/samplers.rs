@@ -173,7 +173,17 @@ impl<'a> Dim<'a> {
     }
 
     /// The trial's value for this dimension, if it has one that fits.
-    fn value(&self, study: &Study, params: &[(u32, f64)]) -> Option<f64> {
+    fn value(&self, study: &Study, trial: &Trial) -> Option<f64> {
+        if let Some(exact) = self.exact
+            && let Some(v) = study.column_value(exact, trial.number)
+        {
+            return Some(v);
+        }
+        self.converted(study, &trial.params)
+    }
+
+    /// The value from a key of the same name but another range, converted, or from `params`.
+    fn converted(&self, study: &Study, params: &[(u32, f64)]) -> Option<f64> {
         if let Some(exact) = self.exact
             && let Some(&(_, v)) = params.iter().find(|&&(id, _)| id == exact)
         {
@@ -250,9 +260,9 @@ fn tpe_sample(
             let t = &trials[n as usize];
             row.clear();
             for dim in dims {
-                let v = dim.value(study, &t.params).or_else(|| {
+                let v = dim.value(study, t).or_else(|| {
                     // A running trial also lies with the joint sample it has not used yet.
-                    t.relative.as_deref().and_then(|rel| dim.value(study, rel))
+                    t.relative.as_deref().and_then(|rel| dim.converted(study, rel))
                 });
                 match v {
                     Some(v) => row.push(v),

@@ -113,6 +113,8 @@ pub struct Study {
     pub pruner_state: PrunerState,
     keys: Vec<Key>,
     key_ids: HashMap<String, Vec<u32>>,
+    /// Per key, each trial's internal value (NaN where the trial lacks it): what TPE gathers.
+    columns: Vec<Vec<f64>>,
     trials: Vec<Trial>,
     /// Keys every finished trial has (None before the first finished trial).
     intersection: Option<Vec<u32>>,
@@ -127,6 +129,7 @@ impl Study {
             pruner_state: PrunerState::default(),
             keys: Vec::new(),
             key_ids: HashMap::new(),
+            columns: Vec::new(),
             trials: Vec::new(),
             intersection: None,
             n_finished: 0,
@@ -165,6 +168,7 @@ impl Study {
         }
         let id = self.keys.len() as u32;
         self.keys.push(Key { name: name.to_string(), dist: dist.clone() });
+        self.columns.push(Vec::new());
         self.key_ids.entry(name.to_string()).or_default().push(id);
         id
     }
@@ -186,11 +190,32 @@ impl Study {
         let finished = trial.state.is_finished();
         let complete = trial.state == TrialState::Complete;
         let number = trial.number;
+        for &(id, v) in &trial.params {
+            if id as usize >= self.keys.len() {
+                return Err(Error::invalid(format!(
+                    "trial {number} names parameter key {id}, which is not interned"
+                )));
+            }
+            self.set_column(id, number, v);
+        }
         self.trials.push(trial);
         if finished {
             self.count_finished(number, complete);
         }
         Ok(())
+    }
+
+    fn set_column(&mut self, id: u32, number: u64, value: f64) {
+        let column = &mut self.columns[id as usize];
+        if column.len() <= number as usize {
+            column.resize(number as usize + 1, f64::NAN);
+        }
+        column[number as usize] = value;
+    }
+
+    /// Trial `number`'s value of key `id`, if it has one.
+    pub(crate) fn column_value(&self, id: u32, number: u64) -> Option<f64> {
+        self.columns[id as usize].get(number as usize).copied().filter(|v| !v.is_nan())
     }
 
     fn count_finished(&mut self, number: u64, complete: bool) {
@@ -303,6 +328,7 @@ impl Study {
         };
         let id = self.intern(name, dist);
         self.trials[number as usize].params.push((id, value));
+        self.set_column(id, number, value);
         Ok(value)
     }
 
@@ -319,6 +345,18 @@ impl Study {
         if let Err(at) = trial.intermediate.binary_search_by_key(&step, |&(s, _)| s) {
             trial.intermediate.insert(at, (step, value));
         }
+        Ok(())
+    }
+
+    /// Replaces a running trial's intermediate values (read back from its run's metric history,
+    /// where the objective may have logged them itself).
+    pub fn set_intermediate(&mut self, number: u64, steps: Vec<(i64, f64)>) -> Result<()> {
+        self.running(number)?;
+        let mut steps = steps;
+        steps.retain(|&(s, v)| s >= 0 && !v.is_infinite());
+        steps.sort_by_key(|&(s, _)| s);
+        steps.dedup_by_key(|p| p.0);
+        self.trials[number as usize].intermediate = steps;
         Ok(())
     }
 
@@ -347,7 +385,9 @@ impl Study {
             }
             TrialState::Complete => match value {
                 None => {
-                    return Err(Error::invalid("value: a complete trial needs its objective value"));
+                    return Err(Error::invalid(
+                        "value: a complete trial needs its objective value",
+                    ));
                 }
                 Some(v) if v.is_nan() => (TrialState::Fail, None),
                 Some(v) if v.is_infinite() => {

@@ -22,6 +22,7 @@ pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod serve;
 pub(crate) mod server;
+pub(crate) mod tune;
 pub(crate) mod version;
 pub(crate) mod worker;
 

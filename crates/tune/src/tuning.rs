@@ -1,0 +1,693 @@
+//! [`Tuning`]: studies and trials in the store, each trial a tracked run (a child of its study's
+//! parent run). Every operation loads the study inside a write transaction, applies the
+//! in-memory trial life cycle ([`Study`]) and writes back what changed; runs are created and
+//! updated through `track` outside that transaction.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use slipway_core::{Db, Migration, new_id, now_ms};
+use track::{KeyValue, Metric, NewRun, RunStatus, Tracking};
+
+use crate::config::{Direction, PrunerConfig, SamplerConfig, StudyConfig};
+use crate::error::{Error, Result};
+use crate::space::Distribution;
+use crate::spec::StudySpec;
+use crate::store::{self, Loaded, StudyRow, TrialMeta};
+use crate::study::{Study, Trial, TrialState};
+
+/// The tuning schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tuning",
+    sqlite: include_str!("../migrations/sqlite/0001_tune.sql"),
+    postgres: include_str!("../migrations/postgres/0001_tune.sql"),
+}];
+
+/// Tag on every trial's run and its study's parent run: the study's name.
+pub const STUDY_TAG: &str = "slipway.study";
+/// Tag on a trial's run: its number in the study.
+pub const TRIAL_TAG: &str = "slipway.trial";
+/// Tag on a trial's run once it ends: COMPLETE, PRUNED or FAIL.
+pub const TRIAL_STATE_TAG: &str = "slipway.trial_state";
+
+/// A study to create.
+#[derive(Debug, Clone)]
+pub struct NewStudy {
+    pub name: String,
+    /// The experiment of the study's runs (created if missing); the study's name by default.
+    pub experiment: Option<String>,
+    pub direction: Direction,
+    /// The objective's metric name in each trial's run.
+    pub metric: String,
+    pub sampler: SamplerConfig,
+    pub pruner: PrunerConfig,
+    pub seed: Option<u64>,
+    /// The study file as JSON, for studies run from one.
+    pub spec: Option<Value>,
+    pub n_trials: Option<i64>,
+    pub enqueue: Vec<BTreeMap<String, Value>>,
+    pub user: String,
+}
+
+impl NewStudy {
+    /// A study as its file declares it.
+    pub fn from_spec(spec: &StudySpec, file: Value, user: &str) -> NewStudy {
+        NewStudy {
+            name: spec.name.clone(),
+            experiment: spec.experiment.clone(),
+            direction: spec.direction,
+            metric: spec.metric.clone(),
+            sampler: spec.sampler.clone(),
+            pruner: spec.pruner.clone(),
+            seed: spec.seed,
+            spec: Some(file),
+            n_trials: Some(spec.trials as i64),
+            enqueue: spec.enqueue.clone(),
+            user: user.to_string(),
+        }
+    }
+}
+
+/// A trial as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialView {
+    pub number: u64,
+    pub run_id: String,
+    pub state: TrialState,
+    pub params: BTreeMap<String, Value>,
+    pub distributions: BTreeMap<String, Distribution>,
+    pub value: Option<f64>,
+    /// (step, value); NaN values are null.
+    pub intermediate: Vec<(i64, Option<f64>)>,
+    pub error: Option<String>,
+    pub worker: Option<String>,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
+/// A study as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyInfo {
+    pub study_id: String,
+    pub name: String,
+    pub experiment_id: String,
+    pub parent_run_id: String,
+    pub direction: Direction,
+    pub metric: String,
+    pub sampler: SamplerConfig,
+    pub pruner: PrunerConfig,
+    pub seed: u64,
+    pub n_trials: Option<i64>,
+    pub spec: Option<Value>,
+    /// Trials by state (RUNNING, COMPLETE, PRUNED, FAIL).
+    pub counts: BTreeMap<String, i64>,
+    pub best: Option<TrialView>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// How a trial is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct AskOptions {
+    /// Values to use for these parameters when suggested (otherwise the oldest enqueued set).
+    pub fixed: BTreeMap<String, Value>,
+    /// A lease: unless renewed by [`Tuning::heartbeat`] within this many ms, the trial is failed.
+    pub lease_ms: Option<i64>,
+    pub worker: Option<String>,
+    pub user: String,
+}
+
+/// Tuning over the metadata store.
+#[derive(Clone)]
+pub struct Tuning {
+    db: Db,
+    tracking: Tracking,
+}
+
+fn view(study: &Study, trial: &Trial, meta: &TrialMeta) -> TrialView {
+    TrialView {
+        number: trial.number,
+        run_id: meta.run_id.clone(),
+        state: trial.state,
+        params: study.params_of(trial),
+        distributions: trial
+            .params
+            .iter()
+            .map(|&(id, _)| {
+                let key = study.key(id);
+                (key.name.clone(), key.dist.clone())
+            })
+            .collect(),
+        value: trial.value,
+        intermediate: trial
+            .intermediate
+            .iter()
+            .map(|&(s, v)| (s, (!v.is_nan()).then_some(v)))
+            .collect(),
+        error: meta.error.clone(),
+        worker: meta.worker.clone(),
+        started_ms: meta.started_ms,
+        finished_ms: meta.finished_ms,
+    }
+}
+
+/// A param's value as a run param: strings bare, everything else as JSON.
+fn param_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn random_seed() -> u64 {
+    let id = new_id();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ now_ms() as u64;
+    for b in id.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h >> 1
+}
+
+impl Tuning {
+    /// Opens tuning on `db`, bringing its schema up to date.
+    pub async fn open(db: Db, tracking: Tracking) -> Result<Tuning> {
+        db.migrate("tune", MIGRATIONS).await?;
+        Ok(Tuning { db, tracking })
+    }
+
+    pub fn tracking(&self) -> &Tracking {
+        &self.tracking
+    }
+
+    /// Creates a study with its experiment and parent run. With `load_if_exists`, an existing
+    /// study of that name is returned instead (its settings unchanged).
+    pub async fn create_study(&self, new: NewStudy, load_if_exists: bool) -> Result<StudyInfo> {
+        let name = new.name.trim().to_string();
+        if name.is_empty() || name.len() > 200 || name.contains('/') {
+            return Err(Error::invalid(
+                "name: a study needs a name of 1 to 200 characters, without '/'",
+            ));
+        }
+        if new.metric.is_empty() || new.metric.len() > track::MAX_KEY_LEN {
+            return Err(Error::invalid("metric: expected a metric name"));
+        }
+        if let Some(n) = new.n_trials
+            && n < 1
+        {
+            return Err(Error::invalid("n_trials: must be at least 1"));
+        }
+        if store::get_study_row(&self.db, &name).await?.is_some() {
+            if load_if_exists {
+                return self.study(&name).await;
+            }
+            return Err(Error::StudyExists { name });
+        }
+        let experiment_name = new.experiment.clone().unwrap_or_else(|| name.clone());
+        let experiment_id = match self.tracking.get_experiment_by_name(&experiment_name).await {
+            Ok(e) => e.experiment_id,
+            Err(track::Error::ExperimentNameNotFound { .. }) => {
+                match self.tracking.create_experiment(&experiment_name, None, &[]).await {
+                    Ok(id) => id,
+                    // Created meanwhile by someone else.
+                    Err(track::Error::ExperimentExists { .. }) => {
+                        self.tracking.get_experiment_by_name(&experiment_name).await?.experiment_id
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parent = self
+            .tracking
+            .create_run(NewRun {
+                experiment_id: experiment_id.clone(),
+                user_id: new.user.clone(),
+                run_name: Some(name.clone()),
+                start_time: None,
+                tags: vec![
+                    KeyValue { key: STUDY_TAG.into(), value: name.clone() },
+                    KeyValue { key: "slipway.kind".into(), value: "study".into() },
+                ],
+            })
+            .await?;
+        let now = now_ms();
+        let row = StudyRow {
+            study_id: new_id(),
+            name: name.clone(),
+            experiment_id,
+            parent_run_id: parent.info.run_id.clone(),
+            metric: new.metric.clone(),
+            config: StudyConfig {
+                name: name.clone(),
+                direction: new.direction,
+                sampler: new.sampler,
+                pruner: new.pruner,
+                seed: new.seed.unwrap_or_else(random_seed),
+            },
+            spec: new.spec,
+            n_trials: new.n_trials,
+            enqueued: new.enqueue,
+            created_ms: now,
+            updated_ms: now,
+        };
+        match store::insert_study(&self.db, &row).await {
+            Ok(()) => {}
+            Err(Error::StudyExists { .. }) => {
+                // Another client created it meanwhile: this parent run is not needed.
+                self.tracking.delete_run(&parent.info.run_id).await?;
+                if load_if_exists {
+                    return self.study(&name).await;
+                }
+                return Err(Error::StudyExists { name });
+            }
+            Err(e) => return Err(e),
+        }
+        let config = store::config_json(&row.config);
+        self.tracking
+            .log_batch(
+                &parent.info.run_id,
+                &[],
+                &[
+                    KeyValue {
+                        key: "direction".into(),
+                        value: row.config.direction.as_str().into(),
+                    },
+                    KeyValue { key: "metric".into(), value: row.metric.clone() },
+                    KeyValue { key: "sampler".into(), value: config["sampler"].to_string() },
+                    KeyValue { key: "pruner".into(), value: config["pruner"].to_string() },
+                    KeyValue { key: "seed".into(), value: row.config.seed.to_string() },
+                ],
+                &[],
+            )
+            .await?;
+        self.study(&name).await
+    }
+
+    /// A study with its trial counts and best trial.
+    pub async fn study(&self, name: &str) -> Result<StudyInfo> {
+        let loaded = store::load(&self.db, name, false).await?;
+        Ok(info(&loaded))
+    }
+
+    /// Every study, newest first, with counts (best trials are left out: ask for a study).
+    pub async fn studies(&self) -> Result<Vec<StudyInfo>> {
+        let rows = store::list_study_rows(&self.db).await?;
+        let counts = store::counts(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut c = BTreeMap::new();
+                for state in ["RUNNING", "COMPLETE", "PRUNED", "FAIL"] {
+                    c.insert(
+                        state.to_string(),
+                        counts
+                            .get(&(row.study_id.clone(), state.to_string()))
+                            .copied()
+                            .unwrap_or(0),
+                    );
+                }
+                study_info(&row, c, None)
+            })
+            .collect())
+    }
+
+    /// Every trial of a study, by number.
+    pub async fn trials(&self, name: &str) -> Result<Vec<TrialView>> {
+        let loaded = store::load(&self.db, name, false).await?;
+        Ok(loaded
+            .study
+            .trials()
+            .iter()
+            .map(|t| view(&loaded.study, t, &loaded.meta[t.number as usize]))
+            .collect())
+    }
+
+    pub async fn trial(&self, name: &str, number: u64) -> Result<TrialView> {
+        let loaded = store::load(&self.db, name, false).await?;
+        let t = loaded.study.trial(number)?;
+        Ok(view(&loaded.study, t, &loaded.meta[number as usize]))
+    }
+
+    /// Fails running trials whose lease ran out; returns their run ids.
+    fn sweep(loaded: &mut Loaded, now: i64) -> Result<Vec<u64>> {
+        let expired: Vec<u64> = loaded
+            .study
+            .trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Running)
+            .filter(|t| loaded.meta[t.number as usize].lease_expires_ms.is_some_and(|at| at < now))
+            .map(|t| t.number)
+            .collect();
+        for &n in &expired {
+            loaded.study.tell(n, TrialState::Fail, None)?;
+            let m = &mut loaded.meta[n as usize];
+            m.error = Some(format!(
+                "the trial's lease expired (its worker {} stopped renewing it)",
+                m.worker.as_deref().unwrap_or("-")
+            ));
+            m.finished_ms = Some(now);
+            m.lease_expires_ms = None;
+        }
+        Ok(expired)
+    }
+
+    async fn finish_runs(&self, loaded_runs: Vec<(String, TrialState)>) -> Result<()> {
+        for (run_id, state) in loaded_runs {
+            self.end_run(&run_id, state).await?;
+        }
+        Ok(())
+    }
+
+    async fn end_run(&self, run_id: &str, state: TrialState) -> Result<()> {
+        let status = match state {
+            TrialState::Complete | TrialState::Pruned => RunStatus::Finished,
+            TrialState::Fail => RunStatus::Failed,
+            TrialState::Running => return Ok(()),
+        };
+        self.tracking
+            .log_batch(
+                run_id,
+                &[],
+                &[],
+                &[KeyValue { key: TRIAL_STATE_TAG.into(), value: state.as_str().into() }],
+            )
+            .await?;
+        self.tracking.update_run(run_id, Some(status), Some(now_ms()), None).await?;
+        Ok(())
+    }
+
+    /// Starts a trial: a run under the study's parent run, a number, and the values it was
+    /// given in advance. Expired leases are failed first.
+    pub async fn ask(&self, name: &str, options: AskOptions) -> Result<TrialView> {
+        let row = store::get_study_row(&self.db, name)
+            .await?
+            .ok_or_else(|| Error::StudyNotFound { name: name.into() })?;
+        if let Some(lease) = options.lease_ms
+            && !(1_000..=86_400_000).contains(&lease)
+        {
+            return Err(Error::invalid("lease_ms: must lie between 1,000 and 86,400,000"));
+        }
+        // The run first: track writes outside our transaction (SQLite has one writer).
+        let run = self
+            .tracking
+            .create_run(NewRun {
+                experiment_id: row.experiment_id.clone(),
+                user_id: options.user.clone(),
+                run_name: Some(format!("{name}-trial")),
+                start_time: None,
+                tags: vec![
+                    KeyValue { key: STUDY_TAG.into(), value: name.to_string() },
+                    KeyValue { key: "mlflow.parentRunId".into(), value: row.parent_run_id.clone() },
+                ],
+            })
+            .await?;
+        let run_id = run.info.run_id;
+        let result = self.ask_in_store(name, &run_id, &options).await;
+        let (trial, expired) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.tracking.delete_run(&run_id).await;
+                return Err(e);
+            }
+        };
+        self.finish_runs(expired).await?;
+        self.tracking
+            .update_run(&run_id, None, None, Some(&format!("{name}-{}", trial.number)))
+            .await?;
+        self.tracking
+            .log_batch(
+                &run_id,
+                &[],
+                &[],
+                &[KeyValue { key: TRIAL_TAG.into(), value: trial.number.to_string() }],
+            )
+            .await?;
+        Ok(trial)
+    }
+
+    async fn ask_in_store(
+        &self,
+        name: &str,
+        run_id: &str,
+        options: &AskOptions,
+    ) -> Result<(TrialView, Vec<(String, TrialState)>)> {
+        let now = now_ms();
+        let mut loaded = store::load(&self.db, name, true).await?;
+        let expired = Self::sweep(&mut loaded, now)?;
+        for &n in &expired {
+            loaded.save_trial(n).await?;
+        }
+        let fixed = if options.fixed.is_empty() && !loaded.row.enqueued.is_empty() {
+            loaded.row.enqueued.remove(0)
+        } else {
+            options.fixed.clone()
+        };
+        let number = loaded.study.ask(fixed);
+        loaded.meta.push(TrialMeta {
+            run_id: run_id.to_string(),
+            error: None,
+            worker: options.worker.clone(),
+            lease_expires_ms: options.lease_ms.map(|l| now + l),
+            started_ms: now,
+            finished_ms: None,
+        });
+        // A study file's declared space is drawn at once.
+        let declared = loaded
+            .row
+            .spec
+            .as_ref()
+            .map(StudySpec::from_json)
+            .transpose()
+            .map_err(|e| corrupt_spec(&e))?;
+        if let Some(spec) = &declared {
+            spec.suggest_all(&mut loaded.study, number)?;
+        }
+        loaded.save_trial(number).await?;
+        loaded.save_study(now).await?;
+        let expired_runs = expired
+            .iter()
+            .map(|&n| (loaded.meta[n as usize].run_id.clone(), TrialState::Fail))
+            .collect();
+        let trial = view(&loaded.study, loaded.study.trial(number)?, &loaded.meta[number as usize]);
+        loaded.commit().await?;
+        if !trial.params.is_empty() {
+            self.log_params(run_id, &trial.params).await?;
+        }
+        Ok((trial, expired_runs))
+    }
+
+    async fn log_params(&self, run_id: &str, params: &BTreeMap<String, Value>) -> Result<()> {
+        let list: Vec<KeyValue> =
+            params.iter().map(|(k, v)| KeyValue { key: k.clone(), value: param_text(v) }).collect();
+        for chunk in list.chunks(track::MAX_PARAMS_TAGS_PER_BATCH) {
+            self.tracking.log_batch(run_id, &[], chunk, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// A parameter's value in a running trial (define-by-run): drawn by the study's sampler
+    /// the first time, the same value after.
+    pub async fn suggest(
+        &self,
+        name: &str,
+        number: u64,
+        param: &str,
+        dist: &Distribution,
+    ) -> Result<Value> {
+        let mut loaded = store::load(&self.db, name, true).await?;
+        let before = loaded.study.trial(number)?.params.len();
+        let value = loaded.study.suggest(number, param, dist)?;
+        let changed = loaded.study.trial(number)?.params.len() != before;
+        let run_id = loaded.meta[number as usize].run_id.clone();
+        if changed {
+            loaded.save_trial(number).await?;
+            loaded.commit().await?;
+            self.log_params(&run_id, &BTreeMap::from([(param.to_string(), value.clone())])).await?;
+        }
+        Ok(value)
+    }
+
+    /// Records an intermediate value: a step of the objective metric in the trial's run.
+    pub async fn report(&self, name: &str, number: u64, step: i64, value: f64) -> Result<()> {
+        let mut loaded = store::load(&self.db, name, true).await?;
+        loaded.study.report(number, step, value)?;
+        let run_id = loaded.meta[number as usize].run_id.clone();
+        let metric = loaded.row.metric.clone();
+        loaded.save_trial(number).await?;
+        loaded.commit().await?;
+        self.tracking
+            .log_batch(
+                &run_id,
+                &[Metric { key: metric, value, timestamp: now_ms(), step }],
+                &[],
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The objective metric's history in a trial's run, as (step, value) by step, the last
+    /// value logged at each step.
+    async fn metric_steps(&self, run_id: &str, metric: &str) -> Result<Vec<(i64, f64)>> {
+        let mut by_step: BTreeMap<i64, f64> = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .tracking
+                .metric_history(run_id, metric, Some(25_000), token.as_deref())
+                .await?;
+            for m in &page.items {
+                by_step.insert(m.step, m.value);
+            }
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(by_step.into_iter().collect())
+    }
+
+    async fn run_of(&self, name: &str, number: u64) -> Result<(String, String)> {
+        let loaded = store::load(&self.db, name, false).await?;
+        loaded.study.trial(number)?;
+        Ok((loaded.meta[number as usize].run_id.clone(), loaded.row.metric.clone()))
+    }
+
+    /// Whether the study's pruner stops the trial now, from the objective metric's steps in the
+    /// trial's run (logged by [`Tuning::report`] or by the objective itself).
+    pub async fn should_prune(&self, name: &str, number: u64) -> Result<bool> {
+        let (run_id, metric) = self.run_of(name, number).await?;
+        let steps = self.metric_steps(&run_id, &metric).await?;
+        let mut loaded = store::load(&self.db, name, true).await?;
+        loaded.study.set_intermediate(number, steps)?;
+        let prune = loaded.study.should_prune(number)?;
+        loaded.save_trial(number).await?;
+        loaded.save_study(now_ms()).await?;
+        loaded.commit().await?;
+        Ok(prune)
+    }
+
+    /// Renews a running trial's lease; false when the trial is no longer running (its lease
+    /// expired and it was failed, or it ended), and the worker should stop it.
+    pub async fn heartbeat(&self, name: &str, number: u64, lease_ms: i64) -> Result<bool> {
+        let mut loaded = store::load(&self.db, name, true).await?;
+        if loaded.study.trial(number)?.state != TrialState::Running {
+            return Ok(false);
+        }
+        loaded.meta[number as usize].lease_expires_ms =
+            Some(now_ms() + lease_ms.clamp(1_000, 86_400_000));
+        loaded.save_trial(number).await?;
+        loaded.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends a trial. COMPLETE without a value takes the objective metric's latest value in the
+    /// trial's run (what a command objective logged); none there fails the trial.
+    pub async fn tell(
+        &self,
+        name: &str,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+        error: Option<String>,
+    ) -> Result<TrialView> {
+        let (run_id, metric) = self.run_of(name, number).await?;
+        let steps = self.metric_steps(&run_id, &metric).await?;
+        let (state, value, error) = match (state, value) {
+            (TrialState::Complete, None) => {
+                match self.tracking.get_run(&run_id).await?.metrics.iter().find(|m| m.key == metric)
+                {
+                    Some(m) => (TrialState::Complete, Some(m.value), error),
+                    None => (
+                        TrialState::Fail,
+                        None,
+                        Some(error.unwrap_or_else(|| {
+                            format!("the objective never logged the metric '{metric}'")
+                        })),
+                    ),
+                }
+            }
+            other => (other.0, other.1, error),
+        };
+        let mut loaded = store::load(&self.db, name, true).await?;
+        if !steps.is_empty() && loaded.study.trial(number)?.state == TrialState::Running {
+            loaded.study.set_intermediate(number, steps)?;
+        }
+        let ended = loaded.study.tell(number, state, value)?;
+        let now = now_ms();
+        {
+            let m = &mut loaded.meta[number as usize];
+            m.finished_ms = Some(now);
+            m.lease_expires_ms = None;
+            m.error = if ended == TrialState::Fail {
+                Some(error.unwrap_or_else(|| "the objective value was NaN".to_string()))
+            } else {
+                None
+            };
+        }
+        loaded.save_trial(number).await?;
+        loaded.save_study(now).await?;
+        let trial = view(&loaded.study, loaded.study.trial(number)?, &loaded.meta[number as usize]);
+        loaded.commit().await?;
+        if let (Some(v), TrialState::Complete) = (value, ended)
+            && !self.tracking.get_run(&run_id).await?.metrics.iter().any(|m| m.key == metric)
+        {
+            let step = trial.intermediate.last().map_or(0, |&(s, _)| s);
+            self.tracking
+                .log_batch(
+                    &run_id,
+                    &[Metric { key: metric, value: v, timestamp: now, step }],
+                    &[],
+                    &[],
+                )
+                .await?;
+        }
+        self.end_run(&run_id, ended).await?;
+        Ok(trial)
+    }
+
+    /// Adds a set of parameter values for a coming trial to take.
+    pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
+        let mut loaded = store::load(&self.db, name, true).await?;
+        loaded.row.enqueued.push(params);
+        loaded.save_study(now_ms()).await?;
+        loaded.commit().await
+    }
+}
+
+fn corrupt_spec(e: &Error) -> Error {
+    Error::Corrupt(format!("the study's file: {e}"))
+}
+
+fn study_info(row: &StudyRow, counts: BTreeMap<String, i64>, best: Option<TrialView>) -> StudyInfo {
+    StudyInfo {
+        study_id: row.study_id.clone(),
+        name: row.name.clone(),
+        experiment_id: row.experiment_id.clone(),
+        parent_run_id: row.parent_run_id.clone(),
+        direction: row.config.direction,
+        metric: row.metric.clone(),
+        sampler: row.config.sampler.clone(),
+        pruner: row.config.pruner.clone(),
+        seed: row.config.seed,
+        n_trials: row.n_trials,
+        spec: row.spec.clone(),
+        counts,
+        best,
+        created_ms: row.created_ms,
+        updated_ms: row.updated_ms,
+    }
+}
+
+fn info(loaded: &Loaded) -> StudyInfo {
+    let mut counts: BTreeMap<String, i64> =
+        ["RUNNING", "COMPLETE", "PRUNED", "FAIL"].iter().map(|s| (s.to_string(), 0)).collect();
+    for t in loaded.study.trials() {
+        *counts.entry(t.state.as_str().to_string()).or_default() += 1;
+    }
+    let best =
+        loaded.study.best_trial().map(|t| view(&loaded.study, t, &loaded.meta[t.number as usize]));
+    study_info(&loaded.row, counts, best)
+}

@@ -1,0 +1,252 @@
+//! Tuning on both stores: studies and trials persisted, each trial a child run of its study.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use slipway_core::testing::TestDb;
+use slipway_core::{Backend, on_both_backends};
+use slipway_tune::{
+    AskOptions, Direction, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec,
+    TpeOptions, TrialState, Tuning,
+};
+use track::Tracking;
+
+async fn tuning(backend: Backend) -> (TestDb, Tuning) {
+    let t = TestDb::new(backend).await;
+    let tracking = Tracking::open(t.db.clone()).await.unwrap();
+    let tuning = Tuning::open(t.db.clone(), tracking).await.unwrap();
+    (t, tuning)
+}
+
+fn new_study(name: &str, sampler: SamplerConfig, pruner: PrunerConfig) -> NewStudy {
+    NewStudy {
+        name: name.into(),
+        experiment: None,
+        direction: Direction::Minimize,
+        metric: "loss".into(),
+        sampler,
+        pruner,
+        seed: Some(7),
+        spec: None,
+        n_trials: None,
+        enqueue: Vec::new(),
+        user: "tester".into(),
+    }
+}
+
+async fn ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    let study = tuning
+        .create_study(
+            new_study("quad", SamplerConfig::Tpe(TpeOptions::default()), PrunerConfig::None),
+            false,
+        )
+        .await
+        .unwrap();
+    let x = Distribution::float(-10.0, 10.0, None, false).unwrap();
+    let k = Distribution::int(-5, 5, 1, false).unwrap();
+    let mut values = Vec::new();
+    for _ in 0..30 {
+        let trial = tuning.ask("quad", AskOptions::default()).await.unwrap();
+        let vx = tuning.suggest("quad", trial.number, "x", &x).await.unwrap().as_f64().unwrap();
+        let vk = tuning.suggest("quad", trial.number, "k", &k).await.unwrap().as_i64().unwrap();
+        // Asking again gives the same value.
+        assert_eq!(tuning.suggest("quad", trial.number, "x", &x).await.unwrap(), json!(vx));
+        let f = (vx - 3.0).powi(2) + (vk as f64 - 1.0).powi(2);
+        tuning.report("quad", trial.number, 0, f + 1.0).await.unwrap();
+        let told =
+            tuning.tell("quad", trial.number, TrialState::Complete, Some(f), None).await.unwrap();
+        assert_eq!(told.state, TrialState::Complete);
+        values.push(f);
+    }
+    let info = tuning.study("quad").await.unwrap();
+    assert_eq!(info.counts["COMPLETE"], 30);
+    let best = info.best.unwrap();
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(best.value, Some(min));
+    let first_ten = values[..10].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(min < first_ten, "TPE's 20 trials beat the 10 random ones: {min} vs {first_ten}");
+    // The trial is a run: a child of the study's parent run, with its params and metric steps.
+    let run = tuning.tracking().get_run(&best.run_id).await.unwrap();
+    let tag = |k: &str| run.tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
+    assert_eq!(tag("mlflow.parentRunId"), Some(study.parent_run_id.clone()));
+    assert_eq!(tag("slipway.trial"), Some(best.number.to_string()));
+    assert_eq!(tag("slipway.trial_state").as_deref(), Some("COMPLETE"));
+    assert_eq!(run.info.run_name, format!("quad-{}", best.number));
+    let x_param = run.params.iter().find(|p| p.key == "x").unwrap();
+    assert_eq!(x_param.value, best.params["x"].to_string());
+    let history = tuning.tracking().metric_history(&best.run_id, "loss", None, None).await.unwrap();
+    assert_eq!(history.items.len(), 1, "the report at step 0; tell does not log again");
+    assert_eq!(history.items[0].value, min + 1.0);
+    // Bad input changes nothing.
+    let again =
+        tuning.tell("quad", best.number, TrialState::Complete, Some(0.0), None).await.unwrap_err();
+    assert!(matches!(again, Error::TrialFinished { .. }), "{again}");
+    assert_eq!(again.code().http_status(), 409);
+    let other_range = Distribution::float(0.0, 1.0, None, false).unwrap();
+    let t = tuning.ask("quad", AskOptions::default()).await.unwrap();
+    tuning.suggest("quad", t.number, "x", &x).await.unwrap();
+    let changed = tuning.suggest("quad", t.number, "x", &other_range).await.unwrap_err();
+    assert_eq!(changed.code().http_status(), 400, "{changed}");
+    assert!(matches!(
+        tuning.ask("nope", AskOptions::default()).await,
+        Err(Error::StudyNotFound { .. })
+    ));
+    let exists = tuning
+        .create_study(new_study("quad", SamplerConfig::Random, PrunerConfig::None), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(exists, Error::StudyExists { .. }), "{exists}");
+    let loaded = tuning
+        .create_study(new_study("quad", SamplerConfig::Random, PrunerConfig::None), true)
+        .await
+        .unwrap();
+    assert_eq!(loaded.study_id, study.study_id);
+    assert!(
+        matches!(loaded.sampler, SamplerConfig::Tpe(_)),
+        "load_if_exists keeps the study's settings"
+    );
+}
+
+async fn a_study_file_draws_its_declared_space_with_conditions_and_enqueued_trials_first(
+    backend: Backend,
+) {
+    let (_db, tuning) = tuning(backend).await;
+    let file = json!({
+        "name": "cond",
+        "metric": "val_loss",
+        "trials": 20,
+        "sampler": "random",
+        "params": {
+            "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "momentum": {"type": "float", "low": 0.0, "high": 0.99, "when": {"optimizer": "sgd"}},
+            "layers": {"type": "int", "low": 1, "high": 4},
+        },
+        "fixed": {"epochs": 3},
+        "enqueue": [{"optimizer": "sgd", "momentum": 0.5, "layers": 2}],
+    });
+    let spec = StudySpec::from_json(&file).unwrap();
+    tuning.create_study(NewStudy::from_spec(&spec, file, "tester"), false).await.unwrap();
+    let first = tuning.ask("cond", AskOptions::default()).await.unwrap();
+    assert_eq!(first.params["optimizer"], json!("sgd"));
+    assert_eq!(first.params["momentum"], json!(0.5));
+    assert_eq!(first.params["layers"], json!(2));
+    let mut saw = BTreeMap::<String, usize>::new();
+    for _ in 0..16 {
+        let t = tuning.ask("cond", AskOptions::default()).await.unwrap();
+        let opt = t.params["optimizer"].as_str().unwrap().to_string();
+        assert_eq!(t.params.contains_key("momentum"), opt == "sgd", "{:?}", t.params);
+        *saw.entry(opt).or_default() += 1;
+        let run = tuning.tracking().get_run(&t.run_id).await.unwrap();
+        assert_eq!(run.params.len(), t.params.len(), "every drawn param is on the run");
+    }
+    assert_eq!(saw.len(), 2, "{saw:?}");
+}
+
+async fn a_trial_whose_lease_expires_is_failed_and_its_run_too(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    tuning
+        .create_study(new_study("lease", SamplerConfig::Random, PrunerConfig::None), false)
+        .await
+        .unwrap();
+    let opts =
+        AskOptions { lease_ms: Some(1_000), worker: Some("w1".into()), ..AskOptions::default() };
+    let dead = tuning.ask("lease", opts.clone()).await.unwrap();
+    let alive = tuning.ask("lease", opts).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(tuning.heartbeat("lease", alive.number, 1_000).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let next = tuning.ask("lease", AskOptions::default()).await.unwrap();
+    assert_eq!(next.number, 2);
+    let trials = tuning.trials("lease").await.unwrap();
+    assert_eq!(trials[dead.number as usize].state, TrialState::Fail);
+    assert!(
+        trials[dead.number as usize].error.as_deref().unwrap().contains("lease expired"),
+        "{:?}",
+        trials[0].error
+    );
+    assert_eq!(trials[alive.number as usize].state, TrialState::Running, "its heartbeat kept it");
+    let run = tuning.tracking().get_run(&dead.run_id).await.unwrap();
+    assert_eq!(run.info.status.as_str(), "FAILED");
+    assert!(
+        !tuning.heartbeat("lease", dead.number, 1_000).await.unwrap(),
+        "a failed trial's worker is told to stop"
+    );
+    let late =
+        tuning.tell("lease", dead.number, TrialState::Complete, Some(1.0), None).await.unwrap_err();
+    assert!(matches!(late, Error::TrialFinished { .. }), "a late result is refused: {late}");
+}
+
+async fn concurrent_asks_get_distinct_numbers(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    tuning
+        .create_study(
+            new_study("par", SamplerConfig::Tpe(TpeOptions::default()), PrunerConfig::None),
+            false,
+        )
+        .await
+        .unwrap();
+    let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (tuning, x) = (tuning.clone(), x.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut numbers = Vec::new();
+            for _ in 0..8 {
+                let t = tuning.ask("par", AskOptions::default()).await.unwrap();
+                let v = tuning.suggest("par", t.number, "x", &x).await.unwrap().as_f64().unwrap();
+                tuning.tell("par", t.number, TrialState::Complete, Some(v), None).await.unwrap();
+                numbers.push(t.number);
+            }
+            numbers
+        }));
+    }
+    let mut all: Vec<u64> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (0..32).collect::<Vec<u64>>());
+    assert_eq!(tuning.study("par").await.unwrap().counts["COMPLETE"], 32);
+}
+
+async fn pruning_reads_the_metric_steps_the_trial_run_logged(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    let pruner =
+        PrunerConfig::from_json(Some(&json!({"type": "median", "n_startup_trials": 2})), "pruner")
+            .unwrap();
+    tuning.create_study(new_study("prune", SamplerConfig::Random, pruner), false).await.unwrap();
+    for k in 0..3 {
+        let t = tuning.ask("prune", AskOptions::default()).await.unwrap();
+        for step in 0..5 {
+            tuning.report("prune", t.number, step, 10.0 - step as f64 + k as f64).await.unwrap();
+        }
+        tuning.tell("prune", t.number, TrialState::Complete, None, None).await.unwrap();
+    }
+    // This trial logs its curve into its run directly, as a command objective does via mlflow.
+    let t = tuning.ask("prune", AskOptions::default()).await.unwrap();
+    let steps: Vec<track::Metric> = (0..3)
+        .map(|s| track::Metric { key: "loss".into(), value: 50.0, timestamp: s, step: s })
+        .collect();
+    tuning.tracking().log_batch(&t.run_id, &steps, &[], &[]).await.unwrap();
+    assert!(tuning.should_prune("prune", t.number).await.unwrap());
+    let pruned = tuning.tell("prune", t.number, TrialState::Pruned, None, None).await.unwrap();
+    assert_eq!(pruned.value, Some(50.0), "a pruned trial keeps its last intermediate value");
+    assert_eq!(pruned.intermediate.len(), 3);
+    let trials = tuning.trials("prune").await.unwrap();
+    assert_eq!(trials[0].value, Some(6.0), "COMPLETE without a value takes the run's latest loss");
+    // A complete trial that never logged its metric fails, saying so.
+    let silent = tuning.ask("prune", AskOptions::default()).await.unwrap();
+    let failed =
+        tuning.tell("prune", silent.number, TrialState::Complete, None, None).await.unwrap();
+    assert_eq!(failed.state, TrialState::Fail);
+    assert!(failed.error.unwrap().contains("never logged the metric 'loss'"));
+}
+
+on_both_backends!(
+    ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
+    a_study_file_draws_its_declared_space_with_conditions_and_enqueued_trials_first,
+    a_trial_whose_lease_expires_is_failed_and_its_run_too,
+    concurrent_asks_get_distinct_numbers,
+    pruning_reads_the_metric_steps_the_trial_run_logged,
+);
