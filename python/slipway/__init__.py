@@ -10,6 +10,8 @@ at the same server; this client covers what is Slipway's own.
 """
 
 from .client import Dataset, DatasetVersion, Slipway, SlipwayError
+from .tuning import PRUNED_EXIT_CODE, Study, Trial, TrialPruned, current_trial
 
-__all__ = ["Dataset", "DatasetVersion", "Slipway", "SlipwayError"]
+__all__ = ["Dataset", "DatasetVersion", "PRUNED_EXIT_CODE", "Slipway", "SlipwayError", "Study", "Trial",
+           "TrialPruned", "current_trial"]
 __version__ = "0.1.0"

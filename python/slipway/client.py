@@ -599,6 +599,40 @@ class Slipway:
                 raise SlipwayError(504, "TIMEOUT", f"job {job['id']} still {job['status']}")
             time.sleep(0.1)
 
+    # -- tuning ---------------------------------------------------------------------------
+
+    def study(self, name: str, direction: str = "minimize", metric: str = "value", sampler=None, pruner=None,
+              seed: Optional[int] = None, experiment: Optional[str] = None, n_trials: Optional[int] = None,
+              load_if_exists: bool = True) -> "Study":
+        """Creates a study, or loads the one of that name (`load_if_exists`, as in Optuna;
+        its settings stay as they were). `sampler`: "tpe" (default; Optuna 5's multivariate
+        TPE), "random", "grid", or a dict with options ({"type": "tpe", "n_startup_trials": 20});
+        `pruner`: "median", "percentile", "asha", "hyperband" or a dict. Each trial is a run of
+        `experiment` (the study's name by default) under the study's parent run."""
+        from .tuning import Study
+
+        body: dict = {"name": name, "direction": direction, "metric": metric, "load_if_exists": load_if_exists}
+        for key, value in (("sampler", sampler), ("pruner", pruner), ("seed", seed), ("experiment", experiment),
+                           ("n_trials", n_trials)):
+            if value is not None:
+                body[key] = value
+        return Study(self, self._request("POST", "/api/v1/studies", body))
+
+    def create_study_from_file(self, spec: dict, load_if_exists: bool = False) -> "Study":
+        """A study from a study file's content (a dict, as `slipway tune run` reads it)."""
+        from .tuning import Study
+
+        return Study(self, self._request("POST", "/api/v1/studies", {"spec": spec, "load_if_exists": load_if_exists}))
+
+    def get_study(self, name: str) -> "Study":
+        from .tuning import Study
+
+        return Study(self, self._request("GET", f"/api/v1/studies/{_q(name)}"))
+
+    def studies(self) -> list:
+        """Every study with its trial counts, newest first."""
+        return self._request("GET", "/api/v1/studies")["studies"]
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:

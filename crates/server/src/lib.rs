@@ -36,6 +36,7 @@ pub struct Stages {
     pub gauges: monitor::gauges::Gauges,
     pub monitors: monitor::monitors::Monitors,
     pub alerts: monitor::alerts::Alerts,
+    pub tuning: tune::Tuning,
 }
 
 /// Everything handlers share; cheap to clone (one reference count: axum clones the state for
@@ -63,6 +64,7 @@ pub struct Shared {
     pub gauges: monitor::gauges::Gauges,
     pub monitors: monitor::monitors::Monitors,
     pub alerts: monitor::alerts::Alerts,
+    pub tuning: tune::Tuning,
     /// The endpoint `/invocations` serves (`slipway serve --endpoint`).
     pub(crate) default_endpoint: Option<Arc<str>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -82,7 +84,7 @@ impl AppState {
         stages: Stages,
         auth_token: Option<String>,
     ) -> AppState {
-        let Stages { tracking, data, registry, serving, gauges, monitors, alerts } = stages;
+        let Stages { tracking, data, registry, serving, gauges, monitors, alerts, tuning } = stages;
         AppState(Arc::new(Shared {
             data,
             registry,
@@ -90,6 +92,7 @@ impl AppState {
             gauges,
             monitors,
             alerts,
+            tuning,
             default_endpoint: None,
             artifacts: track::Artifacts::new(db.clone(), blobs.clone()),
             db,

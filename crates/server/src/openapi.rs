@@ -18,13 +18,15 @@ use crate::routes::*;
         list_rollouts, start_rollout, get_rollout, act, drift, push, list, history,
         get_log, set_log, log_rows, log_windows, performance, create_monitor, list_monitors, get_monitor,
         delete_monitor, monitor_reports, evaluate_monitor, create_rule, list_rules, delete_rule,
-        list_alerts, list_actions),
+        list_alerts, list_actions, create_study, list_studies, get_study, list_trials, get_trial, ask,
+        suggest, report, should_prune, tell, heartbeat, enqueue),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),
          (name = "tracking", description = "Experiments and runs (MLflow's REST API is served too, under /api/2.0/mlflow)"),
          (name = "data", description = "Datasets, their versions, items, diffs and files"),
          (name = "models", description = "The model registry: models, versions, aliases, signatures and lineage (MLflow's registry API is served too)"),
          (name = "serving", description = "Endpoints, their traffic (splits, shadows), ground truth, A/B reports and rollouts (inference itself speaks the Open Inference Protocol and MLflow's /invocations)"),
+         (name = "tuning", description = "Hyperparameter studies and their trials (each a tracked run): ask, suggest, report, should_prune, tell"),
          (name = "monitoring", description = "Drift between two tables, per column, with Evidently's default tests; custom gauges; each endpoint's prediction log and its per-window profiles; monitors (skew, drift, prediction drift) judging each window; alert rules, alerts and their webhooks")),
 )]
 struct ApiDoc;

@@ -14,6 +14,7 @@ mod models;
 mod monitors;
 mod predlog;
 mod rollouts;
+mod studies;
 mod tracking;
 
 use axum::Router;
@@ -61,6 +62,11 @@ pub(crate) use predlog::{
 };
 pub(crate) use rollouts::{
     __path_act, __path_get_rollout, __path_list_rollouts, __path_start_rollout,
+};
+pub(crate) use studies::{
+    __path_ask, __path_create_study, __path_enqueue, __path_get_study, __path_get_trial,
+    __path_heartbeat, __path_list_studies, __path_list_trials, __path_report, __path_should_prune,
+    __path_suggest, __path_tell,
 };
 pub(crate) use tracking::{
     __path_create_experiment, __path_delete_run, __path_get_run, __path_list_experiments,
@@ -133,6 +139,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/endpoints/{name}/predictions", get(predlog::log_rows))
         .route("/api/v1/endpoints/{name}/windows", get(predlog::log_windows))
         .route("/api/v1/endpoints/{name}/performance", get(predlog::performance))
+        .route("/api/v1/studies", get(studies::list_studies).post(studies::create_study))
+        .route("/api/v1/studies/{name}", get(studies::get_study))
+        .route("/api/v1/studies/{name}/enqueue", post(studies::enqueue))
+        .route("/api/v1/studies/{name}/trials", get(studies::list_trials).post(studies::ask))
+        .route("/api/v1/studies/{name}/trials/{number}", get(studies::get_trial))
+        .route("/api/v1/studies/{name}/trials/{number}/suggest", post(studies::suggest))
+        .route("/api/v1/studies/{name}/trials/{number}/report", post(studies::report))
+        .route("/api/v1/studies/{name}/trials/{number}/should_prune", post(studies::should_prune))
+        .route("/api/v1/studies/{name}/trials/{number}/tell", post(studies::tell))
+        .route("/api/v1/studies/{name}/trials/{number}/heartbeat", post(studies::heartbeat))
         .route("/api/v1/monitors", get(monitors::list_monitors).post(monitors::create_monitor))
         .route(
             "/api/v1/monitors/{name}",

@@ -1,0 +1,275 @@
+//! Hyperparameter tuning: studies (`POST/GET /api/v1/studies`, `GET /api/v1/studies/{name}`)
+//! and their trials, asked and told over HTTP by any language (`POST .../trials` to ask,
+//! `.../trials/{n}/suggest`, `/report`, `/should_prune`, `/tell`, `/heartbeat`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tune::{
+    AskOptions, Direction, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec, TrialState,
+};
+
+use crate::{ApiError, AppState};
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Core(e) => e.into(),
+            Error::Track(e) => e.into(),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::invalid(e.body_text()))
+}
+
+/// A study to create: its fields, or a whole study file as `spec`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateStudy {
+    name: Option<String>,
+    experiment: Option<String>,
+    direction: Option<String>,
+    metric: Option<String>,
+    sampler: Option<Value>,
+    pruner: Option<Value>,
+    seed: Option<u64>,
+    n_trials: Option<i64>,
+    #[serde(default)]
+    enqueue: Vec<BTreeMap<String, Value>>,
+    #[serde(default)]
+    load_if_exists: bool,
+    spec: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies", tag = "tuning",
+    request_body(content = String, content_type = "application/json",
+        description = "{name, experiment?, direction?: minimize|maximize, metric? (\"value\"), sampler?: tpe|random|grid or {type, ...options}, pruner?: none|median|percentile|asha|hyperband or {type, ...}, seed?, n_trials?, enqueue?: [{param: value}], load_if_exists?} or {spec: <a study file as JSON>, load_if_exists?}"),
+    responses((status = 200, description = "the study"), (status = 400, description = "a bad field, named; nothing stored")))]
+pub(crate) async fn create_study(
+    State(s): State<AppState>,
+    b: Result<Json<CreateStudy>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let c = body(b)?;
+    let new = match c.spec {
+        Some(file) => {
+            if c.name.is_some() || c.sampler.is_some() || c.pruner.is_some() || c.direction.is_some() {
+                return Err(ApiError::invalid("spec: give either a study file or the fields, not both"));
+            }
+            let spec = StudySpec::from_json(&file)?;
+            NewStudy::from_spec(&spec, file, "slipway")
+        }
+        None => NewStudy {
+            name: c.name.ok_or_else(|| ApiError::invalid("name: missing"))?,
+            experiment: c.experiment,
+            direction: match c.direction.as_deref() {
+                None => Direction::Minimize,
+                Some(d) => Direction::parse(d, "direction")?,
+            },
+            metric: c.metric.unwrap_or_else(|| "value".into()),
+            sampler: SamplerConfig::from_json(c.sampler.as_ref(), "sampler")?,
+            pruner: PrunerConfig::from_json(c.pruner.as_ref(), "pruner")?,
+            seed: c.seed,
+            spec: None,
+            n_trials: c.n_trials,
+            enqueue: c.enqueue,
+            user: "slipway".into(),
+        },
+    };
+    Ok(Json(json!(s.tuning.create_study(new, c.load_if_exists).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/studies", tag = "tuning",
+    responses((status = 200, description = "{studies: [study with trial counts]} newest first")))]
+pub(crate) async fn list_studies(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "studies": s.tuning.studies().await? })))
+}
+
+#[utoipa::path(get, path = "/api/v1/studies/{name}", tag = "tuning", params(("name" = String, Path)),
+    responses((status = 200, description = "the study with its trial counts and best trial"), (status = 404, description = "no such study")))]
+pub(crate) async fn get_study(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(s.tuning.study(&name).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),
+    responses((status = 200, description = "{trials: [...]} by number: state, params, distributions, value, intermediate values, run id, error"),
+        (status = 404, description = "no such study")))]
+pub(crate) async fn list_trials(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "trials": s.tuning.trials(&name).await? })))
+}
+
+#[utoipa::path(get, path = "/api/v1/studies/{name}/trials/{number}", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    responses((status = 200, description = "the trial"), (status = 404, description = "no such study or trial")))]
+pub(crate) async fn get_trial(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(s.tuning.trial(&name, number).await?)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ask {
+    #[serde(default)]
+    fixed: BTreeMap<String, Value>,
+    lease_ms: Option<i64>,
+    worker: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{fixed?: {param: value}, lease_ms?: the trial fails unless heartbeats renew it within this, worker?}"),
+    responses((status = 200, description = "the new trial: number, run_id, and, for a study run from a file, its params"),
+        (status = 404, description = "no such study")))]
+pub(crate) async fn ask(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    b: Result<Json<Ask>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let a = body(b)?;
+    let options = AskOptions { fixed: a.fixed, lease_ms: a.lease_ms, worker: a.worker, user: "slipway".into() };
+    Ok(Json(json!(s.tuning.ask(&name, options).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Suggest {
+    name: String,
+    distribution: Value,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/suggest", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{name, distribution: {type: float|int|categorical, low?, high?, step?, log?, choices?}}"),
+    responses((status = 200, description = "{value}: drawn the first time, the same after"),
+        (status = 400, description = "a bad distribution, or another one than this trial already used for the name"),
+        (status = 409, description = "the trial has ended")))]
+pub(crate) async fn suggest(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+    b: Result<Json<Suggest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let sg = body(b)?;
+    let dist = Distribution::from_json(&sg.distribution, "distribution")?;
+    let value = s.tuning.suggest(&name, number, &sg.name, &dist).await?;
+    Ok(Json(json!({ "value": value })))
+}
+
+/// A number, or "NaN".
+fn number(v: &Value, field: &str) -> Result<f64, ApiError> {
+    match v {
+        Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
+        other => other.as_f64().ok_or_else(|| ApiError::invalid(format!("{field}: expected a number"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Report {
+    step: i64,
+    value: Value,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/report", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    request_body(content = String, content_type = "application/json", description = "{step, value}: an intermediate value (logged as the objective metric's step in the trial's run)"),
+    responses((status = 200, description = "{}"), (status = 409, description = "the trial has ended")))]
+pub(crate) async fn report(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+    b: Result<Json<Report>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let r = body(b)?;
+    s.tuning.report(&name, number, r.step, number_of(&r.value)?).await?;
+    Ok(Json(json!({})))
+}
+
+fn number_of(v: &Value) -> Result<f64, ApiError> {
+    number(v, "value")
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/should_prune", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    responses((status = 200, description = "{prune: bool}: the study's pruner on the trial's latest step"), (status = 409, description = "the trial has ended")))]
+pub(crate) async fn should_prune(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "prune": s.tuning.should_prune(&name, number).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tell {
+    state: Option<String>,
+    value: Option<Value>,
+    error: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/tell", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{state?: COMPLETE|PRUNED|FAIL (COMPLETE), value?: the objective (COMPLETE without one takes the run's latest objective metric), error?}"),
+    responses((status = 200, description = "the ended trial"), (status = 409, description = "the trial has already ended")))]
+pub(crate) async fn tell(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+    b: Result<Json<Tell>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let t = body(b)?;
+    let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))?;
+    let value = t.value.as_ref().filter(|v| !v.is_null()).map(number_of).transpose()?;
+    Ok(Json(json!(s.tuning.tell(&name, number, state, value, t.error).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Heartbeat {
+    lease_ms: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/heartbeat", tag = "tuning",
+    params(("name" = String, Path), ("number" = u64, Path)),
+    request_body(content = String, content_type = "application/json", description = "{lease_ms}"),
+    responses((status = 200, description = "{running: bool}: false once the trial has ended (e.g. its lease expired): stop it")))]
+pub(crate) async fn heartbeat(
+    State(s): State<AppState>,
+    Path((name, number)): Path<(String, u64)>,
+    b: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let h = body(b)?;
+    Ok(Json(json!({ "running": s.tuning.heartbeat(&name, number, h.lease_ms).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Enqueue {
+    params: BTreeMap<String, Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/studies/{name}/enqueue", tag = "tuning", params(("name" = String, Path)),
+    request_body(content = String, content_type = "application/json", description = "{params: {name: value}}: a coming trial takes these values"),
+    responses((status = 200, description = "{}"), (status = 404, description = "no such study")))]
+pub(crate) async fn enqueue(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    b: Result<Json<Enqueue>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let e = body(b)?;
+    s.tuning.enqueue(&name, e.params).await?;
+    Ok(Json(json!({})))
+}
