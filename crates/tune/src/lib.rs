@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use rng::Rng;
 pub use samplers::grid_size;
 pub use space::Distribution;
-pub use spec::{ParamSpec, StudySpec};
+pub use spec::{FileFormat, ParamSpec, StudySpec};
 pub use study::{Key, PrunerState, Study, Trial, TrialState};
 pub use tuning::{
     AskOptions, MIGRATIONS, NewStudy, STUDY_TAG, StudyInfo, TRIAL_STATE_TAG, TRIAL_TAG, TrialView,

@@ -70,7 +70,42 @@ fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     }
 }
 
+/// How a study file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl FileFormat {
+    /// By the file's extension (`.yaml`/`.yml`, `.json`; anything else is TOML).
+    pub fn of_path(path: &std::path::Path) -> FileFormat {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("yaml" | "yml") => FileFormat::Yaml,
+            Some("json") => FileFormat::Json,
+            _ => FileFormat::Toml,
+        }
+    }
+}
+
 impl StudySpec {
+    /// Reads a study file's text: the spec, and the file as JSON (what the study keeps).
+    pub fn parse(text: &str, format: FileFormat) -> Result<(StudySpec, Value)> {
+        let one_line = |e: String| e.trim().replace('\n', " ");
+        let value: Value =
+            match format {
+                FileFormat::Toml => {
+                    toml::from_str(text).map_err(|e| Error::invalid(one_line(e.to_string())))?
+                }
+                FileFormat::Yaml => serde_norway::from_str(text)
+                    .map_err(|e| Error::invalid(one_line(e.to_string())))?,
+                FileFormat::Json => serde_json::from_str(text)
+                    .map_err(|e| Error::invalid(one_line(e.to_string())))?,
+            };
+        Ok((StudySpec::from_json(&value)?, value))
+    }
+
     pub fn from_json(value: &Value) -> Result<StudySpec> {
         let obj =
             value.as_object().ok_or_else(|| Error::invalid("a study file is a table of fields"))?;
@@ -339,6 +374,29 @@ mod tests {
         let mut b = base();
         b[key] = v;
         b
+    }
+
+    #[test]
+    fn toml_and_yaml_study_files_read_alike() {
+        let toml = r#"
+name = "falls"
+direction = "maximize"
+metric = "f1"
+trials = 50
+command = "python train.py"
+pruner = "median"
+[params]
+lr = { type = "float", low = 1e-4, high = 1.0, log = true }
+layers = { type = "int", low = 1, high = 4 }
+"#;
+        let yaml = "name: falls\ndirection: maximize\nmetric: f1\ntrials: 50\ncommand: python train.py\npruner: median\n\
+                    params:\n  lr: {type: float, low: 1.0e-4, high: 1.0, log: true}\n  layers: {type: int, low: 1, high: 4}\n";
+        let (a, _) = StudySpec::parse(toml, FileFormat::Toml).unwrap();
+        let (b, _) = StudySpec::parse(yaml, FileFormat::Yaml).unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.trials, a.params.len(), a.direction), (50, 2, Direction::Maximize));
+        let err = StudySpec::parse("name = ", FileFormat::Toml).unwrap_err().to_string();
+        assert!(!err.contains('\n') && !err.is_empty(), "{err}");
     }
 
     #[test]

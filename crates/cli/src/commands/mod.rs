@@ -23,6 +23,7 @@ pub(crate) mod runs;
 pub(crate) mod serve;
 pub(crate) mod server;
 pub(crate) mod tune;
+pub(crate) mod tune_trial;
 pub(crate) mod version;
 pub(crate) mod worker;
 
@@ -44,6 +45,7 @@ pub(crate) struct Stores {
     pub(crate) gauges: ::monitor::gauges::Gauges,
     pub(crate) monitors: ::monitor::monitors::Monitors,
     pub(crate) alerts: ::monitor::alerts::Alerts,
+    pub(crate) tuning: ::tune::Tuning,
 }
 
 impl Stores {
@@ -61,6 +63,7 @@ impl Stores {
                 gauges: self.gauges.clone(),
                 monitors: self.monitors.clone(),
                 alerts: self.alerts.clone(),
+                tuning: self.tuning.clone(),
             },
             auth_token,
         )
@@ -133,11 +136,30 @@ pub(crate) async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let alerts = ::monitor::alerts::Alerts::open(db.clone(), monitors.clone(), gauges.clone())
         .await
         .context("preparing the alerts' schema")?;
-    Ok(Stores { db, blobs, queue, tracking, data, registry, serving, gauges, monitors, alerts })
+    let tuning = ::tune::Tuning::open(db.clone(), tracking.clone())
+        .await
+        .context("preparing the tuning schema")?;
+    Ok(Stores {
+        db,
+        blobs,
+        queue,
+        tracking,
+        data,
+        registry,
+        serving,
+        gauges,
+        monitors,
+        alerts,
+        tuning,
+    })
 }
 
-/// The job kinds this binary can run, on `stores`.
-pub(crate) fn handlers(stores: &Stores) -> Handlers {
+/// The job kinds this binary can run, on `stores`; tuning trials where `trials` says which API
+/// their objectives log to.
+pub(crate) fn handlers(
+    stores: &Stores,
+    trials: Option<std::sync::Arc<tune_trial::TrialRunner>>,
+) -> Handlers {
     let mut handlers = Handlers::new();
     slipway_core::jobs::register_diagnostics(&mut handlers);
     let stages = std::sync::Arc::new(predict::Stages {
@@ -145,7 +167,33 @@ pub(crate) fn handlers(stores: &Stores) -> Handlers {
         data: stores.data.clone(),
     });
     handlers.register("predict", move |ctx| predict::job(stages.clone(), ctx));
+    if let Some(runner) = trials {
+        handlers.register(tune_trial::KIND, move |ctx| tune_trial::job(runner.clone(), ctx));
+    }
     handlers
+}
+
+/// Serves the API on these stores on a loopback port, with a token of its own, for the
+/// objectives a worker runs to log to (they reach it as `MLFLOW_TRACKING_URI`).
+pub(crate) async fn trial_api(
+    stores: &Stores,
+) -> anyhow::Result<std::sync::Arc<tune_trial::TrialRunner>> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("opening a loopback port for the trials' API")?;
+    let addr = listener.local_addr()?;
+    let token = slipway_core::new_id();
+    let app = ::server::router(stores.app_state(Some(token.clone())));
+    tokio::spawn(async move {
+        if let Err(e) = ::server::serve(listener, app, std::future::pending()).await {
+            tracing::warn!(target: "tune::trial", error = %e, "the trials' API stopped");
+        }
+    });
+    Ok(std::sync::Arc::new(tune_trial::TrialRunner {
+        tuning: stores.tuning.clone(),
+        api_url: format!("http://{addr}"),
+        token: Some(token),
+    }))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -83,10 +83,20 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
             }
         })
     };
+    // Tuning trials this server's worker runs log to this server.
+    let runner = std::sync::Arc::new(super::tune_trial::TrialRunner {
+        tuning: stores.tuning.clone(),
+        api_url: loopback_url(addr),
+        token: token.clone(),
+    });
     let worker_task = run_worker.then(|| {
         let options =
             WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
-        let worker = Worker::new(stores.queue.clone(), super::handlers(&stores), options);
+        let worker = Worker::new(
+            stores.queue.clone(),
+            super::handlers(&stores, Some(runner.clone())),
+            options,
+        );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             worker
@@ -113,15 +123,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
         let mut sampler = ::monitor::gauges::ProcessSampler::default();
         let mut sampled: Option<std::time::Instant> = None;
         // How an action's run reaches this server.
-        let url = match addr {
-            std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                format!("http://127.0.0.1:{}", a.port())
-            }
-            std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                format!("http://[::1]:{}", a.port())
-            }
-            a => format!("http://{a}"),
-        };
+        let url = loopback_url(addr);
         let token = token.clone();
         tokio::spawn(async move {
             loop {
@@ -157,7 +159,14 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
             }
         })
     };
-    let kinds = super::handlers(&stores).kinds().iter().map(|k| k.to_string()).collect();
+    // Clients may not submit tuning trials: those run a study file's command, which only
+    // `slipway tune run` (with access to the stores) may set.
+    let kinds = super::handlers(&stores, Some(runner))
+        .kinds()
+        .iter()
+        .filter(|k| **k != super::tune_trial::KIND)
+        .map(|k| k.to_string())
+        .collect();
     let state = stores.app_state(token).with_job_kinds(kinds);
     let app = server::router(state);
     let shutdown = async move {
@@ -182,6 +191,19 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
 
 /// Runs an alert's action: its command as a tracked run (`slipway run`, experiment
 /// `alert-actions`), with the alert's context in its environment; records the run and its exit.
+/// How a process this server starts reaches it.
+fn loopback_url(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", a.port())
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            format!("http://[::1]:{}", a.port())
+        }
+        a => format!("http://{a}"),
+    }
+}
+
 async fn run_action(
     alerts: &::monitor::alerts::Alerts,
     url: &str,

@@ -1,18 +1,96 @@
-//! `slipway tune`: hyperparameter tuning. `try` runs a sampler on a standard test function in
-//! this process, to see how it searches and what it costs per trial.
+//! `slipway tune`: hyperparameter tuning. `run` runs a study file's trials (its command, with
+//! each trial's parameters) through the job queue on this and any other worker; `status`,
+//! `best` and `trials` show where a study is; `try` runs a sampler on a standard test function
+//! in this process, to see how it searches and what it costs per trial.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
+use serde_json::{Value, json};
+use slipway_core::jobs::{JobStatus, NewJob, Worker, WorkerOptions};
+use tune::{FileFormat, NewStudy, StudyInfo, StudySpec, TrialView};
 
 use crate::Global;
 use crate::commands::profile::SPARK;
-use crate::output::table;
+use crate::commands::tune_trial;
+use crate::config::StoreArgs;
+use crate::output::{cell, table};
 use crate::progress::Bar;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TuneCommand {
+    /// Run a study file: create the study (or resume it), queue its trials, and run them here
+    /// with --workers at once (other hosts join with `slipway worker`)
+    #[command(after_help = "Examples:\n  \
+        slipway tune run study.toml                 # one trial at a time, here\n  \
+        slipway tune run study.toml --workers 4     # four at once\n  \
+        slipway tune run study.yaml --workers 0 --db postgres://u:p@db/slipway   # queue only; workers elsewhere\n\n\
+        A study file (TOML or YAML):\n  \
+        name = \"falls-mlp\"\n  \
+        direction = \"maximize\"          # or minimize (the default)\n  \
+        metric = \"f1\"                   # the objective: this metric's latest value in the trial's run\n  \
+        trials = 100\n  \
+        command = \"python train.py\"     # run in the study file's folder\n  \
+        timeout_s = 3600                 # per trial\n  \
+        sampler = \"tpe\"                 # tpe (Optuna 5's defaults), random or grid; or a table of options\n  \
+        pruner = \"median\"               # none, median, percentile, asha or hyperband; or a table\n  \
+        [params]\n  \
+        lr = { type = \"float\", low = 1e-4, high = 1e-1, log = true }\n  \
+        layers = { type = \"int\", low = 1, high = 4 }\n  \
+        optimizer = { type = \"categorical\", choices = [\"adam\", \"sgd\"] }\n  \
+        momentum = { type = \"float\", low = 0.0, high = 0.99, when = { optimizer = \"sgd\" } }\n  \
+        [fixed]\n  \
+        epochs = 20\n\n\
+        Each trial is a run under the study's run. The command gets its parameters as\n\
+        SLIPWAY_PARAM_<NAME> variables and in the JSON file SLIPWAY_TRIAL_PARAMS, and MLFLOW_RUN_ID\n\
+        and MLFLOW_TRACKING_URI so that mlflow logs into the trial's run. It reports the objective by\n\
+        logging the metric (by step, for pruning: slipway.current_trial().should_prune()); exit\n\
+        status 75 ends the trial as pruned, any other non-zero status fails it with its stderr.")]
+    Run {
+        /// The study file (.toml, .yaml or .json)
+        file: PathBuf,
+        /// Trials to run at once in this process (0: only queue them)
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Seconds a trial may go without its worker's heartbeat before it is failed
+        #[arg(long, default_value_t = 30)]
+        trial_lease: u64,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// Studies and their trial counts; or one study: its counts, best trial and progress
+    #[command(
+        after_help = "Examples:\n  slipway tune status\n  slipway tune status falls-mlp --json"
+    )]
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// A study's best trial: its value, params and run
+    #[command(
+        after_help = "Examples:\n  slipway tune best falls-mlp\n  slipway tune best falls-mlp --json | jq .params"
+    )]
+    Best {
+        name: String,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// A study's trials: state, value, params, duration, error
+    #[command(
+        after_help = "Examples:\n  slipway tune trials falls-mlp\n  slipway tune trials falls-mlp --state FAIL"
+    )]
+    Trials {
+        name: String,
+        /// Only trials in this state (RUNNING, COMPLETE, PRUNED, FAIL)
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
     /// Minimise a standard test function with a sampler, in this process (no server): how it
     /// searches and what it costs per trial
     #[command(after_help = "Examples:\n  \
@@ -41,7 +119,328 @@ pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<Exi
         TuneCommand::Try { function, trials, seed, sampler } => {
             try_function(&function, trials, seed, &sampler, global).await
         }
+        TuneCommand::Run { file, workers, trial_lease, stores } => {
+            run_study(&file, workers, trial_lease, &stores, global).await
+        }
+        TuneCommand::Status { name, stores } => status(name.as_deref(), &stores, global).await,
+        TuneCommand::Best { name, stores } => best(&name, &stores, global).await,
+        TuneCommand::Trials { name, state, stores } => {
+            trials(&name, state.as_deref(), &stores, global).await
+        }
     }
+}
+
+async fn open(stores: &StoreArgs) -> anyhow::Result<super::Stores> {
+    let settings = stores.resolve()?;
+    super::open_stores(&settings).await
+}
+
+/// The study's `tune.trial` jobs not yet ended.
+async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &str) -> anyhow::Result<i64> {
+    let mut n = 0;
+    for status in [JobStatus::Queued, JobStatus::Running] {
+        n += queue
+            .list(Some(status), 100_000)
+            .await?
+            .iter()
+            .filter(|j| j.kind == tune_trial::KIND && j.payload["study"] == json!(study))
+            .count() as i64;
+    }
+    Ok(n)
+}
+
+fn ended(info: &StudyInfo) -> i64 {
+    ["COMPLETE", "PRUNED", "FAIL"].iter().map(|s| info.counts.get(*s).copied().unwrap_or(0)).sum()
+}
+
+async fn run_study(
+    file: &std::path::Path,
+    workers: usize,
+    trial_lease: u64,
+    store_args: &StoreArgs,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (spec, value) = StudySpec::parse(&text, FileFormat::of_path(file))
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    if spec.command.is_none() {
+        bail!("{}: command: missing (the objective to run for each trial)", file.display());
+    }
+    let cwd = std::fs::canonicalize(
+        file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(".".as_ref()),
+    )?;
+    let settings = store_args.resolve()?;
+    // A user command: the progress bar and the summary speak; warnings still show.
+    crate::init_logging(Some(settings.file.log.as_deref().unwrap_or("warn")));
+    let stores = super::open_stores(&settings).await?;
+    let info = stores
+        .tuning
+        .create_study(NewStudy::from_spec(&spec, value.clone(), "slipway"), true)
+        .await?;
+    if info.spec.as_ref() != Some(&value) {
+        eprintln!(
+            "slipway: study '{}' exists with another file; resuming it as it was created",
+            info.name
+        );
+    }
+    // Queue what is missing: the target less the trials ended and the trials queued or running.
+    let target = info.n_trials.unwrap_or(spec.trials as i64);
+    let missing = (target - ended(&info) - open_jobs(&stores.queue, &info.name).await?).max(0);
+    for _ in 0..missing {
+        let mut job = NewJob::new(
+            tune_trial::KIND,
+            json!({ "study": info.name, "cwd": cwd.display().to_string(), "lease_ms": trial_lease.max(1) * 1000 }),
+        );
+        job.max_attempts = 3;
+        stores.queue.enqueue(job).await?;
+    }
+    if !global.json {
+        eprintln!(
+            "slipway: study {} ({} trials; {} ended, {} queued now); runs in experiment {}",
+            info.name,
+            target,
+            ended(&info),
+            missing,
+            info.experiment_id
+        );
+    }
+    if workers == 0 {
+        if global.json {
+            crate::output::json(&json!({ "study": info.name, "queued": missing }))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Run the study's trials here until none is left queued or running.
+    let runner = super::trial_api(&stores).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for i in 0..workers {
+        let mut handlers = slipway_core::jobs::Handlers::new();
+        let r = runner.clone();
+        handlers.register(tune_trial::KIND, move |ctx| tune_trial::job(r.clone(), ctx));
+        let mut options =
+            WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
+        options.id = format!("{}-{i}", options.id);
+        let worker = Worker::new(stores.queue.clone(), handlers, options);
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    let bar = Bar::rows("trials", target as u64, !global.json);
+    let interrupted = loop {
+        tokio::select! {
+            _ = super::shutdown_signal() => break true,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let now = stores.tuning.study(&info.name).await?;
+        bar.set_rows_of(ended(&now) as u64, target as u64);
+        if open_jobs(&stores.queue, &info.name).await? == 0 {
+            break false;
+        }
+    };
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    bar.finish();
+    let done = stores.tuning.study(&info.name).await?;
+    if global.json {
+        crate::output::json(&done)?;
+    } else {
+        print_study(&done, &stores.tuning.trials(&done.name).await?)?;
+    }
+    stores.db.close().await;
+    Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+fn value_text(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.6}"))
+}
+
+fn params_text(params: &std::collections::BTreeMap<String, Value>) -> String {
+    params.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" ")
+}
+
+/// A study's summary: counts, best trial, and the best value so far over the trials.
+fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
+    let count = |s: &str| info.counts.get(s).copied().unwrap_or(0).to_string();
+    table(
+        &["study", "direction", "metric", "complete", "pruned", "failed", "running", "target"],
+        &[vec![
+            info.name.clone(),
+            info.direction.as_str().into(),
+            info.metric.clone(),
+            count("COMPLETE"),
+            count("PRUNED"),
+            count("FAIL"),
+            count("RUNNING"),
+            info.n_trials.map_or("-".into(), |n| n.to_string()),
+        ]],
+    )?;
+    match &info.best {
+        Some(b) => {
+            println!("best trial   {} ({}), value {}", b.number, b.run_id, value_text(b.value));
+            println!("best params  {}", params_text(&b.params));
+        }
+        None => println!("best trial   - (no complete trial yet)"),
+    }
+    let maximize = info.direction == tune::Direction::Maximize;
+    let mut best: Option<f64> = None;
+    let mut history = Vec::new();
+    for t in trials.iter().filter(|t| t.state == tune::TrialState::Complete) {
+        let v = t.value.unwrap_or(f64::NAN);
+        best = Some(match best {
+            None => v,
+            Some(b) if maximize => b.max(v),
+            Some(b) => b.min(v),
+        });
+        history.push(best.unwrap_or(v));
+    }
+    if history.len() > 1 {
+        let (lo, hi) = history
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        let step = history.len().div_ceil(60).max(1);
+        let line: String = history
+            .chunks(step)
+            .map(|c| {
+                let v = *c.last().expect("not empty");
+                let i = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 3 };
+                SPARK[i.min(7)]
+            })
+            .collect();
+        println!(
+            "best so far  {line}  ({} → {})",
+            value_text(history.first().copied()),
+            value_text(best)
+        );
+    }
+    Ok(())
+}
+
+async fn status(
+    name: Option<&str>,
+    store_args: &StoreArgs,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let stores = open(store_args).await?;
+    match name {
+        None => {
+            let studies = stores.tuning.studies().await?;
+            if global.json {
+                crate::output::json(&json!({ "studies": studies }))?;
+            } else {
+                let rows: Vec<Vec<String>> = studies
+                    .iter()
+                    .map(|s| {
+                        let c = |k: &str| s.counts.get(k).copied().unwrap_or(0).to_string();
+                        vec![
+                            s.name.clone(),
+                            s.direction.as_str().into(),
+                            s.metric.clone(),
+                            c("COMPLETE"),
+                            c("PRUNED"),
+                            c("FAIL"),
+                            c("RUNNING"),
+                            crate::output::time(Some(s.updated_ms)),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "study",
+                        "direction",
+                        "metric",
+                        "complete",
+                        "pruned",
+                        "failed",
+                        "running",
+                        "updated",
+                    ],
+                    &rows,
+                )?;
+            }
+        }
+        Some(name) => {
+            let info = stores.tuning.study(name).await?;
+            if global.json {
+                crate::output::json(&info)?;
+            } else {
+                print_study(&info, &stores.tuning.trials(name).await?)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn best(name: &str, store_args: &StoreArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let stores = open(store_args).await?;
+    let info = stores.tuning.study(name).await?;
+    let Some(b) = info.best else { bail!("study '{name}' has no complete trial yet") };
+    if global.json {
+        crate::output::json(&b)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("trial   {}", b.number);
+    println!("value   {} ({} {})", value_text(b.value), info.direction.as_str(), info.metric);
+    println!("run     {}", b.run_id);
+    let rows: Vec<Vec<String>> = b.params.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
+    table(&["param", "value"], &rows)?;
+    println!("register its model: slipway models register NAME runs:/{}/model", b.run_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trials(
+    name: &str,
+    state: Option<&str>,
+    store_args: &StoreArgs,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let state =
+        state.map(tune::TrialState::parse).transpose().map_err(|e| anyhow!("--state: {e}"))?;
+    let stores = open(store_args).await?;
+    let list: Vec<TrialView> = stores
+        .tuning
+        .trials(name)
+        .await?
+        .into_iter()
+        .filter(|t| state.is_none_or(|s| t.state == s))
+        .collect();
+    if global.json {
+        crate::output::json(&json!({ "trials": list }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|t| {
+            let secs = t.finished_ms.map(|f| format!("{:.1}", (f - t.started_ms) as f64 / 1000.0));
+            vec![
+                t.number.to_string(),
+                t.state.as_str().into(),
+                value_text(t.value),
+                t.intermediate.len().to_string(),
+                secs.unwrap_or_else(|| "-".into()),
+                params_text(&t.params),
+                t.error
+                    .clone()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect(),
+            ]
+        })
+        .collect();
+    table(&["trial", "state", "value", "steps", "seconds", "params", "error"], &rows)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn try_function(

@@ -19,6 +19,9 @@ pub(crate) struct WorkerArgs {
     /// Run at most one due job, then exit
     #[arg(long)]
     once: bool,
+    /// Jobs to run at once (e.g. tuning trials)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
     #[command(flatten)]
     stores: StoreArgs,
 }
@@ -32,9 +35,10 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
     if let Some(id) = args.id {
         options.id = id;
     }
-    let handlers = super::handlers(&stores);
+    let runner = super::trial_api(&stores).await?;
+    let handlers = super::handlers(&stores, Some(runner.clone()));
     let kinds: Vec<String> = handlers.kinds().iter().map(|k| k.to_string()).collect();
-    let worker = Worker::new(stores.queue.clone(), handlers, options);
+    let worker = Worker::new(stores.queue.clone(), handlers, options.clone());
     if !global.json {
         println!("slipway worker {} running job kinds: {}", worker.id(), kinds.join(", "));
     }
@@ -48,8 +52,33 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
                 None => println!("no job was due"),
             }
         }
-    } else {
+    } else if args.concurrency == 1 {
         worker.run(super::shutdown_signal()).await;
+    } else {
+        // Several loops on the same queue, each with an id of its own.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for i in 0..args.concurrency {
+            let mut options = options.clone();
+            options.id = format!("{}-{i}", worker.id());
+            let w = Worker::new(
+                stores.queue.clone(),
+                super::handlers(&stores, Some(runner.clone())),
+                options,
+            );
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                w.run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+            }));
+        }
+        super::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
     }
     stores.db.close().await;
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tune::{
-    AskOptions, Direction, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec, TrialState,
+    AskOptions, Direction, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec,
+    TrialState,
 };
 
 use crate::{ApiError, AppState};
@@ -59,8 +60,20 @@ pub(crate) async fn create_study(
     let c = body(b)?;
     let new = match c.spec {
         Some(file) => {
-            if c.name.is_some() || c.sampler.is_some() || c.pruner.is_some() || c.direction.is_some() {
-                return Err(ApiError::invalid("spec: give either a study file or the fields, not both"));
+            if c.name.is_some()
+                || c.sampler.is_some()
+                || c.pruner.is_some()
+                || c.direction.is_some()
+            {
+                return Err(ApiError::invalid(
+                    "spec: give either a study file or the fields, not both",
+                ));
+            }
+            if file.get("command").is_some() {
+                return Err(ApiError::invalid(
+                    "spec.command: a study's command is set with `slipway tune run` on a host with the stores, \
+                     never over HTTP (it runs on the workers)",
+                ));
             }
             let spec = StudySpec::from_json(&file)?;
             NewStudy::from_spec(&spec, file, "slipway")
@@ -140,7 +153,12 @@ pub(crate) async fn ask(
     b: Result<Json<Ask>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let a = body(b)?;
-    let options = AskOptions { fixed: a.fixed, lease_ms: a.lease_ms, worker: a.worker, user: "slipway".into() };
+    let options = AskOptions {
+        fixed: a.fixed,
+        lease_ms: a.lease_ms,
+        worker: a.worker,
+        user: "slipway".into(),
+    };
     Ok(Json(json!(s.tuning.ask(&name, options).await?)))
 }
 
@@ -173,7 +191,9 @@ pub(crate) async fn suggest(
 fn number(v: &Value, field: &str) -> Result<f64, ApiError> {
     match v {
         Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
-        other => other.as_f64().ok_or_else(|| ApiError::invalid(format!("{field}: expected a number"))),
+        other => {
+            other.as_f64().ok_or_else(|| ApiError::invalid(format!("{field}: expected a number")))
+        }
     }
 }
 

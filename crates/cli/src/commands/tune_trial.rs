@@ -1,0 +1,231 @@
+//! The `tune.trial` job: one trial of a study run from a study file. The worker asks the study
+//! for a trial (with a lease it renews while the trial runs), runs the study's command with the
+//! trial's parameters (as `SLIPWAY_PARAM_*` variables and a JSON file) and its run id (so that
+//! `mlflow` logs into the trial's run), and tells the study how it ended: the objective metric's
+//! latest value in the run, PRUNED on exit status 75, or FAIL with the end of its stderr.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slipway_core::jobs::{JobContext, JobError};
+use tokio::io::AsyncReadExt;
+use tune::{AskOptions, StudySpec, TrialState, Tuning};
+
+/// The job kind.
+pub(crate) const KIND: &str = "tune.trial";
+/// The exit status by which an objective says it pruned itself (EX_TEMPFAIL).
+pub(crate) const PRUNED_EXIT: i32 = 75;
+/// How much of a failed objective's stderr the trial keeps.
+const STDERR_TAIL: usize = 2_000;
+
+/// What a worker needs to run trials: the stores, and the API its objectives log to.
+pub(crate) struct TrialRunner {
+    pub(crate) tuning: Tuning,
+    /// The base URL of an API on the same stores that the objective's `mlflow` reaches.
+    pub(crate) api_url: String,
+    pub(crate) token: Option<String>,
+}
+
+/// `SLIPWAY_PARAM_<NAME>`: upper case, anything but letters and digits as `_`.
+fn env_name(param: &str) -> String {
+    let mut s = String::from("SLIPWAY_PARAM_");
+    s.extend(
+        param.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }),
+    );
+    s
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Value, JobError> {
+    let p = ctx.payload().clone();
+    let study = p["study"]
+        .as_str()
+        .ok_or_else(|| JobError::Fatal("the payload needs \"study\"".into()))?
+        .to_string();
+    let lease_ms = p["lease_ms"].as_i64().unwrap_or(30_000).clamp(1_000, 3_600_000);
+    let cwd = p["cwd"].as_str().map(PathBuf::from);
+    let tuning = &runner.tuning;
+
+    // An earlier attempt of this job ran a trial and its worker died: that trial failed.
+    if let Some(previous) = ctx.job().progress.as_ref().and_then(|pr| pr["done"].as_u64())
+        && tuning.trial(&study, previous).await.map_err(retry)?.state == TrialState::Running
+    {
+        let why = "its worker stopped before the trial ended (the job was retried)".to_string();
+        match tuning.tell(&study, previous, TrialState::Fail, None, Some(why)).await {
+            Ok(_) | Err(tune::Error::TrialFinished { .. }) => {}
+            Err(e) => return Err(retry(e)),
+        }
+    }
+
+    let info = tuning.study(&study).await.map_err(|e| match e {
+        tune::Error::StudyNotFound { .. } => JobError::Fatal(e.to_string()),
+        other => retry(other),
+    })?;
+    let spec = info.spec.as_ref().ok_or_else(|| {
+        JobError::Fatal(format!("study '{study}' was not created from a study file"))
+    })?;
+    let spec = StudySpec::from_json(spec).map_err(|e| JobError::Fatal(e.to_string()))?;
+    let command = spec
+        .command
+        .clone()
+        .ok_or_else(|| JobError::Fatal(format!("study '{study}' has no command")))?;
+
+    let trial = tuning
+        .ask(
+            &study,
+            AskOptions {
+                lease_ms: Some(lease_ms),
+                worker: Some(ctx.worker_id().to_string()),
+                user: "slipway".into(),
+                ..AskOptions::default()
+            },
+        )
+        .await
+        .map_err(retry)?;
+    ctx.progress("trial", trial.number, None).await.map_err(retry)?;
+    tracing::info!(target: "tune::trial", study = %study, trial = trial.number, "started");
+
+    let (state, error) =
+        run_objective(&runner, &ctx, &info, &spec, &trial, &command, cwd, lease_ms).await;
+    let told = match tuning.tell(&study, trial.number, state, None, error).await {
+        Ok(t) => t,
+        // Failed meanwhile (its lease expired): nothing more to say.
+        Err(tune::Error::TrialFinished { .. }) => {
+            tuning.trial(&study, trial.number).await.map_err(retry)?
+        }
+        Err(e) => return Err(retry(e)),
+    };
+    tracing::info!(target: "tune::trial", study = %study, trial = told.number, state = told.state.as_str(), "ended");
+    Ok(json!({ "study": study, "trial": told.number, "state": told.state, "value": told.value }))
+}
+
+/// Runs the objective command to its end; how the trial ended, and why if it failed.
+#[allow(clippy::too_many_arguments)]
+async fn run_objective(
+    runner: &TrialRunner,
+    ctx: &JobContext,
+    info: &tune::StudyInfo,
+    spec: &StudySpec,
+    trial: &tune::TrialView,
+    command: &str,
+    cwd: Option<PathBuf>,
+    lease_ms: i64,
+) -> (TrialState, Option<String>) {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return (TrialState::Fail, Some(format!("cannot make a folder for the trial: {e}")));
+        }
+    };
+    let params: BTreeMap<String, Value> = trial.params.clone();
+    let params_file = dir.path().join("params.json");
+    if let Err(e) =
+        std::fs::write(&params_file, serde_json::to_vec_pretty(&params).unwrap_or_default())
+    {
+        return (TrialState::Fail, Some(format!("cannot write the params file: {e}")));
+    }
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env("SLIPWAY_STUDY", &info.name)
+        .env("SLIPWAY_TRIAL_NUMBER", trial.number.to_string())
+        .env("SLIPWAY_TRIAL_PARAMS", &params_file)
+        .env("SLIPWAY_METRIC", &info.metric)
+        .env("SLIPWAY_PRUNED_EXIT_CODE", PRUNED_EXIT.to_string())
+        .env("SLIPWAY_TRACKING_URI", &runner.api_url)
+        .env("MLFLOW_TRACKING_URI", &runner.api_url)
+        .env("MLFLOW_RUN_ID", &trial.run_id)
+        .env("MLFLOW_EXPERIMENT_ID", &info.experiment_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in &params {
+        cmd.env(env_name(k), text(v));
+    }
+    match &runner.token {
+        Some(t) => {
+            cmd.env("SLIPWAY_TOKEN", t).env("MLFLOW_TRACKING_TOKEN", t);
+        }
+        None => {
+            cmd.env_remove("SLIPWAY_TOKEN").env_remove("MLFLOW_TRACKING_TOKEN");
+        }
+    }
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (TrialState::Fail, Some(format!("cannot start `{command}`: {e}"))),
+    };
+    // Keep the end of stderr, however much is written.
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let tail = tokio::spawn(async move {
+        let mut kept: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&buf[..n]);
+            if kept.len() > 4 * STDERR_TAIL {
+                kept.drain(..kept.len() - STDERR_TAIL);
+            }
+        }
+        kept
+    });
+    let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+    let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    let stopped = loop {
+        tokio::select! {
+            status = child.wait() => break Ok(status),
+            _ = ticker.tick() => {
+                if let Ok(false) = runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
+                    break Err("the trial ended while its objective ran (its lease expired)".to_string());
+                }
+            }
+            _ = ctx.cancelled() => break Err("the job was cancelled".to_string()),
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                break Err(format!("timed out after {} s", spec.timeout_s.unwrap_or_default()));
+            }
+        }
+    };
+    let status = match stopped {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return (TrialState::Fail, Some(format!("waiting for the objective: {e}"))),
+        Err(why) => {
+            let _ = child.kill().await;
+            return (TrialState::Fail, Some(why));
+        }
+    };
+    let kept = tail.await.unwrap_or_default();
+    let stderr_tail =
+        String::from_utf8_lossy(&kept[kept.len().saturating_sub(STDERR_TAIL)..]).trim().to_string();
+    match status.code() {
+        Some(0) => (TrialState::Complete, None),
+        Some(PRUNED_EXIT) => (TrialState::Pruned, None),
+        code => {
+            let how = match code {
+                Some(c) => format!("the objective exited with status {c}"),
+                None => "the objective was killed by a signal".to_string(),
+            };
+            let error = if stderr_tail.is_empty() { how } else { format!("{how}: {stderr_tail}") };
+            (TrialState::Fail, Some(error))
+        }
+    }
+}

@@ -1,0 +1,180 @@
+"""`slipway tune run`: a study file's command as the objective, trials through the job queue on
+several worker processes, on both stores; a worker killed mid-trial; failing and pruning
+objectives; bad study files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, postgres_url, slipway_bin, wait_for
+
+OBJECTIVE = """
+import json, math, os, sys, time
+from slipway import current_trial
+p = json.load(open(os.environ["SLIPWAY_TRIAL_PARAMS"]))
+number = int(os.environ["SLIPWAY_TRIAL_NUMBER"])
+open(os.path.join(os.environ["MARKS"], f"ran-{number}-{os.getpid()}"), "w").close()
+if number == int(os.environ.get("SLOW_TRIAL", "-1")):
+    time.sleep(120)
+if p.get("mode") == "fail":
+    print("boom: the objective broke", file=sys.stderr)
+    sys.exit(3)
+trial = current_trial()
+if p.get("mode") == "prune":
+    trial.report(9.0, 0)
+    trial.prune()
+x1, x2 = p["x1"], p["x2"]
+b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
+value = (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+trial.report(value, 0)
+"""
+
+
+class Study:
+    """A folder with a study file and its objective, and the stores' flags."""
+
+    def __init__(self, backend, trials, extra="", config=""):
+        self.dir = Path(tempfile.mkdtemp(prefix="slipway-tune-"))
+        self.marks = self.dir / "marks"
+        self.marks.mkdir()
+        (self.dir / "objective.py").write_text(OBJECTIVE)
+        (self.dir / "study.toml").write_text(
+            f'name = "branin"\ntrials = {trials}\nseed = 5\n'
+            f'command = "{sys.executable} objective.py"\n'
+            '[params]\nx1 = { type = "float", low = -5, high = 10 }\nx2 = { type = "float", low = 0, high = 15 }\n'
+            + extra
+        )
+        (self.dir / "slipway.toml").write_text("[jobs]\npoll_ms = 100\n" + config)
+        self.stores = ["--config", str(self.dir / "slipway.toml"), "--data-dir", str(self.dir / "data")]
+        if backend == "postgres":
+            self.stores += ["--db", postgres_url()]
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_") or k.startswith("SLIPWAY_TEST")}
+        self.env["PYTHONPATH"] = str(REPO / "python")
+        self.env["MARKS"] = str(self.marks)
+        self.procs = []
+
+    def cli(self, *args, check=True):
+        done = subprocess.run([slipway_bin(), *args, *self.stores], capture_output=True, env=self.env, cwd=self.dir,
+                              timeout=300)
+        if check and done.returncode != 0:
+            raise AssertionError(f"slipway {' '.join(args)}: {done.stderr.decode()}")
+        return done
+
+    def worker(self, *args):
+        p = subprocess.Popen([slipway_bin(), "worker", *args, *self.stores], env=self.env, cwd=self.dir,
+                             stdout=subprocess.DEVNULL, stderr=open(self.dir / f"worker-{len(self.procs)}.log", "wb"),
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def trials(self):
+        return json.loads(self.cli("--json", "tune", "trials", "branin").stdout)["trials"]
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    return request.param
+
+
+def test_four_workers_in_two_processes_record_each_trial_exactly_once(backend):
+    s = Study(backend, trials=100)
+    try:
+        s.worker("--concurrency", "2")
+        done = s.cli("tune", "run", "study.toml", "--workers", "2")
+        trials = s.trials()
+        assert [t["number"] for t in trials] == list(range(100))
+        assert all(t["state"] == "COMPLETE" for t in trials), [t for t in trials if t["state"] != "COMPLETE"][:2]
+        # Each trial's objective ran once: one mark per trial number.
+        marks = [m.name.split("-")[1] for m in s.marks.iterdir()]
+        assert sorted(int(n) for n in marks) == list(range(100))
+        # Both processes ran trials.
+        pids = {t["worker"].split(":")[1] for t in trials}
+        assert len(pids) == 2, pids
+        best = min(t["value"] for t in trials)
+        status = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert status["best"]["value"] == best and status["counts"]["COMPLETE"] == 100
+        # The same objective run sequentially in-process over 10 seeds: the parallel result is
+        # no worse than the worst of them (bench/tuning compares medians).
+        seq = [json.loads(subprocess.run([slipway_bin(), "--json", "tune", "try", "branin", "--trials", "100",
+                                          "--seed", str(seed)], capture_output=True, check=True).stdout)["best_value"]
+               for seed in range(10)]
+        assert best <= max(seq), (best, sorted(seq))
+        assert b"best trial" in done.stdout
+    finally:
+        s.close()
+
+
+def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_study_completes(backend):
+    s = Study(backend, trials=3, config="lease_secs = 2\n")
+    s.env["SLOW_TRIAL"] = "0"
+    try:
+        w1 = s.worker()
+        s.cli("tune", "run", "study.toml", "--workers", "0", "--trial-lease", "2")
+        wait_for("the first trial's objective to start", lambda: any(m.name.startswith("ran-0-") for m in s.marks.iterdir()))
+        os.killpg(w1.pid, signal.SIGKILL)
+        w1.wait()
+        s.env.pop("SLOW_TRIAL")
+        s.worker()
+        wait_for("three complete trials", lambda: sum(t["state"] == "COMPLETE" for t in s.trials()) == 3, timeout=90)
+        trials = s.trials()
+        assert trials[0]["state"] == "FAIL"
+        assert "worker" in trials[0]["error"], trials[0]["error"]
+        assert [t["state"] for t in trials[1:]].count("COMPLETE") == 3 and len(trials) == 4
+        status = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert status["counts"] == {"COMPLETE": 3, "FAIL": 1, "PRUNED": 0, "RUNNING": 0}
+    finally:
+        s.close()
+
+
+def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(backend):
+    extra = ('mode = { type = "categorical", choices = ["ok", "fail", "prune"] }\n'
+             '[[enqueue]]\nmode = "fail"\nx1 = 0.0\nx2 = 1.0\n[[enqueue]]\nmode = "prune"\nx1 = 0.0\nx2 = 1.0\n'
+             '[[enqueue]]\nmode = "ok"\nx1 = 3.14159\nx2 = 2.275\n')
+    s = Study(backend, trials=3, extra=extra)
+    try:
+        s.cli("tune", "run", "study.toml")
+        t = s.trials()
+        assert [x["state"] for x in t] == ["FAIL", "PRUNED", "COMPLETE"]
+        assert "exited with status 3" in t[0]["error"] and "boom: the objective broke" in t[0]["error"]
+        assert t[1]["value"] == 9.0
+        assert abs(t[2]["value"] - 0.397887) < 1e-4
+        best = json.loads(s.cli("--json", "tune", "best", "branin").stdout)
+        assert best["number"] == 2
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("body, field", [
+    ('sampler = "anneal"\n', "sampler.type"),
+    ('[params]\n', "params: the search space is empty"),
+    ('[params]\nx = { type = "float", low = 2, high = 1 }\n', "params.x.low"),
+    ('[params]\nlr = { type = "float", low = 0, high = 1, log = true }\n', "params.lr.low"),
+])
+def test_a_bad_study_file_is_refused_naming_the_field_and_nothing_is_created(body, field):
+    s = Study("sqlite", trials=1)
+    text = 'name = "bad"\ncommand = "true"\n' + body
+    if "[params]" not in body:
+        text += '[params]\nx = { type = "float", low = 0, high = 1 }\n'
+    (s.dir / "bad.toml").write_text(text)
+    done = s.cli("tune", "run", "bad.toml", check=False)
+    assert done.returncode != 0
+    err = done.stderr.decode().strip()
+    assert field in err and len(err.splitlines()) == 1, err
+    assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
