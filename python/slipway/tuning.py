@@ -177,6 +177,12 @@ class Study:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def importance(self) -> dict:
+        """Each parameter's importance, {param: share} most important first (the method: ε² of
+        the objective's ranks over bins of the parameter, see the API's `method`)."""
+        got = self.client._request("GET", f"/api/v1/studies/{_q(self.name)}/importance")
+        return {i["param"]: i["importance"] for i in got["importances"]}
+
     @property
     def best_trial(self) -> dict:
         best = self.refresh().info.get("best")

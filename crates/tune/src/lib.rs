@@ -15,6 +15,7 @@
 mod config;
 mod error;
 pub mod functions;
+mod importance;
 mod parzen;
 mod pruners;
 mod rng;
@@ -28,6 +29,7 @@ mod tuning;
 
 pub use config::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
 pub use error::{Error, Result};
+pub use importance::{Importance, importance};
 pub use rng::Rng;
 pub use samplers::grid_size;
 pub use space::Distribution;

@@ -324,6 +324,12 @@ impl Tuning {
             .collect())
     }
 
+    /// Each parameter's importance over the complete trials (see [`crate::importance`]).
+    pub async fn importance(&self, name: &str) -> Result<Vec<crate::Importance>> {
+        let loaded = store::load(&self.db, name, false).await?;
+        Ok(crate::importance(&loaded.study))
+    }
+
     pub async fn trial(&self, name: &str, number: u64) -> Result<TrialView> {
         let loaded = store::load(&self.db, name, false).await?;
         let t = loaded.study.trial(number)?;

@@ -5,7 +5,7 @@ STAGES = {
     "data": "Datasets", "label": "Labeling", "experiments": "Experiments", "tune": "Tuning",
     "pipelines": "Pipelines", "models": "Models", "serving": "Serving", "monitoring": "Monitoring",
 }
-BUILT = {"experiments", "data", "models"}
+BUILT = {"experiments", "data", "models", "tune"}
 
 from harness import wait_until
 

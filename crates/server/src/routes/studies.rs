@@ -123,6 +123,19 @@ pub(crate) async fn list_trials(
     Ok(Json(json!({ "trials": s.tuning.trials(&name).await? })))
 }
 
+#[utoipa::path(get, path = "/api/v1/studies/{name}/importance", tag = "tuning", params(("name" = String, Path)),
+    responses((status = 200, description = "{method, importances: [{param, importance, epsilon_squared, trials}]} most important first"),
+        (status = 404, description = "no such study")))]
+pub(crate) async fn importance(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({
+        "method": "epsilon squared: the share of the objective ranks' variance between bins of the parameter (each choice, or up to ten quantile bins), less chance; a first-order variance decomposition like fANOVA's main effects, normalised to sum to 1",
+        "importances": s.tuning.importance(&name).await?,
+    })))
+}
+
 #[utoipa::path(get, path = "/api/v1/studies/{name}/trials/{number}", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
     responses((status = 200, description = "the trial"), (status = 404, description = "no such study or trial")))]

@@ -9,7 +9,7 @@ const STAGES = [
     what: "Mark up items with classes, time segments and regions, with model pre-labels." },
   { id: "experiments", phase: "Experimental", title: "Experiments", built: true,
     what: "Track every attempt: data version, parameters, code version, metrics, artifacts." },
-  { id: "tune", phase: "Experimental", title: "Tuning", built: false,
+  { id: "tune", phase: "Experimental", title: "Tuning", built: true,
     what: "Search hyperparameters, prune bad trials early, run trials in parallel." },
   { id: "pipelines", phase: "Production", title: "Pipelines", built: false,
     what: "Re-run the chosen recipe on the full data as a cached, resumable pipeline." },
@@ -1016,6 +1016,177 @@ PAGES.alerts = async () => {
     : h("div", { class: "empty" }, "No rules yet. Create one with `slipway alerts create skew --monitor falls-skew --webhook URL`."));
   return page;
 };
+
+// --- tuning pages ------------------------------------------------------------------------
+
+/** Tuning: every study with its trial counts. */
+PAGES.tune = async (segments) => {
+  if (segments[0]) return studyPage(segments[0]);
+  const { studies } = await api("/api/v1/studies");
+  const page = h("div", {},
+    h("h1", {}, "Tuning"),
+    h("p", { class: "lede" }, "Hyperparameter studies: each trial a tracked run under its study's run; TPE (Optuna 5's), random or grid sampling; median, percentile, ASHA or Hyperband pruning."));
+  if (!studies.length) {
+    page.append(h("div", { class: "empty" }, "No studies yet. Run one with `slipway tune run study.toml`, or from Python: `client.study(\"name\")` then `study.optimize(objective, n_trials=100)`."));
+    return page;
+  }
+  const c = (s, k) => String(s.counts[k] || 0);
+  page.append(h("table", { class: "studies" },
+    h("thead", {}, h("tr", {}, ["Study", "Direction", "Metric", "Complete", "Pruned", "Failed", "Running", "Updated"].map((t, i) => h("th", { class: i >= 3 && i <= 6 ? "num" : null }, t)))),
+    h("tbody", {}, studies.map((s) => h("tr", { "data-study": s.name },
+      h("td", {}, h("a", { href: `#/tune/${enc(s.name)}` }, h("strong", {}, s.name))),
+      h("td", {}, s.direction), h("td", {}, s.metric),
+      h("td", { class: "num" }, c(s, "COMPLETE")), h("td", { class: "num" }, c(s, "PRUNED")), h("td", { class: "num" }, c(s, "FAIL")),
+      h("td", { class: "num" }, c(s, "RUNNING")), h("td", {}, time(s.updated_ms)))))));
+  return page;
+};
+
+/** Scales for a plot area: pads and maps data to pixels (a flat range is widened). */
+function scale(lo, hi, a, b) {
+  if (!(hi > lo)) { lo -= 1; hi += 1; }
+  return (v) => a + ((v - lo) / (hi - lo)) * (b - a);
+}
+
+function frame(width, height, cls, label) {
+  return el("svg", { width, height, class: "chart " + cls, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
+}
+
+function tickText(x, y, text, anchor) {
+  const t = el("text", { x, y, class: "tick", "text-anchor": anchor || "start" });
+  t.textContent = text;
+  return t;
+}
+
+/** Every complete trial's value by trial number, and the best so far as a line. */
+function historyPlot(trials, maximize) {
+  const width = 640, height = 260, pad = 48;
+  const svg = frame(width, height, "history", "optimisation history");
+  const done = trials.filter((t) => t.state === "COMPLETE" && typeof t.value === "number");
+  if (!done.length) { svg.append(tickText(10, 20, "no complete trial yet")); return svg; }
+  const vals = done.map((t) => t.value);
+  const sx = scale(0, Math.max(1, trials.length - 1), pad, width - 10);
+  const sy = scale(Math.min(...vals), Math.max(...vals), height - 24, 12);
+  svg.append(el("line", { x1: pad, y1: height - 24, x2: width - 10, y2: height - 24, class: "axis" }),
+    el("line", { x1: pad, y1: 10, x2: pad, y2: height - 24, class: "axis" }),
+    tickText(2, height - 24, num(Math.min(...vals))), tickText(2, 16, num(Math.max(...vals))),
+    tickText(width - 10, height - 6, `trial ${trials.length - 1}`, "end"));
+  let best = null;
+  const line = [];
+  for (const t of done) {
+    best = best === null ? t.value : maximize ? Math.max(best, t.value) : Math.min(best, t.value);
+    line.push(`${line.length ? "L" : "M"}${sx(t.number).toFixed(1)},${sy(best).toFixed(1)}`);
+    const dot = el("circle", { cx: sx(t.number).toFixed(1), cy: sy(t.value).toFixed(1), r: 3, class: "trial", "data-trial": t.number });
+    dot.append(el("title", {}, `trial ${t.number}: ${num(t.value)}`));
+    svg.append(dot);
+  }
+  svg.append(el("path", { d: line.join(" "), class: "best" }));
+  return svg;
+}
+
+/** A parameter's values against the objective, one dot per complete trial (log axis for log ranges). */
+function paramPlot(name, dist, trials) {
+  const width = 300, height = 190, pad = 40;
+  const svg = frame(width, height, "scatter", `${name} against the objective`);
+  svg.setAttribute("data-param", name);
+  const done = trials.filter((t) => t.state === "COMPLETE" && name in t.params);
+  if (!done.length) return svg;
+  const cat = dist.type === "categorical";
+  const xOf = (t) => cat ? dist.choices.findIndex((c) => JSON.stringify(c) === JSON.stringify(t.params[name])) : (dist.log ? Math.log10(t.params[name]) : t.params[name]);
+  const xs = done.map(xOf), ys = done.map((t) => t.value);
+  const sx = cat ? scale(-0.5, dist.choices.length - 0.5, pad, width - 8) : scale(Math.min(...xs), Math.max(...xs), pad, width - 8);
+  const sy = scale(Math.min(...ys), Math.max(...ys), height - 22, 10);
+  svg.append(el("line", { x1: pad, y1: height - 22, x2: width - 8, y2: height - 22, class: "axis" }),
+    tickText(width - 8, height - 6, name + (dist.log ? " (log)" : ""), "end"), tickText(2, 14, num(Math.max(...ys))), tickText(2, height - 22, num(Math.min(...ys))));
+  if (cat) dist.choices.forEach((c, i) => svg.append(tickText(sx(i), height - 6, String(c), "middle")));
+  done.forEach((t, i) => svg.append(el("circle", { cx: sx(xs[i]).toFixed(1), cy: sy(ys[i]).toFixed(1), r: 2.5, class: "trial" })));
+  return svg;
+}
+
+/** Parallel coordinates: an axis per parameter and one for the objective; a line per complete
+ * trial, darker the better. */
+function parallelPlot(names, dists, trials, maximize) {
+  const width = 720, height = 280, top = 24, bottom = height - 28;
+  const svg = frame(width, height, "parallel", "parallel coordinates");
+  const done = trials.filter((t) => t.state === "COMPLETE");
+  const axes = [...names, "objective"];
+  const ax = scale(0, axes.length - 1, 40, width - 40);
+  const value = (t, a) => a === "objective" ? t.value
+    : dists[a].type === "categorical" ? dists[a].choices.findIndex((c) => JSON.stringify(c) === JSON.stringify(t.params[a]))
+    : dists[a].log ? Math.log10(t.params[a]) : t.params[a];
+  const ys = Object.fromEntries(axes.map((a) => {
+    const vs = done.filter((t) => a === "objective" || a in t.params).map((t) => value(t, a));
+    return [a, scale(Math.min(...vs), Math.max(...vs), bottom, top)];
+  }));
+  const vals = done.map((t) => t.value);
+  const lo = Math.min(...vals), hi = Math.max(...vals);
+  for (const t of done) {
+    const goodness = hi > lo ? (maximize ? (t.value - lo) / (hi - lo) : (hi - t.value) / (hi - lo)) : 1;
+    const pts = axes.filter((a) => a === "objective" || a in t.params).map((a) => `${ax(axes.indexOf(a)).toFixed(1)},${ys[a](value(t, a)).toFixed(1)}`);
+    svg.append(el("polyline", { points: pts.join(" "), class: "trial", "stroke-opacity": (0.15 + 0.85 * goodness).toFixed(2), "data-trial": t.number }));
+  }
+  axes.forEach((a, i) => svg.append(el("line", { x1: ax(i), y1: top, x2: ax(i), y2: bottom, class: "axis" }), tickText(ax(i), height - 8, a, "middle")));
+  return svg;
+}
+
+async function studyPage(name) {
+  const [study, { trials }, imp] = await Promise.all([
+    api(`/api/v1/studies/${enc(name)}`), api(`/api/v1/studies/${enc(name)}/trials`), api(`/api/v1/studies/${enc(name)}/importance`)]);
+  const maximize = study.direction === "maximize";
+  const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+  const show = (x) => typeof x === "string" ? x : JSON.stringify(x);
+  const dists = {};
+  for (const t of trials) for (const [k, d] of Object.entries(t.distributions)) dists[k] = dists[k] || d;
+  const names = Object.keys(dists).sort();
+  const best = study.best;
+  const registered = h("span", { class: "register-result" });
+  const modelName = h("input", { name: "model", value: study.name, "aria-label": "model name" });
+  const register = best ? h("form", { class: "register", onsubmit: async (e) => {
+    e.preventDefault();
+    registered.textContent = "registering…";
+    try {
+      const v = await api(`/api/v1/models/${enc(modelName.value.trim())}/versions`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ source: `runs:/${best.run_id}/model`, run_id: best.run_id, description: `best trial ${best.number} of study ${study.name}` }) });
+      registered.replaceChildren(h("a", { href: `#/models/${enc(v.name)}?version=${v.version}` }, `${v.name} v${v.version}`), " registered");
+    } catch (err) { registered.textContent = "not registered: " + err.message; }
+  } }, "Model ", modelName, " ", h("button", { type: "submit" }, "Register its model"), " ", registered) : null;
+  const c = (k) => String(study.counts[k] || 0);
+  const page = h("div", {},
+    h("h1", {}, study.name),
+    h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), ` · ${study.direction} ${study.metric}`),
+    h("dl", { class: "facts" },
+      fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "")),
+      fact("Sampler", show(study.sampler.type)), fact("Pruner", show(study.pruner.type)), fact("Seed", String(study.seed)),
+      fact("Runs", h("a", { href: `#/experiments/${enc(study.experiment_id)}` }, "experiment " + study.experiment_id)),
+      fact("Study run", h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(study.parent_run_id)}` }, h("code", {}, study.parent_run_id.slice(0, 12))))));
+  page.append(h("section", { class: "best" }, h("h2", {}, "Best trial"), best
+    ? h("div", {}, h("p", {}, `Trial ${best.number}: `, h("strong", { "data-best": "" }, num(best.value)), " · run ",
+        h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(best.run_id)}` }, h("code", {}, best.run_id.slice(0, 12)))),
+        h("table", { class: "best-params" }, h("tbody", {}, Object.entries(best.params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, show(v)))))), register)
+    : h("div", { class: "empty" }, "No complete trial yet.")));
+  page.append(h("section", {}, h("h2", {}, "Optimisation history"),
+    h("p", { class: "note" }, "Each complete trial's objective by trial number; the line is the best so far."), historyPlot(trials, maximize)));
+  if (names.length) {
+    page.append(h("section", {}, h("h2", {}, "Parameter importance"),
+      h("p", { class: "note" }, "Method: " + imp.method + "."),
+      h("table", { class: "importance" }, h("tbody", {}, imp.importances.map((i) => h("tr", { "data-param": i.param },
+        h("td", {}, i.param), h("td", { class: "num" }, (100 * i.importance).toFixed(1) + "%"),
+        h("td", {}, el("svg", { width: 240, height: 10, class: "bar" }, el("rect", { width: Math.round(240 * i.importance), height: 10 })))))))));
+    page.append(h("section", {}, h("h2", {}, "Parameters against the objective"),
+      h("div", { class: "charts" }, names.map((n) => paramPlot(n, dists[n], trials)))));
+    page.append(h("section", {}, h("h2", {}, "Parallel coordinates"),
+      h("p", { class: "note" }, "One line per complete trial through its parameters to its objective; darker is better."), parallelPlot(names, dists, trials, maximize)));
+  }
+  const secs = (t) => t.finished_ms ? ((t.finished_ms - t.started_ms) / 1000).toFixed(1) : "—";
+  page.append(h("section", {}, h("h2", {}, "Trials"), h("table", { class: "trials" },
+    h("thead", {}, h("tr", {}, ["Trial", "State", "Value", "Steps", "Seconds", "Params", "Run", "Error"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, trials.map((t) => h("tr", { "data-trial": t.number },
+      h("td", { class: "num" }, String(t.number)), h("td", {}, h("span", { class: "badge " + t.state.toLowerCase() }, t.state.toLowerCase())),
+      h("td", { class: "num" }, num(t.value)), h("td", { class: "num" }, String(t.intermediate.length)), h("td", { class: "num" }, secs(t)),
+      h("td", {}, Object.entries(t.params).map(([k, v]) => `${k}=${show(v)}`).join(" ")),
+      h("td", {}, h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(t.run_id)}` }, h("code", {}, t.run_id.slice(0, 8)))),
+      h("td", { class: "error" }, t.error || "")))))));
+  return page;
+}
 
 /** Custom gauges: every series' latest value and its last 24 hours. */
 PAGES.gauges = async () => {
