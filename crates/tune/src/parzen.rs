@@ -98,25 +98,12 @@ impl Numeric {
         } else {
             mu.extend_from_slice(obs);
         }
-        let mut sigma = vec![range; n + 1];
-        if n > 0 {
-            let order = sort_positions(&mu, lo_t, range);
-            let min_sigma = range / (n as f64 + 2.0).min(100.0);
-            let at = |j: usize| mu[order[j] as usize];
-            for j in 0..n {
-                let left = at(j) - if j == 0 { lo_t } else { at(j - 1) };
-                let right = if j + 1 == n { hi_t } else { at(j + 1) } - at(j);
-                let s = if n >= 2 && j == 0 {
-                    // Endpoints off: the outermost kernels look only inward.
-                    right
-                } else if n >= 2 && j + 1 == n {
-                    left
-                } else {
-                    left.max(right)
-                };
-                sigma[order[j] as usize] = s.clamp(min_sigma, range);
-            }
-        }
+        let mut sigma = if n >= 64 {
+            neighbour_sigmas_by_buckets(&mu, lo_t, hi_t)
+        } else {
+            neighbour_sigmas_by_sorting(&mu, lo_t, hi_t)
+        };
+        sigma.push(range);
         mu.push((lo_t + hi_t) / 2.0);
         let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
         let half_inv_sigma =
@@ -124,12 +111,13 @@ impl Numeric {
         Numeric { lo_t, hi_t, log, step, low, high, mu, sigma, inv_sigma, half_inv_sigma }
     }
 
-    /// ln of each component's mass over the whole range.
+    /// ln of each component's mass over the whole range (0 when both bounds are beyond 8.5σ,
+    /// as for most kernels of a long history, without calling into the error function).
+    #[inline]
     fn log_norm(&self, k: usize) -> f64 {
-        log_mass(
-            (self.lo_t - self.mu[k]) * self.inv_sigma[k],
-            (self.hi_t - self.mu[k]) * self.inv_sigma[k],
-        )
+        let a = (self.lo_t - self.mu[k]) * self.inv_sigma[k];
+        let b = (self.hi_t - self.mu[k]) * self.inv_sigma[k];
+        if a < -8.5 && b > 8.5 { 0.0 } else { log_mass(a, b) }
     }
 
     fn transform(&self, x: f64) -> f64 {
@@ -221,7 +209,7 @@ impl Parzen {
                         *b -= numeric.log_norm(k);
                         if numeric.step.is_none() {
                             *b -= LN_SQRT_2PI;
-                            *p /= numeric.sigma[k];
+                            *p *= numeric.inv_sigma[k];
                             if !(1e-150..=1e150).contains(p) {
                                 *b += p.ln();
                                 *p = 1.0;
@@ -294,8 +282,16 @@ impl Parzen {
                     max[p] = block_max;
                 }
                 // Terms 40 below the largest add less than 1e-17 of it each: count them as 0.
-                let m = max[p];
-                sum[p] += acc.iter().map(|&v| exp_above_minus_40(v - m)).sum::<f64>();
+                // Most kernels of a long history lie far from any one candidate, so the test
+                // skips most of the exponentials.
+                let (m, floor) = (max[p], max[p] - 40.0);
+                let mut block_sum = 0.0;
+                for &v in acc.iter() {
+                    if v > floor {
+                        block_sum += exp_above_minus_40(v - m);
+                    }
+                }
+                sum[p] += block_sum;
             }
         }
         (0..points.len())
@@ -389,6 +385,102 @@ fn exp_above_minus_40(x: f64) -> f64 {
     // 2^n for n in [-58, 0], built from its exponent bits.
     let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
     p * two_n * keep
+}
+
+/// The sorted-neighbour bandwidth with the magic clip (Optuna 5, endpoints off): each kernel's σ
+/// is the larger of the gaps to its neighbours in sorted order (the outermost ones look only
+/// inward; a single one at the range's ends), clipped to [R / min(100, n + 2), R]. Ties sort by
+/// index. This is the definition, by sorting.
+fn neighbour_sigmas_by_sorting(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
+    let (n, range) = (mu.len(), hi - lo);
+    let min_sigma = range / (n as f64 + 2.0).min(100.0);
+    let mut sigma = vec![range; n];
+    if n == 0 {
+        return sigma;
+    }
+    let order = sort_positions(mu, lo, range);
+    let at = |j: usize| mu[order[j] as usize];
+    for j in 0..n {
+        let left = at(j) - if j == 0 { lo } else { at(j - 1) };
+        let right = if j + 1 == n { hi } else { at(j + 1) } - at(j);
+        let s = if n >= 2 && j == 0 {
+            // Endpoints off: the outermost kernels look only inward.
+            right
+        } else if n >= 2 && j + 1 == n {
+            left
+        } else {
+            left.max(right)
+        };
+        sigma[order[j] as usize] = s.clamp(min_sigma, range);
+    }
+    sigma
+}
+
+/// The same bandwidths without sorting, in linear time. Cut the range into buckets as wide as
+/// the clip's minimum. A gap to a neighbour in the same bucket is below the minimum and clips to
+/// it; only a bucket's first value (in sorted order, ties by index) has its left neighbour in an
+/// earlier bucket — that bucket's largest value — and only its last value has its right neighbour
+/// in a later one. So each kernel needs its bucket's extremes and the nearest non-empty buckets'.
+fn neighbour_sigmas_by_buckets(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
+    let (n, range) = (mu.len(), hi - lo);
+    let n_buckets = (n as f64 + 2.0).min(100.0) as usize;
+    let min_sigma = range / n_buckets as f64;
+    let bucket_of = |x: f64| (((x - lo) / min_sigma) as usize).min(n_buckets - 1);
+    // Per bucket: (smallest value, its first index), (largest value, its last index).
+    let mut first: Vec<(f64, usize)> = vec![(f64::INFINITY, usize::MAX); n_buckets];
+    let mut last: Vec<(f64, usize)> = vec![(f64::NEG_INFINITY, 0); n_buckets];
+    let mut buckets = Vec::with_capacity(n);
+    for (i, &x) in mu.iter().enumerate() {
+        let b = bucket_of(x);
+        buckets.push(b as u8);
+        if x < first[b].0 || (x == first[b].0 && i < first[b].1) {
+            first[b] = (x, i);
+        }
+        if x > last[b].0 || (x == last[b].0 && i > last[b].1) {
+            last[b] = (x, i);
+        }
+    }
+    // The largest value of the nearest non-empty bucket before each, and the smallest after.
+    let mut before = vec![lo; n_buckets];
+    let mut seen = lo;
+    for b in 0..n_buckets {
+        before[b] = seen;
+        if first[b].1 != usize::MAX {
+            seen = last[b].0;
+        }
+    }
+    let mut after = vec![hi; n_buckets];
+    let mut seen = hi;
+    for b in (0..n_buckets).rev() {
+        after[b] = seen;
+        if first[b].1 != usize::MAX {
+            seen = first[b].0;
+        }
+    }
+    let lowest = first.iter().find(|f| f.1 != usize::MAX).map_or(usize::MAX, |f| f.1);
+    let highest = last
+        .iter()
+        .rev()
+        .find(|l| l.1 != 0 || l.0 != f64::NEG_INFINITY)
+        .map_or(usize::MAX, |l| l.1);
+    mu.iter()
+        .zip(&buckets)
+        .enumerate()
+        .map(|(i, (&x, &b))| {
+            let b = b as usize;
+            // Gaps inside a bucket are below the minimum: 0 stands for them.
+            let left = if first[b].1 == i { x - before[b] } else { 0.0 };
+            let right = if last[b].1 == i { after[b] - x } else { 0.0 };
+            let s = if n >= 2 && i == lowest {
+                right
+            } else if n >= 2 && i == highest {
+                left
+            } else {
+                left.max(right)
+            };
+            s.clamp(min_sigma, range)
+        })
+        .collect()
 }
 
 /// The indices of `values` in ascending order, by position in [lo, lo + range] to 2^-32 of the
@@ -523,6 +615,37 @@ mod tests {
             &joint.log_pdf(&[vec![1.0, 0.0], vec![5.0, 2.0]]),
             &[-2.387130510179, -3.213742841314],
         );
+    }
+
+    #[test]
+    fn bandwidths_by_buckets_equal_bandwidths_by_sorting() {
+        let mut rng = Rng::new(8);
+        for n in [64, 65, 99, 100, 150, 1000, 3000] {
+            for spread in [1.0, 0.05] {
+                // Clustered values, ties (as int parameters have), and the range's ends.
+                let mut mu: Vec<f64> = (0..n)
+                    .map(|i| match i % 7 {
+                        0 => (rng.uniform(0.0, 20.0)).round(),
+                        1 => 0.0,
+                        _ => 10.0 + rng.uniform(-10.0, 10.0) * spread,
+                    })
+                    .collect();
+                mu[n / 2] = 20.0;
+                let (a, b) = (
+                    neighbour_sigmas_by_sorting(&mu, 0.0, 20.0),
+                    neighbour_sigmas_by_buckets(&mu, 0.0, 20.0),
+                );
+                for i in 0..n {
+                    assert!(
+                        (a[i] - b[i]).abs() <= 1e-12 * a[i],
+                        "n = {n}, spread {spread}, kernel {i} at {}: {} vs {}",
+                        mu[i],
+                        a[i],
+                        b[i]
+                    );
+                }
+            }
+        }
     }
 
     #[test]
