@@ -96,7 +96,8 @@ pub(crate) enum TuneCommand {
     #[command(after_help = "Examples:\n  \
         slipway tune try branin --trials 200 --seed 1\n  \
         slipway tune try mixed --sampler random\n  \
-        slipway tune try sphere6 --trials 5000 --json     # the sampler's own cost per trial\n\n\
+        slipway tune try sphere6 --trials 5000 --json     # the sampler's own cost per trial\n  \
+        slipway tune try hartmann6 --parallel 4           # as four workers would (constant liar)\n\n\
         Functions: branin (2-D), hartmann6 (6-D), rosenbrock10 (10-D), mixed (a float, a log\n\
         float, an int and a categorical), sphere6 (6-D, costs nothing).\n\
         Samplers: tpe (Optuna 5's defaults: multivariate, 10 random start-up trials, 24\n\
@@ -111,13 +112,16 @@ pub(crate) enum TuneCommand {
         /// tpe, tpe-univariate or random
         #[arg(long, default_value = "tpe")]
         sampler: String,
+        /// Play N parallel workers: trials are sampled while N-1 others are still running
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
     },
 }
 
 pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        TuneCommand::Try { function, trials, seed, sampler } => {
-            try_function(&function, trials, seed, &sampler, global).await
+        TuneCommand::Try { function, trials, seed, sampler, parallel } => {
+            try_function(&function, trials, seed, &sampler, parallel, global).await
         }
         TuneCommand::Run { file, workers, trial_lease, stores } => {
             run_study(&file, workers, trial_lease, &stores, global).await
@@ -448,8 +452,12 @@ async fn try_function(
     trials: usize,
     seed: u64,
     sampler: &str,
+    parallel: usize,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
+    if parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
     let function = tune::functions::function(name).ok_or_else(|| {
         anyhow!("unknown function '{name}' (expected one of {})", tune::functions::NAMES.join(", "))
     })?;
@@ -474,7 +482,7 @@ async fn try_function(
     let bar = Bar::rows("trials", trials as u64, !global.json);
     let progress = bar.counter();
     let result = tokio::task::spawn_blocking(move || {
-        tune::functions::run(config, &function, trials, |done| progress(done as u64))
+        tune::functions::run(config, &function, trials, parallel, |done| progress(done as u64))
     })
     .await??;
     bar.finish();
