@@ -78,6 +78,7 @@ def curve(quality: float, step: int) -> float:
 @pytest.mark.parametrize("pruner", [
     {"type": "median", "n_startup_trials": 5, "n_warmup_steps": 1},
     {"type": "asha", "min_resource": 1, "reduction_factor": 3},
+    {"type": "hyperband", "min_resource": 1, "max_resource": 20, "reduction_factor": 3},
 ])
 def test_pruners_stop_hopeless_trials_early_and_never_the_best(server, pruner):
     client = Slipway(server.url)
