@@ -178,3 +178,19 @@ def test_a_bad_study_file_is_refused_naming_the_field_and_nothing_is_created(bod
     err = done.stderr.decode().strip()
     assert field in err and len(err.splitlines()) == 1, err
     assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
+
+
+def test_a_grid_study_runs_each_combination_once_and_stops():
+    s = Study("sqlite", trials=10)
+    (s.dir / "grid.toml").write_text(
+        'name = "branin"\ntrials = 10\nsampler = "grid"\n'
+        f'command = "{sys.executable} objective.py"\n'
+        '[params]\nx1 = { type = "float", low = -5, high = 10, step = 15 }\n'
+        'x2 = { type = "categorical", choices = [0.0, 15.0] }\n')
+    try:
+        s.cli("tune", "run", "grid.toml", "--workers", "2")
+        t = s.trials()
+        assert len(t) == 4 and all(x["state"] == "COMPLETE" for x in t)
+        assert sorted((x["params"]["x1"], x["params"]["x2"]) for x in t) == [(-5.0, 0.0), (-5.0, 15.0), (10.0, 0.0), (10.0, 15.0)]
+    finally:
+        s.close()

@@ -189,7 +189,11 @@ async fn run_study(
         );
     }
     // Queue what is missing: the target less the trials ended and the trials queued or running.
-    let target = info.n_trials.unwrap_or(spec.trials as i64);
+    // A grid study stops once every combination has had its trial.
+    let mut target = info.n_trials.unwrap_or(spec.trials as i64);
+    if let tune::SamplerConfig::Grid { values } = &info.sampler {
+        target = target.min(tune::grid_size(values).min(i64::MAX as usize) as i64);
+    }
     let missing = (target - ended(&info) - open_jobs(&stores.queue, &info.name).await?).max(0);
     for _ in 0..missing {
         let mut job = NewJob::new(
