@@ -23,8 +23,9 @@ import math
 import os
 import sys
 import traceback
-import urllib.parse
 from typing import Any, Callable, Optional
+
+from .client import _q
 
 #: The exit status by which an objective command tells `slipway tune` that it pruned itself.
 PRUNED_EXIT_CODE = 75
@@ -32,10 +33,6 @@ PRUNED_EXIT_CODE = 75
 
 class TrialPruned(Exception):
     """Raise from an objective to end its trial as PRUNED (as optuna.TrialPruned)."""
-
-
-def _q(part) -> str:
-    return urllib.parse.quote(str(part), safe="")
 
 
 def _number(value) -> Any:

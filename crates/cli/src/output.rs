@@ -33,6 +33,23 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<(
     out.flush()
 }
 
+/// Values as a line of at most 60 marks (the last value of each stretch), scaled from the
+/// lowest to the highest; a flat series sits mid-height.
+pub(crate) fn sparkline(values: &[f64]) -> String {
+    use crate::commands::profile::SPARK;
+    let (lo, hi) =
+        values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let step = values.len().div_ceil(60).max(1);
+    values
+        .chunks(step)
+        .map(|c| {
+            let v = *c.last().expect("chunks are not empty");
+            let i = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 3 };
+            SPARK[i.min(7)]
+        })
+        .collect()
+}
+
 /// Prints a value as pretty JSON.
 pub(crate) fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

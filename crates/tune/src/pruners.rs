@@ -33,13 +33,7 @@ pub(crate) fn should_prune(study: &mut Study, number: u64) -> bool {
                 Some(m) => m,
                 None => {
                     // Estimated once from the first complete trials: a hundredth of their length.
-                    let longest = study
-                        .trials()
-                        .iter()
-                        .filter(|t| t.state == TrialState::Complete)
-                        .filter_map(Trial::last_step)
-                        .max();
-                    let Some(longest) = longest else { return false };
+                    let Some(longest) = longest_complete(study) else { return false };
                     let m = (longest / 100).max(1);
                     study.pruner_state.min_resource = Some(m);
                     m
@@ -58,13 +52,7 @@ pub(crate) fn should_prune(study: &mut Study, number: u64) -> bool {
             let max_resource = match max_resource.or(study.pruner_state.max_resource) {
                 Some(m) => m,
                 None => {
-                    let longest = study
-                        .trials()
-                        .iter()
-                        .filter(|t| t.state == TrialState::Complete)
-                        .filter_map(Trial::last_step)
-                        .max();
-                    let Some(longest) = longest else { return false };
+                    let Some(longest) = longest_complete(study) else { return false };
                     study.pruner_state.max_resource = Some(longest + 1);
                     longest + 1
                 }
@@ -82,6 +70,16 @@ pub(crate) fn should_prune(study: &mut Study, number: u64) -> bool {
             sha.prune(study, number, |n| bracket(&name, n, &brackets) == mine)
         }
     }
+}
+
+/// The last reported step of the longest complete trial.
+fn longest_complete(study: &Study) -> Option<i64> {
+    study
+        .trials()
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(Trial::last_step)
+        .max()
 }
 
 /// numpy's `nanpercentile` with linear interpolation.

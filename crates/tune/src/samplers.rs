@@ -12,11 +12,7 @@ use crate::study::{Study, Trial, TrialState};
 
 /// A parameter's random stream purpose: a hash of its name (FNV-1a), never 0 (the joint sample).
 fn purpose_of(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    h | 1
+    crate::rng::fnv1a(name.as_bytes()) | 1
 }
 
 /// The joint sample for a trial's first suggestion: (key, internal value) for the keys every

@@ -152,7 +152,7 @@ impl Distribution {
                     // Snap high down onto the grid; the epsilon absorbs decimal steps' rounding.
                     Some(s) => low + (((high - low) / s) + 1e-9).floor() * s,
                 };
-                Ok(Distribution::Float { low, high: high.min(f64::MAX), step, log })
+                Ok(Distribution::Float { low, high, step, log })
             }
             Distribution::Int { low, high, step, log } => {
                 if low.abs() > MAX_INT {

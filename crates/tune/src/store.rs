@@ -141,6 +141,21 @@ pub(crate) async fn list_study_rows(db: &Db) -> Result<Vec<StudyRow>> {
     rows.iter().map(|r| study_row(r).map(|(s, _)| s)).collect()
 }
 
+/// A trial's run id and its study's objective metric, from one row.
+pub(crate) async fn trial_run(db: &Db, name: &str, number: u64) -> Result<(String, String)> {
+    let row = sqlx::query(
+        "SELECT t.run_id, s.metric FROM tune_studies s LEFT JOIN tune_trials t \
+         ON t.study_id = s.study_id AND t.number = $2 WHERE s.name = $1",
+    )
+    .bind(name)
+    .bind(number as i64)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| Error::StudyNotFound { name: name.to_string() })?;
+    let run_id: Option<String> = row.try_get("run_id")?;
+    Ok((run_id.ok_or(Error::TrialNotFound { number })?, row.try_get("metric")?))
+}
+
 /// Trial counts by state, per study id.
 pub(crate) async fn counts(db: &Db) -> Result<BTreeMap<(String, String), i64>> {
     let rows = sqlx::query(

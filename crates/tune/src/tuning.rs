@@ -161,13 +161,9 @@ fn param_text(value: &Value) -> String {
     }
 }
 
+/// A seed for a study given none: from a fresh random id.
 fn random_seed() -> u64 {
-    let id = new_id();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ now_ms() as u64;
-    for b in id.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    h >> 1
+    crate::rng::fnv1a(new_id().as_bytes()) >> 1
 }
 
 impl Tuning {
@@ -556,9 +552,7 @@ impl Tuning {
     }
 
     async fn run_of(&self, name: &str, number: u64) -> Result<(String, String)> {
-        let loaded = store::load(&self.db, name, false).await?;
-        loaded.study.trial(number)?;
-        Ok((loaded.meta[number as usize].run_id.clone(), loaded.row.metric.clone()))
+        store::trial_run(&self.db, name, number).await
     }
 
     /// Whether the study's pruner stops the trial now, from the objective metric's steps in the
@@ -602,23 +596,22 @@ impl Tuning {
         let (run_id, metric) = self.run_of(name, number).await?;
         let steps = self.metric_steps(&run_id, &metric).await?;
         let (state, value, error) = match (state, value) {
-            (TrialState::Complete, None) => {
-                match self.tracking.get_run(&run_id).await?.metrics.iter().find(|m| m.key == metric)
-                {
-                    Some(m) => (TrialState::Complete, Some(m.value), error),
-                    None => (
-                        TrialState::Fail,
-                        None,
-                        Some(error.unwrap_or_else(|| {
-                            format!("the objective never logged the metric '{metric}'")
-                        })),
-                    ),
-                }
-            }
+            // The metric's latest value is its value at the last step (last logged there).
+            (TrialState::Complete, None) => match steps.last() {
+                Some(&(_, v)) => (TrialState::Complete, Some(v), error),
+                None => (
+                    TrialState::Fail,
+                    None,
+                    Some(error.unwrap_or_else(|| {
+                        format!("the objective never logged the metric '{metric}'")
+                    })),
+                ),
+            },
             other => (other.0, other.1, error),
         };
+        let never_logged = steps.is_empty();
         let mut loaded = store::load(&self.db, name, true).await?;
-        if !steps.is_empty() && loaded.study.trial(number)?.state == TrialState::Running {
+        if !never_logged && loaded.study.trial(number)?.state == TrialState::Running {
             loaded.study.set_intermediate(number, steps)?;
         }
         let ended = loaded.study.tell(number, state, value)?;
@@ -638,7 +631,7 @@ impl Tuning {
         let trial = view(&loaded.study, loaded.study.trial(number)?, &loaded.meta[number as usize]);
         loaded.commit().await?;
         if let (Some(v), TrialState::Complete) = (value, ended)
-            && !self.tracking.get_run(&run_id).await?.metrics.iter().any(|m| m.key == metric)
+            && never_logged
         {
             let step = trial.intermediate.last().map_or(0, |&(s, _)| s);
             self.tracking

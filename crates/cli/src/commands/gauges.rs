@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::client::Client;
-use crate::commands::profile::SPARK;
 use crate::commands::runs::encode;
-use crate::output::{table, time};
+use crate::output::{sparkline, table, time};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GaugesCommand {
@@ -49,21 +48,6 @@ fn labels_text(labels: &Value) -> String {
                 .join(",")
         })
         .unwrap_or_default()
-}
-
-fn sparkline(values: &[f64]) -> String {
-    let (lo, hi) =
-        values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-    // At most 60 marks: the last value of each stretch.
-    let step = values.len().div_ceil(60).max(1);
-    values
-        .chunks(step)
-        .map(|c| {
-            let v = *c.last().expect("chunks are not empty");
-            let i = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 3 };
-            SPARK[i.min(7)]
-        })
-        .collect()
 }
 
 pub(crate) async fn run(cmd: GaugesCommand, global: &Global) -> anyhow::Result<ExitCode> {

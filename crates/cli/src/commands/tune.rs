@@ -14,10 +14,9 @@ use slipway_core::jobs::{JobStatus, NewJob, Worker, WorkerOptions};
 use tune::{FileFormat, NewStudy, StudyInfo, StudySpec, TrialView};
 
 use crate::Global;
-use crate::commands::profile::SPARK;
 use crate::commands::tune_trial;
 use crate::config::StoreArgs;
-use crate::output::{cell, table};
+use crate::output::{cell, sparkline, table};
 use crate::progress::Bar;
 
 #[derive(Debug, Subcommand)]
@@ -311,18 +310,7 @@ fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
         history.push(best.unwrap_or(v));
     }
     if history.len() > 1 {
-        let (lo, hi) = history
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-        let step = history.len().div_ceil(60).max(1);
-        let line: String = history
-            .chunks(step)
-            .map(|c| {
-                let v = *c.last().expect("not empty");
-                let i = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 3 };
-                SPARK[i.min(7)]
-            })
-            .collect();
+        let line = sparkline(&history);
         println!(
             "best so far  {line}  ({} → {})",
             value_text(history.first().copied()),
@@ -516,14 +504,5 @@ async fn try_function(
 /// The best-so-far curve as a sparkline of log-distance to the minimum.
 fn curve(history: &[f64], minimum: f64) -> String {
     let gaps: Vec<f64> = history.iter().map(|v| (v - minimum).max(1e-12).log10()).collect();
-    let (lo, hi) =
-        gaps.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-    let step = gaps.len().div_ceil(60).max(1);
-    gaps.chunks(step)
-        .map(|c| {
-            let v = *c.last().expect("chunks are not empty");
-            let i = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 0 };
-            SPARK[i.min(7)]
-        })
-        .collect()
+    sparkline(&gaps)
 }

@@ -201,7 +201,7 @@ pub(crate) async fn suggest(
 }
 
 /// A number, or "NaN".
-fn number(v: &Value, field: &str) -> Result<f64, ApiError> {
+fn json_number(v: &Value, field: &str) -> Result<f64, ApiError> {
     match v {
         Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
         other => {
@@ -227,12 +227,8 @@ pub(crate) async fn report(
     b: Result<Json<Report>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let r = body(b)?;
-    s.tuning.report(&name, number, r.step, number_of(&r.value)?).await?;
+    s.tuning.report(&name, number, r.step, json_number(&r.value, "value")?).await?;
     Ok(Json(json!({})))
-}
-
-fn number_of(v: &Value) -> Result<f64, ApiError> {
-    number(v, "value")
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/should_prune", tag = "tuning",
@@ -265,7 +261,8 @@ pub(crate) async fn tell(
 ) -> Result<Json<Value>, ApiError> {
     let t = body(b)?;
     let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))?;
-    let value = t.value.as_ref().filter(|v| !v.is_null()).map(number_of).transpose()?;
+    let value =
+        t.value.as_ref().filter(|v| !v.is_null()).map(|v| json_number(v, "value")).transpose()?;
     Ok(Json(json!(s.tuning.tell(&name, number, state, value, t.error).await?)))
 }
 
