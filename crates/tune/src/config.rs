@@ -32,7 +32,7 @@ impl Direction {
     }
 }
 
-/// TPE's options; the defaults are Optuna 5's.
+/// TPE's options; the defaults are Optuna 5's, except `good_clip`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TpeOptions {
     pub n_startup_trials: usize,
@@ -40,6 +40,12 @@ pub struct TpeOptions {
     pub multivariate: bool,
     pub constant_liar: bool,
     pub prior_weight: f64,
+    /// The good estimator's smallest kernel width, as a share of Optuna's magic-clip floor
+    /// (range / min(100, n + 2) for n kernels). Optuna uses 1: since the good estimator holds at
+    /// most 25 kernels, its kernels never get narrower than a 27th of the range, which caps how
+    /// finely TPE can close in on a minimum. Slipway's default, 0.25, lets them get four times
+    /// narrower (`docs/tuning.md` has the measurements); 1 reproduces Optuna exactly.
+    pub good_clip: f64,
 }
 
 impl Default for TpeOptions {
@@ -50,6 +56,7 @@ impl Default for TpeOptions {
             multivariate: true,
             constant_liar: true,
             prior_weight: 1.0,
+            good_clip: 0.25,
         }
     }
 }
@@ -207,6 +214,7 @@ impl SamplerConfig {
                 "multivariate",
                 "constant_liar",
                 "prior_weight",
+                "good_clip",
                 "values",
             ],
         )?;
@@ -245,6 +253,7 @@ impl SamplerConfig {
                         "multivariate",
                         "constant_liar",
                         "prior_weight",
+                        "good_clip",
                     ],
                 )?;
                 let d = TpeOptions::default();
@@ -254,6 +263,7 @@ impl SamplerConfig {
                     multivariate: f.bool("multivariate", d.multivariate)?,
                     constant_liar: f.bool("constant_liar", d.constant_liar)?,
                     prior_weight: f.f64("prior_weight", Some(d.prior_weight))?,
+                    good_clip: f.f64("good_clip", Some(d.good_clip))?,
                 };
                 if options.n_ei_candidates == 0 {
                     return Err(Error::invalid(format!(
@@ -263,6 +273,12 @@ impl SamplerConfig {
                 }
                 if options.prior_weight <= 0.0 {
                     return Err(Error::invalid(format!("{}: must be > 0", f.name("prior_weight"))));
+                }
+                if !(options.good_clip > 0.0 && options.good_clip <= 1.0) {
+                    return Err(Error::invalid(format!(
+                        "{}: must be in (0, 1]",
+                        f.name("good_clip")
+                    )));
                 }
                 Ok(SamplerConfig::Tpe(options))
             }
@@ -420,14 +436,24 @@ mod tests {
         check_sampler(
             r#""tpe""#,
             expect![[
-                r#"{"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0}"#
+                r#"{"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
             ]],
         );
         check_sampler(
             r#"{"type":"tpe","multivariate":false,"n_startup_trials":5}"#,
             expect![[
-                r#"{"type":"tpe","n_startup_trials":5,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"prior_weight":1.0}"#
+                r#"{"type":"tpe","n_startup_trials":5,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
             ]],
+        );
+        check_sampler(
+            r#"{"type":"tpe","good_clip":1}"#,
+            expect![[
+                r#"{"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0,"good_clip":1.0}"#
+            ]],
+        );
+        check_sampler(
+            r#"{"type":"tpe","good_clip":0}"#,
+            expect![[r#"error sampler.good_clip: must be in (0, 1]"#]],
         );
         check_sampler(
             r#"{"type":"grid","values":{"x":[1,2]}}"#,
@@ -442,7 +468,7 @@ mod tests {
         check_sampler(
             r#"{"type":"random","seed":1}"#,
             expect![
-                "error sampler.seed: unknown field (expected type, n_startup_trials, n_ei_candidates, multivariate, constant_liar, prior_weight, values)"
+                "error sampler.seed: unknown field (expected type, n_startup_trials, n_ei_candidates, multivariate, constant_liar, prior_weight, good_clip, values)"
             ],
         );
         check_sampler(

@@ -73,7 +73,7 @@ pub(crate) struct Parzen {
 }
 
 impl Numeric {
-    fn new(dist: &Distribution, obs: &[f64]) -> Numeric {
+    fn new(dist: &Distribution, obs: &[f64], clip: f64) -> Numeric {
         let (low, high, step, log) = match *dist {
             Distribution::Float { low, high, step, log } => (low, high, step, log),
             Distribution::Int { low, high, step, log } => {
@@ -98,10 +98,10 @@ impl Numeric {
         } else {
             mu.extend_from_slice(obs);
         }
-        let mut sigma = if n >= 64 {
+        let mut sigma = if n >= 64 && clip == 1.0 {
             neighbour_sigmas_by_buckets(&mu, lo_t, hi_t)
         } else {
-            neighbour_sigmas_by_sorting(&mu, lo_t, hi_t)
+            neighbour_sigmas_by_sorting(&mu, lo_t, hi_t, clip)
         };
         sigma.push(range);
         mu.push((lo_t + hi_t) / 2.0);
@@ -174,8 +174,14 @@ impl Categorical {
 
 impl Parzen {
     /// Fits the mixture to `columns` (one column of internal values per dimension of `space`,
-    /// every column the same length, in observation order).
-    pub(crate) fn new(space: &[&Distribution], columns: &[Vec<f64>], prior_weight: f64) -> Parzen {
+    /// every column the same length, in observation order). `clip` scales the magic clip's
+    /// floor on the kernels' widths (1 for Optuna's).
+    pub(crate) fn new(
+        space: &[&Distribution],
+        columns: &[Vec<f64>],
+        prior_weight: f64,
+        clip: f64,
+    ) -> Parzen {
         let n = columns.first().map_or(0, Vec::len);
         let mut pi: Vec<f64> = if n == 0 {
             vec![1.0]
@@ -204,7 +210,7 @@ impl Parzen {
                     Dim::Categorical(Categorical::new(choices.len(), column, prior_weight))
                 }
                 _ => {
-                    let numeric = Numeric::new(dist, column);
+                    let numeric = Numeric::new(dist, column, clip);
                     for (k, (b, p)) in base.iter_mut().zip(&mut sigma_product).enumerate() {
                         *b -= numeric.log_norm(k);
                         if numeric.step.is_none() {
@@ -389,11 +395,11 @@ fn exp_above_minus_40(x: f64) -> f64 {
 
 /// The sorted-neighbour bandwidth with the magic clip (Optuna 5, endpoints off): each kernel's σ
 /// is the larger of the gaps to its neighbours in sorted order (the outermost ones look only
-/// inward; a single one at the range's ends), clipped to [R / min(100, n + 2), R]. Ties sort by
-/// index. This is the definition, by sorting.
-fn neighbour_sigmas_by_sorting(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
+/// inward; a single one at the range's ends), clipped to [clip · R / min(100, n + 2), R]. Ties
+/// sort by index. This is the definition, by sorting.
+fn neighbour_sigmas_by_sorting(mu: &[f64], lo: f64, hi: f64, clip: f64) -> Vec<f64> {
     let (n, range) = (mu.len(), hi - lo);
-    let min_sigma = range / (n as f64 + 2.0).min(100.0);
+    let min_sigma = clip * range / (n as f64 + 2.0).min(100.0);
     let mut sigma = vec![range; n];
     if n == 0 {
         return sigma;
@@ -530,7 +536,7 @@ mod tests {
     }
 
     fn check(dist: Distribution, obs: &[f64], points: &[f64], want: &[f64]) {
-        let pe = Parzen::new(&[&dist], &[obs.to_vec()], 1.0);
+        let pe = Parzen::new(&[&dist], &[obs.to_vec()], 1.0, 1.0);
         let pts: Vec<Vec<f64>> = points.iter().map(|&x| vec![x]).collect();
         close_all(&pe.log_pdf(&pts), want);
     }
@@ -547,11 +553,26 @@ mod tests {
     }
 
     #[test]
+    fn good_clip_scales_only_the_floor_of_the_kernels_widths() {
+        let f = Distribution::float(0.0, 10.0, None, false).unwrap();
+        // Four close values: Optuna's floor, 10 / 6, lifts every gap; a quarter of it lifts
+        // the gaps below 10 / 24 (0.1 and 0.4). The prior's width stays the range.
+        let obs = [4.0, 4.1, 4.5, 5.0];
+        let optuna = Numeric::new(&f, &obs, 1.0).sigma;
+        close_all(&optuna, &[10.0 / 6.0, 10.0 / 6.0, 10.0 / 6.0, 10.0 / 6.0, 10.0]);
+        let sharp = Numeric::new(&f, &obs, 0.25).sigma;
+        close_all(&sharp, &[10.0 / 24.0, 10.0 / 24.0, 0.5, 0.5, 10.0]);
+        // Gaps above both floors are the same either way.
+        let wide = [1.0, 5.0, 9.0];
+        close_all(&Numeric::new(&f, &wide, 0.25).sigma, &Numeric::new(&f, &wide, 1.0).sigma);
+    }
+
+    #[test]
     #[allow(clippy::approx_constant)] // Optuna's printed figures, kept as printed.
     fn kernels_and_densities_match_optunas_reference_vectors() {
         // docs/tpe-spec-notes.md §14 (optuna 5.0.0, prior weight 1, magic clip, endpoints off).
         let f = |low, high| Distribution::float(low, high, None, false).unwrap();
-        let pe = Numeric::new(&f(0.0, 10.0), &[1.0, 2.0, 5.0]);
+        let pe = Numeric::new(&f(0.0, 10.0), &[1.0, 2.0, 5.0], 1.0);
         close_all(&pe.sigma, &[2.0, 3.0, 3.0, 10.0]);
         close_all(&pe.mu, &[1.0, 2.0, 5.0, 5.0]);
         check(
@@ -560,17 +581,17 @@ mod tests {
             &[0.0, 1.5, 5.0, 9.99],
             &[-2.028045403774, -1.850882587117, -2.305801410988, -3.39606233159],
         );
-        close_all(&Numeric::new(&f(0.0, 10.0), &[7.0]).sigma, &[7.0, 10.0]);
+        close_all(&Numeric::new(&f(0.0, 10.0), &[7.0], 1.0).sigma, &[7.0, 10.0]);
         check(f(0.0, 10.0), &[7.0], &[7.0], &[-2.232688929522]);
         check(f(0.0, 10.0), &[], &[5.0], &[-2.261607292503]);
         let log = Distribution::float(1e-3, 1.0, None, true).unwrap();
         close_all(
-            &Numeric::new(&log, &[0.01, 0.1, 0.5]).sigma,
+            &Numeric::new(&log, &[0.01, 0.1, 0.5], 1.0).sigma,
             &[2.302585092994, 2.302585092994, 1.609437912434, 6.907755278982],
         );
         check(log, &[0.01, 0.1, 0.5], &[0.01, 0.3], &[-2.063270653444, -1.665219251809]);
         let int = Distribution::int(0, 10, 1, false).unwrap();
-        close_all(&Numeric::new(&int, &[1.0, 2.0, 5.0]).sigma, &[2.2, 3.0, 3.0, 11.0]);
+        close_all(&Numeric::new(&int, &[1.0, 2.0, 5.0], 1.0).sigma, &[2.2, 3.0, 3.0, 11.0]);
         check(
             int,
             &[1.0, 2.0, 5.0],
@@ -586,7 +607,7 @@ mod tests {
         );
         let int_log = Distribution::int(1, 100, 1, true).unwrap();
         close_all(
-            &Numeric::new(&int_log, &[1.0, 10.0, 50.0]).mu,
+            &Numeric::new(&int_log, &[1.0, 10.0, 50.0], 1.0).mu,
             &[0.0, 2.302585092994, 3.912023005428, 1.95850527347],
         );
         check(
@@ -610,7 +631,7 @@ mod tests {
             &[-0.741937344729, -1.658228076604, -1.098612288668],
         );
         let x = f(0.0, 10.0);
-        let joint = Parzen::new(&[&x, &cat], &[vec![1.0, 2.0, 5.0], vec![0.0, 0.0, 2.0]], 1.0);
+        let joint = Parzen::new(&[&x, &cat], &[vec![1.0, 2.0, 5.0], vec![0.0, 0.0, 2.0]], 1.0, 1.0);
         close_all(
             &joint.log_pdf(&[vec![1.0, 0.0], vec![5.0, 2.0]]),
             &[-2.387130510179, -3.213742841314],
@@ -632,7 +653,7 @@ mod tests {
                     .collect();
                 mu[n / 2] = 20.0;
                 let (a, b) = (
-                    neighbour_sigmas_by_sorting(&mu, 0.0, 20.0),
+                    neighbour_sigmas_by_sorting(&mu, 0.0, 20.0, 1.0),
                     neighbour_sigmas_by_buckets(&mu, 0.0, 20.0),
                 );
                 for i in 0..n {
@@ -680,6 +701,7 @@ mod tests {
             &[&int_log, &stepped, &cat],
             &[vec![3.0, 4.0, 5.0], vec![0.5, 0.5, 1.0], vec![2.0, 2.0, 2.0]],
             1.0,
+            1.0,
         );
         let points = pe.sample(&mut rng, 4000);
         assert!(
@@ -692,7 +714,7 @@ mod tests {
         assert!((share - (0.75 * 5.0 / 7.0 + 0.25 / 3.0)).abs() < 0.03, "{share}");
         // The first dimension's marginal is the 1-D mixture's mass.
         let near = points.iter().filter(|p| (3.0..=5.0).contains(&p[0])).count() as f64 / 4000.0;
-        let one = Parzen::new(&[&int_log], &[vec![3.0, 4.0, 5.0]], 1.0);
+        let one = Parzen::new(&[&int_log], &[vec![3.0, 4.0, 5.0]], 1.0, 1.0);
         let want: f64 =
             one.log_pdf(&[vec![3.0], vec![4.0], vec![5.0]]).iter().map(|l| l.exp()).sum();
         assert!((near - want).abs() < 0.025, "{near} vs {want}");

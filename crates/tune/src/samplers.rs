@@ -274,8 +274,8 @@ fn tpe_sample(
         columns
     };
     let space: Vec<&Distribution> = dims.iter().map(|d| d.dist).collect();
-    let good = Parzen::new(&space, &columns(&below), options.prior_weight);
-    let bad = Parzen::new(&space, &columns(&above), options.prior_weight);
+    let good = Parzen::new(&space, &columns(&below), options.prior_weight, options.good_clip);
+    let bad = Parzen::new(&space, &columns(&above), options.prior_weight, 1.0);
     let candidates = good.sample(rng, options.n_ei_candidates);
     let (l, g) = (good.log_pdf(&candidates), bad.log_pdf(&candidates));
     let mut best = 0;

@@ -34,7 +34,7 @@ pub(crate) enum TuneCommand {
         trials = 100\n  \
         command = \"python train.py\"     # run in the study file's folder\n  \
         timeout_s = 3600                 # per trial\n  \
-        sampler = \"tpe\"                 # tpe (Optuna 5's defaults), random or grid; or a table of options\n  \
+        sampler = \"tpe\"                 # tpe (Optuna 5's defaults, sharper; see docs/tuning.md), random or grid; or a table\n  \
         pruner = \"median\"               # none, median, percentile, asha or hyperband; or a table\n  \
         [params]\n  \
         lr = { type = \"float\", low = 1e-4, high = 1e-1, log = true }\n  \
@@ -100,7 +100,8 @@ pub(crate) enum TuneCommand {
         Functions: branin (2-D), hartmann6 (6-D), rosenbrock10 (10-D), mixed (a float, a log\n\
         float, an int and a categorical), sphere6 (6-D, costs nothing).\n\
         Samplers: tpe (Optuna 5's defaults: multivariate, 10 random start-up trials, 24\n\
-        candidates), tpe-univariate, random.")]
+        candidates; the good kernels may narrow to a quarter of Optuna's floor), tpe-optuna\n\
+        (exactly Optuna 5's rule, good_clip = 1), tpe-univariate, random.")]
     Try {
         /// branin, hartmann6, rosenbrock10, mixed or sphere6
         function: String,
@@ -108,7 +109,7 @@ pub(crate) enum TuneCommand {
         trials: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// tpe, tpe-univariate or random
+        /// tpe, tpe-optuna, tpe-univariate or random
         #[arg(long, default_value = "tpe")]
         sampler: String,
         /// Play N parallel workers: trials are sampled while N-1 others are still running
@@ -461,8 +462,13 @@ async fn try_function(
         "tpe-univariate" => {
             tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: false, ..Default::default() })
         }
+        "tpe-optuna" => {
+            tune::SamplerConfig::Tpe(tune::TpeOptions { good_clip: 1.0, ..Default::default() })
+        }
         "random" => tune::SamplerConfig::Random,
-        other => bail!("unknown sampler '{other}' (expected tpe, tpe-univariate or random)"),
+        other => {
+            bail!("unknown sampler '{other}' (expected tpe, tpe-optuna, tpe-univariate or random)")
+        }
     };
     let config = tune::StudyConfig {
         name: format!("try-{name}"),

@@ -1,0 +1,78 @@
+//! Sampler quality over many seeds, in-process: `cargo run --release -p slipway-tune --example
+//! sweep -- FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP]`. Prints median [q25, q75] of the
+//! best value per function over seeds FROM..TO (and over seeds 0–9 when they are included), the
+//! mean log10 of the gap to the minimum, and for Hartmann-6 the share of runs stuck above −3.2 (a
+//! local minimum). Two threads. This is how `good_clip`'s default was chosen: see docs/tuning.md.
+use slipway_tune::functions::{function, run};
+use slipway_tune::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
+
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (i, frac) = (pos.floor() as usize, pos.fract());
+    if i + 1 < v.len() { v[i] * (1.0 - frac) + v[i + 1] * frac } else { v[i] }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let from: u64 = args.get(1).map_or(0, |a| a.parse().unwrap());
+    let to: u64 = args.get(2).map_or(100, |a| a.parse().unwrap());
+    let trials: usize = args.get(3).map_or(200, |a| a.parse().unwrap());
+    let in_flight: usize = args.get(4).map_or(1, |a| a.parse().unwrap());
+    let names = args.get(5).cloned().unwrap_or("branin,hartmann6,rosenbrock10,mixed".into());
+    let good_clip: f64 =
+        args.get(6).map_or(TpeOptions::default().good_clip, |a| a.parse().unwrap());
+    let options = TpeOptions { good_clip, ..TpeOptions::default() };
+    for name in names.split(',') {
+        let f = function(name).unwrap();
+        let seeds: Vec<u64> = (from..to).collect();
+        let results: Vec<f64> = std::thread::scope(|s| {
+            let chunks: Vec<_> = seeds
+                .chunks(seeds.len().div_ceil(2))
+                .map(|chunk| {
+                    let (f, options) = (&f, &options);
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|&seed| {
+                                let config = StudyConfig {
+                                    name: "sweep".into(),
+                                    direction: Direction::Minimize,
+                                    sampler: SamplerConfig::Tpe(options.clone()),
+                                    pruner: PrunerConfig::None,
+                                    seed,
+                                };
+                                run(config, f, trials, in_flight, |_| {}).unwrap().best_value
+                            })
+                            .collect::<Vec<f64>>()
+                    })
+                })
+                .collect();
+            chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let first10: Vec<f64> =
+            seeds.iter().zip(&results).filter(|(s, _)| **s < 10).map(|(_, v)| *v).collect();
+        let mean_log: f64 = results.iter().map(|v| (v - f.minimum + 1e-12).log10()).sum::<f64>()
+            / results.len() as f64;
+        let stuck = if name == "hartmann6" {
+            format!(
+                " stuck {:.0}%",
+                100.0 * results.iter().filter(|&&v| v > -3.2).count() as f64 / results.len() as f64
+            )
+        } else {
+            String::new()
+        };
+        print!(
+            "{name:13} med {:.5} [{:.5}, {:.5}] meanlog10gap {:.3}{stuck}",
+            quantile(&results, 0.5),
+            quantile(&results, 0.25),
+            quantile(&results, 0.75),
+            mean_log
+        );
+        if first10.len() == 10 {
+            print!("  | seeds0-9 med {:.5}", quantile(&first10, 0.5));
+        }
+        println!();
+    }
+}
