@@ -21,7 +21,10 @@ Two parts, in one run (`--parts quality,overhead`, default both):
 
   parallel  (on request) Slipway's TPE with `--workers` trials in flight (each sampled while the
             others still run, as with that many workers: constant liar) against the same seeds run
-            one trial at a time; medians, quartiles and a rank-sum test.
+            one trial at a time; medians, quartiles and a rank-sum test. With optuna in --tools,
+            Optuna's TPESampler the same two ways (ask/tell with `--workers` trials asked ahead,
+            told oldest first; 5.0's constant liar) as a control: how much any model-based
+            sampler loses when it must decide before the newest results are in.
 
     bench/run tuning [--parts quality,overhead,parallel] [--seed-start N] [--workers 4] [--trials N] [--seeds N] [--sizes 1000,5000]
                      [--repeats N] [--functions ...] [--tools slipway,optuna,rustuna] [--quick]
@@ -428,29 +431,63 @@ def run_slipway_parallel(binary: Path, function: str, trials: int, seed: int, wo
     return json.loads(out.stdout)
 
 
-def parallel_part(args, binary: Path) -> tuple[dict, list[str]]:
+def run_optuna_parallel(function: str, trials: int, seed: int, workers: int) -> float:
+    """Optuna's TPE as `workers` workers would drive it: ask ahead, tell the oldest first."""
+    import collections
+
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    running: collections.deque = collections.deque()
+    asked = 0
+    for _ in range(trials):
+        while asked < trials and len(running) < workers:
+            trial = study.ask()
+            running.append((trial, OBJECTIVES[function](trial)))
+            asked += 1
+        trial, value = running.popleft()
+        study.tell(trial, value)
+    return float(study.best_value)
+
+
+def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]]:
     """Slipway's TPE sampling each trial while workers-1 others still run (constant liar), against
     the same seeds sequentially."""
     print()
     print(f"parallel: slipway's TPE with {args.workers} trials in flight (each sampled while the others "
           f"run: constant liar) vs one at a time; {args.trials} trials, seeds {args.seed_start}.."
           f"{args.seed_start + args.seeds - 1}")
+    control = "optuna" in tools
     rows, summary = [], {}
     for function in args.functions:
         progress(f"  {function:<13} ", end="")
-        seq, par = [], []
+        seq, par, oseq, opar = [], [], [], []
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             seq.append(run_slipway(binary, function, args.trials, seed)["best"])
             par.append(float(run_slipway_parallel(binary, function, args.trials, seed, args.workers)["best_value"]))
+            if control:
+                oseq.append(run_optuna(function, args.trials, seed)["best"])
+                opar.append(run_optuna_parallel(function, args.trials, seed, args.workers))
             progress(".", end="")
         progress("")
         qs, qp = quartiles(seq), quartiles(par)
         p = worse_p(par, seq)
-        rows.append([function, f"{fmt(qs[1])} [{fmt(qs[0])}, {fmt(qs[2])}]", f"{fmt(qp[1])} [{fmt(qp[0])}, {fmt(qp[2])}]",
-                     "yes" if qp[1] <= qs[1] else "NO", f"{p:.2f}"])
+        row = [function, f"{fmt(qs[1])} [{fmt(qs[0])}, {fmt(qs[2])}]", f"{fmt(qp[1])} [{fmt(qp[0])}, {fmt(qp[2])}]",
+               "yes" if qp[1] <= qs[1] else "NO", f"{p:.2f}"]
         summary[function] = {"sequential": seq, "parallel": par, "p_parallel_worse": p}
-    print(h.table(rows, ["function", "sequential: median [q25, q75]", f"{args.workers} in flight: median [q25, q75]",
-                         "parallel median <= sequential", "p(parallel worse)"]))
+        if control:
+            qos, qop = quartiles(oseq), quartiles(opar)
+            row += [f"{fmt(qos[1])} [{fmt(qos[0])}, {fmt(qos[2])}]", f"{fmt(qop[1])} [{fmt(qop[0])}, {fmt(qop[2])}]",
+                    "yes" if qop[1] <= qos[1] else "NO", f"{worse_p(opar, oseq):.2f}",
+                    "yes" if qp[1] <= qop[1] else "NO"]
+            summary[function].update({"optuna_sequential": oseq, "optuna_parallel": opar})
+        rows.append(row)
+    header = ["function", "slipway sequential: median [q25, q75]", f"slipway, {args.workers} in flight",
+              "parallel median <= sequential", "p(parallel worse)"]
+    if control:
+        header += ["optuna sequential", f"optuna, {args.workers} in flight", "optuna: parallel <= sequential",
+                   "p(optuna parallel worse)", f"slipway <= optuna, {args.workers} in flight"]
+    print(h.table(rows, header))
     return summary, []
 
 
@@ -609,7 +646,7 @@ def main() -> int:
         doc["overhead"], p = overhead_part(args, args.tools, binary)
         problems += p
     if "parallel" in args.parts and binary:
-        doc["parallel"], p = parallel_part(args, binary)
+        doc["parallel"], p = parallel_part(args, binary, args.tools)
         problems += p
     load_end = [round(x, 2) for x in os.getloadavg()]
     doc["machine"] = {**machine, "loadavg_at_end": load_end}

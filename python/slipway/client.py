@@ -606,7 +606,8 @@ class Slipway:
               load_if_exists: bool = True) -> "Study":
         """Creates a study, or loads the one of that name (`load_if_exists`, as in Optuna;
         its settings stay as they were). `sampler`: "tpe" (default; Optuna 5's multivariate
-        TPE), "random", "grid", or a dict with options ({"type": "tpe", "n_startup_trials": 20});
+        TPE with sharper good-trial kernels), "random", "grid", or a dict with options
+        ({"type": "tpe", "n_startup_trials": 20}; {"type": "tpe", "good_clip": 1} is Optuna's rule);
         `pruner`: "median", "percentile", "asha", "hyperband" or a dict. Each trial is a run of
         `experiment` (the study's name by default) under the study's parent run."""
         from .tuning import Study

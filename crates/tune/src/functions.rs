@@ -226,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn sharper_good_kernels_close_in_on_the_minimum_better_than_optunas_floor() {
+        // good_clip's reason to be: the same seeds, the default against Optuna's rule (1).
+        let median_gap = |name: &str, good_clip: f64| {
+            let f = function(name).unwrap();
+            let mut gaps: Vec<f64> = (0..9)
+                .map(|seed| {
+                    let options = crate::TpeOptions { good_clip, ..crate::TpeOptions::default() };
+                    let config = StudyConfig {
+                        name: "c".into(),
+                        direction: crate::Direction::Minimize,
+                        sampler: crate::SamplerConfig::Tpe(options),
+                        pruner: crate::PrunerConfig::None,
+                        seed,
+                    };
+                    run(config, &f, 150, 1, |_| {}).unwrap().best_value - f.minimum
+                })
+                .collect();
+            gaps.sort_by(f64::total_cmp);
+            gaps[4]
+        };
+        for name in ["branin", "mixed"] {
+            let (sharp, optuna) = (median_gap(name, 0.25), median_gap(name, 1.0));
+            assert!(sharp < optuna / 2.0, "{name}: good_clip 0.25 {sharp}, 1 {optuna}");
+        }
+    }
+
+    #[test]
     fn each_function_takes_its_known_minimum_where_it_should() {
         let branin = function("branin").unwrap();
         for x in [[-PI, 12.275], [PI, 2.275], [9.424_78, 2.475]] {

@@ -12,6 +12,34 @@ use crate::rng::Rng;
 use crate::space::Distribution;
 use crate::truncnorm::{LN_SQRT_2PI, log_mass, ppf};
 
+thread_local! {
+    /// Buffers of dropped estimators, kept for the next ones. The sampler fits two mixtures of
+    /// the whole history per trial; handing that memory back to the allocator each time made it
+    /// return the pages to the system and fault them in again, a tenth of the sampler's time at a
+    /// few thousand trials.
+    static SPARE: std::cell::RefCell<Vec<Vec<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty vector with room for `capacity`, from the spares when there is one.
+pub(crate) fn spare(capacity: usize) -> Vec<f64> {
+    let mut v = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.clear();
+    v.reserve(capacity);
+    v
+}
+
+/// Keeps `v`'s memory for [`spare`] (up to 64 buffers per thread).
+pub(crate) fn recycle(v: Vec<f64>) {
+    if v.capacity() > 0 {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < 64 {
+                s.push(v);
+            }
+        });
+    }
+}
+
 /// Optuna's default weights: ones for the newest 25 observations, a linear ramp from 1/n up to 1
 /// for the older ones (in observation order, oldest first).
 pub(crate) fn default_weights(n: usize) -> Vec<f64> {
@@ -91,7 +119,7 @@ impl Numeric {
         };
         let range = hi_t - lo_t;
         let n = obs.len();
-        let mut mu: Vec<f64> = Vec::with_capacity(n + 1);
+        let mut mu: Vec<f64> = spare(n + 1);
         // Branch outside the loop: inside it, LLVM computes ln for every value and selects.
         if log {
             mu.extend(obs.iter().map(|&x| x.ln()));
@@ -105,9 +133,10 @@ impl Numeric {
         };
         sigma.push(range);
         mu.push((lo_t + hi_t) / 2.0);
-        let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
-        let half_inv_sigma =
-            inv_sigma.iter().map(|i| i * std::f64::consts::FRAC_1_SQRT_2).collect();
+        let mut inv_sigma = spare(sigma.len());
+        inv_sigma.extend(sigma.iter().map(|s| 1.0 / s));
+        let mut half_inv_sigma = spare(sigma.len());
+        half_inv_sigma.extend(inv_sigma.iter().map(|i| i * std::f64::consts::FRAC_1_SQRT_2));
         Numeric { lo_t, hi_t, log, step, low, high, mu, sigma, inv_sigma, half_inv_sigma }
     }
 
@@ -172,6 +201,28 @@ impl Categorical {
     }
 }
 
+impl Drop for Parzen {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.pi_cdf));
+        recycle(std::mem::take(&mut self.base));
+        for dim in &mut self.dims {
+            match dim {
+                Dim::Numeric(num) => {
+                    for v in
+                        [&mut num.mu, &mut num.sigma, &mut num.inv_sigma, &mut num.half_inv_sigma]
+                    {
+                        recycle(std::mem::take(v));
+                    }
+                }
+                Dim::Categorical(cat) => {
+                    recycle(std::mem::take(&mut cat.log_w));
+                    recycle(std::mem::take(&mut cat.cdf));
+                }
+            }
+        }
+    }
+}
+
 impl Parzen {
     /// Fits the mixture to `columns` (one column of internal values per dimension of `space`,
     /// every column the same length, in observation order). `clip` scales the magic clip's
@@ -192,16 +243,18 @@ impl Parzen {
         };
         let total: f64 = pi.iter().sum();
         let mut acc = 0.0;
-        let mut pi_cdf = Vec::with_capacity(pi.len());
+        let mut pi_cdf = spare(pi.len());
         for w in &mut pi {
             *w /= total;
             acc += *w;
             pi_cdf.push(acc);
         }
         *pi_cdf.last_mut().expect("at least the prior") = 1.0;
-        let mut base = vec![0.0; pi.len()];
+        let mut base = spare(pi.len());
+        base.resize(pi.len(), 0.0);
         // π over the continuous kernels' σ, multiplied per component and taken to ln once.
         let mut sigma_product = pi;
+        let mut continuous = 0;
         let dims: Vec<Dim> = space
             .iter()
             .zip(columns)
@@ -211,14 +264,22 @@ impl Parzen {
                 }
                 _ => {
                     let numeric = Numeric::new(dist, column, clip);
-                    for (k, (b, p)) in base.iter_mut().zip(&mut sigma_product).enumerate() {
+                    for (k, b) in base.iter_mut().enumerate() {
                         *b -= numeric.log_norm(k);
-                        if numeric.step.is_none() {
-                            *b -= LN_SQRT_2PI;
-                            *p *= numeric.inv_sigma[k];
-                            if !(1e-150..=1e150).contains(p) {
-                                *b += p.ln();
-                                *p = 1.0;
+                    }
+                    if numeric.step.is_none() {
+                        continuous += 1;
+                        for (p, &inv) in sigma_product.iter_mut().zip(&numeric.inv_sigma) {
+                            *p *= inv;
+                        }
+                        // Fold a product into the base before it can overflow or underflow
+                        // (rare: one pass to find out, so that the multiplying vectorises).
+                        if sigma_product.iter().any(|p| !(1e-150..=1e150).contains(p)) {
+                            for (b, p) in base.iter_mut().zip(&mut sigma_product) {
+                                if !(1e-150..=1e150).contains(p) {
+                                    *b += p.ln();
+                                    *p = 1.0;
+                                }
                             }
                         }
                     }
@@ -226,8 +287,9 @@ impl Parzen {
                 }
             })
             .collect();
-        for (b, p) in base.iter_mut().zip(&sigma_product) {
-            *b += p.ln();
+        let constants = continuous as f64 * LN_SQRT_2PI;
+        for (b, &p) in base.iter_mut().zip(&sigma_product) {
+            *b += ln_normal(p) - constants;
         }
         Parzen { pi_cdf, base, dims }
     }
@@ -255,6 +317,66 @@ impl Parzen {
             }
         }
         points
+    }
+
+    /// The index of the point with the largest `l[i] − ln g(point i)`, this mixture being g: the
+    /// first of equals, 0 when none scores above −∞. The same choice as scoring every point with
+    /// [`Parzen::log_pdf`], without finishing the hopeless ones: points go best `l` first, g's
+    /// components newest first (the ones nearest where the sampler is looking), and a point stops
+    /// as soon as the part of g summed so far already puts it below the best score found — the
+    /// rest of g can only push it lower.
+    pub(crate) fn best_ratio(&self, l: &[f64], points: &[Vec<f64>]) -> usize {
+        const BLOCK: usize = 256;
+        let k_total = self.base.len();
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by(|&a, &b| l[b].total_cmp(&l[a]).then(a.cmp(&b)));
+        let mut best: Option<(f64, usize)> = None;
+        let mut acc = [0.0f64; BLOCK];
+        for &p in &order {
+            let (point, bound) = (&points[p], best.map_or(f64::NEG_INFINITY, |b| b.0));
+            let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0f64);
+            let (mut outside, mut hopeless) = (false, false);
+            let mut end = k_total;
+            while end > 0 {
+                let start = end.saturating_sub(BLOCK);
+                let acc = &mut acc[..end - start];
+                acc.copy_from_slice(&self.base[start..end]);
+                if !self.accumulate(point, start, acc) {
+                    outside = true;
+                    break;
+                }
+                let block_max = acc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if block_max > f64::NEG_INFINITY {
+                    if block_max > max {
+                        sum *= (max - block_max).exp();
+                        max = block_max;
+                    }
+                    sum += sum_exp(acc, max);
+                    if l[p] - (max + sum.ln()) < bound {
+                        hopeless = true;
+                        break;
+                    }
+                }
+                end = start;
+            }
+            if hopeless {
+                continue;
+            }
+            let g = if outside || max == f64::NEG_INFINITY {
+                f64::NEG_INFINITY
+            } else {
+                max + sum.ln()
+            };
+            let score = l[p] - g;
+            let better = match best {
+                None => score > f64::NEG_INFINITY,
+                Some((b, i)) => score > b || (score == b && p < i),
+            };
+            if better {
+                best = Some((score, p));
+            }
+        }
+        best.map_or(0, |b| b.1)
     }
 
     /// ln of the mixture's density (mass, for discrete dimensions) at each point.
@@ -287,17 +409,7 @@ impl Parzen {
                     sum[p] *= (max[p] - block_max).exp();
                     max[p] = block_max;
                 }
-                // Terms 40 below the largest add less than 1e-17 of it each: count them as 0.
-                // Most kernels of a long history lie far from any one candidate, so the test
-                // skips most of the exponentials.
-                let (m, floor) = (max[p], max[p] - 40.0);
-                let mut block_sum = 0.0;
-                for &v in acc.iter() {
-                    if v > floor {
-                        block_sum += exp_above_minus_40(v - m);
-                    }
-                }
-                sum[p] += block_sum;
+                sum[p] += sum_exp(acc, max[p]);
             }
         }
         (0..points.len())
@@ -359,16 +471,68 @@ impl Parzen {
     }
 }
 
+/// Σ e^(v − m) over `values` (each ≤ m), terms below e^−40 counted as 0: they add less than
+/// 1e-17 of the largest each. Four at a time, branch-free inside a group so that the compiler
+/// vectorises it, and a group wholly below the cut-off is skipped. A sampler that has closed in
+/// on a region keeps about half its bad trials within reach of each candidate; an exploring one,
+/// a tenth; both are cheap this way.
+#[inline]
+fn sum_exp(values: &[f64], m: f64) -> f64 {
+    let floor = m - 40.0;
+    let mut lanes = [0.0f64; 4];
+    let mut groups = values.chunks_exact(4);
+    for group in &mut groups {
+        if group.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v)) > floor {
+            for (lane, &v) in lanes.iter_mut().zip(group) {
+                *lane += exp_above_minus_40(v - m);
+            }
+        }
+    }
+    let tail: f64 = groups.remainder().iter().map(|&v| exp_above_minus_40(v - m)).sum();
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
+/// ln x for a positive normal x (here within [1e-150, 1e150]), branch-free so that a loop over
+/// components vectorises: x = m·2^e with m in [√½, √2), ln m = 2·atanh((m − 1)/(m + 1)) by its
+/// series to s^21 (|s| ≤ 0.172: the next term is below 1e-17). Relative error about 1e-16.
+#[inline(always)]
+fn ln_normal(x: f64) -> f64 {
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let bits = x.to_bits();
+    let mantissa = f64::from_bits((bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000);
+    // The biased exponent as a float without an int-to-float conversion: 2^52 + e, less 2^52.
+    let biased = f64::from_bits(0x4330_0000_0000_0000 | (bits >> 52)) - TWO_52;
+    let high = if mantissa > std::f64::consts::SQRT_2 { 1.0 } else { 0.0 };
+    let m = mantissa * (1.0 - 0.5 * high);
+    let e = biased - 1023.0 + high;
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut p = 1.0 / 21.0;
+    for c in [1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0] {
+        p = p * s2 + c;
+    }
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    let ln_m = 2.0 * s + 2.0 * s * s2 * p;
+    e * LN2_HI + (ln_m + e * LN2_LO)
+}
+
 /// e^x for x ≤ 0, and 0 below −40; branch-free so that a loop over components vectorises.
 /// Cody–Waite reduction by ln 2 and a degree-13 Taylor polynomial on |r| ≤ ln2/2: relative error
 /// about 1e-16.
-#[inline]
+#[inline(always)]
 fn exp_above_minus_40(x: f64) -> f64 {
     const LN2_HI: f64 = 0.693_147_180_369_123_8;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // t = 1.5·2^52 + n rounds x/ln2 to the nearest integer n, with n in t's low bits: no libm
+    // `round` (a call on baseline x86-64) and no float-to-int conversion, so it vectorises.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
     let keep = if x > -40.0 { 1.0 } else { 0.0 };
     let x = x.max(-40.0);
-    let n = (x * std::f64::consts::LOG2_E).round();
+    let t = x * std::f64::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.0 / 6_227_020_800.0;
     for c in [
@@ -388,8 +552,8 @@ fn exp_above_minus_40(x: f64) -> f64 {
     ] {
         p = p * r + c;
     }
-    // 2^n for n in [-58, 0], built from its exponent bits.
-    let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    // 2^n for n in [-58, 0]: t's low 12 bits are n (mod 4096); n + 1023 is the exponent field.
+    let two_n = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
     p * two_n * keep
 }
 
@@ -400,7 +564,8 @@ fn exp_above_minus_40(x: f64) -> f64 {
 fn neighbour_sigmas_by_sorting(mu: &[f64], lo: f64, hi: f64, clip: f64) -> Vec<f64> {
     let (n, range) = (mu.len(), hi - lo);
     let min_sigma = clip * range / (n as f64 + 2.0).min(100.0);
-    let mut sigma = vec![range; n];
+    let mut sigma = spare(n + 1);
+    sigma.resize(n, range);
     if n == 0 {
         return sigma;
     }
@@ -431,7 +596,10 @@ fn neighbour_sigmas_by_buckets(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
     let (n, range) = (mu.len(), hi - lo);
     let n_buckets = (n as f64 + 2.0).min(100.0) as usize;
     let min_sigma = range / n_buckets as f64;
-    let bucket_of = |x: f64| (((x - lo) / min_sigma) as usize).min(n_buckets - 1);
+    // A multiplication, not a division (a fifth of this function's time): a value within an ulp
+    // of a bucket's edge may land in the next bucket, which moves no gap by more than an ulp.
+    let per_range = n_buckets as f64 / range;
+    let bucket_of = |x: f64| (((x - lo) * per_range) as usize).min(n_buckets - 1);
     // Per bucket: (smallest value, its first index), (largest value, its last index).
     let mut first: Vec<(f64, usize)> = vec![(f64::INFINITY, usize::MAX); n_buckets];
     let mut last: Vec<(f64, usize)> = vec![(f64::NEG_INFINITY, 0); n_buckets];
@@ -439,10 +607,12 @@ fn neighbour_sigmas_by_buckets(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
     for (i, &x) in mu.iter().enumerate() {
         let b = bucket_of(x);
         buckets.push(b as u8);
-        if x < first[b].0 || (x == first[b].0 && i < first[b].1) {
+        // Indices rise, so among equal values the first seen is the first index and the last
+        // seen the last.
+        if x < first[b].0 {
             first[b] = (x, i);
         }
-        if x > last[b].0 || (x == last[b].0 && i > last[b].1) {
+        if x >= last[b].0 {
             last[b] = (x, i);
         }
     }
@@ -469,24 +639,22 @@ fn neighbour_sigmas_by_buckets(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
         .rev()
         .find(|l| l.1 != 0 || l.0 != f64::NEG_INFINITY)
         .map_or(usize::MAX, |l| l.1);
-    mu.iter()
-        .zip(&buckets)
-        .enumerate()
-        .map(|(i, (&x, &b))| {
-            let b = b as usize;
-            // Gaps inside a bucket are below the minimum: 0 stands for them.
-            let left = if first[b].1 == i { x - before[b] } else { 0.0 };
-            let right = if last[b].1 == i { after[b] - x } else { 0.0 };
-            let s = if n >= 2 && i == lowest {
-                right
-            } else if n >= 2 && i == highest {
-                left
-            } else {
-                left.max(right)
-            };
-            s.clamp(min_sigma, range)
-        })
-        .collect()
+    let mut sigma = spare(n + 1);
+    sigma.extend(mu.iter().zip(&buckets).enumerate().map(|(i, (&x, &b))| {
+        let b = b as usize;
+        // Gaps inside a bucket are below the minimum: 0 stands for them.
+        let left = if first[b].1 == i { x - before[b] } else { 0.0 };
+        let right = if last[b].1 == i { after[b] - x } else { 0.0 };
+        let s = if n >= 2 && i == lowest {
+            right
+        } else if n >= 2 && i == highest {
+            left
+        } else {
+            left.max(right)
+        };
+        s.clamp(min_sigma, range)
+    }));
+    sigma
 }
 
 /// The indices of `values` in ascending order, by position in [lo, lo + range] to 2^-32 of the
@@ -550,6 +718,48 @@ mod tests {
         assert_eq!(default_weights(26)[0], 1.0 / 26.0);
         let w27 = default_weights(27);
         assert_eq!((w27.len(), w27[0], w27[1], w27[26]), (27, 1.0 / 27.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn the_best_ratio_is_the_argmax_of_scoring_every_candidate() {
+        // Histories of several sizes (one block and several), clustered and spread, with ties.
+        let x = Distribution::float(-5.0, 5.0, None, false).unwrap();
+        let k = Distribution::int(0, 9, 1, false).unwrap();
+        let mut rng = Rng::new(7);
+        for (n, spread) in [(5, 5.0), (300, 0.3), (900, 5.0), (2000, 0.05)] {
+            let xs: Vec<f64> = (0..n).map(|_| rng.uniform(-spread, spread)).collect();
+            let ks: Vec<f64> = (0..n).map(|_| rng.below(10) as f64).collect();
+            let bad = Parzen::new(&[&x, &k], &[xs, ks], 1.0, 1.0);
+            let good = Parzen::new(&[&x, &k], &[vec![0.1, 0.2], vec![3.0, 3.0]], 1.0, 0.25);
+            for round in 0..20 {
+                let mut points = good.sample(&mut rng, 24);
+                if round % 2 == 0 {
+                    points[5] = points[17].clone(); // a tie: the first wins
+                }
+                let l = good.log_pdf(&points);
+                let g = bad.log_pdf(&points);
+                let mut want = 0;
+                for i in 0..points.len() {
+                    if l[i] - g[i] > l[want] - g[want] {
+                        want = i;
+                    }
+                }
+                assert_eq!(bad.best_ratio(&l, &points), want, "n {n} round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_branch_free_ln_matches_std_across_the_range_it_serves() {
+        let mut rng = Rng::new(3);
+        for _ in 0..20_000 {
+            let x = 10f64.powf(rng.uniform(-150.0, 150.0));
+            let (got, want) = (ln_normal(x), x.ln());
+            assert!((got - want).abs() <= 4e-16 * want.abs().max(1.0), "{x}: {got} vs {want}");
+        }
+        for x in [1.0, std::f64::consts::SQRT_2, 2.0, 0.5, 1e-150, 1e150, 1.0 + f64::EPSILON] {
+            assert!((ln_normal(x) - x.ln()).abs() <= 4e-16 * x.ln().abs().max(1.0), "{x}");
+        }
     }
 
     #[test]

@@ -250,9 +250,24 @@ fn tpe_sample(
     above.sort_unstable();
 
     let columns = |numbers: &[u64]| -> Vec<Vec<f64>> {
-        let mut columns = vec![Vec::with_capacity(numbers.len()); dims.len()];
+        let mut columns: Vec<Vec<f64>> =
+            (0..dims.len()).map(|_| crate::parzen::spare(numbers.len())).collect();
         let mut row = Vec::with_capacity(dims.len());
+        // The study's own columns for dimensions that take their key's values as they are.
+        let exact: Option<Vec<&[f64]>> = dims
+            .iter()
+            .map(|d| d.exact.filter(|_| d.others.is_empty()).map(|id| study.column(id)))
+            .collect();
         for &n in numbers {
+            if let Some(exact) = &exact {
+                let i = n as usize;
+                if exact.iter().all(|c| c.get(i).is_some_and(|v| !v.is_nan())) {
+                    for (column, c) in columns.iter_mut().zip(exact) {
+                        column.push(c[i]);
+                    }
+                    continue;
+                }
+            }
             let t = &trials[n as usize];
             row.clear();
             for dim in dims {
@@ -274,19 +289,16 @@ fn tpe_sample(
         columns
     };
     let space: Vec<&Distribution> = dims.iter().map(|d| d.dist).collect();
-    let good = Parzen::new(&space, &columns(&below), options.prior_weight, options.good_clip);
-    let bad = Parzen::new(&space, &columns(&above), options.prior_weight, 1.0);
+    let fit = |numbers: &[u64], clip: f64| {
+        let columns = columns(numbers);
+        let parzen = Parzen::new(&space, &columns, options.prior_weight, clip);
+        columns.into_iter().for_each(crate::parzen::recycle);
+        parzen
+    };
+    let good = fit(&below, options.good_clip);
+    let bad = fit(&above, 1.0);
     let candidates = good.sample(rng, options.n_ei_candidates);
-    let (l, g) = (good.log_pdf(&candidates), bad.log_pdf(&candidates));
-    let mut best = 0;
-    let mut best_score = f64::NEG_INFINITY;
-    for (i, (a, b)) in l.iter().zip(&g).enumerate() {
-        let score = a - b;
-        if score > best_score {
-            best = i;
-            best_score = score;
-        }
-    }
+    let best = bad.best_ratio(&good.log_pdf(&candidates), &candidates);
     candidates.into_iter().nth(best).expect("at least one candidate")
 }
 

@@ -213,6 +213,12 @@ impl Study {
         column[number as usize] = value;
     }
 
+    /// Key `id`'s values by trial number, NaN where a trial has none (the column may end before
+    /// the last trial).
+    pub(crate) fn column(&self, id: u32) -> &[f64] {
+        &self.columns[id as usize]
+    }
+
     /// Trial `number`'s value of key `id`, if it has one.
     pub(crate) fn column_value(&self, id: u32, number: u64) -> Option<f64> {
         self.columns[id as usize].get(number as usize).copied().filter(|v| !v.is_nan())

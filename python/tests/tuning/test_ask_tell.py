@@ -34,11 +34,14 @@ def test_ask_tell_records_every_trial_as_a_child_run_and_finds_better_values(ser
     assert run["params"]["c"] == best["params"]["c"]
     assert float(run["params"]["x"]) == best["params"]["x"]
     assert run["metrics"]["value"] == best["value"]
+    assert study.info["sampler"]["good_clip"] == 0.25, "sharper than Optuna's by default"
+    optuna_rule = client.study("quad-optuna", sampler={"type": "tpe", "good_clip": 1})
+    assert optuna_rule.info["sampler"]["good_clip"] == 1
     # The same study again: loaded, not created, its trials kept.
     again = client.study("quad", sampler="random")
     assert again.info["study_id"] == study.info["study_id"]
     assert again.info["counts"]["COMPLETE"] == 40
-    assert [s["name"] for s in client.studies()] == ["quad"]
+    assert sorted(s["name"] for s in client.studies()) == ["quad", "quad-optuna"]
 
 
 def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server):
@@ -62,6 +65,9 @@ def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server
     with pytest.raises(SlipwayError) as e:
         client.study("bad2", sampler="anneal")
     assert e.value.status == 400 and "sampler.type" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client.study("bad3", sampler={"type": "tpe", "good_clip": 0})
+    assert e.value.status == 400 and "sampler.good_clip" in e.value.message
     with pytest.raises(SlipwayError) as e:
         client.get_study("nope")
     assert e.value.status == 404
