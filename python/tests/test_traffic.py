@@ -81,7 +81,10 @@ def test_loadtest_with_several_urls_takes_turns_and_reports_each(server, tmp_pat
         oks = [u["ok"] for u in per]
         assert sum(oks) == load["ok"] and min(oks) > 100, load
         # Turns: within a few requests of half each (the last turns of each client may differ).
-        assert abs(oks[0] - oks[1]) <= 8, load
+        # A turn ends ok, in an error or status, or skipped (open loop, every connection busy):
+        # on a loaded machine the skips fall unevenly, so the oks alone need not balance.
+        turns = [u["ok"] + u["errors"] + u["other_status"] + u["overloaded"] + u["skipped"] for u in per]
+        assert abs(turns[0] - turns[1]) <= 8, load
         assert all(u["latency_us"]["p50"] > 0 for u in per), load
     stats = {e: client.endpoint(e)["stats"]["requests"]["ok"] for e in ("one", "two")}
     assert min(stats.values()) > 200, stats
