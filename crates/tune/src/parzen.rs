@@ -289,7 +289,8 @@ impl Parzen {
             .collect();
         let constants = continuous as f64 * LN_SQRT_2PI;
         for (b, &p) in base.iter_mut().zip(&sigma_product) {
-            *b += ln_normal(p) - constants;
+            // Normal unless a prior weight below 1e-300 makes the prior's product subnormal.
+            *b += if p.is_normal() { ln_normal(p) } else { p.ln() } - constants;
         }
         Parzen { pi_cdf, base, dims }
     }
