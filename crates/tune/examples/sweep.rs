@@ -3,7 +3,7 @@
 //! best value per function over seeds FROM..TO (and over seeds 0–9 when they are included), the
 //! mean log10 of the gap to the minimum, and for Hartmann-6 the share of runs stuck above −3.2 (a
 //! local minimum). Two threads. This is how `good_clip`'s default was chosen: see docs/tuning.md.
-use slipway_tune::functions::{function, run};
+use slipway_tune::functions::{NAMES, function, run};
 use slipway_tune::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
 
 fn quantile(v: &[f64], q: f64) -> f64 {
@@ -14,18 +14,35 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     if i + 1 < v.len() { v[i] * (1.0 - frac) + v[i + 1] * frac } else { v[i] }
 }
 
+/// Argument `i` parsed, `default` when absent; a bad one ends the program with one line.
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str, default: T) -> T {
+    match args.get(i) {
+        None => default,
+        Some(a) => a.parse().unwrap_or_else(|_| {
+            eprintln!("error: {name}: cannot read '{a}' (usage: sweep FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP])");
+            std::process::exit(2)
+        }),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let from: u64 = args.get(1).map_or(0, |a| a.parse().unwrap());
-    let to: u64 = args.get(2).map_or(100, |a| a.parse().unwrap());
-    let trials: usize = args.get(3).map_or(200, |a| a.parse().unwrap());
-    let in_flight: usize = args.get(4).map_or(1, |a| a.parse().unwrap());
-    let names = args.get(5).cloned().unwrap_or("branin,hartmann6,rosenbrock10,mixed".into());
-    let good_clip: f64 =
-        args.get(6).map_or(TpeOptions::default().good_clip, |a| a.parse().unwrap());
+    let from: u64 = arg(&args, 1, "FROM", 0);
+    let to: u64 = arg(&args, 2, "TO", 100);
+    let trials: usize = arg(&args, 3, "TRIALS", 200);
+    let in_flight: usize = arg(&args, 4, "IN_FLIGHT", 1);
+    let names: String = arg(&args, 5, "FUNCTIONS", "branin,hartmann6,rosenbrock10,mixed".into());
+    let good_clip: f64 = arg(&args, 6, "GOOD_CLIP", TpeOptions::default().good_clip);
+    if from >= to || trials == 0 || !(good_clip > 0.0 && good_clip <= 1.0) {
+        eprintln!("error: need FROM < TO, TRIALS >= 1 and GOOD_CLIP in (0, 1]");
+        std::process::exit(2);
+    }
     let options = TpeOptions { good_clip, ..TpeOptions::default() };
     for name in names.split(',') {
-        let f = function(name).unwrap();
+        let Some(f) = function(name) else {
+            eprintln!("error: unknown function '{name}' (expected one of {})", NAMES.join(", "));
+            std::process::exit(2)
+        };
         let seeds: Vec<u64> = (from..to).collect();
         let results: Vec<f64> = std::thread::scope(|s| {
             let chunks: Vec<_> = seeds

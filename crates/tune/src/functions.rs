@@ -207,15 +207,19 @@ pub fn run(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_run_as_parallel_workers_tells_every_trial_and_still_searches() {
-        let config = |seed| StudyConfig {
-            name: "p".into(),
+    fn tpe(seed: u64, options: crate::TpeOptions) -> StudyConfig {
+        StudyConfig {
+            name: "t".into(),
             direction: crate::Direction::Minimize,
-            sampler: crate::SamplerConfig::Tpe(crate::TpeOptions::default()),
+            sampler: crate::SamplerConfig::Tpe(options),
             pruner: crate::PrunerConfig::None,
             seed,
-        };
+        }
+    }
+
+    #[test]
+    fn a_run_as_parallel_workers_tells_every_trial_and_still_searches() {
+        let config = |seed| tpe(seed, crate::TpeOptions::default());
         let f = function("branin").unwrap();
         let parallel = run(config(1), &f, 80, 4, |_| {}).unwrap();
         let sequential = run(config(1), &f, 80, 1, |_| {}).unwrap();
@@ -233,14 +237,7 @@ mod tests {
             let mut gaps: Vec<f64> = (0..9)
                 .map(|seed| {
                     let options = crate::TpeOptions { good_clip, ..crate::TpeOptions::default() };
-                    let config = StudyConfig {
-                        name: "c".into(),
-                        direction: crate::Direction::Minimize,
-                        sampler: crate::SamplerConfig::Tpe(options),
-                        pruner: crate::PrunerConfig::None,
-                        seed,
-                    };
-                    run(config, &f, 150, 1, |_| {}).unwrap().best_value - f.minimum
+                    run(tpe(seed, options), &f, 150, 1, |_| {}).unwrap().best_value - f.minimum
                 })
                 .collect();
             gaps.sort_by(f64::total_cmp);

@@ -221,7 +221,7 @@ impl Study {
 
     /// Trial `number`'s value of key `id`, if it has one.
     pub(crate) fn column_value(&self, id: u32, number: u64) -> Option<f64> {
-        self.columns[id as usize].get(number as usize).copied().filter(|v| !v.is_nan())
+        self.column(id).get(number as usize).copied().filter(|v| !v.is_nan())
     }
 
     fn count_finished(&mut self, number: u64, complete: bool) {
