@@ -55,7 +55,7 @@ fn main() {
                             .map(|&seed| {
                                 let config = StudyConfig {
                                     name: "sweep".into(),
-                                    direction: Direction::Minimize,
+                                    directions: vec![Direction::Minimize],
                                     sampler: SamplerConfig::Tpe(options.clone()),
                                     pruner: PrunerConfig::None,
                                     seed,

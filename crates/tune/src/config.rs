@@ -106,12 +106,96 @@ pub enum PrunerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StudyConfig {
     pub name: String,
-    pub direction: Direction,
+    /// One per objective (never empty); more than one makes a multi-objective study, whose
+    /// trials have a value per objective and whose best trials are the Pareto front.
+    pub directions: Vec<Direction>,
     pub sampler: SamplerConfig,
     pub pruner: PrunerConfig,
     /// Always set: chosen at random when the user gives none, and recorded, so every study can
     /// be replayed.
     pub seed: u64,
+}
+
+impl StudyConfig {
+    /// The first objective's direction: the study's, when it has one objective.
+    pub fn direction(&self) -> Direction {
+        self.directions[0]
+    }
+
+    pub fn n_objectives(&self) -> usize {
+        self.directions.len()
+    }
+
+    pub fn is_multi_objective(&self) -> bool {
+        self.directions.len() > 1
+    }
+}
+
+/// A study's objectives from its fields: `direction` and `metric` for one, or the lists
+/// `directions` and `metrics` (one per objective, in order) for several. Unset, a study minimises
+/// the metric `value`; metrics without directions are all minimised.
+pub fn objectives_from_json(
+    direction: Option<&Value>,
+    metric: Option<&Value>,
+    directions: Option<&Value>,
+    metrics: Option<&Value>,
+) -> Result<(Vec<Direction>, Vec<String>)> {
+    fn present(v: Option<&Value>) -> Option<&Value> {
+        v.filter(|v| !v.is_null())
+    }
+    let (direction, metric, directions, metrics) =
+        (present(direction), present(metric), present(directions), present(metrics));
+    if direction.is_some() && directions.is_some() {
+        return Err(Error::invalid("directions: give direction or directions, not both"));
+    }
+    if metric.is_some() && metrics.is_some() {
+        return Err(Error::invalid("metrics: give metric or metrics, not both"));
+    }
+    let text = |v: &Value, at: &str| -> Result<String> {
+        match v {
+            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            _ => Err(Error::invalid(format!("{at}: expected a non-empty string"))),
+        }
+    };
+    let list = |v: &Value, at: &str| -> Result<Vec<String>> {
+        let items = v.as_array().ok_or_else(|| Error::invalid(format!("{at}: expected a list")))?;
+        if items.is_empty() {
+            return Err(Error::invalid(format!("{at}: expected at least one")));
+        }
+        items.iter().enumerate().map(|(i, v)| text(v, &format!("{at}[{i}]"))).collect()
+    };
+    let metrics: Vec<String> = match (metric, metrics) {
+        (Some(m), _) => vec![text(m, "metric")?],
+        (None, Some(list_value)) => list(list_value, "metrics")?,
+        (None, None) => Vec::new(),
+    };
+    let directions: Vec<Direction> = match (direction, directions) {
+        (Some(d), _) => vec![Direction::parse(&text(d, "direction")?, "direction")?],
+        (None, Some(list_value)) => list(list_value, "directions")?
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Direction::parse(d, &format!("directions[{i}]")))
+            .collect::<Result<_>>()?,
+        (None, None) => vec![Direction::Minimize; metrics.len().max(1)],
+    };
+    let metrics = if metrics.is_empty() {
+        if directions.len() > 1 {
+            return Err(Error::invalid(
+                "metrics: a study with several directions names one metric per direction",
+            ));
+        }
+        vec!["value".to_string()]
+    } else {
+        metrics
+    };
+    if metrics.len() != directions.len() {
+        return Err(Error::invalid(format!(
+            "directions: expected one direction per metric, got {} for {} metrics",
+            directions.len(),
+            metrics.len()
+        )));
+    }
+    Ok((directions, metrics))
 }
 
 /// Reads a table's fields with errors naming `at.field`.

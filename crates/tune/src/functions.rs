@@ -184,7 +184,7 @@ pub fn run(
             asked += 1;
         }
         let (number, value) = running.pop_front().expect("a trial is running");
-        study.tell(number, TrialState::Complete, Some(value))?;
+        study.tell(number, TrialState::Complete, &[value])?;
         best = best.min(value);
         history.push(best);
         progress(i + 1);
@@ -195,7 +195,7 @@ pub fn run(
         function: function.name.to_string(),
         trials,
         seed,
-        best_value: best_trial.value.unwrap_or(f64::NAN),
+        best_value: best_trial.value().unwrap_or(f64::NAN),
         best_trial: best_trial.number,
         best_params: study.params_of(best_trial),
         history,
@@ -210,7 +210,7 @@ mod tests {
     fn tpe(seed: u64, options: crate::TpeOptions) -> StudyConfig {
         StudyConfig {
             name: "t".into(),
-            direction: crate::Direction::Minimize,
+            directions: vec![crate::Direction::Minimize],
             sampler: crate::SamplerConfig::Tpe(options),
             pruner: crate::PrunerConfig::None,
             seed,

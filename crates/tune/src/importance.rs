@@ -71,8 +71,9 @@ fn epsilon_squared(y: &[f64], groups: &[usize], k: usize) -> f64 {
     ((ssb - (used - 1) as f64 * msw) / sst).max(0.0)
 }
 
-/// Each parameter's importance over the study's complete trials, most important first.
-pub fn importance(study: &Study) -> Vec<Importance> {
+/// Each parameter's importance for objective `objective` (0 for a single-objective study) over
+/// the study's complete trials, most important first.
+pub fn importance(study: &Study, objective: usize) -> Vec<Importance> {
     let complete: Vec<_> =
         study.trials().iter().filter(|t| t.state == TrialState::Complete).collect();
     let mut names: Vec<String> = Vec::new();
@@ -109,7 +110,7 @@ pub fn importance(study: &Study) -> Vec<Importance> {
                     }
                     _ => xs.push(v),
                 }
-                ys.push(study.loss(t.value.unwrap_or(f64::NAN)));
+                ys.push(t.values.get(objective).copied().unwrap_or(f64::NAN));
             }
             let y = ranks(&ys);
             let (groups, k): (Vec<usize>, usize) = if categorical {
@@ -167,7 +168,7 @@ mod tests {
     fn the_parameter_that_drives_the_objective_is_the_important_one() {
         let mut s = Study::new(StudyConfig {
             name: "imp".into(),
-            direction: Direction::Minimize,
+            directions: vec![Direction::Minimize],
             sampler: SamplerConfig::Random,
             pruner: PrunerConfig::None,
             seed: 4,
@@ -180,9 +181,9 @@ mod tests {
             let vx = s.suggest_internal(n, "x", &x).unwrap();
             s.suggest_internal(n, "noise", &noise).unwrap();
             let vc = s.suggest_internal(n, "c", &c).unwrap();
-            s.tell(n, TrialState::Complete, Some(vx * vx * 10.0 + vc)).unwrap();
+            s.tell(n, TrialState::Complete, &[vx * vx * 10.0 + vc]).unwrap();
         }
-        let imp = importance(&s);
+        let imp = importance(&s, 0);
         let names: Vec<&str> = imp.iter().map(|i| i.param.as_str()).collect();
         assert_eq!(names, ["x", "c", "noise"], "{imp:?}");
         assert!(imp[0].importance > 0.6 && imp[2].importance < 0.05, "{imp:?}");

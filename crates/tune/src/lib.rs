@@ -1,6 +1,6 @@
 //! Hyperparameter tuning: studies, search spaces, samplers and pruners.
 //!
-//! A [`Study`] holds a configuration ([`StudyConfig`]: direction, [`SamplerConfig`],
+//! A [`Study`] holds a configuration ([`StudyConfig`]: direction(s), [`SamplerConfig`],
 //! [`PrunerConfig`], seed) and its trials; [`Study::ask`], [`Study::suggest`], [`Study::report`],
 //! [`Study::should_prune`] and [`Study::tell`] are the trial life cycle. Samplers (random, grid,
 //! TPE with Optuna 5's defaults) and pruners (percentile/median, successive halving, Hyperband)
@@ -16,6 +16,7 @@ mod config;
 mod error;
 pub mod functions;
 mod importance;
+mod pareto;
 mod parzen;
 mod pruners;
 mod rng;
@@ -27,7 +28,9 @@ mod study;
 mod truncnorm;
 mod tuning;
 
-pub use config::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
+pub use config::{
+    Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions, objectives_from_json,
+};
 pub use error::{Error, Result};
 pub use importance::{Importance, importance};
 pub use rng::Rng;

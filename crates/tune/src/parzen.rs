@@ -227,9 +227,23 @@ impl Parzen {
     /// Fits the mixture to `columns` (one column of internal values per dimension of `space`,
     /// every column the same length, in observation order). `clip` scales the magic clip's
     /// floor on the kernels' widths (1 for Optuna's).
+    #[cfg(test)]
     pub(crate) fn new(
         space: &[&Distribution],
         columns: &[Vec<f64>],
+        prior_weight: f64,
+        clip: f64,
+    ) -> Parzen {
+        Parzen::weighted(space, columns, None, prior_weight, clip)
+    }
+
+    /// [`Parzen::new`] with the observations' weights given (one per observation) instead of
+    /// Optuna's default ramp: a multi-objective study weighs its good trials by their share of
+    /// the hypervolume.
+    pub(crate) fn weighted(
+        space: &[&Distribution],
+        columns: &[Vec<f64>],
+        weights: Option<&[f64]>,
         prior_weight: f64,
         clip: f64,
     ) -> Parzen {
@@ -237,7 +251,13 @@ impl Parzen {
         let mut pi: Vec<f64> = if n == 0 {
             vec![1.0]
         } else {
-            let mut w = default_weights(n);
+            let mut w = match weights {
+                Some(w) => {
+                    debug_assert_eq!(w.len(), n);
+                    w.to_vec()
+                }
+                None => default_weights(n),
+            };
             w.push(prior_weight);
             w
         };

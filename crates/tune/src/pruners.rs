@@ -119,7 +119,7 @@ fn percentile_prune(
     if previous >= point {
         return false;
     }
-    let maximize = study.config.direction == Direction::Maximize;
+    let maximize = study.config.direction() == Direction::Maximize;
     let values = trial.intermediate.iter().map(|&(_, v)| v).filter(|v| !v.is_nan());
     let best =
         if maximize { values.fold(f64::NAN, f64::max) } else { values.fold(f64::NAN, f64::min) };
@@ -154,7 +154,7 @@ impl Sha {
         let trial = &study.trials()[number as usize];
         let Some(step) = trial.last_step() else { return false };
         let value = trial.intermediate.last().map(|&(_, v)| v).unwrap_or(f64::NAN);
-        let maximize = study.config.direction == Direction::Maximize;
+        let maximize = study.config.direction() == Direction::Maximize;
         let mut rung = trial.rungs.len();
         loop {
             let exponent = self.min_early_stopping_rate + rung as i64;
@@ -242,7 +242,7 @@ mod tests {
     fn study(pruner: PrunerConfig, direction: Direction) -> Study {
         Study::new(StudyConfig {
             name: "s".into(),
-            direction,
+            directions: vec![direction],
             sampler: SamplerConfig::Random,
             pruner,
             seed: 1,
@@ -254,7 +254,7 @@ mod tests {
         for (step, &v) in curve.iter().enumerate() {
             s.report(n, step as i64, v).unwrap();
         }
-        s.tell(n, TrialState::Complete, curve.last().copied()).unwrap();
+        s.tell(n, TrialState::Complete, curve.last().copied().as_slice()).unwrap();
     }
 
     #[test]

@@ -214,13 +214,16 @@ fn tpe_sample(
 ) -> Vec<f64> {
     let trials = study.trials();
     let n_below = default_gamma(study.n_finished());
+    if study.config.is_multi_objective() {
+        return tpe_sample_multi(study, options, number, dims, rng, n_below);
+    }
     let mut complete: Vec<(f64, u64)> = Vec::with_capacity(study.n_complete());
     let mut pruned: Vec<&Trial> = Vec::new();
     let mut running: Vec<&Trial> = Vec::new();
     for t in trials {
         match t.state {
             TrialState::Complete => {
-                complete.push((study.loss(t.value.unwrap_or(f64::NAN)), t.number))
+                complete.push((study.loss(t.value().unwrap_or(f64::NAN)), t.number))
             }
             TrialState::Pruned => pruned.push(t),
             TrialState::Running if options.constant_liar && t.number != number => running.push(t),
@@ -249,7 +252,88 @@ fn tpe_sample(
     below.sort_unstable();
     above.sort_unstable();
 
-    let columns = |numbers: &[u64]| -> Vec<Vec<f64>> {
+    tpe_choose(study, options, dims, rng, &below, None, &above)
+}
+
+/// Multi-objective TPE's split, as Optuna's: whole fronts of the complete trials (by
+/// non-dominated sorting) while they fit in the good set, the rest of it chosen from the next
+/// front by greedy hypervolume subset selection; the good trials weighted by the hypervolume
+/// each alone adds. Running trials (constant liar) count as bad; trials are never pruned.
+fn tpe_sample_multi(
+    study: &Study,
+    options: &TpeOptions,
+    number: u64,
+    dims: &[Dim],
+    rng: &mut Rng,
+    n_below: usize,
+) -> Vec<f64> {
+    use crate::pareto;
+    let mut complete: Vec<u64> = Vec::with_capacity(study.n_complete());
+    let mut above: Vec<u64> = Vec::new();
+    for t in study.trials() {
+        match t.state {
+            TrialState::Complete => complete.push(t.number),
+            TrialState::Running if options.constant_liar && t.number != number => {
+                above.push(t.number)
+            }
+            _ => {}
+        }
+    }
+    let losses: Vec<Vec<f64>> =
+        complete.iter().map(|&n| study.losses(&study.trials()[n as usize])).collect();
+    let rank = pareto::ranks(&losses, n_below);
+    let mut below_idx: Vec<usize> = Vec::with_capacity(n_below);
+    for r in 0.. {
+        let layer: Vec<usize> = (0..complete.len()).filter(|&i| rank[i] == r).collect();
+        if layer.is_empty() || below_idx.len() >= n_below {
+            break;
+        }
+        if below_idx.len() + layer.len() <= n_below {
+            below_idx.extend(layer);
+            continue;
+        }
+        let points: Vec<&[f64]> = layer.iter().map(|&i| losses[i].as_slice()).collect();
+        let reference = pareto::reference_point(&points);
+        let chosen = pareto::select_by_hypervolume(&points, n_below - below_idx.len(), &reference);
+        below_idx.extend(chosen.into_iter().map(|j| layer[j]));
+        break;
+    }
+    below_idx.sort_unstable();
+    let weights: Vec<f64> = if below_idx.len() <= 1 {
+        vec![1.0; below_idx.len()]
+    } else {
+        let points: Vec<&[f64]> = below_idx.iter().map(|&i| losses[i].as_slice()).collect();
+        let reference = pareto::reference_point(&points);
+        let shares = pareto::contributions(&points, &reference);
+        let top = shares.iter().copied().fold(0.0, f64::max).max(pareto::EPS);
+        shares.iter().map(|c| (c / top).max(pareto::EPS)).collect()
+    };
+    let mut is_below = vec![false; complete.len()];
+    for &i in &below_idx {
+        is_below[i] = true;
+    }
+    above.extend((0..complete.len()).filter(|&i| !is_below[i]).map(|i| complete[i]));
+    above.sort_unstable();
+    let below: Vec<u64> = below_idx.iter().map(|&i| complete[i]).collect();
+    tpe_choose(study, options, dims, rng, &below, Some(&weights), &above)
+}
+
+/// Fits the good and bad estimators (`below` optionally weighted, one weight per trial) and
+/// returns the candidate from the good one with the best ratio.
+fn tpe_choose(
+    study: &Study,
+    options: &TpeOptions,
+    dims: &[Dim],
+    rng: &mut Rng,
+    below: &[u64],
+    below_weights: Option<&[f64]>,
+    above: &[u64],
+) -> Vec<f64> {
+    let trials = study.trials();
+    // Each trial's values in `dims`, as columns, and the weights of the trials kept (a trial
+    // without a value for every dimension is left out).
+    let columns = |numbers: &[u64], weights: Option<&[f64]>| -> (Vec<Vec<f64>>, Vec<f64>) {
+        let mut kept_weights = Vec::new();
         let mut columns: Vec<Vec<f64>> =
             (0..dims.len()).map(|_| crate::parzen::spare(numbers.len())).collect();
         let mut row = Vec::with_capacity(dims.len());
@@ -258,12 +342,15 @@ fn tpe_sample(
             .iter()
             .map(|d| d.exact.filter(|_| d.others.is_empty()).map(|id| study.column(id)))
             .collect();
-        for &n in numbers {
+        for (at, &n) in numbers.iter().enumerate() {
             if let Some(exact) = &exact {
                 let i = n as usize;
                 if exact.iter().all(|c| c.get(i).is_some_and(|v| !v.is_nan())) {
                     for (column, c) in columns.iter_mut().zip(exact) {
                         column.push(c[i]);
+                    }
+                    if let Some(w) = weights {
+                        kept_weights.push(w[at]);
                     }
                     continue;
                 }
@@ -284,19 +371,23 @@ fn tpe_sample(
                 for (column, &v) in columns.iter_mut().zip(&row) {
                     column.push(v);
                 }
+                if let Some(w) = weights {
+                    kept_weights.push(w[at]);
+                }
             }
         }
-        columns
+        (columns, kept_weights)
     };
     let space: Vec<&Distribution> = dims.iter().map(|d| d.dist).collect();
-    let fit = |numbers: &[u64], clip: f64| {
-        let columns = columns(numbers);
-        let parzen = Parzen::new(&space, &columns, options.prior_weight, clip);
+    let fit = |numbers: &[u64], weights: Option<&[f64]>, clip: f64| {
+        let (columns, kept_weights) = columns(numbers, weights);
+        let weights = weights.map(|_| kept_weights.as_slice());
+        let parzen = Parzen::weighted(&space, &columns, weights, options.prior_weight, clip);
         columns.into_iter().for_each(crate::parzen::recycle);
         parzen
     };
-    let good = fit(&below, options.good_clip);
-    let bad = fit(&above, 1.0);
+    let good = fit(below, below_weights, options.good_clip);
+    let bad = fit(above, None, 1.0);
     let candidates = good.sample(rng, options.n_ei_candidates);
     let best = bad.best_ratio(&good.log_pdf(&candidates), &candidates);
     candidates.into_iter().nth(best).expect("at least one candidate")
@@ -312,7 +403,7 @@ mod tests {
     fn study(sampler: SamplerConfig, seed: u64) -> Study {
         Study::new(StudyConfig {
             name: "s".into(),
-            direction: Direction::Minimize,
+            directions: vec![Direction::Minimize],
             sampler,
             pruner: PrunerConfig::None,
             seed,
@@ -363,7 +454,7 @@ mod tests {
                 let n = s.ask(BTreeMap::new());
                 let pa = s.suggest(n, "a", &a).unwrap();
                 let pb = s.suggest(n, "b", &b).unwrap();
-                s.tell(n, TrialState::Complete, Some(1.0)).unwrap();
+                s.tell(n, TrialState::Complete, &[1.0]).unwrap();
                 seen.push(format!("{pa}{pb}"));
             }
             seen
@@ -388,9 +479,9 @@ mod tests {
             let vk = s.suggest_internal(n, "k", &k).unwrap();
             let vc = s.suggest_internal(n, "c", &c).unwrap();
             let f = (vx - 2.0).powi(2) + (vk + 5.0).powi(2) + if vc == 1.0 { 0.0 } else { 3.0 };
-            s.tell(n, TrialState::Complete, Some(f)).unwrap();
+            s.tell(n, TrialState::Complete, &[f]).unwrap();
         }
-        s.best_trial().unwrap().value.unwrap()
+        s.best_trial().unwrap().value().unwrap()
     }
 
     #[test]
@@ -408,5 +499,40 @@ mod tests {
         assert!(median(&tpe) < median(&rnd) / 2.0, "tpe {tpe:?} random {rnd:?}");
         assert!(median(&uni) < median(&rnd), "univariate {uni:?} random {rnd:?}");
         assert_eq!(minimise(5, TpeOptions::default(), 80), tpe[5]);
+    }
+
+    /// Runs a sampler on ZDT1 (two objectives, four dimensions) and returns the hypervolume of
+    /// the front it found, reference point (1.1, 11).
+    fn zdt1_hypervolume(seed: u64, options: TpeOptions, trials: usize) -> f64 {
+        let mut s = study(SamplerConfig::Tpe(options), seed);
+        s.config.directions = vec![Direction::Minimize; 2];
+        let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+        for _ in 0..trials {
+            let n = s.ask(BTreeMap::new());
+            let xs: Vec<f64> =
+                (0..4).map(|i| s.suggest_internal(n, &format!("x{i}"), &x).unwrap()).collect();
+            let g = 1.0 + 9.0 * xs[1..].iter().sum::<f64>() / 3.0;
+            let f2 = g * (1.0 - (xs[0] / g).sqrt());
+            s.tell(n, TrialState::Complete, &[xs[0], f2]).unwrap();
+        }
+        let front: Vec<Vec<f64>> = s.best_trials().iter().map(|t| t.values.clone()).collect();
+        let points: Vec<&[f64]> = front.iter().map(Vec::as_slice).collect();
+        crate::pareto::hypervolume(&points, &[1.1, 11.0])
+    }
+
+    #[test]
+    fn multi_objective_tpe_finds_a_better_front_than_random_search() {
+        let median = |f: &dyn Fn(u64) -> f64| {
+            let mut v: Vec<f64> = (0..9).map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[4]
+        };
+        let tpe = median(&|seed| zdt1_hypervolume(seed, TpeOptions::default(), 80));
+        let random = TpeOptions { n_startup_trials: 1000, ..TpeOptions::default() };
+        let rnd = median(&|seed| zdt1_hypervolume(seed, random.clone(), 80));
+        assert!(tpe > rnd, "hypervolume: tpe {tpe} random {rnd}");
+        assert_eq!(zdt1_hypervolume(3, TpeOptions::default(), 40), {
+            zdt1_hypervolume(3, TpeOptions::default(), 40)
+        });
     }
 }

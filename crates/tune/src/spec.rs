@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{Direction, PrunerConfig, SamplerConfig};
+use crate::config::{Direction, PrunerConfig, SamplerConfig, objectives_from_json};
 use crate::error::{Error, Result};
 use crate::space::Distribution;
 use crate::study::Study;
@@ -28,8 +28,10 @@ pub struct ParamSpec {
 pub struct StudySpec {
     pub name: String,
     pub experiment: Option<String>,
-    pub direction: Direction,
-    pub metric: String,
+    /// One per objective, in the order of `metrics` (`direction` and `metric` in the file for
+    /// one objective, `directions` and `metrics` for several).
+    pub directions: Vec<Direction>,
+    pub metrics: Vec<String>,
     pub trials: u64,
     pub seed: Option<u64>,
     pub sampler: SamplerConfig,
@@ -48,6 +50,8 @@ const FIELDS: &[&str] = &[
     "experiment",
     "direction",
     "metric",
+    "directions",
+    "metrics",
     "trials",
     "seed",
     "sampler",
@@ -119,11 +123,12 @@ impl StudySpec {
         }
         let name = string(obj, "name")?
             .ok_or_else(|| Error::invalid("name: missing (the study's name)"))?;
-        let direction = match string(obj, "direction")? {
-            None => Direction::Minimize,
-            Some(d) => Direction::parse(&d, "direction")?,
-        };
-        let metric = string(obj, "metric")?.unwrap_or_else(|| "value".to_string());
+        let (directions, metrics) = objectives_from_json(
+            obj.get("direction"),
+            obj.get("metric"),
+            obj.get("directions"),
+            obj.get("metrics"),
+        )?;
         let trials = match obj.get("trials") {
             None => 100,
             Some(v) => v.as_u64().filter(|&n| (1..=1_000_000).contains(&n)).ok_or_else(|| {
@@ -143,6 +148,11 @@ impl StudySpec {
             })?),
         };
         let pruner = PrunerConfig::from_json(obj.get("pruner"), "pruner")?;
+        if directions.len() > 1 && pruner != PrunerConfig::None {
+            return Err(Error::invalid(
+                "pruner: a multi-objective study cannot prune (set pruner to none)",
+            ));
+        }
         let mut sampler = SamplerConfig::from_json(obj.get("sampler"), "sampler")?;
 
         let mut declared: Vec<(ParamSpec, Option<Value>)> = Vec::new();
@@ -245,8 +255,8 @@ impl StudySpec {
         Ok(StudySpec {
             name,
             experiment: string(obj, "experiment")?,
-            direction,
-            metric,
+            directions,
+            metrics,
             trials,
             seed,
             sampler,
@@ -356,6 +366,12 @@ mod tests {
 
     fn check(value: Value, expect: Expect) {
         let got = match StudySpec::from_json(&value) {
+            Ok(s) if s.metrics.len() > 1 => format!(
+                "ok {} params, objectives {:?} {:?}",
+                s.params.len(),
+                s.metrics,
+                s.directions
+            ),
             Ok(s) => format!(
                 "ok {} params, sampler {}",
                 s.params.len(),
@@ -394,7 +410,7 @@ layers = { type = "int", low = 1, high = 4 }
         let (a, _) = StudySpec::parse(toml, FileFormat::Toml).unwrap();
         let (b, _) = StudySpec::parse(yaml, FileFormat::Yaml).unwrap();
         assert_eq!(a, b);
-        assert_eq!((a.trials, a.params.len(), a.direction), (50, 2, Direction::Maximize));
+        assert_eq!((a.trials, a.params.len(), a.directions[0]), (50, 2, Direction::Maximize));
         let err = StudySpec::parse("name = ", FileFormat::Toml).unwrap_err().to_string();
         assert!(!err.contains('\n') && !err.is_empty(), "{err}");
     }
@@ -428,6 +444,37 @@ layers = { type = "int", low = 1, high = 4 }
         check(
             with("direction", json!("up")),
             expect![[r#"error direction: unknown direction "up" (expected minimize or maximize)"#]],
+        );
+        check(
+            with("directions", json!(["minimize", "maximize"])),
+            expect![
+                "error metrics: a study with several directions names one metric per direction"
+            ],
+        );
+        check(
+            with("directions", json!(["minimize", "up"])),
+            expect![[
+                r#"error directions[1]: unknown direction "up" (expected minimize or maximize)"#
+            ]],
+        );
+        let mut two = base();
+        two["metric"] = Value::Null;
+        two["metrics"] = json!(["latency", "accuracy"]);
+        two["directions"] = json!(["minimize", "maximize"]);
+        check(
+            two.clone(),
+            expect![[r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize]"#]],
+        );
+        two["pruner"] = json!("median");
+        check(
+            two.clone(),
+            expect!["error pruner: a multi-objective study cannot prune (set pruner to none)"],
+        );
+        two["pruner"] = json!("none");
+        two["metrics"] = json!(["latency"]);
+        check(
+            two,
+            expect!["error directions: expected one direction per metric, got 2 for 1 metrics"],
         );
         check(
             with("trials", json!(0)),
@@ -465,7 +512,7 @@ layers = { type = "int", low = 1, high = 4 }
         check(
             with("epochs", json!(3)),
             expect![
-                "error epochs: unknown field (expected name, experiment, direction, metric, trials, seed, sampler, pruner, params, fixed, enqueue, command, timeout_s)"
+                "error epochs: unknown field (expected name, experiment, direction, metric, directions, metrics, trials, seed, sampler, pruner, params, fixed, enqueue, command, timeout_s)"
             ],
         );
     }

@@ -23,7 +23,8 @@ pub(crate) struct StudyRow {
     pub(crate) name: String,
     pub(crate) experiment_id: String,
     pub(crate) parent_run_id: String,
-    pub(crate) metric: String,
+    /// Each objective's metric in the trials' runs, in the order of `config.directions`.
+    pub(crate) metrics: Vec<String>,
     pub(crate) config: StudyConfig,
     pub(crate) spec: Option<Value>,
     pub(crate) n_trials: Option<i64>,
@@ -43,8 +44,8 @@ pub(crate) struct TrialMeta {
     pub(crate) finished_ms: Option<i64>,
 }
 
-const STUDY_COLUMNS: &str = "study_id, name, experiment_id, parent_run_id, direction, metric, config, spec, \
-     n_trials, pruner_state, enqueued, created_ms, updated_ms";
+const STUDY_COLUMNS: &str = "study_id, name, experiment_id, parent_run_id, direction, metric, objectives, config, \
+     spec, n_trials, pruner_state, enqueued, created_ms, updated_ms";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("{what}: {e}"))
@@ -59,6 +60,7 @@ fn study_row(row: &AnyRow) -> Result<(StudyRow, PrunerState)> {
     let config = parse_json(&row.try_get::<String, _>("config")?, "study config")?;
     let direction = Direction::parse(&row.try_get::<String, _>("direction")?, "direction")
         .map_err(|e| corrupt("study direction", e))?;
+    let (metrics, directions) = objectives(row, direction)?;
     let sampler = SamplerConfig::from_json(config.get("sampler"), "sampler")
         .map_err(|e| corrupt("sampler", e))?;
     let pruner = PrunerConfig::from_json(config.get("pruner"), "pruner")
@@ -76,8 +78,8 @@ fn study_row(row: &AnyRow) -> Result<(StudyRow, PrunerState)> {
             study_id: row.try_get("study_id")?,
             experiment_id: row.try_get("experiment_id")?,
             parent_run_id: row.try_get("parent_run_id")?,
-            metric: row.try_get("metric")?,
-            config: StudyConfig { name: name.clone(), direction, sampler, pruner, seed },
+            metrics,
+            config: StudyConfig { name: name.clone(), directions, sampler, pruner, seed },
             name,
             spec: spec.map(|s| parse_json(&s, "study spec")).transpose()?,
             n_trials: row.try_get("n_trials")?,
@@ -89,6 +91,37 @@ fn study_row(row: &AnyRow) -> Result<(StudyRow, PrunerState)> {
     ))
 }
 
+/// A study row's objectives: its `objectives` list, or its one metric and direction.
+fn objectives(row: &AnyRow, direction: Direction) -> Result<(Vec<String>, Vec<Direction>)> {
+    let Some(text) = row.try_get::<Option<String>, _>("objectives")? else {
+        return Ok((vec![row.try_get("metric")?], vec![direction]));
+    };
+    let list = parse_json(&text, "study objectives")?;
+    let mut metrics = Vec::new();
+    let mut directions = Vec::new();
+    for o in list.as_array().into_iter().flatten() {
+        let (Some(metric), Some(d)) = (o["metric"].as_str(), o["direction"].as_str()) else {
+            return Err(corrupt("study objectives", o));
+        };
+        metrics.push(metric.to_string());
+        directions
+            .push(Direction::parse(d, "direction").map_err(|e| corrupt("study objectives", e))?);
+    }
+    if metrics.is_empty() {
+        return Err(corrupt("study objectives", "empty"));
+    }
+    Ok((metrics, directions))
+}
+
+fn objectives_json(metrics: &[String], directions: &[Direction]) -> String {
+    let list: Vec<Value> = metrics
+        .iter()
+        .zip(directions)
+        .map(|(m, d)| json!({ "metric": m, "direction": d.as_str() }))
+        .collect();
+    Value::Array(list).to_string()
+}
+
 /// The stored form of a study's config.
 pub(crate) fn config_json(config: &StudyConfig) -> Value {
     json!({ "sampler": config.sampler, "pruner": config.pruner, "seed": config.seed })
@@ -96,16 +129,17 @@ pub(crate) fn config_json(config: &StudyConfig) -> Value {
 
 pub(crate) async fn insert_study(db: &Db, row: &StudyRow) -> Result<()> {
     let result = sqlx::query(
-        "INSERT INTO tune_studies (study_id, name, experiment_id, parent_run_id, direction, metric, config, spec, \
-         n_trials, pruner_state, enqueued, created_ms, updated_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '{}', $10, $11, $11)",
+        "INSERT INTO tune_studies (study_id, name, experiment_id, parent_run_id, direction, metric, objectives, \
+         config, spec, n_trials, pruner_state, enqueued, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11, $12, $12)",
     )
     .bind(&row.study_id)
     .bind(&row.name)
     .bind(&row.experiment_id)
     .bind(&row.parent_run_id)
-    .bind(row.config.direction.as_str())
-    .bind(&row.metric)
+    .bind(row.config.direction().as_str())
+    .bind(&row.metrics[0])
+    .bind(objectives_json(&row.metrics, &row.config.directions))
     .bind(config_json(&row.config).to_string())
     .bind(row.spec.as_ref().map(Value::to_string))
     .bind(row.n_trials)
@@ -141,10 +175,10 @@ pub(crate) async fn list_study_rows(db: &Db) -> Result<Vec<StudyRow>> {
     rows.iter().map(|r| study_row(r).map(|(s, _)| s)).collect()
 }
 
-/// A trial's run id and its study's objective metric, from one row.
-pub(crate) async fn trial_run(db: &Db, name: &str, number: u64) -> Result<(String, String)> {
+/// A trial's run id and its study's objective metrics, from one row.
+pub(crate) async fn trial_run(db: &Db, name: &str, number: u64) -> Result<(String, Vec<String>)> {
     let row = sqlx::query(
-        "SELECT t.run_id, s.metric FROM tune_studies s LEFT JOIN tune_trials t \
+        "SELECT t.run_id, s.metric, s.direction, s.objectives FROM tune_studies s LEFT JOIN tune_trials t \
          ON t.study_id = s.study_id AND t.number = $2 WHERE s.name = $1",
     )
     .bind(name)
@@ -153,7 +187,10 @@ pub(crate) async fn trial_run(db: &Db, name: &str, number: u64) -> Result<(Strin
     .await?
     .ok_or_else(|| Error::StudyNotFound { name: name.to_string() })?;
     let run_id: Option<String> = row.try_get("run_id")?;
-    Ok((run_id.ok_or(Error::TrialNotFound { number })?, row.try_get("metric")?))
+    let run_id = run_id.ok_or(Error::TrialNotFound { number })?;
+    let direction = Direction::parse(&row.try_get::<String, _>("direction")?, "direction")
+        .map_err(|e| corrupt("study direction", e))?;
+    Ok((run_id, objectives(&row, direction)?.0))
 }
 
 /// Trial counts by state, per study id.
@@ -233,8 +270,8 @@ pub(crate) async fn load(db: &Db, name: &str, lock: bool) -> Result<Loaded> {
     let mut study = Study::new(row.config.clone());
     study.pruner_state = pruner_state;
     let rows = sqlx::query(
-        "SELECT number, run_id, state, params, relative, fixed, value, intermediate, rungs, error, worker, \
-         lease_expires_ms, started_ms, finished_ms FROM tune_trials WHERE study_id = $1 ORDER BY number",
+        "SELECT number, run_id, state, params, relative, fixed, value, objective_values, intermediate, rungs, \
+         error, worker, lease_expires_ms, started_ms, finished_ms FROM tune_trials WHERE study_id = $1 ORDER BY number",
     )
     .bind(&row.study_id)
     .fetch_all(&mut *tx)
@@ -270,7 +307,16 @@ pub(crate) async fn load(db: &Db, name: &str, lock: bool) -> Result<Loaded> {
                 params,
                 relative,
                 fixed,
-                value: r.try_get::<Option<f64>, _>("value")?.filter(|v| !v.is_nan()),
+                values: match r.try_get::<Option<String>, _>("objective_values")? {
+                    Some(text) => {
+                        serde_json::from_str(&text).map_err(|e| corrupt("trial values", e))?
+                    }
+                    None => r
+                        .try_get::<Option<f64>, _>("value")?
+                        .filter(|v| !v.is_nan())
+                        .into_iter()
+                        .collect(),
+                },
                 intermediate,
                 rungs,
             })
@@ -296,13 +342,16 @@ impl Loaded {
         let relative = t.relative.as_ref().map(|r| params_json(&self.study, r).to_string());
         // NaN for none: a NULL float bound first would fix the prepared statement's parameter
         // type on PostgreSQL (and SQLite stores NaN as NULL); read back as none either way.
-        let value = t.value.filter(|v| v.is_finite()).unwrap_or(f64::NAN);
+        let value = t.value().filter(|v| v.is_finite()).unwrap_or(f64::NAN);
+        let values =
+            (t.values.len() > 1).then(|| serde_json::to_string(&t.values).expect("serialises"));
         sqlx::query(
             "INSERT INTO tune_trials (study_id, number, run_id, state, params, relative, fixed, value, intermediate, \
-             rungs, error, worker, lease_expires_ms, started_ms, finished_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             rungs, error, worker, lease_expires_ms, started_ms, finished_ms, objective_values) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (study_id, number) DO UPDATE SET state = excluded.state, params = excluded.params, \
-             relative = excluded.relative, value = excluded.value, intermediate = excluded.intermediate, \
+             relative = excluded.relative, value = excluded.value, objective_values = excluded.objective_values, \
+             intermediate = excluded.intermediate, \
              rungs = excluded.rungs, error = excluded.error, worker = excluded.worker, \
              lease_expires_ms = excluded.lease_expires_ms, finished_ms = excluded.finished_ms",
         )
@@ -321,6 +370,7 @@ impl Loaded {
         .bind(m.lease_expires_ms)
         .bind(m.started_ms)
         .bind(m.finished_ms)
+        .bind(values)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -77,7 +77,8 @@ pub struct Trial {
     pub relative: Option<Vec<(u32, f64)>>,
     /// Values given in advance (enqueued trials, fixed params), by name, used when suggested.
     pub fixed: BTreeMap<String, Value>,
-    pub value: Option<f64>,
+    /// One per objective once complete; a pruned trial's last intermediate value; empty otherwise.
+    pub values: Vec<f64>,
     /// (step, value), by step.
     pub intermediate: Vec<(i64, f64)>,
     /// Successive halving's value at each rung this trial passed.
@@ -85,6 +86,11 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// The (first) objective's value.
+    pub fn value(&self) -> Option<f64> {
+        self.values.first().copied()
+    }
+
     pub fn last_step(&self) -> Option<i64> {
         self.intermediate.last().map(|&(s, _)| s)
     }
@@ -265,7 +271,7 @@ impl Study {
             params: Vec::new(),
             relative: None,
             fixed,
-            value: None,
+            values: Vec::new(),
             intermediate: Vec::new(),
             rungs: Vec::new(),
         });
@@ -341,6 +347,12 @@ impl Study {
     /// Records a trial's intermediate value at `step` (the first report of a step wins).
     pub fn report(&mut self, number: u64, step: i64, value: f64) -> Result<()> {
         self.running(number)?;
+        if self.config.is_multi_objective() {
+            return Err(Error::invalid(
+                "step: a multi-objective study's trials report no intermediate values (pruning \
+                 needs a single objective)",
+            ));
+        }
         if step < 0 {
             return Err(Error::invalid(format!("step: must be ≥ 0, got {step}")));
         }
@@ -358,6 +370,9 @@ impl Study {
     /// where the objective may have logged them itself).
     pub fn set_intermediate(&mut self, number: u64, steps: Vec<(i64, f64)>) -> Result<()> {
         self.running(number)?;
+        if self.config.is_multi_objective() {
+            return Ok(());
+        }
         let mut steps = steps;
         steps.retain(|&(s, v)| s >= 0 && !v.is_infinite());
         steps.sort_by_key(|&(s, _)| s);
@@ -367,8 +382,12 @@ impl Study {
     }
 
     /// Whether the study's pruner stops trial `number` at its latest reported step.
+    /// A multi-objective study never prunes (as in Optuna).
     pub fn should_prune(&mut self, number: u64) -> Result<bool> {
         self.running(number)?;
+        if self.config.is_multi_objective() {
+            return Ok(false);
+        }
         Ok(pruners::should_prune(self, number))
     }
 
@@ -376,57 +395,100 @@ impl Study {
         &mut self.trials[number as usize]
     }
 
-    /// Ends a trial. A complete trial needs a finite value (NaN fails it, as in Optuna); a pruned
-    /// one takes its last intermediate value; a failed one has none.
-    pub fn tell(
-        &mut self,
-        number: u64,
-        state: TrialState,
-        value: Option<f64>,
-    ) -> Result<TrialState> {
+    /// Ends a trial. A complete trial needs a finite value per objective (a NaN fails it, as in
+    /// Optuna); a pruned one takes its last intermediate value; a failed one has none.
+    pub fn tell(&mut self, number: u64, state: TrialState, values: &[f64]) -> Result<TrialState> {
         let trial = self.running(number)?;
-        let (state, value) = match state {
+        let n_objectives = self.config.n_objectives();
+        let (state, values) = match state {
             TrialState::Running => {
                 return Err(Error::invalid("state: a trial cannot be told RUNNING"));
             }
-            TrialState::Complete => match value {
-                None => {
+            TrialState::Complete => {
+                if values.is_empty() {
                     return Err(Error::invalid(
                         "value: a complete trial needs its objective value",
                     ));
                 }
-                Some(v) if v.is_nan() => (TrialState::Fail, None),
-                Some(v) if v.is_infinite() => {
+                if values.len() != n_objectives {
+                    return Err(Error::invalid(format!(
+                        "values: the study has {n_objectives} objective{}, got {} value{}",
+                        if n_objectives == 1 { "" } else { "s" },
+                        values.len(),
+                        if values.len() == 1 { "" } else { "s" },
+                    )));
+                }
+                if let Some(v) = values.iter().find(|v| v.is_infinite()) {
                     return Err(Error::invalid(format!("value: must be finite, got {v}")));
                 }
-                Some(v) => (TrialState::Complete, Some(v)),
-            },
-            TrialState::Pruned => (TrialState::Pruned, trial.intermediate.last().map(|&(_, v)| v)),
-            TrialState::Fail => (TrialState::Fail, None),
+                if values.iter().any(|v| v.is_nan()) {
+                    (TrialState::Fail, Vec::new())
+                } else {
+                    (TrialState::Complete, values.to_vec())
+                }
+            }
+            TrialState::Pruned => {
+                if n_objectives > 1 {
+                    return Err(Error::invalid(
+                        "state: a multi-objective study's trials cannot be pruned",
+                    ));
+                }
+                (
+                    TrialState::Pruned,
+                    trial.intermediate.last().map(|&(_, v)| v).into_iter().collect(),
+                )
+            }
+            TrialState::Fail => (TrialState::Fail, Vec::new()),
         };
         let trial = &mut self.trials[number as usize];
         trial.state = state;
-        trial.value = value;
+        trial.values = values;
         if state.is_finished() {
             self.count_finished(number, state == TrialState::Complete);
         }
         Ok(state)
     }
 
-    /// The objective as a loss: smaller is better whatever the direction.
+    /// The (first) objective as a loss: smaller is better whatever the direction.
     pub(crate) fn loss(&self, value: f64) -> f64 {
-        match self.config.direction {
+        self.loss_of(0, value)
+    }
+
+    /// Objective `i` as a loss.
+    pub(crate) fn loss_of(&self, i: usize, value: f64) -> f64 {
+        match self.config.directions[i] {
             Direction::Minimize => value,
             Direction::Maximize => -value,
         }
     }
 
-    /// The best complete trial (the earliest among equals).
+    /// A complete trial's values as losses, one per objective.
+    pub(crate) fn losses(&self, trial: &Trial) -> Vec<f64> {
+        trial.values.iter().enumerate().map(|(i, &v)| self.loss_of(i, v)).collect()
+    }
+
+    /// The best complete trial (the earliest among equals); none in a multi-objective study,
+    /// which has [`Study::best_trials`] instead.
     pub fn best_trial(&self) -> Option<&Trial> {
+        if self.config.is_multi_objective() {
+            return None;
+        }
         self.trials.iter().filter(|t| t.state == TrialState::Complete).min_by(|a, b| {
-            self.loss(a.value.unwrap_or(f64::NAN))
-                .total_cmp(&self.loss(b.value.unwrap_or(f64::NAN)))
+            self.loss(a.value().unwrap_or(f64::NAN))
+                .total_cmp(&self.loss(b.value().unwrap_or(f64::NAN)))
         })
+    }
+
+    /// The complete trials no other complete trial dominates (the Pareto front), by number; with
+    /// one objective, the best trial. Trials with equal values are all kept, as in Optuna.
+    pub fn best_trials(&self) -> Vec<&Trial> {
+        if !self.config.is_multi_objective() {
+            return self.best_trial().into_iter().collect();
+        }
+        let complete: Vec<&Trial> =
+            self.trials.iter().filter(|t| t.state == TrialState::Complete).collect();
+        let losses: Vec<Vec<f64>> = complete.iter().map(|t| self.losses(t)).collect();
+        crate::pareto::front(&losses).into_iter().map(|i| complete[i]).collect()
     }
 
     /// A trial's params by name, as the user sees them.

@@ -18,12 +18,20 @@ use crate::store::{self, Loaded, StudyRow, TrialMeta};
 use crate::study::{Study, Trial, TrialState};
 
 /// The tuning schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tuning",
-    sqlite: include_str!("../migrations/sqlite/0001_tune.sql"),
-    postgres: include_str!("../migrations/postgres/0001_tune.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tuning",
+        sqlite: include_str!("../migrations/sqlite/0001_tune.sql"),
+        postgres: include_str!("../migrations/postgres/0001_tune.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "objectives",
+        sqlite: include_str!("../migrations/sqlite/0002_objectives.sql"),
+        postgres: include_str!("../migrations/postgres/0002_objectives.sql"),
+    },
+];
 
 /// Tag on every trial's run and its study's parent run: the study's name.
 pub const STUDY_TAG: &str = "slipway.study";
@@ -38,9 +46,10 @@ pub struct NewStudy {
     pub name: String,
     /// The experiment of the study's runs (created if missing); the study's name by default.
     pub experiment: Option<String>,
-    pub direction: Direction,
-    /// The objective's metric name in each trial's run.
-    pub metric: String,
+    /// One per objective; more than one makes a multi-objective study.
+    pub directions: Vec<Direction>,
+    /// Each objective's metric name in the trials' runs, in the order of `directions`.
+    pub metrics: Vec<String>,
     pub sampler: SamplerConfig,
     pub pruner: PrunerConfig,
     pub seed: Option<u64>,
@@ -57,8 +66,8 @@ impl NewStudy {
         NewStudy {
             name: spec.name.clone(),
             experiment: spec.experiment.clone(),
-            direction: spec.direction,
-            metric: spec.metric.clone(),
+            directions: spec.directions.clone(),
+            metrics: spec.metrics.clone(),
             sampler: spec.sampler.clone(),
             pruner: spec.pruner.clone(),
             seed: spec.seed,
@@ -78,7 +87,10 @@ pub struct TrialView {
     pub state: TrialState,
     pub params: BTreeMap<String, Value>,
     pub distributions: BTreeMap<String, Distribution>,
+    /// The (first) objective's value.
     pub value: Option<f64>,
+    /// One per objective once complete (a pruned trial's last intermediate value).
+    pub values: Vec<f64>,
     /// (step, value); NaN values are null.
     pub intermediate: Vec<(i64, Option<f64>)>,
     pub error: Option<String>,
@@ -94,8 +106,11 @@ pub struct StudyInfo {
     pub name: String,
     pub experiment_id: String,
     pub parent_run_id: String,
+    /// The first objective's direction and metric (the study's, with one objective).
     pub direction: Direction,
     pub metric: String,
+    pub directions: Vec<Direction>,
+    pub metrics: Vec<String>,
     pub sampler: SamplerConfig,
     pub pruner: PrunerConfig,
     pub seed: u64,
@@ -103,7 +118,11 @@ pub struct StudyInfo {
     pub spec: Option<Value>,
     /// Trials by state (RUNNING, COMPLETE, PRUNED, FAIL).
     pub counts: BTreeMap<String, i64>,
+    /// The best trial (none in a multi-objective study).
     pub best: Option<TrialView>,
+    /// The Pareto front: complete trials no other dominates, by number (with one objective, the
+    /// best trial). Left out of study lists.
+    pub best_trials: Vec<TrialView>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -140,7 +159,8 @@ fn view(study: &Study, trial: &Trial, meta: &TrialMeta) -> TrialView {
                 (key.name.clone(), key.dist.clone())
             })
             .collect(),
-        value: trial.value,
+        value: trial.value(),
+        values: trial.values.clone(),
         intermediate: trial
             .intermediate
             .iter()
@@ -186,9 +206,7 @@ impl Tuning {
                 "name: a study needs a name of 1 to 200 characters, without '/'",
             ));
         }
-        if new.metric.is_empty() || new.metric.len() > track::MAX_KEY_LEN {
-            return Err(Error::invalid("metric: expected a metric name"));
-        }
+        check_objectives(&new.directions, &new.metrics, &new.pruner)?;
         if let Some(n) = new.n_trials
             && n < 1
         {
@@ -234,10 +252,10 @@ impl Tuning {
             name: name.clone(),
             experiment_id,
             parent_run_id: parent.info.run_id.clone(),
-            metric: new.metric.clone(),
+            metrics: new.metrics.clone(),
             config: StudyConfig {
                 name: name.clone(),
-                direction: new.direction,
+                directions: new.directions.clone(),
                 sampler: new.sampler,
                 pruner: new.pruner,
                 seed: new.seed.unwrap_or_else(random_seed),
@@ -268,9 +286,15 @@ impl Tuning {
                 &[
                     KeyValue {
                         key: "direction".into(),
-                        value: row.config.direction.as_str().into(),
+                        value: row
+                            .config
+                            .directions
+                            .iter()
+                            .map(|d| d.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
                     },
-                    KeyValue { key: "metric".into(), value: row.metric.clone() },
+                    KeyValue { key: "metric".into(), value: row.metrics.join(",") },
                     KeyValue { key: "sampler".into(), value: config["sampler"].to_string() },
                     KeyValue { key: "pruner".into(), value: config["pruner"].to_string() },
                     KeyValue { key: "seed".into(), value: row.config.seed.to_string() },
@@ -304,7 +328,7 @@ impl Tuning {
                             .unwrap_or(0),
                     );
                 }
-                study_info(&row, c, None)
+                study_info(&row, c, None, Vec::new())
             })
             .collect())
     }
@@ -321,9 +345,17 @@ impl Tuning {
     }
 
     /// Each parameter's importance over the complete trials (see [`crate::importance`]).
-    pub async fn importance(&self, name: &str) -> Result<Vec<crate::Importance>> {
+    pub async fn importance(&self, name: &str, objective: usize) -> Result<Vec<crate::Importance>> {
         let loaded = store::load(&self.db, name, false).await?;
-        Ok(crate::importance(&loaded.study))
+        let n = loaded.study.config.n_objectives();
+        if objective >= n {
+            return Err(Error::invalid(format!(
+                "objective: the study has {n} objective{} (0 to {})",
+                if n == 1 { "" } else { "s" },
+                n - 1
+            )));
+        }
+        Ok(crate::importance(&loaded.study, objective))
     }
 
     pub async fn trial(&self, name: &str, number: u64) -> Result<TrialView> {
@@ -343,7 +375,7 @@ impl Tuning {
             .map(|t| t.number)
             .collect();
         for &n in &expired {
-            loaded.study.tell(n, TrialState::Fail, None)?;
+            loaded.study.tell(n, TrialState::Fail, &[])?;
             let m = &mut loaded.meta[n as usize];
             m.error = Some(format!(
                 "the trial's lease expired (its worker {} stopped renewing it)",
@@ -516,7 +548,7 @@ impl Tuning {
         let mut loaded = store::load(&self.db, name, true).await?;
         loaded.study.report(number, step, value)?;
         let run_id = loaded.meta[number as usize].run_id.clone();
-        let metric = loaded.row.metric.clone();
+        let metric = loaded.row.metrics[0].clone();
         loaded.save_trial(number).await?;
         loaded.commit().await?;
         self.tracking
@@ -551,15 +583,24 @@ impl Tuning {
         Ok(by_step.into_iter().collect())
     }
 
-    async fn run_of(&self, name: &str, number: u64) -> Result<(String, String)> {
+    async fn run_of(&self, name: &str, number: u64) -> Result<(String, Vec<String>)> {
         store::trial_run(&self.db, name, number).await
     }
 
     /// Whether the study's pruner stops the trial now, from the objective metric's steps in the
     /// trial's run (logged by [`Tuning::report`] or by the objective itself).
     pub async fn should_prune(&self, name: &str, number: u64) -> Result<bool> {
-        let (run_id, metric) = self.run_of(name, number).await?;
-        let steps = self.metric_steps(&run_id, &metric).await?;
+        let (run_id, metrics) = self.run_of(name, number).await?;
+        if metrics.len() > 1 {
+            // A multi-objective study never prunes; the trial must still be running.
+            let loaded = store::load(&self.db, name, false).await?;
+            let trial = loaded.study.trial(number)?;
+            if trial.state != TrialState::Running {
+                return Err(Error::TrialFinished { number, state: trial.state.as_str() });
+            }
+            return Ok(false);
+        }
+        let steps = self.metric_steps(&run_id, &metrics[0]).await?;
         let mut loaded = store::load(&self.db, name, true).await?;
         loaded.study.set_intermediate(number, steps)?;
         let prune = loaded.study.should_prune(number)?;
@@ -583,38 +624,49 @@ impl Tuning {
         Ok(true)
     }
 
-    /// Ends a trial. COMPLETE without a value takes the objective metric's latest value in the
-    /// trial's run (what a command objective logged); none there fails the trial.
+    /// Ends a trial. COMPLETE without values takes each objective metric's latest value in the
+    /// trial's run (what a command objective logged); a metric missing there fails the trial.
     pub async fn tell(
         &self,
         name: &str,
         number: u64,
         state: TrialState,
-        value: Option<f64>,
+        values: &[f64],
         error: Option<String>,
     ) -> Result<TrialView> {
-        let (run_id, metric) = self.run_of(name, number).await?;
-        let steps = self.metric_steps(&run_id, &metric).await?;
-        let (state, value, error) = match (state, value) {
-            // The metric's latest value is its value at the last step (last logged there).
-            (TrialState::Complete, None) => match steps.last() {
-                Some(&(_, v)) => (TrialState::Complete, Some(v), error),
-                None => (
-                    TrialState::Fail,
-                    None,
-                    Some(error.unwrap_or_else(|| {
-                        format!("the objective never logged the metric '{metric}'")
-                    })),
-                ),
-            },
-            other => (other.0, other.1, error),
+        let (run_id, metrics) = self.run_of(name, number).await?;
+        // Each objective metric's steps in the run (the first's are the intermediate values).
+        let mut logged: Vec<Vec<(i64, f64)>> = Vec::with_capacity(metrics.len());
+        for metric in &metrics {
+            logged.push(self.metric_steps(&run_id, metric).await?);
+        }
+        let (state, values, error) = match state {
+            // A metric's latest value is its value at the last step (last logged there).
+            TrialState::Complete if values.is_empty() => {
+                match metrics.iter().zip(&logged).find(|(_, steps)| steps.is_empty()) {
+                    Some((metric, _)) => (
+                        TrialState::Fail,
+                        Vec::new(),
+                        Some(error.unwrap_or_else(|| {
+                            format!("the objective never logged the metric '{metric}'")
+                        })),
+                    ),
+                    None => (
+                        TrialState::Complete,
+                        logged.iter().map(|steps| steps.last().expect("not empty").1).collect(),
+                        error,
+                    ),
+                }
+            }
+            other => (other, values.to_vec(), error),
         };
-        let never_logged = steps.is_empty();
+        let never_logged: Vec<bool> = logged.iter().map(Vec::is_empty).collect();
+        let steps = logged.swap_remove(0);
         let mut loaded = store::load(&self.db, name, true).await?;
-        if !never_logged && loaded.study.trial(number)?.state == TrialState::Running {
+        if !never_logged[0] && loaded.study.trial(number)?.state == TrialState::Running {
             loaded.study.set_intermediate(number, steps)?;
         }
-        let ended = loaded.study.tell(number, state, value)?;
+        let ended = loaded.study.tell(number, state, &values)?;
         let now = now_ms();
         {
             let m = &mut loaded.meta[number as usize];
@@ -630,18 +682,24 @@ impl Tuning {
         loaded.save_study(now).await?;
         let trial = view(&loaded.study, loaded.study.trial(number)?, &loaded.meta[number as usize]);
         loaded.commit().await?;
-        if let (Some(v), TrialState::Complete) = (value, ended)
-            && never_logged
-        {
+        if ended == TrialState::Complete {
+            // Values told over the API land in the run as its metrics, where none were logged.
             let step = trial.intermediate.last().map_or(0, |&(s, _)| s);
-            self.tracking
-                .log_batch(
-                    &run_id,
-                    &[Metric { key: metric, value: v, timestamp: now, step }],
-                    &[],
-                    &[],
-                )
-                .await?;
+            let missing: Vec<Metric> = metrics
+                .iter()
+                .zip(&trial.values)
+                .zip(&never_logged)
+                .filter(|(_, never)| **never)
+                .map(|((metric, &value), _)| Metric {
+                    key: metric.clone(),
+                    value,
+                    timestamp: now,
+                    step,
+                })
+                .collect();
+            if !missing.is_empty() {
+                self.tracking.log_batch(&run_id, &missing, &[], &[]).await?;
+            }
         }
         self.end_run(&run_id, ended).await?;
         Ok(trial)
@@ -656,18 +714,64 @@ impl Tuning {
     }
 }
 
+/// Up to this many objectives (the hypervolume the sampler computes grows fast with more).
+const MAX_OBJECTIVES: usize = 8;
+
+/// A study's objectives: one direction per metric, metrics named and distinct; pruning only
+/// with one objective.
+fn check_objectives(
+    directions: &[Direction],
+    metrics: &[String],
+    pruner: &PrunerConfig,
+) -> Result<()> {
+    if directions.is_empty() || directions.len() != metrics.len() {
+        return Err(Error::invalid(format!(
+            "directions: expected one direction per metric, got {} directions for {} metrics",
+            directions.len(),
+            metrics.len()
+        )));
+    }
+    if directions.len() > MAX_OBJECTIVES {
+        return Err(Error::invalid(format!(
+            "directions: at most {MAX_OBJECTIVES} objectives, got {}",
+            directions.len()
+        )));
+    }
+    for (i, metric) in metrics.iter().enumerate() {
+        if metric.is_empty() || metric.len() > track::MAX_KEY_LEN {
+            return Err(Error::invalid("metric: expected a metric name"));
+        }
+        if metrics[..i].contains(metric) {
+            return Err(Error::invalid(format!("metrics: '{metric}' is named twice")));
+        }
+    }
+    if directions.len() > 1 && *pruner != PrunerConfig::None {
+        return Err(Error::invalid(
+            "pruner: a multi-objective study cannot prune (set pruner to none)",
+        ));
+    }
+    Ok(())
+}
+
 fn corrupt_spec(e: &Error) -> Error {
     Error::Corrupt(format!("the study's file: {e}"))
 }
 
-fn study_info(row: &StudyRow, counts: BTreeMap<String, i64>, best: Option<TrialView>) -> StudyInfo {
+fn study_info(
+    row: &StudyRow,
+    counts: BTreeMap<String, i64>,
+    best: Option<TrialView>,
+    best_trials: Vec<TrialView>,
+) -> StudyInfo {
     StudyInfo {
         study_id: row.study_id.clone(),
         name: row.name.clone(),
         experiment_id: row.experiment_id.clone(),
         parent_run_id: row.parent_run_id.clone(),
-        direction: row.config.direction,
-        metric: row.metric.clone(),
+        direction: row.config.direction(),
+        metric: row.metrics[0].clone(),
+        directions: row.config.directions.clone(),
+        metrics: row.metrics.clone(),
         sampler: row.config.sampler.clone(),
         pruner: row.config.pruner.clone(),
         seed: row.config.seed,
@@ -675,6 +779,7 @@ fn study_info(row: &StudyRow, counts: BTreeMap<String, i64>, best: Option<TrialV
         spec: row.spec.clone(),
         counts,
         best,
+        best_trials,
         created_ms: row.created_ms,
         updated_ms: row.updated_ms,
     }
@@ -686,7 +791,8 @@ fn info(loaded: &Loaded) -> StudyInfo {
     for t in loaded.study.trials() {
         *counts.entry(t.state.as_str().to_string()).or_default() += 1;
     }
-    let best =
-        loaded.study.best_trial().map(|t| view(&loaded.study, t, &loaded.meta[t.number as usize]));
-    study_info(&loaded.row, counts, best)
+    let view_of = |t: &Trial| view(&loaded.study, t, &loaded.meta[t.number as usize]);
+    let best = loaded.study.best_trial().map(view_of);
+    let best_trials = loaded.study.best_trials().into_iter().map(view_of).collect();
+    study_info(&loaded.row, counts, best, best_trials)
 }

@@ -31,6 +31,7 @@ pub(crate) enum TuneCommand {
         name = \"falls-mlp\"\n  \
         direction = \"maximize\"          # or minimize (the default)\n  \
         metric = \"f1\"                   # the objective: this metric's latest value in the trial's run\n  \
+        # several objectives instead: directions = [\"maximize\", \"minimize\"], metrics = [\"f1\", \"latency_ms\"]\n  \
         trials = 100\n  \
         command = \"python train.py\"     # run in the study file's folder\n  \
         timeout_s = 3600                 # per trial\n  \
@@ -69,9 +70,9 @@ pub(crate) enum TuneCommand {
         #[command(flatten)]
         stores: StoreArgs,
     },
-    /// A study's best trial: its value, params and run
+    /// A study's best trial: its value, params and run; with several objectives, the Pareto front
     #[command(
-        after_help = "Examples:\n  slipway tune best falls-mlp\n  slipway tune best falls-mlp --json | jq .params"
+        after_help = "Examples:\n  slipway tune best falls-mlp\n  slipway tune best falls-mlp --json | jq .params\n  slipway tune best falls-tradeoff --json | jq '.best_trials[].values'"
     )]
     Best {
         name: String,
@@ -271,6 +272,41 @@ fn value_text(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.6}"))
 }
 
+/// A trial's values: its value, or one per objective.
+fn values_text(t: &TrialView) -> String {
+    if t.values.len() > 1 {
+        t.values.iter().map(|&v| value_text(Some(v))).collect::<Vec<_>>().join(", ")
+    } else {
+        value_text(t.value)
+    }
+}
+
+fn directions_text(info: &StudyInfo) -> String {
+    info.directions.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// The Pareto front of a multi-objective study as a table: one column per objective.
+fn print_front(info: &StudyInfo) -> anyhow::Result<()> {
+    let mut head: Vec<String> = vec!["trial".into()];
+    head.extend(info.metrics.iter().zip(&info.directions).map(|(m, d)| {
+        format!("{m} ({})", if *d == tune::Direction::Maximize { "max" } else { "min" })
+    }));
+    head.extend(["params".into(), "run".into()]);
+    let rows: Vec<Vec<String>> = info
+        .best_trials
+        .iter()
+        .map(|t| {
+            let mut row = vec![t.number.to_string()];
+            row.extend(t.values.iter().map(|&v| value_text(Some(v))));
+            row.extend([params_text(&t.params), t.run_id.clone()]);
+            row
+        })
+        .collect();
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    table(&head, &rows)?;
+    Ok(())
+}
+
 fn params_text(params: &std::collections::BTreeMap<String, Value>) -> String {
     params.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" ")
 }
@@ -282,8 +318,8 @@ fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
         &["study", "direction", "metric", "complete", "pruned", "failed", "running", "target"],
         &[vec![
             info.name.clone(),
-            info.direction.as_str().into(),
-            info.metric.clone(),
+            directions_text(info),
+            info.metrics.join(","),
             count("COMPLETE"),
             count("PRUNED"),
             count("FAIL"),
@@ -291,6 +327,15 @@ fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
             info.n_trials.map_or("-".into(), |n| n.to_string()),
         ]],
     )?;
+    if info.metrics.len() > 1 {
+        if info.best_trials.is_empty() {
+            println!("best trials  - (no complete trial yet)");
+        } else {
+            println!("best trials  the Pareto front, {} trials:", info.best_trials.len());
+            print_front(info)?;
+        }
+        return Ok(());
+    }
     match &info.best {
         Some(b) => {
             println!("best trial   {} ({}), value {}", b.number, b.run_id, value_text(b.value));
@@ -339,8 +384,8 @@ async fn status(
                         let c = |k: &str| s.counts.get(k).copied().unwrap_or(0).to_string();
                         vec![
                             s.name.clone(),
-                            s.direction.as_str().into(),
-                            s.metric.clone(),
+                            directions_text(s),
+                            s.metrics.join(","),
                             c("COMPLETE"),
                             c("PRUNED"),
                             c("FAIL"),
@@ -379,6 +424,22 @@ async fn status(
 async fn best(name: &str, store_args: &StoreArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let stores = open(store_args).await?;
     let info = stores.tuning.study(name).await?;
+    if info.metrics.len() > 1 {
+        if info.best_trials.is_empty() {
+            bail!("study '{name}' has no complete trial yet");
+        }
+        if global.json {
+            crate::output::json(&json!({ "best_trials": info.best_trials }))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "the Pareto front: {} trials no other trial beats on every objective",
+            info.best_trials.len()
+        );
+        print_front(&info)?;
+        println!("register a model: slipway models register NAME runs:/RUN/model");
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(b) = info.best else { bail!("study '{name}' has no complete trial yet") };
     if global.json {
         crate::output::json(&b)?;
@@ -420,7 +481,7 @@ async fn trials(
             vec![
                 t.number.to_string(),
                 t.state.as_str().into(),
-                value_text(t.value),
+                values_text(t),
                 t.intermediate.len().to_string(),
                 secs.unwrap_or_else(|| "-".into()),
                 params_text(&t.params),
@@ -472,7 +533,7 @@ async fn try_function(
     };
     let config = tune::StudyConfig {
         name: format!("try-{name}"),
-        direction: tune::Direction::Minimize,
+        directions: vec![tune::Direction::Minimize],
         sampler,
         pruner: tune::PrunerConfig::None,
         seed,

@@ -65,7 +65,7 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
         && tuning.trial(&study, previous).await.map_err(retry)?.state == TrialState::Running
     {
         let why = "its worker stopped before the trial ended (the job was retried)".to_string();
-        match tuning.tell(&study, previous, TrialState::Fail, None, Some(why)).await {
+        match tuning.tell(&study, previous, TrialState::Fail, &[], Some(why)).await {
             Ok(_) | Err(tune::Error::TrialFinished { .. }) => {}
             Err(e) => return Err(retry(e)),
         }
@@ -100,8 +100,17 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
     tracing::info!(target: "tune::trial", study = %study, trial = trial.number, "started");
 
     let (state, error) =
-        run_objective(&runner, &ctx, &info, &spec, &trial, &command, cwd, lease_ms).await;
-    let told = match tuning.tell(&study, trial.number, state, None, error).await {
+        match run_objective(&runner, &ctx, &info, &spec, &trial, &command, cwd, lease_ms).await {
+            (TrialState::Pruned, _) if info.metrics.len() > 1 => (
+                TrialState::Fail,
+                Some(format!(
+                    "the objective exited with the pruned status ({PRUNED_EXIT}), but a \
+                     multi-objective study cannot prune"
+                )),
+            ),
+            other => other,
+        };
+    let told = match tuning.tell(&study, trial.number, state, &[], error).await {
         Ok(t) => t,
         // Failed meanwhile (its lease expired): nothing more to say.
         Err(tune::Error::TrialFinished { .. }) => {
@@ -110,7 +119,13 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
         Err(e) => return Err(retry(e)),
     };
     tracing::info!(target: "tune::trial", study = %study, trial = told.number, state = told.state.as_str(), "ended");
-    Ok(json!({ "study": study, "trial": told.number, "state": told.state, "value": told.value }))
+    Ok(json!({
+        "study": study,
+        "trial": told.number,
+        "state": told.state,
+        "value": told.value,
+        "values": told.values,
+    }))
 }
 
 /// Runs the objective command to its end; how the trial ended, and why if it failed.
@@ -145,6 +160,7 @@ async fn run_objective(
         .env("SLIPWAY_TRIAL_NUMBER", trial.number.to_string())
         .env("SLIPWAY_TRIAL_PARAMS", &params_file)
         .env("SLIPWAY_METRIC", &info.metric)
+        .env("SLIPWAY_METRICS", info.metrics.join(","))
         .env("SLIPWAY_PRUNED_EXIT_CODE", PRUNED_EXIT.to_string())
         .env("SLIPWAY_TRACKING_URI", &runner.api_url)
         .env("MLFLOW_TRACKING_URI", &runner.api_url)

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tune::{
-    AskOptions, Direction, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec,
-    TrialState,
+    AskOptions, Distribution, Error, NewStudy, PrunerConfig, SamplerConfig, StudySpec, TrialState,
+    objectives_from_json,
 };
 
 use crate::{ApiError, AppState};
@@ -36,8 +36,10 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 pub(crate) struct CreateStudy {
     name: Option<String>,
     experiment: Option<String>,
-    direction: Option<String>,
-    metric: Option<String>,
+    direction: Option<Value>,
+    metric: Option<Value>,
+    directions: Option<Value>,
+    metrics: Option<Value>,
     sampler: Option<Value>,
     pruner: Option<Value>,
     seed: Option<u64>,
@@ -51,7 +53,7 @@ pub(crate) struct CreateStudy {
 
 #[utoipa::path(post, path = "/api/v1/studies", tag = "tuning",
     request_body(content = String, content_type = "application/json",
-        description = "{name, experiment?, direction?: minimize|maximize, metric? (\"value\"), sampler?: tpe|random|grid or {type, ...options}, pruner?: none|median|percentile|asha|hyperband or {type, ...}, seed?, n_trials?, enqueue?: [{param: value}], load_if_exists?} or {spec: <a study file as JSON>, load_if_exists?}"),
+        description = "{name, experiment?, direction?: minimize|maximize, metric? (\"value\"), or for several objectives directions: [..] and metrics: [..], sampler?: tpe|random|grid or {type, ...options}, pruner?: none|median|percentile|asha|hyperband or {type, ...}, seed?, n_trials?, enqueue?: [{param: value}], load_if_exists?} or {spec: <a study file as JSON>, load_if_exists?}"),
     responses((status = 200, description = "the study"), (status = 400, description = "a bad field, named; nothing stored")))]
 pub(crate) async fn create_study(
     State(s): State<AppState>,
@@ -64,6 +66,9 @@ pub(crate) async fn create_study(
                 || c.sampler.is_some()
                 || c.pruner.is_some()
                 || c.direction.is_some()
+                || c.directions.is_some()
+                || c.metric.is_some()
+                || c.metrics.is_some()
             {
                 return Err(ApiError::invalid(
                     "spec: give either a study file or the fields, not both",
@@ -78,22 +83,27 @@ pub(crate) async fn create_study(
             let spec = StudySpec::from_json(&file)?;
             NewStudy::from_spec(&spec, file, "slipway")
         }
-        None => NewStudy {
-            name: c.name.ok_or_else(|| ApiError::invalid("name: missing"))?,
-            experiment: c.experiment,
-            direction: match c.direction.as_deref() {
-                None => Direction::Minimize,
-                Some(d) => Direction::parse(d, "direction")?,
-            },
-            metric: c.metric.unwrap_or_else(|| "value".into()),
-            sampler: SamplerConfig::from_json(c.sampler.as_ref(), "sampler")?,
-            pruner: PrunerConfig::from_json(c.pruner.as_ref(), "pruner")?,
-            seed: c.seed,
-            spec: None,
-            n_trials: c.n_trials,
-            enqueue: c.enqueue,
-            user: "slipway".into(),
-        },
+        None => {
+            let (directions, metrics) = objectives_from_json(
+                c.direction.as_ref(),
+                c.metric.as_ref(),
+                c.directions.as_ref(),
+                c.metrics.as_ref(),
+            )?;
+            NewStudy {
+                name: c.name.ok_or_else(|| ApiError::invalid("name: missing"))?,
+                experiment: c.experiment,
+                directions,
+                metrics,
+                sampler: SamplerConfig::from_json(c.sampler.as_ref(), "sampler")?,
+                pruner: PrunerConfig::from_json(c.pruner.as_ref(), "pruner")?,
+                seed: c.seed,
+                spec: None,
+                n_trials: c.n_trials,
+                enqueue: c.enqueue,
+                user: "slipway".into(),
+            }
+        }
     };
     Ok(Json(json!(s.tuning.create_study(new, c.load_if_exists).await?)))
 }
@@ -123,16 +133,27 @@ pub(crate) async fn list_trials(
     Ok(Json(json!({ "trials": s.tuning.trials(&name).await? })))
 }
 
-#[utoipa::path(get, path = "/api/v1/studies/{name}/importance", tag = "tuning", params(("name" = String, Path)),
-    responses((status = 200, description = "{method, importances: [{param, importance, epsilon_squared, trials}]} most important first"),
-        (status = 404, description = "no such study")))]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportanceQuery {
+    objective: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/studies/{name}/importance", tag = "tuning",
+    params(("name" = String, Path), ("objective" = Option<usize>, Query, description = "which objective, from 0 (default 0)")),
+    responses((status = 200, description = "{method, objective, importances: [{param, importance, epsilon_squared, trials}]} most important first"),
+        (status = 400, description = "no such objective"), (status = 404, description = "no such study")))]
 pub(crate) async fn importance(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    q: Result<Query<ImportanceQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let objective = q.objective.unwrap_or(0);
     Ok(Json(json!({
+        "objective": objective,
         "method": "epsilon squared: the share of the objective ranks' variance between bins of the parameter (each choice, or up to ten quantile bins), less chance; a first-order variance decomposition like fANOVA's main effects, normalised to sum to 1",
-        "importances": s.tuning.importance(&name).await?,
+        "importances": s.tuning.importance(&name, objective).await?,
     })))
 }
 
@@ -246,13 +267,14 @@ pub(crate) async fn should_prune(
 pub(crate) struct Tell {
     state: Option<String>,
     value: Option<Value>,
+    values: Option<Vec<Value>>,
     error: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/tell", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
     request_body(content = String, content_type = "application/json",
-        description = "{state?: COMPLETE|PRUNED|FAIL (COMPLETE), value?: the objective (COMPLETE without one takes the run's latest objective metric), error?}"),
+        description = "{state?: COMPLETE|PRUNED|FAIL (COMPLETE), value?: the objective, or values?: [one per objective] (COMPLETE without them takes each objective metric's latest value in the run), error?}"),
     responses((status = 200, description = "the ended trial"), (status = 409, description = "the trial has already ended")))]
 pub(crate) async fn tell(
     State(s): State<AppState>,
@@ -261,9 +283,23 @@ pub(crate) async fn tell(
 ) -> Result<Json<Value>, ApiError> {
     let t = body(b)?;
     let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))?;
-    let value =
-        t.value.as_ref().filter(|v| !v.is_null()).map(|v| json_number(v, "value")).transpose()?;
-    Ok(Json(json!(s.tuning.tell(&name, number, state, value, t.error).await?)))
+    let value = t.value.as_ref().filter(|v| !v.is_null());
+    let values: Vec<f64> = match (value, &t.values) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("values: give value or values, not both"));
+        }
+        (Some(v), None) => vec![json_number(v, "value")?],
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json_number(v, &format!("values[{i}]")))
+            .collect::<Result<_, _>>()?,
+        (None, None) => Vec::new(),
+    };
+    if t.values.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::invalid("values: expected one value per objective"));
+    }
+    Ok(Json(json!(s.tuning.tell(&name, number, state, &values, t.error).await?)))
 }
 
 #[derive(Deserialize)]

@@ -22,8 +22,8 @@ fn new_study(name: &str, sampler: SamplerConfig, pruner: PrunerConfig) -> NewStu
     NewStudy {
         name: name.into(),
         experiment: None,
-        direction: Direction::Minimize,
-        metric: "loss".into(),
+        directions: vec![Direction::Minimize],
+        metrics: vec!["loss".into()],
         sampler,
         pruner,
         seed: Some(7),
@@ -55,7 +55,7 @@ async fn ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start(backend: B
         let f = (vx - 3.0).powi(2) + (vk as f64 - 1.0).powi(2);
         tuning.report("quad", trial.number, 0, f + 1.0).await.unwrap();
         let told =
-            tuning.tell("quad", trial.number, TrialState::Complete, Some(f), None).await.unwrap();
+            tuning.tell("quad", trial.number, TrialState::Complete, &[f], None).await.unwrap();
         assert_eq!(told.state, TrialState::Complete);
         values.push(f);
     }
@@ -80,7 +80,7 @@ async fn ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start(backend: B
     assert_eq!(history.items[0].value, min + 1.0);
     // Bad input changes nothing.
     let again =
-        tuning.tell("quad", best.number, TrialState::Complete, Some(0.0), None).await.unwrap_err();
+        tuning.tell("quad", best.number, TrialState::Complete, &[0.0], None).await.unwrap_err();
     assert!(matches!(again, Error::TrialFinished { .. }), "{again}");
     assert_eq!(again.code().http_status(), 409);
     let other_range = Distribution::float(0.0, 1.0, None, false).unwrap();
@@ -173,7 +173,7 @@ async fn a_trial_whose_lease_expires_is_failed_and_its_run_too(backend: Backend)
         "a failed trial's worker is told to stop"
     );
     let late =
-        tuning.tell("lease", dead.number, TrialState::Complete, Some(1.0), None).await.unwrap_err();
+        tuning.tell("lease", dead.number, TrialState::Complete, &[1.0], None).await.unwrap_err();
     assert!(matches!(late, Error::TrialFinished { .. }), "a late result is refused: {late}");
 }
 
@@ -195,7 +195,7 @@ async fn concurrent_asks_get_distinct_numbers(backend: Backend) {
             for _ in 0..8 {
                 let t = tuning.ask("par", AskOptions::default()).await.unwrap();
                 let v = tuning.suggest("par", t.number, "x", &x).await.unwrap().as_f64().unwrap();
-                tuning.tell("par", t.number, TrialState::Complete, Some(v), None).await.unwrap();
+                tuning.tell("par", t.number, TrialState::Complete, &[v], None).await.unwrap();
                 numbers.push(t.number);
             }
             numbers
@@ -221,7 +221,7 @@ async fn pruning_reads_the_metric_steps_the_trial_run_logged(backend: Backend) {
         for step in 0..5 {
             tuning.report("prune", t.number, step, 10.0 - step as f64 + k as f64).await.unwrap();
         }
-        tuning.tell("prune", t.number, TrialState::Complete, None, None).await.unwrap();
+        tuning.tell("prune", t.number, TrialState::Complete, &[], None).await.unwrap();
     }
     // This trial logs its curve into its run directly, as a command objective does via mlflow.
     let t = tuning.ask("prune", AskOptions::default()).await.unwrap();
@@ -230,7 +230,7 @@ async fn pruning_reads_the_metric_steps_the_trial_run_logged(backend: Backend) {
         .collect();
     tuning.tracking().log_batch(&t.run_id, &steps, &[], &[]).await.unwrap();
     assert!(tuning.should_prune("prune", t.number).await.unwrap());
-    let pruned = tuning.tell("prune", t.number, TrialState::Pruned, None, None).await.unwrap();
+    let pruned = tuning.tell("prune", t.number, TrialState::Pruned, &[], None).await.unwrap();
     assert_eq!(pruned.value, Some(50.0), "a pruned trial keeps its last intermediate value");
     assert_eq!(pruned.intermediate.len(), 3);
     let trials = tuning.trials("prune").await.unwrap();
@@ -238,12 +238,104 @@ async fn pruning_reads_the_metric_steps_the_trial_run_logged(backend: Backend) {
     // A complete trial that never logged its metric fails, saying so.
     let silent = tuning.ask("prune", AskOptions::default()).await.unwrap();
     let failed =
-        tuning.tell("prune", silent.number, TrialState::Complete, None, None).await.unwrap();
+        tuning.tell("prune", silent.number, TrialState::Complete, &[], None).await.unwrap();
     assert_eq!(failed.state, TrialState::Fail);
     assert!(failed.error.unwrap().contains("never logged the metric 'loss'"));
 }
 
+async fn a_multi_objective_study_keeps_each_value_and_its_pareto_front(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    let mut new = new_study("mo", SamplerConfig::Tpe(TpeOptions::default()), PrunerConfig::None);
+    new.directions = vec![Direction::Minimize, Direction::Maximize];
+    new.metrics = vec!["latency".into(), "accuracy".into()];
+    // Bad objectives are refused, and nothing is stored.
+    for (directions, metrics, pruner, why) in [
+        (vec![Direction::Minimize], vec!["a", "b"], PrunerConfig::None, "directions"),
+        (vec![Direction::Minimize; 2], vec!["a", "a"], PrunerConfig::None, "named twice"),
+        (
+            vec![Direction::Minimize; 2],
+            vec!["a", "b"],
+            slipway_tune::PrunerConfig::from_json(Some(&json!("median")), "pruner").unwrap(),
+            "cannot prune",
+        ),
+    ] {
+        let mut bad = new.clone();
+        bad.directions = directions;
+        bad.metrics = metrics.into_iter().map(String::from).collect();
+        bad.pruner = pruner;
+        let err = tuning.create_study(bad, false).await.unwrap_err();
+        assert_eq!(err.code().http_status(), 400, "{err}");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+    assert!(tuning.studies().await.unwrap().is_empty());
+    let info = tuning.create_study(new, false).await.unwrap();
+    assert_eq!((info.metrics.len(), info.directions[1]), (2, Direction::Maximize));
+    // A trade-off: latency grows with x, accuracy with x and y (y is free accuracy).
+    let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+    let mut told: Vec<(u64, [f64; 2])> = Vec::new();
+    for _ in 0..24 {
+        let t = tuning.ask("mo", AskOptions::default()).await.unwrap();
+        let vx = tuning.suggest("mo", t.number, "x", &x).await.unwrap().as_f64().unwrap();
+        let vy = tuning.suggest("mo", t.number, "y", &x).await.unwrap().as_f64().unwrap();
+        let values = [vx * 10.0, vx.sqrt() * vy];
+        let done = tuning.tell("mo", t.number, TrialState::Complete, &values, None).await.unwrap();
+        assert_eq!((done.values.as_slice(), done.value), (&values[..], Some(values[0])));
+        told.push((t.number, values));
+    }
+    // The front, read back from the store: exactly the trials no other trial dominates.
+    let dominated = |a: &[f64; 2]| {
+        told.iter().any(|(_, b)| b[0] <= a[0] && b[1] >= a[1] && (b[0] < a[0] || b[1] > a[1]))
+    };
+    let expected: Vec<u64> = told.iter().filter(|(_, v)| !dominated(v)).map(|&(n, _)| n).collect();
+    let info = tuning.study("mo").await.unwrap();
+    assert!(info.best.is_none(), "no single best trial with two objectives");
+    let front: Vec<u64> = info.best_trials.iter().map(|t| t.number).collect();
+    assert_eq!(front, expected);
+    assert!(front.len() >= 2, "a trade-off has more than one best trial: {front:?}");
+    let run = tuning.tracking().get_run(&info.best_trials[0].run_id).await.unwrap();
+    let logged: Vec<&str> = run.metrics.iter().map(|m| m.key.as_str()).collect();
+    assert!(logged.contains(&"latency") && logged.contains(&"accuracy"), "{logged:?}");
+    // Importance per objective; one past the last is refused.
+    assert_eq!(tuning.importance("mo", 1).await.unwrap().len(), 2);
+    assert_eq!(tuning.importance("mo", 2).await.unwrap_err().code().http_status(), 400);
+    // A trial must get one value per objective; it has no intermediate values and never prunes.
+    let t = tuning.ask("mo", AskOptions::default()).await.unwrap();
+    let one = tuning.tell("mo", t.number, TrialState::Complete, &[1.0], None).await.unwrap_err();
+    assert!(one.to_string().contains("2 objectives, got 1 value"), "{one}");
+    let report = tuning.report("mo", t.number, 0, 1.0).await.unwrap_err();
+    assert_eq!(report.code().http_status(), 400, "{report}");
+    assert!(!tuning.should_prune("mo", t.number).await.unwrap());
+    let pruned = tuning.tell("mo", t.number, TrialState::Pruned, &[], None).await.unwrap_err();
+    assert!(pruned.to_string().contains("cannot be pruned"), "{pruned}");
+    // Told without values: each metric's latest value in the run; a metric never logged
+    // fails the trial, naming it.
+    let metric = |key: &str, value: f64, step: i64| track::Metric {
+        key: key.into(),
+        value,
+        timestamp: step,
+        step,
+    };
+    tuning
+        .tracking()
+        .log_batch(
+            &t.run_id,
+            &[metric("latency", 3.0, 0), metric("latency", 2.0, 1), metric("accuracy", 0.5, 0)],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    let done = tuning.tell("mo", t.number, TrialState::Complete, &[], None).await.unwrap();
+    assert_eq!((done.state, done.values), (TrialState::Complete, vec![2.0, 0.5]));
+    let t = tuning.ask("mo", AskOptions::default()).await.unwrap();
+    tuning.tracking().log_batch(&t.run_id, &[metric("latency", 1.0, 0)], &[], &[]).await.unwrap();
+    let failed = tuning.tell("mo", t.number, TrialState::Complete, &[], None).await.unwrap();
+    assert_eq!(failed.state, TrialState::Fail);
+    assert!(failed.error.unwrap().contains("'accuracy'"));
+}
+
 on_both_backends!(
+    a_multi_objective_study_keeps_each_value_and_its_pareto_front,
     ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
     a_study_file_draws_its_declared_space_with_conditions_and_enqueued_trials_first,
     a_trial_whose_lease_expires_is_failed_and_its_run_too,
