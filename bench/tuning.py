@@ -26,7 +26,16 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             told oldest first; 5.0's constant liar) as a control: how much any model-based
             sampler loses when it must decide before the newest results are in.
 
-    bench/run tuning [--parts quality,overhead,parallel] [--seed-start N] [--workers 4] [--trials N] [--seeds N] [--sizes 1000,5000]
+  multi     (on request) several objectives: ZDT1 (6 variables, 2 objectives) and DTLZ2 (6
+            variables, 3 objectives), `--trials` trials x `--seeds` seeds, all minimised; the
+            hypervolume of each run's Pareto front against a fixed reference point (larger is
+            better; the true front's is the most any run can reach). Slipway's multi-objective
+            TPE (`slipway tune try zdt1 --json`) against Optuna's TPESampler and its default for
+            several objectives, NSGAIISampler, both seeded, in this process. Each Slipway front is
+            checked: its values re-evaluated with the Python function at its params, and its
+            hypervolume recomputed here.
+
+    bench/run tuning [--parts quality,overhead,parallel,multi] [--seed-start N] [--workers 4] [--trials N] [--seeds N] [--sizes 1000,5000]
                      [--repeats N] [--functions ...] [--tools slipway,optuna,rustuna] [--quick]
 """
 
@@ -103,6 +112,48 @@ def mixed(t) -> float:
 
 def sphere6(t) -> float:
     return sum(t.suggest_float(f"x{i}", -5.0, 5.0) ** 2 for i in range(6))
+
+
+def zdt1(t) -> tuple[float, float]:
+    x = [t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(6)]
+    g = 1 + 9 * sum(x[1:]) / 5
+    return x[0], g * (1 - math.sqrt(x[0] / g))
+
+
+def dtlz2(t) -> tuple[float, float, float]:
+    x = [t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(6)]
+    g = sum((v - 0.5) ** 2 for v in x[2:])
+    a, b = x[0] * math.pi / 2, x[1] * math.pi / 2
+    return ((1 + g) * math.cos(a) * math.cos(b), (1 + g) * math.cos(a) * math.sin(b), (1 + g) * math.sin(a))
+
+
+MULTI = {"zdt1": zdt1, "dtlz2": dtlz2}
+MULTI_REFERENCE = {"zdt1": [1.1, 11.0], "dtlz2": [1.1, 1.1, 1.1]}
+MULTI_BEST = {"zdt1": 1.1 * 11.0 - 1 / 3, "dtlz2": 1.1 ** 3 - math.pi / 6}
+
+
+def hypervolume(points: list, reference: list) -> float:
+    """The volume the points dominate inside the reference box (exact: a sweep in 2-D, slices above)."""
+    pts = [p for p in points if all(x < r for x, r in zip(p, reference))]
+    m = len(reference)
+    if not pts:
+        return 0.0
+    if m == 1:
+        return reference[0] - min(p[0] for p in pts)
+    if m == 2:
+        volume, ceiling = 0.0, reference[1]
+        for p in sorted(pts):
+            if p[1] < ceiling:
+                volume += (reference[0] - p[0]) * (ceiling - p[1])
+                ceiling = p[1]
+        return volume
+    pts.sort(key=lambda p: p[-1])
+    volume = 0.0
+    for i, p in enumerate(pts):
+        top = pts[i + 1][-1] if i + 1 < len(pts) else reference[-1]
+        if top > p[-1]:
+            volume += (top - p[-1]) * hypervolume([q[:-1] for q in pts[: i + 1]], reference[:-1])
+    return volume
 
 
 OBJECTIVES = {"branin": branin, "hartmann6": hartmann6, "rosenbrock10": rosenbrock10,
@@ -414,6 +465,98 @@ def quality_part(args, tools: list[str], binary: Path | None) -> tuple[dict, lis
     return summary, problems
 
 
+def run_optuna_multi(function: str, trials: int, seed: int, sampler: str) -> dict:
+    import optuna
+
+    m = len(MULTI_REFERENCE[function])
+    make = optuna.samplers.TPESampler if sampler == "tpe" else optuna.samplers.NSGAIISampler
+    study = optuna.create_study(directions=["minimize"] * m, sampler=make(seed=seed))
+    started = time.perf_counter()
+    study.optimize(MULTI[function], n_trials=trials)
+    seconds = time.perf_counter() - started
+    front = [list(t.values) for t in study.best_trials]
+    return {"hv": hypervolume(front, MULTI_REFERENCE[function]), "seconds": seconds, "front": len(front)}
+
+
+def run_slipway_multi(binary: Path, function: str, trials: int, seed: int) -> tuple[dict, list[str]]:
+    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed), "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=SLIPWAY_TIMEOUT, env=h.clean_env(["SLIPWAY_"]))
+    if out.returncode != 0:
+        raise h.BenchError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    doc = json.loads(out.stdout)
+    problems, where = [], f"slipway {function} seed {seed}"
+    values = []
+    for t in doc["front"]:
+        want = MULTI[function](Fixed(t["params"]))
+        if any(abs(a - b) > 1e-9 * max(1.0, abs(b)) for a, b in zip(t["values"], want)):
+            problems.append(f"{where}: trial {t['number']} values {t['values']} but the Python {function} gives {want}")
+        values.append(t["values"])
+    hv = hypervolume(values, MULTI_REFERENCE[function])
+    if abs(hv - doc["hypervolume"]) > 1e-9 * max(1.0, hv):
+        problems.append(f"{where}: hypervolume {doc['hypervolume']} but recomputed here {hv}")
+    if doc["trials"] != trials or doc["seed"] != seed:
+        problems.append(f"{where}: answered for trials={doc['trials']} seed={doc['seed']}")
+    return {"hv": float(doc["hypervolume"]), "seconds": float(doc["seconds"]), "front": len(values)}, problems
+
+
+def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[str]]:
+    runners = []
+    if "slipway" in tools and binary:
+        runners.append("slipway tpe")
+    if "optuna" in tools:
+        runners += ["optuna tpe", "optuna nsga2"]
+    print()
+    print(f"multi: hypervolume of the Pareto front after {args.trials} trials (larger is better), seeds "
+          f"{args.seed_start}..{args.seed_start + args.seeds - 1}; {', '.join(runners)}; runs interleaved by seed")
+    problems: list[str] = []
+    results: dict = {f: {r: [] for r in runners} for f in MULTI}
+    for function in MULTI:
+        progress(f"  {function:<13} ", end="")
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
+            for r in runners:
+                if r == "slipway tpe":
+                    out, p = run_slipway_multi(binary, function, args.trials, seed)
+                    problems += p
+                else:
+                    out = run_optuna_multi(function, args.trials, seed, r.split()[1])
+                results[function][r].append(out)
+            progress(".", end="")
+        progress("")
+    header = ["function", "best possible"] + [f"{r}: median [q25, q75]" for r in runners]
+    peers = [r for r in runners if r != "slipway tpe"]
+    if "slipway tpe" in runners:
+        header += [f"slipway >= {r}, p(slipway worse)" for r in peers]
+    header += [f"{r} ms/trial" for r in runners]
+    rows, summary = [], {}
+    for function in MULTI:
+        row = [function, fmt(MULTI_BEST[function])]
+        med = {}
+        for r in runners:
+            q25, m, q75 = quartiles([x["hv"] for x in results[function][r]])
+            med[r] = m
+            row.append(f"{fmt(m)} [{fmt(q25)}, {fmt(q75)}]")
+        summary[function] = {r: {"hypervolume": [x["hv"] for x in results[function][r]],
+                                 "seconds": [x["seconds"] for x in results[function][r]],
+                                 "front_size": [x["front"] for x in results[function][r]]} for r in runners}
+        if "slipway tpe" in runners:
+            from scipy.stats import mannwhitneyu
+            for r in peers:
+                mine = [x["hv"] for x in results[function]["slipway tpe"]]
+                theirs = [x["hv"] for x in results[function][r]]
+                p = float(mannwhitneyu(mine, theirs, alternative="less").pvalue)
+                row.append(f"{'yes' if med['slipway tpe'] >= med[r] else 'NO'}, {p:.2f}")
+                summary[function][f"p_slipway_worse_than_{r.replace(' ', '_')}"] = p
+        for r in runners:
+            n = args.trials * args.seeds
+            row.append(ms(sum(x["seconds"] for x in results[function][r]) / n))
+        rows.append(row)
+    print(h.table(rows, header))
+    print("(hypervolume against ZDT1's reference (1.1, 11) and DTLZ2's (1.1, 1.1, 1.1); p: one-sided Mann-Whitney "
+          "U test that slipway's hypervolumes tend to be smaller; ms/trial: each tool's own loop, optuna's "
+          "calling the Python function)")
+    return summary, problems
+
+
 def worse_p(slipway: list[float], optuna: list[float]) -> float:
     """The one-sided Mann-Whitney U test's p-value for 'slipway's values tend to be larger'."""
     from scipy.stats import mannwhitneyu
@@ -553,7 +696,8 @@ def overhead_part(args, tools: list[str], binary: Path | None) -> tuple[dict, li
 
 def parse_args():
     ap = argparse.ArgumentParser(prog="bench/run tuning", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="quality,overhead", help="quality, overhead, parallel (default quality,overhead)")
+    ap.add_argument("--parts", default="quality,overhead",
+                    help="quality, overhead, parallel, multi (default quality,overhead)")
     ap.add_argument("--trials", type=int, help="quality: trials per run (default 200)")
     ap.add_argument("--seeds", type=int, help="quality, parallel: N seeds per function and tool (default 10)")
     ap.add_argument("--seed-start", type=int, default=0, help="quality, parallel: the first seed (default 0)")
@@ -578,8 +722,8 @@ def parse_args():
     args.functions = [f.strip() for f in args.functions.split(",") if f.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for p in args.parts:
-        if p not in ("quality", "overhead", "parallel"):
-            ap.error(f"unknown part {p!r} (quality, overhead, parallel)")
+        if p not in ("quality", "overhead", "parallel", "multi"):
+            ap.error(f"unknown part {p!r} (quality, overhead, parallel, multi)")
     for f in args.functions:
         if f not in FUNCTIONS:
             ap.error(f"unknown function {f!r} ({', '.join(FUNCTIONS)})")
@@ -647,6 +791,9 @@ def main() -> int:
         problems += p
     if "parallel" in args.parts and binary:
         doc["parallel"], p = parallel_part(args, binary, args.tools)
+        problems += p
+    if "multi" in args.parts:
+        doc["multi"], p = multi_part(args, args.tools, binary)
         problems += p
     load_end = [round(x, 2) for x in os.getloadavg()]
     doc["machine"] = {**machine, "loadavg_at_end": load_end}

@@ -8,7 +8,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 
 class SlipwayError(Exception):
@@ -601,22 +601,33 @@ class Slipway:
 
     # -- tuning ---------------------------------------------------------------------------
 
-    def study(self, name: str, direction: str = "minimize", metric: str = "value", sampler=None, pruner=None,
-              seed: Optional[int] = None, experiment: Optional[str] = None, n_trials: Optional[int] = None,
-              load_if_exists: bool = True) -> "Study":
+    def study(self, name: str, direction: Optional[str] = None, metric: Optional[str] = None, sampler=None,
+              pruner=None, seed: Optional[int] = None, experiment: Optional[str] = None,
+              n_trials: Optional[int] = None, load_if_exists: bool = True,
+              directions: Optional[Sequence[str]] = None, metrics: Optional[Sequence[str]] = None) -> "Study":
         """Creates a study, or loads the one of that name (`load_if_exists`, as in Optuna;
-        its settings stay as they were). `sampler`: "tpe" (default; Optuna 5's multivariate
-        TPE with sharper good-trial kernels), "random", "grid", or a dict with options
-        ({"type": "tpe", "n_startup_trials": 20}; {"type": "tpe", "good_clip": 1} is Optuna's rule);
-        `pruner`: "median", "percentile", "asha", "hyperband" or a dict. Each trial is a run of
-        `experiment` (the study's name by default) under the study's parent run."""
+        its settings stay as they were). `direction`: "minimize" (default) or "maximize";
+        `metric`: the objective's metric name in each trial's run ("value" by default).
+        For several objectives (a multi-objective study, as Optuna's `directions=`), give
+        `directions` and `metrics` instead, one per objective in the same order
+        (`directions=["minimize", "maximize"], metrics=["latency", "accuracy"]`): `metrics`
+        alone makes every objective minimized, several `directions` need their `metrics`, and
+        `direction` with `directions` (or `metric` with `metrics`) is refused. `sampler`: "tpe"
+        (default; Optuna 5's multivariate TPE with sharper good-trial kernels), "random", "grid",
+        or a dict with options ({"type": "tpe", "n_startup_trials": 20}; {"type": "tpe",
+        "good_clip": 1} is Optuna's rule); `pruner`: "median", "percentile", "asha", "hyperband"
+        or a dict (a multi-objective study has none). Each trial is a run of `experiment` (the
+        study's name by default) under the study's parent run."""
         from .tuning import Study
 
-        body: dict = {"name": name, "direction": direction, "metric": metric, "load_if_exists": load_if_exists}
-        for key, value in (("sampler", sampler), ("pruner", pruner), ("seed", seed), ("experiment", experiment),
-                           ("n_trials", n_trials)):
+        body: dict = {"name": name, "load_if_exists": load_if_exists}
+        for key, value in (("direction", direction), ("metric", metric), ("sampler", sampler), ("pruner", pruner),
+                           ("seed", seed), ("experiment", experiment), ("n_trials", n_trials)):
             if value is not None:
                 body[key] = value
+        for key, value in (("directions", directions), ("metrics", metrics)):
+            if value is not None:
+                body[key] = [value] if isinstance(value, str) else list(value)
         return Study(self, self._request("POST", "/api/v1/studies", body))
 
     def create_study_from_file(self, spec: dict, load_if_exists: bool = False) -> "Study":

@@ -12,6 +12,19 @@
 or `study.optimize(objective, n_trials=100)`. Every trial is a tracked run (a child of the
 study's run): its params, intermediate values and objective are on it.
 
+Several objectives, as in Optuna: give `directions` and `metrics`, return (or tell) one value
+per objective, and read the Pareto front (the complete trials no other beats on every
+objective) from `best_trials`; such a study has no pruner and no single best trial.
+
+    >>> study = client.study("falls-tradeoff", directions=["minimize", "maximize"],
+    ...                      metrics=["latency_ms", "f1"])
+    >>> def objective(trial):
+    ...     width = trial.suggest_int("width", 16, 512, log=True)
+    ...     return measure_latency(width), evaluate_f1(width)
+    >>> study.optimize(objective, n_trials=50)
+    >>> [t["values"] for t in study.best_trials]
+    >>> study.importance(objective=1)             # the parameters that matter for f1
+
 Inside an objective command run by `slipway tune run study.toml`, `current_trial()` gives the
 trial the command is running (its params, `report`, `should_prune`, `prune`).
 """
@@ -20,10 +33,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import sys
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 from .client import _q
 
@@ -35,8 +49,42 @@ class TrialPruned(Exception):
     """Raise from an objective to end its trial as PRUNED (as optuna.TrialPruned)."""
 
 
+#: An objective's value: a number, or one per objective (a list or tuple) in a multi-objective study.
+ObjectiveValue = Union[float, Sequence[float]]
+
+
 def _number(value) -> Any:
     return "NaN" if isinstance(value, float) and math.isnan(value) else value
+
+
+def _values(value: ObjectiveValue) -> Optional[list]:
+    """The floats of a sequence of values; None for a single number (or a string of one)."""
+    if isinstance(value, (numbers.Real, str, bytes)):
+        return None
+    try:
+        items = list(value)
+    except TypeError:  # not iterable (as a numpy 0-d array): a single number
+        return None
+    return [float(v) for v in items]
+
+
+def _objective_values(value, n_objectives: int) -> tuple:
+    """What an objective returned as (values, None), or (None, why the trial fails): Optuna's
+    rules, a number or a value per objective, none of them None or NaN."""
+    if value is None:
+        return None, "the objective returned None"
+    try:
+        values = _values(value)
+        if values is None:
+            values = [float(value)]
+    except (TypeError, ValueError):
+        return None, f"the objective returned {value!r}, not a number or a sequence of numbers"
+    if len(values) != n_objectives:
+        return None, (f"the objective returned {len(values)} value{'' if len(values) == 1 else 's'} "
+                      f"({value!r}), the study has {n_objectives} objective{'' if n_objectives == 1 else 's'}")
+    if any(math.isnan(v) for v in values):
+        return None, f"the objective returned {value!r}"
+    return values, None
 
 
 class Trial:
@@ -73,11 +121,15 @@ class Trial:
         return self._suggest(name, {"type": "categorical", "choices": list(choices)})
 
     def report(self, value: float, step: int) -> None:
-        """An intermediate value of the objective at `step` (a metric step of the trial's run)."""
+        """An intermediate value of the objective at `step` (a metric step of the trial's run).
+        A multi-objective study takes none (pruning needs a single objective): the server
+        refuses it, raised as a SlipwayError (HTTP 400) — log each objective's metric in the
+        trial's run yourself instead."""
         self.study.client._request("POST", self._path("report"), {"step": int(step), "value": _number(float(value))})
 
     def should_prune(self) -> bool:
-        """Whether the study's pruner stops this trial at its latest step."""
+        """Whether the study's pruner stops this trial at its latest step (never, in a
+        multi-objective study: it has no pruner, as in Optuna)."""
         return bool(self.study.client._request("POST", self._path("should_prune"), {})["prune"])
 
     def heartbeat(self, lease_ms: int = 60_000) -> bool:
@@ -92,7 +144,8 @@ class Trial:
 
 
 class Study:
-    """A study on the server: `name`, `direction`, `metric`, and its trials."""
+    """A study on the server: `name`, its objectives (`directions` and `metrics`, one per
+    objective; `direction` and `metric` are the first's), and its trials."""
 
     def __init__(self, client, info: dict):
         self.client = client
@@ -100,15 +153,34 @@ class Study:
         self.info = info
 
     def __repr__(self) -> str:
+        if self.is_multi_objective:
+            return f"Study({self.name!r}, directions={self.directions!r}, metrics={self.metrics!r})"
         return f"Study({self.name!r}, direction={self.info['direction']!r}, metric={self.info['metric']!r})"
 
     @property
     def direction(self) -> str:
+        """The (first) objective's direction: "minimize" or "maximize"."""
         return self.info["direction"]
 
     @property
     def metric(self) -> str:
+        """The (first) objective's metric name in the trials' runs."""
         return self.info["metric"]
+
+    @property
+    def directions(self) -> list:
+        """Each objective's direction, in order."""
+        return list(self.info.get("directions") or [self.info["direction"]])
+
+    @property
+    def metrics(self) -> list:
+        """Each objective's metric name in the trials' runs, in the order of `directions`."""
+        return list(self.info.get("metrics") or [self.info["metric"]])
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """Whether the study has several objectives."""
+        return len(self.metrics) > 1
 
     def refresh(self) -> "Study":
         self.info = self.client._request("GET", f"/api/v1/studies/{_q(self.name)}")
@@ -121,12 +193,27 @@ class Study:
             body["lease_ms"] = lease_ms
         return Trial(self, self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/trials", body))
 
-    def tell(self, trial, value: Optional[float] = None, state: str = "COMPLETE", error: Optional[str] = None) -> dict:
-        """Ends a trial (a Trial or its number): COMPLETE with its value, PRUNED, or FAIL."""
+    def tell(self, trial, values: Optional[ObjectiveValue] = None, state: str = "COMPLETE",
+             error: Optional[str] = None, *, value: Optional[float] = None) -> dict:
+        """Ends a trial (a Trial or its number) and returns it: COMPLETE with its value, PRUNED,
+        or FAIL. `values` is the objective's value, or in a multi-objective study a sequence of
+        one per objective (`study.tell(trial, [latency, f1])`, as in Optuna); a NaN fails the
+        trial, a wrong count is refused (SlipwayError, HTTP 400) and the trial goes on running.
+        COMPLETE without values takes each objective metric's latest value in the trial's run.
+        A multi-objective study's trials cannot be PRUNED. (`value=` is the older name of
+        `values`.)"""
         number = trial.number if isinstance(trial, Trial) else int(trial)
-        body: dict = {"state": state}
         if value is not None:
-            body["value"] = _number(float(value))
+            if values is not None:
+                raise TypeError("tell() takes values or value, not both")
+            values = value
+        body: dict = {"state": state}
+        if values is not None:
+            many = _values(values)
+            if many is None:
+                body["value"] = _number(float(values))
+            else:
+                body["values"] = [_number(v) for v in many]
         if error is not None:
             body["error"] = error
         return self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/trials/{number}/tell", body)
@@ -135,10 +222,13 @@ class Study:
         """A coming trial takes these values."""
         self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/enqueue", {"params": params})
 
-    def optimize(self, objective: Callable[[Trial], float], n_trials: int, catch: tuple = ()) -> None:
-        """Runs `objective` for `n_trials` trials: its return value completes a trial,
-        TrialPruned prunes it, an exception in `catch` fails it and the study goes on (others
-        fail it and are raised)."""
+    def optimize(self, objective: Callable[[Trial], ObjectiveValue], n_trials: int, catch: tuple = ()) -> None:
+        """Runs `objective` for `n_trials` trials: its return value completes a trial (a number,
+        or a tuple or list of one per objective in a multi-objective study), TrialPruned prunes
+        it, an exception in `catch` fails it and the study goes on (others fail it and are
+        raised). As in Optuna, a return value that is None, NaN, not a number or of the wrong
+        count fails the trial and the study goes on."""
+        n_objectives = len(self.metrics)
         for _ in range(n_trials):
             trial = self.ask()
             try:
@@ -152,10 +242,11 @@ class Study:
             except BaseException as e:
                 self.tell(trial, state="FAIL", error="".join(traceback.format_exception_only(type(e), e)).strip())
                 raise
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                self.tell(trial, state="FAIL", error=f"the objective returned {value!r}")
+            values, why = _objective_values(value, n_objectives)
+            if values is None:
+                self.tell(trial, state="FAIL", error=why)
             else:
-                self.tell(trial, float(value))
+                self.tell(trial, values if n_objectives > 1 else values[0])
 
     @property
     def trials(self) -> list:
@@ -163,42 +254,73 @@ class Study:
         return self.client._request("GET", f"/api/v1/studies/{_q(self.name)}/trials")["trials"]
 
     def trials_dataframe(self):
-        """The trials as a pandas DataFrame: number, state, value, params_* columns, run_id."""
+        """The trials as a pandas DataFrame: number, state, value, run_id, params_* columns; in a
+        multi-objective study a values_<metric> column per objective instead of value (as
+        Optuna's values_<name> columns)."""
         import pandas as pd
 
+        metrics = self.metrics if self.is_multi_objective else None
         rows = []
         for t in self.trials:
-            row = {"number": t["number"], "state": t["state"], "value": t["value"], "run_id": t["run_id"]}
+            row = {"number": t["number"], "state": t["state"]}
+            if metrics is None:
+                row["value"] = t["value"]
+            else:
+                values = t.get("values") or []
+                for i, m in enumerate(metrics):
+                    row[f"values_{m}"] = values[i] if i < len(values) else None
+            row["run_id"] = t["run_id"]
             for k, v in t["params"].items():
                 row[f"params_{k}"] = v
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def importance(self) -> dict:
-        """Each parameter's importance, {param: share} most important first (the method: ε² of
-        the objective's ranks over bins of the parameter, see the API's `method`)."""
-        got = self.client._request("GET", f"/api/v1/studies/{_q(self.name)}/importance")
+    def importance(self, objective: int = 0) -> dict:
+        """Each parameter's importance for objective number `objective` (from 0, the first),
+        {param: share} most important first (the method: ε² of the objective's ranks over bins
+        of the parameter, see the API's `method`). An objective the study does not have is
+        refused (SlipwayError, HTTP 400)."""
+        got = self.client._request("GET", f"/api/v1/studies/{_q(self.name)}/importance?objective={int(objective)}")
         return {i["param"]: i["importance"] for i in got["importances"]}
 
     @property
+    def best_trials(self) -> list:
+        """The Pareto front: the complete trials no other complete trial beats on every
+        objective (no worse on each, better on one), as dicts, by number; with one objective,
+        the best trial alone. Empty before a trial completes."""
+        info = self.refresh().info
+        if "best_trials" in info:
+            return info["best_trials"]
+        return [info["best"]] if info.get("best") else []
+
+    @property
     def best_trial(self) -> dict:
-        best = self.refresh().info.get("best")
+        """The best complete trial (a dict). A multi-objective study has none: RuntimeError,
+        as in Optuna (its best trials are `best_trials`)."""
+        info = self.refresh().info
+        if self.is_multi_objective:
+            raise RuntimeError(f"study {self.name!r} has {len(self.metrics)} objectives: a multi-objective "
+                               "study has no single best trial; use study.best_trials (the Pareto front)")
+        best = info.get("best")
         if best is None:
             raise ValueError(f"study {self.name!r} has no complete trial yet")
         return best
 
     @property
     def best_value(self) -> float:
+        """The best trial's value (RuntimeError in a multi-objective study, see `best_trial`)."""
         return self.best_trial["value"]
 
     @property
     def best_params(self) -> dict:
+        """The best trial's params (RuntimeError in a multi-objective study, see `best_trial`)."""
         return self.best_trial["params"]
 
 
 def current_trial(client=None) -> Trial:
     """The trial this process runs, inside an objective command started by `slipway tune`:
-    read from SLIPWAY_STUDY, SLIPWAY_TRIAL_NUMBER and the params file SLIPWAY_TRIAL_PARAMS."""
+    read from SLIPWAY_STUDY, SLIPWAY_TRIAL_NUMBER and the params file SLIPWAY_TRIAL_PARAMS (its
+    `study.metrics`, the metrics to log, from SLIPWAY_METRICS)."""
     from .client import Slipway
 
     try:
@@ -213,5 +335,7 @@ def current_trial(client=None) -> Trial:
         with open(path) as f:
             params = json.load(f)
     info = {"number": number, "run_id": os.environ.get("MLFLOW_RUN_ID", ""), "params": params}
-    study = Study(client, {"name": name, "direction": "", "metric": os.environ.get("SLIPWAY_METRIC", "value")})
+    metric = os.environ.get("SLIPWAY_METRIC", "value")
+    metrics = [m for m in os.environ.get("SLIPWAY_METRICS", "").split(",") if m] or [metric]
+    study = Study(client, {"name": name, "direction": "", "metric": metric, "metrics": metrics})
     return Trial(study, info)

@@ -1,7 +1,8 @@
 //! Standard test functions for trying a sampler without an objective of one's own (`slipway
 //! tune try`) and for the benchmarks: Branin, Hartmann-6, Rosenbrock-10, a mixed space with a
 //! log range, an int and a categorical, and the 6-D sphere (a zero-cost objective for measuring
-//! a sampler's own cost). All are minimised; each knows its minimum.
+//! a sampler's own cost). All are minimised; each knows its minimum. Two have several objectives
+//! (ZDT1 and DTLZ2), measured by the hypervolume of the front a run finds.
 
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
@@ -203,6 +204,137 @@ pub fn run(
     })
 }
 
+/// A test function with several objectives, all minimised, and the reference point its
+/// hypervolume is measured against.
+pub struct MultiFunction {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub space: Vec<(String, Distribution)>,
+    pub reference: Vec<f64>,
+    /// The hypervolume of the true Pareto front against `reference`: the most any run can reach.
+    pub best_hypervolume: f64,
+    eval: fn(&[f64]) -> Vec<f64>,
+}
+
+impl MultiFunction {
+    pub fn eval(&self, x: &[f64]) -> Vec<f64> {
+        (self.eval)(x)
+    }
+}
+
+/// The names [`multi_function`] knows.
+pub const MULTI_NAMES: &[&str] = &["zdt1", "dtlz2"];
+
+pub fn multi_function(name: &str) -> Option<MultiFunction> {
+    Some(match name {
+        // f2 = 1 - sqrt(f1) on the front: 1.1 · 11 less the 1/3 below it.
+        "zdt1" => MultiFunction {
+            name: "zdt1",
+            about: "ZDT1, 6 variables in [0, 1], 2 objectives; reference point (1.1, 11)",
+            space: floats("x", 6, 0.0, 1.0),
+            reference: vec![1.1, 11.0],
+            best_hypervolume: 1.1 * 11.0 - 1.0 / 3.0,
+            eval: |x| {
+                let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (x.len() - 1) as f64;
+                vec![x[0], g * (1.0 - (x[0] / g).sqrt())]
+            },
+        },
+        // The front is the unit sphere's positive octant: 1.1³ less the octant's volume π/6.
+        "dtlz2" => MultiFunction {
+            name: "dtlz2",
+            about: "DTLZ2, 6 variables in [0, 1], 3 objectives; reference point (1.1, 1.1, 1.1)",
+            space: floats("x", 6, 0.0, 1.0),
+            reference: vec![1.1; 3],
+            best_hypervolume: 1.1f64.powi(3) - PI / 6.0,
+            eval: |x| {
+                let g: f64 = x[2..].iter().map(|v| (v - 0.5).powi(2)).sum();
+                let (a, b) = (x[0] * PI / 2.0, x[1] * PI / 2.0);
+                vec![
+                    (1.0 + g) * a.cos() * b.cos(),
+                    (1.0 + g) * a.cos() * b.sin(),
+                    (1.0 + g) * a.sin(),
+                ]
+            },
+        },
+        _ => return None,
+    })
+}
+
+/// A trial of a run's Pareto front.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontTrial {
+    pub number: u64,
+    pub values: Vec<f64>,
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// What [`run_multi`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MultiRun {
+    pub function: String,
+    pub trials: usize,
+    pub seed: u64,
+    /// The front's hypervolume against the function's reference point.
+    pub hypervolume: f64,
+    pub best_hypervolume: f64,
+    pub reference: Vec<f64>,
+    pub front: Vec<FrontTrial>,
+    pub seconds: f64,
+}
+
+/// Runs `function` for `trials` trials in this process (as [`run`] does, `in_flight` at once)
+/// and measures the hypervolume of the front found.
+pub fn run_multi(
+    mut config: StudyConfig,
+    function: &MultiFunction,
+    trials: usize,
+    in_flight: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<MultiRun> {
+    let seed = config.seed;
+    config.directions = vec![crate::Direction::Minimize; function.reference.len()];
+    let mut study = Study::new(config);
+    let started = Instant::now();
+    let mut running: std::collections::VecDeque<(u64, Vec<f64>)> =
+        std::collections::VecDeque::new();
+    let mut asked = 0;
+    for i in 0..trials {
+        while asked < trials && running.len() < in_flight.max(1) {
+            let number = study.ask(BTreeMap::new());
+            let mut x = Vec::with_capacity(function.space.len());
+            for (name, dist) in &function.space {
+                x.push(study.suggest_internal(number, name, dist)?);
+            }
+            running.push_back((number, function.eval(&x)));
+            asked += 1;
+        }
+        let (number, values) = running.pop_front().expect("a trial is running");
+        study.tell(number, TrialState::Complete, &values)?;
+        progress(i + 1);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let front: Vec<FrontTrial> = study
+        .best_trials()
+        .into_iter()
+        .map(|t| FrontTrial {
+            number: t.number,
+            values: t.values.clone(),
+            params: study.params_of(t),
+        })
+        .collect();
+    let points: Vec<&[f64]> = front.iter().map(|t| t.values.as_slice()).collect();
+    Ok(MultiRun {
+        function: function.name.to_string(),
+        trials,
+        seed,
+        hypervolume: crate::pareto::hypervolume(&points, &function.reference),
+        best_hypervolume: function.best_hypervolume,
+        reference: function.reference.clone(),
+        front,
+        seconds,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +402,36 @@ mod tests {
                     dist
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_multi_objective_functions_reach_their_fronts_and_tpe_closes_in() {
+        let zdt1 = multi_function("zdt1").unwrap();
+        // On the front (x1.. = 0): f2 = 1 - sqrt(f1).
+        let v = zdt1.eval(&[0.25, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!((v[0] - 0.25).abs() < 1e-12 && (v[1] - 0.5).abs() < 1e-12, "{v:?}");
+        let dtlz2 = multi_function("dtlz2").unwrap();
+        let v = dtlz2.eval(&[0.3, 0.7, 0.5, 0.5, 0.5, 0.5]);
+        assert!((v.iter().map(|f| f * f).sum::<f64>() - 1.0).abs() < 1e-12, "{v:?}");
+        for f in [&zdt1, &dtlz2] {
+            let config = |sampler| StudyConfig {
+                name: "t".into(),
+                directions: vec![crate::Direction::Minimize],
+                sampler,
+                pruner: crate::PrunerConfig::None,
+                seed: 4,
+            };
+            let tpe = crate::SamplerConfig::Tpe(crate::TpeOptions::default());
+            let r = run_multi(config(tpe), f, 100, 1, |_| {}).unwrap();
+            let random =
+                run_multi(config(crate::SamplerConfig::Random), f, 100, 1, |_| {}).unwrap();
+            assert!(r.hypervolume <= f.best_hypervolume, "{} {}", f.name, r.hypervolume);
+            assert!(r.hypervolume > random.hypervolume, "{}: {r:?} vs {random:?}", f.name);
+            assert_eq!(r.front.len(), {
+                let points: Vec<Vec<f64>> = r.front.iter().map(|t| t.values.clone()).collect();
+                crate::pareto::front(&points).len()
+            });
         }
     }
 }

@@ -113,3 +113,119 @@ def test_pruners_stop_hopeless_trials_early_and_never_the_best(server, pruner):
     pruned = [t for t in trials if t["state"] == "PRUNED"]
     assert all(t["value"] == t["intermediate"][-1][1] for t in pruned), "a pruned trial keeps its last value"
     assert all(len(t["intermediate"]) == stopped_at[t["number"]] + 1 for t in pruned)
+
+
+def trade_off(trial):
+    """Cost against accuracy: a bigger x costs more and is more accurate; y = 0.5 is the most
+    accurate but a smaller y costs less."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    y = trial.suggest_float("y", 0.0, 1.0)
+    return x + 0.2 * y, math.sqrt(x) * (1 - (y - 0.5) ** 2)
+
+
+def dominates(a, b):
+    """Whether values `a` beat `b` in a (minimize, maximize) study: no worse on both, better on one."""
+    return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
+
+
+def test_a_multi_objective_study_keeps_a_value_per_objective_and_its_pareto_front(server):
+    client = Slipway(server.url)
+    study = client.study("trade-off", directions=["minimize", "maximize"], metrics=["cost", "accuracy"], seed=5)
+    assert study.directions == ["minimize", "maximize"] and study.metrics == ["cost", "accuracy"]
+    assert study.direction == "minimize" and study.metric == "cost", "the first objective's"
+    assert study.is_multi_objective and "directions=['minimize', 'maximize']" in repr(study)
+    assert study.best_trials == []
+    study.optimize(trade_off, n_trials=30)
+    trials = study.trials
+    assert len(trials) == 30 and all(t["state"] == "COMPLETE" for t in trials)
+    for t in trials:
+        x, y = t["params"]["x"], t["params"]["y"]
+        assert t["values"] == pytest.approx([x + 0.2 * y, math.sqrt(x) * (1 - (y - 0.5) ** 2)])
+        assert len(t["values"]) == 2 and t["value"] == t["values"][0]
+    # The best trials are exactly the complete trials no other one dominates, by number.
+    front = [t["number"] for t in trials if not any(dominates(o["values"], t["values"]) for o in trials)]
+    best = study.best_trials
+    assert [t["number"] for t in best] == front
+    assert len(front) >= 2, "a trade-off has more than one best trial"
+    assert all(len(t["values"]) == 2 for t in best)
+    # Each objective is a metric of the trial's run.
+    run = client.run(best[0]["run_id"])
+    assert run["metrics"]["cost"] == best[0]["values"][0] and run["metrics"]["accuracy"] == best[0]["values"][1]
+    # No single best trial, as in Optuna.
+    for attribute in ("best_trial", "best_value", "best_params"):
+        with pytest.raises(RuntimeError, match="best_trials"):
+            getattr(study, attribute)
+    # Importance per objective; an objective the study lacks is refused.
+    assert set(study.importance(objective=1)) == {"x", "y"}
+    assert set(study.importance()) == {"x", "y"}
+    with pytest.raises(SlipwayError) as e:
+        study.importance(objective=5)
+    assert e.value.status == 400 and "objective" in e.value.message
+    # A column per objective.
+    df = study.trials_dataframe()
+    assert list(df.columns[:5]) == ["number", "state", "values_cost", "values_accuracy", "run_id"]
+    assert "value" not in df.columns
+    assert sorted(c for c in df.columns if c.startswith("params_")) == ["params_x", "params_y"]
+    assert df["values_accuracy"].tolist() == [t["values"][1] for t in trials]
+    # Loaded again: the same objectives.
+    again = client.get_study("trade-off")
+    assert again.directions == ["minimize", "maximize"] and again.metrics == ["cost", "accuracy"]
+
+
+def test_a_multi_objective_study_refuses_a_wrong_count_of_values_and_pruning_and_changes_nothing(server):
+    client = Slipway(server.url)
+    study = client.study("mo", directions=["minimize", "maximize"], metrics=["cost", "accuracy"])
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    for values in ([1.0], 1.0, [1.0, 2.0, 3.0]):
+        with pytest.raises(SlipwayError) as e:
+            study.tell(trial, values)
+        assert e.value.status == 400 and "values: the study has 2 objectives" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        study.tell(trial, state="PRUNED")
+    assert e.value.status == 400 and "pruned" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        trial.report(0.5, step=0)
+    assert e.value.status == 400 and "step" in e.value.message
+    assert trial.should_prune() is False, "a multi-objective study never prunes"
+    [t] = study.trials
+    assert t["state"] == "RUNNING" and t["values"] == [] and t["value"] is None and t["intermediate"] == []
+    assert study.info["counts"]["COMPLETE"] == 0 and study.refresh().info["counts"]["RUNNING"] == 1
+    # Told right, as a tuple: complete, and the front.
+    told = study.tell(trial, (0.25, 0.75))
+    assert told["state"] == "COMPLETE" and told["values"] == [0.25, 0.75]
+    assert [t["number"] for t in study.best_trials] == [0]
+    # A NaN in any objective fails the trial, as in Optuna.
+    nan = study.ask()
+    assert study.tell(nan, [0.1, float("nan")])["state"] == "FAIL"
+    # An objective returning the wrong count, None or a NaN fails its trial; the study goes on.
+    returns = iter([(1.0,), None, (0.5, float("nan")), [0.5, 0.9]])
+    study.optimize(lambda trial: next(returns), n_trials=4)
+    states = [t["state"] for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL", "FAIL", "FAIL", "COMPLETE"]
+    assert "1 value" in study.trials[2]["error"]
+    assert [t["number"] for t in study.best_trials] == [0, 5], "neither dominates the other"
+
+
+def test_objectives_are_checked_when_a_study_is_created_and_nothing_is_created(server):
+    client = Slipway(server.url)
+    with pytest.raises(SlipwayError) as e:
+        client.study("both", direction="minimize", directions=["minimize", "maximize"], metrics=["a", "b"])
+    assert e.value.status == 400 and "directions" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client.study("pruned", directions=["minimize", "maximize"], metrics=["a", "b"], pruner="median")
+    assert e.value.status == 400 and "pruner" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client.study("unnamed", directions=["minimize", "maximize"])
+    assert e.value.status == 400 and "metrics" in e.value.message
+    assert client.studies() == []
+    # Metrics alone: every objective minimized.
+    assert client.study("costs", metrics=["a", "b"]).directions == ["minimize", "minimize"]
+    # One objective, as before: a value, a best trial, and a front of it alone.
+    single = client.study("single", direction="maximize", metric="f1", seed=2)
+    assert single.directions == ["maximize"] and single.metrics == ["f1"] and not single.is_multi_objective
+    single.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=6)
+    told = single.tell(single.ask(fixed={"x": 2.0}), [2.0])
+    assert told["values"] == [2.0] and told["value"] == 2.0, "one value as a list of one"
+    assert single.best_value == 2.0 and single.best_trials == [single.best_trial]
+    assert list(single.trials_dataframe().columns[:4]) == ["number", "state", "value", "run_id"]

@@ -3,6 +3,7 @@ several worker processes, on both stores; a worker killed mid-trial; failing and
 objectives; bad study files."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -166,6 +167,8 @@ def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(b
     ('[params]\n', "params: the search space is empty"),
     ('[params]\nx = { type = "float", low = 2, high = 1 }\n', "params.x.low"),
     ('[params]\nlr = { type = "float", low = 0, high = 1, log = true }\n', "params.lr.low"),
+    ('directions = ["minimize", "maximize"]\nmetrics = ["a", "b"]\npruner = "median"\n', "pruner: a multi-objective"),
+    ('directions = ["minimize", "maximize"]\nmetrics = ["a"]\n', "directions: expected one direction per metric"),
 ])
 def test_a_bad_study_file_is_refused_naming_the_field_and_nothing_is_created(body, field):
     s = Study("sqlite", trials=1)
@@ -192,5 +195,47 @@ def test_a_grid_study_runs_each_combination_once_and_stops():
         t = s.trials()
         assert len(t) == 4 and all(x["state"] == "COMPLETE" for x in t)
         assert sorted((x["params"]["x1"], x["params"]["x2"]) for x in t) == [(-5.0, 0.0), (-5.0, 15.0), (10.0, 0.0), (10.0, 15.0)]
+    finally:
+        s.close()
+
+
+TRADE_OFF = """
+import json, math, os
+import mlflow
+p = json.load(open(os.environ["SLIPWAY_TRIAL_PARAMS"]))
+latency, accuracy = os.environ["SLIPWAY_METRICS"].split(",")
+with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]):
+    mlflow.log_metric(latency, 10 * p["x"])
+    mlflow.log_metric(accuracy, math.sqrt(p["x"]) * p["y"])
+"""
+
+
+def test_a_multi_objective_study_file_runs_and_reports_its_pareto_front():
+    s = Study("sqlite", trials=12)
+    (s.dir / "trade_off.py").write_text(TRADE_OFF)
+    (s.dir / "mo.toml").write_text(
+        'name = "branin"\ntrials = 12\nseed = 3\n'
+        'directions = ["minimize", "maximize"]\nmetrics = ["latency", "accuracy"]\n'
+        f'command = "{sys.executable} trade_off.py"\n'
+        '[params]\nx = { type = "float", low = 0, high = 1 }\ny = { type = "float", low = 0, high = 1 }\n')
+    try:
+        s.cli("tune", "run", "mo.toml", "--workers", "2")
+        t = s.trials()
+        assert len(t) == 12 and all(x["state"] == "COMPLETE" for x in t), [x.get("error") for x in t]
+        for x in t:
+            want = [10 * x["params"]["x"], math.sqrt(x["params"]["x"]) * x["params"]["y"]]
+            assert x["values"] == pytest.approx(want) and x["value"] == x["values"][0]
+
+        def dominated(a):
+            return any(b["values"][0] <= a["values"][0] and b["values"][1] >= a["values"][1]
+                       and b["values"] != a["values"] for b in t)
+
+        front = [x["number"] for x in t if not dominated(x)]
+        best = json.loads(s.cli("--json", "tune", "best", "branin").stdout)["best_trials"]
+        assert [b["number"] for b in best] == front
+        text = s.cli("tune", "best", "branin").stdout.decode()
+        assert "Pareto front" in text and "latency (min)" in text and "accuracy (max)" in text
+        status = s.cli("tune", "status", "branin").stdout.decode()
+        assert "minimize,maximize" in status and f"{len(front)} trials" in status
     finally:
         s.close()

@@ -104,7 +104,7 @@ pub(crate) enum TuneCommand {
         candidates; the good kernels may narrow to a quarter of Optuna's floor), tpe-optuna\n\
         (exactly Optuna 5's rule, good_clip = 1), tpe-univariate, random.")]
     Try {
-        /// branin, hartmann6, rosenbrock10, mixed or sphere6
+        /// branin, hartmann6, rosenbrock10, mixed or sphere6; zdt1 or dtlz2 (several objectives)
         function: String,
         #[arg(long, default_value_t = 200)]
         trials: usize,
@@ -512,9 +512,16 @@ async fn try_function(
     if parallel == 0 {
         bail!("--parallel must be at least 1");
     }
-    let function = tune::functions::function(name).ok_or_else(|| {
-        anyhow!("unknown function '{name}' (expected one of {})", tune::functions::NAMES.join(", "))
-    })?;
+    let multi = tune::functions::multi_function(name);
+    let function = match (tune::functions::function(name), &multi) {
+        (Some(f), _) => Some(f),
+        (None, Some(_)) => None,
+        (None, None) => bail!(
+            "unknown function '{name}' (expected one of {}, {})",
+            tune::functions::NAMES.join(", "),
+            tune::functions::MULTI_NAMES.join(", ")
+        ),
+    };
     if trials == 0 {
         bail!("--trials must be at least 1");
     }
@@ -540,6 +547,33 @@ async fn try_function(
     };
     let bar = Bar::rows("trials", trials as u64, !global.json);
     let progress = bar.counter();
+    let Some(function) = function else {
+        let function = multi.expect("a function of several objectives");
+        let result = tokio::task::spawn_blocking(move || {
+            tune::functions::run_multi(config, &function, trials, parallel, |done| {
+                progress(done as u64)
+            })
+        })
+        .await??;
+        bar.finish();
+        if global.json {
+            crate::output::json(&result)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        table(
+            &["function", "trials", "front", "hypervolume", "best possible", "gap", "ms/trial"],
+            &[vec![
+                result.function.clone(),
+                result.trials.to_string(),
+                result.front.len().to_string(),
+                format!("{:.6}", result.hypervolume),
+                format!("{:.6}", result.best_hypervolume),
+                format!("{:.3e}", result.best_hypervolume - result.hypervolume),
+                format!("{:.3}", result.seconds * 1e3 / result.trials as f64),
+            ]],
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
     let result = tokio::task::spawn_blocking(move || {
         tune::functions::run(config, &function, trials, parallel, |done| progress(done as u64))
     })

@@ -1035,7 +1035,7 @@ PAGES.tune = async (segments) => {
     h("thead", {}, h("tr", {}, ["Study", "Direction", "Metric", "Complete", "Pruned", "Failed", "Running", "Updated"].map((t, i) => h("th", { class: i >= 3 && i <= 6 ? "num" : null }, t)))),
     h("tbody", {}, studies.map((s) => h("tr", { "data-study": s.name },
       h("td", {}, h("a", { href: `#/tune/${enc(s.name)}` }, h("strong", {}, s.name))),
-      h("td", {}, s.direction), h("td", {}, s.metric),
+      h("td", {}, (s.directions || [s.direction]).join(", ")), h("td", {}, (s.metrics || [s.metric]).join(", ")),
       h("td", { class: "num" }, c(s, "COMPLETE")), h("td", { class: "num" }, c(s, "PRUNED")), h("td", { class: "num" }, c(s, "FAIL")),
       h("td", { class: "num" }, c(s, "RUNNING")), h("td", {}, time(s.updated_ms)))))));
   return page;
@@ -1084,9 +1084,9 @@ function historyPlot(trials, maximize) {
 }
 
 /** A parameter's values against the objective, one dot per complete trial (log axis for log ranges). */
-function paramPlot(name, dist, trials) {
+function paramPlot(name, dist, trials, objective = "the objective") {
   const width = 300, height = 190, pad = 40;
-  const svg = frame(width, height, "scatter", `${name} against the objective`);
+  const svg = frame(width, height, "scatter", `${name} against ${objective}`);
   svg.setAttribute("data-param", name);
   const done = trials.filter((t) => t.state === "COMPLETE" && name in t.params);
   if (!done.length) return svg;
@@ -1102,9 +1102,9 @@ function paramPlot(name, dist, trials) {
   return svg;
 }
 
-/** Parallel coordinates: an axis per parameter and one for the objective; a line per complete
- * trial, darker the better. */
-function parallelPlot(names, dists, trials, maximize) {
+/** Parallel coordinates: an axis per parameter and one for the objective (labelled `objective`);
+ * a line per complete trial, darker the better. */
+function parallelPlot(names, dists, trials, maximize, objective = "objective") {
   const width = 720, height = 280, top = 24, bottom = height - 28;
   const svg = frame(width, height, "parallel", "parallel coordinates");
   const done = trials.filter((t) => t.state === "COMPLETE");
@@ -1124,66 +1124,171 @@ function parallelPlot(names, dists, trials, maximize) {
     const pts = axes.filter((a) => a === "objective" || a in t.params).map((a) => `${ax(axes.indexOf(a)).toFixed(1)},${ys[a](value(t, a)).toFixed(1)}`);
     svg.append(el("polyline", { points: pts.join(" "), class: "trial", "stroke-opacity": (0.15 + 0.85 * goodness).toFixed(2), "data-trial": t.number }));
   }
-  axes.forEach((a, i) => svg.append(el("line", { x1: ax(i), y1: top, x2: ax(i), y2: bottom, class: "axis" }), tickText(ax(i), height - 8, a, "middle")));
+  axes.forEach((a, i) => svg.append(el("line", { x1: ax(i), y1: top, x2: ax(i), y2: bottom, class: "axis" }),
+    tickText(ax(i), height - 8, i === axes.length - 1 ? objective : a, "middle")));
   return svg;
+}
+
+/** Two objectives against each other, a dot per complete trial: the Pareto front's trials
+ * highlighted over the faint dominated ones and, when `stairs`, the front joined as the
+ * staircase that bounds what it dominates. */
+function paretoPlot(done, onFront, metrics, directions, xi, yi, stairs) {
+  const width = 640, height = 300, left = 64, bottom = height - 36;
+  const label = (i) => `${metrics[i]} (${directions[i]})`;
+  const svg = frame(width, height, "pareto", `Pareto front: ${label(yi)} against ${label(xi)}`);
+  const xs = done.map((t) => t.values[xi]), ys = done.map((t) => t.values[yi]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const sx = scale(x0, x1, left + 6, width - 14), sy = scale(y0, y1, bottom - 6, 14);
+  svg.append(el("line", { x1: left, y1: bottom, x2: width - 8, y2: bottom, class: "axis" }),
+    el("line", { x1: left, y1: 8, x2: left, y2: bottom, class: "axis" }),
+    tickText(left - 4, sy(y0) + 3, num(y0), "end"), y1 > y0 ? tickText(left - 4, sy(y1) + 3, num(y1), "end") : null,
+    tickText(sx(x0), bottom + 14, num(x0), x1 > x0 ? "start" : "middle"), x1 > x0 ? tickText(sx(x1), bottom + 14, num(x1), "end") : null,
+    el("text", { x: (left + width) / 2, y: height - 4, class: "axis-label", "text-anchor": "middle" }, label(xi)),
+    el("text", { x: -bottom / 2, y: 14, class: "axis-label", "text-anchor": "middle", transform: "rotate(-90)" }, label(yi)));
+  const at = (x, y) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`;
+  if (stairs) {
+    // Between neighbours along the front, the corner is the worse of the two on each objective.
+    const worse = (i, a, b) => directions[i] === "maximize" ? Math.min(a, b) : Math.max(a, b);
+    const pts = done.filter((t) => onFront.has(t.number)).map((t) => [t.values[xi], t.values[yi]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const d = pts.map(([x, y], j) => j === 0 ? `M${at(x, y)}`
+      : `L${at(worse(xi, pts[j - 1][0], x), worse(yi, pts[j - 1][1], y))} L${at(x, y)}`);
+    if (pts.length) svg.append(el("path", { d: d.join(" "), class: "front" }));
+  }
+  const dominated = done.filter((t) => !onFront.has(t.number)), front = done.filter((t) => onFront.has(t.number));
+  for (const t of [...dominated, ...front]) {
+    const best = onFront.has(t.number);
+    svg.append(el("circle", { cx: sx(t.values[xi]).toFixed(1), cy: sy(t.values[yi]).toFixed(1), r: best ? 4 : 3,
+      class: "trial " + (best ? "front" : "dominated"), "data-trial": t.number },
+      el("title", {}, `trial ${t.number}${best ? " (on the front)" : ""}: ` + metrics.map((m, i) => `${m} ${num(t.values[i])}`).join(", "))));
+  }
+  return svg;
+}
+
+/** Registers a trial's model (logged to its run under model/) as a new version of `model`. */
+async function registerTrial(trial, model, into, description, from) {
+  into.textContent = "registering…";
+  try {
+    const v = await api(`/api/v1/models/${enc(model)}/versions`, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ source: `runs:/${trial.run_id}/model`, run_id: trial.run_id, description }) });
+    into.replaceChildren(h("a", { href: `#/models/${enc(v.name)}?version=${v.version}` }, `${v.name} v${v.version}`), " registered" + (from ? " from " + from : ""));
+  } catch (err) { into.textContent = "not registered: " + err.message; }
+}
+
+/** A multi-objective study's Pareto front: the trials no other trial beats on every objective,
+ * plotted (two objectives at a time, chosen when there are more) and listed, each one's model
+ * registered in one click. */
+function paretoSection(study, trials, runLink, paramText) {
+  const { metrics, directions } = study;
+  const front = study.best_trials || [];
+  const onFront = new Set(front.map((t) => t.number));
+  const done = trials.filter((t) => t.state === "COMPLETE" && Array.isArray(t.values) && t.values.length === metrics.length);
+  const section = h("section", { class: "pareto" }, h("h2", {}, "Pareto front"));
+  if (!done.length || !front.length) {
+    section.append(h("div", { class: "empty" }, "No complete trial yet."));
+    return section;
+  }
+  const box = h("div", { class: "pareto-plot" });
+  const axis = (i, which) => h("select", { name: which, "aria-label": `objective on the ${which} axis`, onchange: () => draw() },
+    metrics.map((m, j) => h("option", { value: j, selected: i === j }, m)));
+  const xAxis = metrics.length > 2 ? axis(0, "x") : null, yAxis = metrics.length > 2 ? axis(1, "y") : null;
+  const draw = () => box.replaceChildren(paretoPlot(done, onFront, metrics, directions, xAxis ? +xAxis.value : 0, yAxis ? +yAxis.value : 1, metrics.length === 2));
+  draw();
+  const registered = h("span", { class: "register-result" });
+  const modelName = h("input", { name: "model", value: study.name, "aria-label": "model name" });
+  section.append(...[
+    h("p", { class: "note" }, `The ${front.length} of ${done.length} complete trials that no other trial beats on every objective, highlighted; faint dots are dominated trials` +
+      (metrics.length === 2 ? "; the line bounds what the front dominates." : ". The plot shows two objectives at a time.")),
+    xAxis ? h("div", { class: "toolbar" }, h("label", {}, "x ", xAxis), h("label", {}, "y ", yAxis)) : null,
+    box,
+    h("form", { class: "register", onsubmit: (e) => e.preventDefault() }, "Register a front trial's model as ", modelName, " ", registered),
+    h("table", { class: "pareto-front" },
+      h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Trial"), metrics.map((m, i) => h("th", { class: "num", title: directions[i] }, m)),
+        h("th", {}, "Params"), h("th", {}, "Run"), h("th", {}, "Model"))),
+      h("tbody", {}, front.map((t) => h("tr", { "data-trial": t.number },
+        h("td", { class: "num" }, String(t.number)),
+        metrics.map((m, i) => h("td", { class: "num", "data-metric": m }, num(t.values[i]))),
+        h("td", {}, paramText(t)), h("td", {}, runLink(t, 8)),
+        h("td", {}, h("button", { type: "button", class: "register-trial", "aria-label": `register trial ${t.number}'s model`,
+          onclick: () => registerTrial(t, modelName.value.trim(), registered, `Pareto-front trial ${t.number} of study ${study.name}`, `trial ${t.number}`) }, "Register"))))))]
+    .filter(Boolean));
+  return section;
 }
 
 async function studyPage(name) {
   const [study, { trials }, imp] = await Promise.all([
     api(`/api/v1/studies/${enc(name)}`), api(`/api/v1/studies/${enc(name)}/trials`), api(`/api/v1/studies/${enc(name)}/importance`)]);
-  const maximize = study.direction === "maximize";
+  const directions = study.directions || [study.direction], metrics = study.metrics || [study.metric];
+  const multi = metrics.length > 1;
+  // A trial's value on objective i (a running trial has none yet).
+  const valueOf = (t, i) => Array.isArray(t.values) && t.values.length > i ? t.values[i] : i === 0 ? t.value : null;
   const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
   const show = (x) => typeof x === "string" ? x : JSON.stringify(x);
+  const paramText = (t) => Object.entries(t.params).map(([k, v]) => `${k}=${show(v)}`).join(" ");
+  const runLink = (t, n) => h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(t.run_id)}` }, h("code", {}, t.run_id.slice(0, n)));
   const dists = {};
   for (const t of trials) for (const [k, d] of Object.entries(t.distributions)) dists[k] = dists[k] || d;
   const names = Object.keys(dists).sort();
   const best = study.best;
   const registered = h("span", { class: "register-result" });
   const modelName = h("input", { name: "model", value: study.name, "aria-label": "model name" });
-  const register = best ? h("form", { class: "register", onsubmit: async (e) => {
+  const register = best ? h("form", { class: "register", onsubmit: (e) => {
     e.preventDefault();
-    registered.textContent = "registering…";
-    try {
-      const v = await api(`/api/v1/models/${enc(modelName.value.trim())}/versions`, { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ source: `runs:/${best.run_id}/model`, run_id: best.run_id, description: `best trial ${best.number} of study ${study.name}` }) });
-      registered.replaceChildren(h("a", { href: `#/models/${enc(v.name)}?version=${v.version}` }, `${v.name} v${v.version}`), " registered");
-    } catch (err) { registered.textContent = "not registered: " + err.message; }
+    registerTrial(best, modelName.value.trim(), registered, `best trial ${best.number} of study ${study.name}`);
   } }, "Model ", modelName, " ", h("button", { type: "submit" }, "Register its model"), " ", registered) : null;
   const c = (k) => String(study.counts[k] || 0);
   const page = h("div", {},
     h("h1", {}, study.name),
-    h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), ` · ${study.direction} ${study.metric}`),
+    h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), " · " + directions.map((d, i) => `${d} ${metrics[i]}`).join(" · ")),
     h("dl", { class: "facts" },
       fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "")),
       fact("Sampler", show(study.sampler.type)), fact("Pruner", show(study.pruner.type)), fact("Seed", String(study.seed)),
       fact("Runs", h("a", { href: `#/experiments/${enc(study.experiment_id)}` }, "experiment " + study.experiment_id)),
       fact("Study run", h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(study.parent_run_id)}` }, h("code", {}, study.parent_run_id.slice(0, 12))))));
-  page.append(h("section", { class: "best" }, h("h2", {}, "Best trial"), best
-    ? h("div", {}, h("p", {}, `Trial ${best.number}: `, h("strong", { "data-best": "" }, num(best.value)), " · run ",
-        h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(best.run_id)}` }, h("code", {}, best.run_id.slice(0, 12)))),
+  page.append(multi ? paretoSection({ ...study, directions, metrics }, trials, runLink, paramText) : h("section", { class: "best" }, h("h2", {}, "Best trial"), best
+    ? h("div", {}, h("p", {}, `Trial ${best.number}: `, h("strong", { "data-best": "" }, num(best.value)), " · run ", runLink(best, 12)),
         h("table", { class: "best-params" }, h("tbody", {}, Object.entries(best.params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, show(v)))))), register)
     : h("div", { class: "empty" }, "No complete trial yet.")));
-  page.append(h("section", {}, h("h2", {}, "Optimisation history"),
-    h("p", { class: "note" }, "Each complete trial's objective by trial number; the line is the best so far."), historyPlot(trials, maximize)));
-  if (names.length) {
-    page.append(h("section", {}, h("h2", {}, "Parameter importance"),
-      h("p", { class: "note" }, "Method: " + imp.method + "."),
-      h("table", { class: "importance" }, h("tbody", {}, imp.importances.map((i) => h("tr", { "data-param": i.param },
-        h("td", {}, i.param), h("td", { class: "num" }, (100 * i.importance).toFixed(1) + "%"),
-        h("td", {}, el("svg", { width: 240, height: 10, class: "bar" }, el("rect", { width: Math.round(240 * i.importance), height: 10 })))))))));
-    page.append(h("section", {}, h("h2", {}, "Parameters against the objective"),
-      h("div", { class: "charts" }, names.map((n) => paramPlot(n, dists[n], trials)))));
-    page.append(h("section", {}, h("h2", {}, "Parallel coordinates"),
-      h("p", { class: "note" }, "One line per complete trial through its parameters to its objective; darker is better."), parallelPlot(names, dists, trials, maximize)));
+  // The history, importance and per-parameter plots, for one objective at a time.
+  const plots = h("div", { class: "objective-plots" });
+  const drawPlots = (i, imp) => {
+    const maximize = directions[i] === "maximize";
+    const obj = multi ? metrics[i] : "objective";
+    const shown = multi ? trials.map((t) => ({ ...t, value: valueOf(t, i) })) : trials;
+    plots.dataset.objective = i;
+    plots.replaceChildren(h("section", {}, h("h2", {}, "Optimisation history"),
+      h("p", { class: "note" }, `Each complete trial's ${obj} by trial number; the line is the best so far.`), historyPlot(shown, maximize)));
+    if (!names.length) return;
+    plots.append(h("section", {}, h("h2", {}, "Parameter importance"), imp.error
+      ? h("div", { class: "error" }, "Could not compute the importance: " + imp.error)
+      : [h("p", { class: "note" }, "Method: " + imp.method + "."),
+        h("table", { class: "importance" }, h("tbody", {}, imp.importances.map((p) => h("tr", { "data-param": p.param },
+          h("td", {}, p.param), h("td", { class: "num" }, (100 * p.importance).toFixed(1) + "%"),
+          h("td", {}, el("svg", { width: 240, height: 10, class: "bar" }, el("rect", { width: Math.round(240 * p.importance), height: 10 })))))))]));
+    plots.append(h("section", {}, h("h2", {}, multi ? `Parameters against ${obj}` : "Parameters against the objective"),
+      h("div", { class: "charts" }, names.map((n) => paramPlot(n, dists[n], shown, multi ? obj : undefined)))));
+    plots.append(h("section", {}, h("h2", {}, "Parallel coordinates"),
+      h("p", { class: "note" }, `One line per complete trial through its parameters to its ${obj}; darker is better.`), parallelPlot(names, dists, shown, maximize, obj)));
+  };
+  if (multi) {
+    let picks = 0;
+    const pick = h("select", { name: "objective", "aria-label": "objective to plot", onchange: async () => {
+      const i = +pick.value, mine = ++picks;
+      const imp = names.length ? await api(`/api/v1/studies/${enc(name)}/importance?objective=${i}`).catch((err) => ({ error: err.message || "unauthorized" })) : null;
+      if (mine === picks) drawPlots(i, imp);
+    } }, metrics.map((m, i) => h("option", { value: i }, `${directions[i]} ${m}`)));
+    page.append(h("div", { class: "toolbar objective-pick" }, h("label", {}, "Plots below for ", pick)));
   }
+  drawPlots(0, imp);
+  page.append(plots);
   const secs = (t) => t.finished_ms ? ((t.finished_ms - t.started_ms) / 1000).toFixed(1) : "—";
   page.append(h("section", {}, h("h2", {}, "Trials"), h("table", { class: "trials" },
-    h("thead", {}, h("tr", {}, ["Trial", "State", "Value", "Steps", "Seconds", "Params", "Run", "Error"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["Trial", "State", ...(multi ? metrics : ["Value"]), "Steps", "Seconds", "Params", "Run", "Error"].map((t, i) =>
+      h("th", multi && i >= 2 && i < 2 + metrics.length ? { title: directions[i - 2], "data-metric": t } : {}, t)))),
     h("tbody", {}, trials.map((t) => h("tr", { "data-trial": t.number },
       h("td", { class: "num" }, String(t.number)), h("td", {}, h("span", { class: "badge " + t.state.toLowerCase() }, t.state.toLowerCase())),
-      h("td", { class: "num" }, num(t.value)), h("td", { class: "num" }, String(t.intermediate.length)), h("td", { class: "num" }, secs(t)),
-      h("td", {}, Object.entries(t.params).map(([k, v]) => `${k}=${show(v)}`).join(" ")),
-      h("td", {}, h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(t.run_id)}` }, h("code", {}, t.run_id.slice(0, 8)))),
+      multi ? metrics.map((m, i) => h("td", { class: "num", "data-metric": m }, num(valueOf(t, i)))) : h("td", { class: "num" }, num(t.value)),
+      h("td", { class: "num" }, String(t.intermediate.length)), h("td", { class: "num" }, secs(t)),
+      h("td", {}, paramText(t)), h("td", {}, runLink(t, 8)),
       h("td", { class: "error" }, t.error || "")))))));
   return page;
 }
