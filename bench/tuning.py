@@ -31,7 +31,8 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             hypervolume of each run's Pareto front against a fixed reference point (larger is
             better; the true front's is the most any run can reach). Slipway's multi-objective
             TPE (`slipway tune try zdt1 --json`) against Optuna's TPESampler and its default for
-            several objectives, NSGAIISampler, both seeded, in this process. Each Slipway front is
+            several objectives, NSGAIISampler, both seeded, in this process; Slipway also with
+            `multivariate = false` (Optuna 5's default for several objectives). Each Slipway front is
             checked: its values re-evaluated with the Python function at its params, and its
             hypervolume recomputed here.
 
@@ -478,8 +479,10 @@ def run_optuna_multi(function: str, trials: int, seed: int, sampler: str) -> dic
     return {"hv": hypervolume(front, MULTI_REFERENCE[function]), "seconds": seconds, "front": len(front)}
 
 
-def run_slipway_multi(binary: Path, function: str, trials: int, seed: int) -> tuple[dict, list[str]]:
-    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed), "--json"]
+def run_slipway_multi(binary: Path, function: str, trials: int, seed: int,
+                      sampler: str = "tpe") -> tuple[dict, list[str]]:
+    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed),
+            "--sampler", sampler, "--json"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=SLIPWAY_TIMEOUT, env=h.clean_env(["SLIPWAY_"]))
     if out.returncode != 0:
         raise h.BenchError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
@@ -502,7 +505,7 @@ def run_slipway_multi(binary: Path, function: str, trials: int, seed: int) -> tu
 def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[str]]:
     runners = []
     if "slipway" in tools and binary:
-        runners.append("slipway tpe")
+        runners += ["slipway tpe", "slipway tpe-univariate"]
     if "optuna" in tools:
         runners += ["optuna tpe", "optuna nsga2"]
     print()
@@ -514,8 +517,8 @@ def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[
         progress(f"  {function:<13} ", end="")
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             for r in runners:
-                if r == "slipway tpe":
-                    out, p = run_slipway_multi(binary, function, args.trials, seed)
+                if r.startswith("slipway"):
+                    out, p = run_slipway_multi(binary, function, args.trials, seed, r.split()[1])
                     problems += p
                 else:
                     out = run_optuna_multi(function, args.trials, seed, r.split()[1])
@@ -523,7 +526,7 @@ def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[
             progress(".", end="")
         progress("")
     header = ["function", "best possible"] + [f"{r}: median [q25, q75]" for r in runners]
-    peers = [r for r in runners if r != "slipway tpe"]
+    peers = [r for r in runners if not r.startswith("slipway")]
     if "slipway tpe" in runners:
         header += [f"slipway >= {r}, p(slipway worse)" for r in peers]
     header += [f"{r} ms/trial" for r in runners]

@@ -131,6 +131,28 @@ impl StudyConfig {
     }
 }
 
+impl SamplerConfig {
+    /// [`SamplerConfig::from_json`] for a study of `n_objectives`: TPE for several objectives is
+    /// univariate unless `multivariate` is given, as in Optuna 5 (on the benchmark's DTLZ2 it
+    /// spreads the front better; on ZDT1 multivariate is better, see `docs/tuning.md`).
+    pub fn from_json_for(
+        value: Option<&Value>,
+        at: &str,
+        n_objectives: usize,
+    ) -> Result<SamplerConfig> {
+        let mut sampler = SamplerConfig::from_json(value, at)?;
+        let given =
+            value.and_then(Value::as_object).is_some_and(|o| o.contains_key("multivariate"));
+        if let SamplerConfig::Tpe(options) = &mut sampler
+            && n_objectives > 1
+            && !given
+        {
+            options.multivariate = false;
+        }
+        Ok(sampler)
+    }
+}
+
 /// A study's objectives from its fields: `direction` and `metric` for one, or the lists
 /// `directions` and `metrics` (one per objective, in order) for several. Unset, a study minimises
 /// the metric `value`; metrics without directions are all minimised.

@@ -159,27 +159,35 @@ pub(crate) fn contributions(points: &[&[f64]], reference: &[f64]) -> Vec<f64> {
 
 /// Greedy hypervolume subset selection: `k` of the points (indices, in the order chosen), each
 /// the one that adds the most hypervolume to those already chosen; ties to the earlier point.
+/// Lazy: a point's gain only shrinks as others are chosen (hypervolume is submodular), so a
+/// stale gain bounds the fresh one and only the leader's is recomputed.
 pub(crate) fn select_by_hypervolume(points: &[&[f64]], k: usize, reference: &[f64]) -> Vec<usize> {
+    let k = k.min(points.len());
     let mut chosen: Vec<usize> = Vec::with_capacity(k);
     let mut chosen_points: Vec<&[f64]> = Vec::with_capacity(k + 1);
     let mut volume = 0.0;
-    while chosen.len() < k.min(points.len()) {
-        let mut best: Option<(usize, f64)> = None;
-        for (i, &p) in points.iter().enumerate() {
-            if chosen.contains(&i) {
-                continue;
-            }
-            chosen_points.push(p);
-            let gain = hypervolume(&chosen_points, reference) - volume;
-            chosen_points.pop();
-            if best.is_none_or(|(_, g)| gain > g) {
-                best = Some((i, gain));
-            }
+    // (gain bound, index, chosen count when the bound was computed)
+    let mut bounds: Vec<(f64, usize, usize)> =
+        (0..points.len()).map(|i| (f64::INFINITY, i, usize::MAX)).collect();
+    while chosen.len() < k {
+        // The leader: the largest bound, the earlier point among equals.
+        let at = (0..bounds.len())
+            .max_by(|&a, &b| {
+                bounds[a].0.total_cmp(&bounds[b].0).then(bounds[b].1.cmp(&bounds[a].1))
+            })
+            .expect("a point left to choose");
+        let (_, i, fresh_at) = bounds[at];
+        if fresh_at == chosen.len() {
+            bounds.swap_remove(at);
+            chosen.push(i);
+            chosen_points.push(points[i]);
+            volume = hypervolume(&chosen_points, reference);
+            continue;
         }
-        let (i, gain) = best.expect("a point left to choose");
-        chosen.push(i);
         chosen_points.push(points[i]);
-        volume += gain;
+        let gain = hypervolume(&chosen_points, reference) - volume;
+        chosen_points.pop();
+        bounds[at] = (gain, i, chosen.len());
     }
     chosen
 }
@@ -255,6 +263,54 @@ mod tests {
         // Each of the first two alone covers one unit the other does not; the third is
         // dominated and adds nothing.
         assert_eq!(contributions(&refs(&points), &[3.0, 3.0]), vec![1.0, 1.0, 0.0]);
+    }
+
+    /// The eager greedy: every gain recomputed at every step.
+    fn eager(points: &[&[f64]], k: usize, reference: &[f64]) -> Vec<usize> {
+        let mut chosen: Vec<usize> = Vec::new();
+        while chosen.len() < k.min(points.len()) {
+            let mut best: Option<(usize, f64)> = None;
+            for i in (0..points.len()).filter(|i| !chosen.contains(i)) {
+                let mut with: Vec<&[f64]> = chosen.iter().map(|&c| points[c]).collect();
+                let before = hypervolume(&with, reference);
+                with.push(points[i]);
+                let gain = hypervolume(&with, reference) - before;
+                if best.is_none_or(|(_, g)| gain > g) {
+                    best = Some((i, gain));
+                }
+            }
+            chosen.push(best.unwrap().0);
+        }
+        chosen
+    }
+
+    #[test]
+    fn lazy_greedy_selection_chooses_as_the_eager_one_does() {
+        let mut rng = Rng::new(9);
+        for (m, n, k) in [(2, 30, 10), (3, 40, 12), (3, 8, 8), (4, 20, 5)] {
+            // Points near a front (the sphere's octant), so that gains are close and change.
+            let points: Vec<Vec<f64>> = (0..n)
+                .map(|_| {
+                    let v: Vec<f64> = (0..m).map(|_| rng.uniform(0.05, 1.0)).collect();
+                    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                    v.iter().map(|x| x / norm * rng.uniform(1.0, 1.1)).collect()
+                })
+                .collect();
+            let reference = vec![1.2; m];
+            let lazy = select_by_hypervolume(&refs(&points), k, &reference);
+            let gains = |sel: &[usize]| {
+                let chosen: Vec<&[f64]> = sel.iter().map(|&i| points[i].as_slice()).collect();
+                hypervolume(&chosen, &reference)
+            };
+            let eager = eager(&refs(&points), k, &reference);
+            assert_eq!(
+                lazy,
+                eager,
+                "{m} objectives, {n} points, k {k}: volumes {} {}",
+                gains(&lazy),
+                gains(&eager)
+            );
+        }
     }
 
     #[test]

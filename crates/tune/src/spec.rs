@@ -153,7 +153,8 @@ impl StudySpec {
                 "pruner: a multi-objective study cannot prune (set pruner to none)",
             ));
         }
-        let mut sampler = SamplerConfig::from_json(obj.get("sampler"), "sampler")?;
+        let mut sampler =
+            SamplerConfig::from_json_for(obj.get("sampler"), "sampler", directions.len())?;
 
         let mut declared: Vec<(ParamSpec, Option<Value>)> = Vec::new();
         if let Some(table) = obj.get("params") {
@@ -367,10 +368,11 @@ mod tests {
     fn check(value: Value, expect: Expect) {
         let got = match StudySpec::from_json(&value) {
             Ok(s) if s.metrics.len() > 1 => format!(
-                "ok {} params, objectives {:?} {:?}",
+                "ok {} params, objectives {:?} {:?}, sampler {}",
                 s.params.len(),
                 s.metrics,
-                s.directions
+                s.directions,
+                serde_json::to_string(&s.sampler).unwrap()
             ),
             Ok(s) => format!(
                 "ok {} params, sampler {}",
@@ -463,7 +465,16 @@ layers = { type = "int", low = 1, high = 4 }
         two["directions"] = json!(["minimize", "maximize"]);
         check(
             two.clone(),
-            expect![[r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize]"#]],
+            expect![[
+                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
+            ]],
+        );
+        two["sampler"] = json!({"type": "tpe", "multivariate": true});
+        check(
+            two.clone(),
+            expect![[
+                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
+            ]],
         );
         two["pruner"] = json!("median");
         check(

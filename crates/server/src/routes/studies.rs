@@ -90,12 +90,13 @@ pub(crate) async fn create_study(
                 c.directions.as_ref(),
                 c.metrics.as_ref(),
             )?;
+            let n_objectives = directions.len();
             NewStudy {
                 name: c.name.ok_or_else(|| ApiError::invalid("name: missing"))?,
                 experiment: c.experiment,
                 directions,
                 metrics,
-                sampler: SamplerConfig::from_json(c.sampler.as_ref(), "sampler")?,
+                sampler: SamplerConfig::from_json_for(c.sampler.as_ref(), "sampler", n_objectives)?,
                 pruner: PrunerConfig::from_json(c.pruner.as_ref(), "pruner")?,
                 seed: c.seed,
                 spec: None,
