@@ -31,8 +31,9 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             hypervolume of each run's Pareto front against a fixed reference point (larger is
             better; the true front's is the most any run can reach). Slipway's multi-objective
             TPE (`slipway tune try zdt1 --json`) against Optuna's TPESampler and its default for
-            several objectives, NSGAIISampler, both seeded, in this process; Slipway also with
-            `multivariate = false` (Optuna 5's default for several objectives). Each Slipway front is
+            several objectives, NSGAIISampler, both seeded, in this process. Slipway's default for
+            several objectives is univariate TPE, as Optuna 5's; it also runs multivariate
+            (`--sampler tpe-multivariate`). Each Slipway front is
             checked: its values re-evaluated with the Python function at its params, and its
             hypervolume recomputed here.
 
@@ -505,7 +506,7 @@ def run_slipway_multi(binary: Path, function: str, trials: int, seed: int,
 def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[str]]:
     runners = []
     if "slipway" in tools and binary:
-        runners += ["slipway tpe", "slipway tpe-univariate"]
+        runners += ["slipway tpe", "slipway tpe-multivariate"]
     if "optuna" in tools:
         runners += ["optuna tpe", "optuna nsga2"]
     print()

@@ -110,7 +110,8 @@ pub(crate) enum TuneCommand {
         trials: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// tpe, tpe-optuna, tpe-univariate or random
+        /// tpe (a study's default), tpe-optuna (good_clip 1), tpe-multivariate, tpe-univariate or
+        /// random
         #[arg(long, default_value = "tpe")]
         sampler: String,
         /// Play N parallel workers: trials are sampled while N-1 others are still running
@@ -525,18 +526,22 @@ async fn try_function(
     if trials == 0 {
         bail!("--trials must be at least 1");
     }
+    // A study's defaults: TPE is univariate for several objectives (as in Optuna 5).
+    let tpe = tune::TpeOptions { multivariate: multi.is_none(), ..Default::default() };
     let sampler = match sampler {
-        "tpe" => tune::SamplerConfig::Tpe(tune::TpeOptions::default()),
+        "tpe" => tune::SamplerConfig::Tpe(tpe),
+        "tpe-multivariate" => {
+            tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: true, ..Default::default() })
+        }
         "tpe-univariate" => {
             tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: false, ..Default::default() })
         }
-        "tpe-optuna" => {
-            tune::SamplerConfig::Tpe(tune::TpeOptions { good_clip: 1.0, ..Default::default() })
-        }
+        "tpe-optuna" => tune::SamplerConfig::Tpe(tune::TpeOptions { good_clip: 1.0, ..tpe }),
         "random" => tune::SamplerConfig::Random,
-        other => {
-            bail!("unknown sampler '{other}' (expected tpe, tpe-optuna, tpe-univariate or random)")
-        }
+        other => bail!(
+            "unknown sampler '{other}' (expected tpe, tpe-optuna, tpe-multivariate, tpe-univariate \
+             or random)"
+        ),
     };
     let config = tune::StudyConfig {
         name: format!("try-{name}"),
