@@ -181,9 +181,10 @@ fn param_text(value: &Value) -> String {
     }
 }
 
-/// A seed for a study given none: from a fresh random id.
+/// A seed for a study given none: from a fresh random id, in 53 bits, so that it survives a JSON
+/// number in JavaScript and in Python's float.
 fn random_seed() -> u64 {
-    crate::rng::fnv1a(new_id().as_bytes()) >> 1
+    crate::rng::fnv1a(new_id().as_bytes()) >> 11
 }
 
 impl Tuning {

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from slipway import current_trial
 p = json.load(open(os.environ["SLIPWAY_TRIAL_PARAMS"]))
 number = int(os.environ["SLIPWAY_TRIAL_NUMBER"])
 open(os.path.join(os.environ["MARKS"], f"ran-{number}-{os.getpid()}"), "w").close()
+print(f"trial {number} starts with {sorted(p)}")
 if number == int(os.environ.get("SLOW_TRIAL", "-1")):
     time.sleep(120)
 if p.get("mode") == "fail":
@@ -74,6 +77,25 @@ class Study:
                              start_new_session=True)
         self.procs.append(p)
         return p
+
+    def artifact(self, run_id, name):
+        """A file of a run's artifacts, read through a `slipway server` on the study's stores."""
+        experiment = json.loads(self.cli("--json", "tune", "status", "branin").stdout)["experiment_id"]
+        server = subprocess.Popen([slipway_bin(), "server", "--port", "0", *self.stores], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=self.env, cwd=self.dir)
+        try:
+            url = server.stdout.readline().decode().strip().removeprefix("slipway listening on ")
+            path = f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run_id}/artifacts/{name}"
+            try:
+                with urllib.request.urlopen(path, timeout=10) as r:
+                    return r.read().decode()
+            except urllib.error.HTTPError as e:
+                if e.code == 404:
+                    return None
+                raise
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
     def trials(self):
         return json.loads(self.cli("--json", "tune", "trials", "branin").stdout)["trials"]
@@ -154,6 +176,11 @@ def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(b
         t = s.trials()
         assert [x["state"] for x in t] == ["FAIL", "PRUNED", "COMPLETE"]
         assert "exited with status 3" in t[0]["error"] and "boom: the objective broke" in t[0]["error"]
+        # Each trial's output is kept whole as artifacts of its run; an empty one is not stored.
+        assert s.artifact(t[0]["run_id"], "stderr.txt").strip() == "boom: the objective broke"
+        assert s.artifact(t[0]["run_id"], "stdout.txt").startswith("trial 0 starts with ['mode', 'x1', 'x2']")
+        assert s.artifact(t[2]["run_id"], "stdout.txt").startswith("trial 2 starts with")
+        assert s.artifact(t[2]["run_id"], "stderr.txt") is None
         assert t[1]["value"] == 9.0
         assert abs(t[2]["value"] - 0.397887) < 1e-4
         best = json.loads(s.cli("--json", "tune", "best", "branin").stdout)

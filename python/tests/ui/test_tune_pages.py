@@ -2,11 +2,13 @@
 best trial (registered in one click), optimisation history, importance, a plot per parameter,
 parallel coordinates and the trials table; for a multi-objective study, its Pareto front (plotted,
 listed, any front trial's model registered in one click), a value column per objective, and the
-other plots for the objective picked."""
+other plots for the objective picked; and a study in progress refreshing its page in place, keeping
+the user's picks, until it finishes or the user leaves."""
 
 import json
 import math
 import random
+import re
 import urllib.request
 
 import numpy as np
@@ -161,4 +163,133 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_plots_each_objective
     page.wait_for_selector("section.pareto .register-result a")
     assert page.inner_text("section.pareto .register-result") == f"mo-tuned v1 registered from trial {chosen['number']}"
     assert call(sqlite_server, "GET", "/api/v1/models/mo-tuned/versions/1")["run_id"] == chosen["run_id"]
+    assert page.problems == []
+
+
+def facts_trials(page):
+    return page.evaluate("document.querySelector('dl.facts dd') && document.querySelector('dl.facts dd').textContent")
+
+
+def test_a_study_in_progress_refreshes_in_place_until_it_finishes(page, sqlite_server):
+    # Asked and told over HTTP, as a worker would: two trials told, a third still running, of 5.
+    call(sqlite_server, "POST", "/api/v1/studies", {"name": "live", "n_trials": 5})
+
+    def ask():
+        n = call(sqlite_server, "POST", "/api/v1/studies/live/trials", {})["number"]
+        call(sqlite_server, "POST", f"/api/v1/studies/live/trials/{n}/suggest",
+             {"name": "x", "distribution": {"type": "float", "low": 0, "high": 1}})
+        return n
+
+    def tell(n, value):
+        call(sqlite_server, "POST", f"/api/v1/studies/live/trials/{n}/tell", {"value": value})
+
+    tell(ask(), 0.5)
+    tell(ask(), 0.7)
+    third = ask()
+    # Every request the page makes about the study, to see when it stops asking.
+    asked = []
+    page.on("request", lambda r: "/api/v1/studies/live" in r.url and asked.append(r.url))
+    page.set_viewport_size({"width": 1100, "height": 420})  # short, so the page scrolls
+
+    page.goto(sqlite_server.url + "/#/tune/live")
+    page.wait_for_selector("table.trials")
+    assert facts_trials(page) == "2 complete, 0 pruned, 0 failed, 1 running of 5"
+    assert page.locator("table.trials tbody tr").count() == 3
+    assert re.fullmatch(r"live · updated \d\d:\d\d:\d\d", page.inner_text(".live-status"))
+    assert float(page.inner_text("[data-best]")) == 0.5
+    # The user's state: a model name half typed (caret mid-word, focused), the page scrolled.
+    page.evaluate("window.notReloaded = true")
+    page.fill("form.register input[name=model]", "live-tuned")
+    page.evaluate("document.querySelector('form.register input[name=model]').setSelectionRange(4, 4)")
+    page.evaluate("window.scrollTo(0, 300)")
+    scrolled = page.evaluate("window.scrollY")
+    assert scrolled > 0
+
+    # The running trial ends, another is asked and told, a fifth asked: the page catches up.
+    tell(third, 0.9)
+    tell(ask(), 0.2)
+    fifth = ask()
+    wait_until(page, "document.querySelector('dl.facts dd').textContent === '4 complete, 0 pruned, 0 failed, 1 running of 5'", timeout=15)
+    assert page.locator("table.trials tbody tr").count() == 5
+    assert page.inner_text(f"table.trials tr[data-trial='{fifth}'] .badge") == "running"
+    assert page.locator("svg.history circle.trial").count() == 4
+    assert float(page.inner_text("[data-best]")) == 0.2  # minimised: the new trial is the best
+    assert page.evaluate("window.notReloaded") is True
+    assert page.evaluate("""(() => { const i = document.querySelector('form.register input[name=model]');
+        return [document.activeElement === i, i.value, i.selectionStart, window.scrollY]; })()""") == [True, "live-tuned", 4, scrolled]
+    assert re.fullmatch(r"live · updated \d\d:\d\d:\d\d", page.inner_text(".live-status"))
+
+    # Elsewhere, the study page asks nothing more.
+    page.click("nav a[data-stage=tune]")
+    page.wait_for_selector("table.studies")
+    before = len(asked)
+    page.wait_for_timeout(5500)
+    assert asked[before:] == []
+
+    # Back on it, the last trial ends: one refresh shows the study finished, then no more.
+    page.click("table.studies a")
+    page.wait_for_selector("table.trials")
+    assert page.locator(".live-status").count() == 1
+    tell(fifth, 0.1)
+    wait_until(page, "document.querySelector('dl.facts dd').textContent === '5 complete, 0 pruned, 0 failed, 0 running of 5'", timeout=15)
+    assert page.locator(".live-status").count() == 0
+    assert page.locator("table.trials tbody tr").count() == 5
+    before = len(asked)
+    page.wait_for_timeout(5500)
+    assert asked[before:] == []
+    assert page.evaluate("window.notReloaded") is True
+    assert page.problems == []
+
+
+def test_a_multi_objective_study_in_progress_keeps_the_picks_across_refreshes(page, sqlite_server):
+    metrics = ["latency", "accuracy", "size"]
+    call(sqlite_server, "POST", "/api/v1/studies", {"name": "mo-live", "directions": ["minimize", "maximize", "minimize"],
+                                                    "metrics": metrics, "seed": 3})
+
+    def ask():
+        n = call(sqlite_server, "POST", "/api/v1/studies/mo-live/trials", {})["number"]
+        x = call(sqlite_server, "POST", f"/api/v1/studies/mo-live/trials/{n}/suggest",
+                 {"name": "x", "distribution": {"type": "float", "low": 0, "high": 1}})["value"]
+        return n, x
+
+    def tell(n, x):
+        call(sqlite_server, "POST", f"/api/v1/studies/mo-live/trials/{n}/tell", {"values": [x, x * x, 1 - x]})
+
+    for _ in range(4):
+        tell(*ask())
+    running = ask()  # no target: live while a trial runs
+    page.goto(sqlite_server.url + "/#/tune/mo-live")
+    page.wait_for_selector("svg.pareto")
+    assert page.locator("svg.pareto circle.trial").count() == 4
+    page.evaluate("window.notReloaded = true")
+    page.select_option("select[name=objective]", "2")
+    wait_until(page, "document.querySelector('.objective-plots').dataset.objective === '2'")
+    page.select_option("select[name=x]", "2")
+    page.fill("section.pareto form.register input[name=model]", "mo-live-tuned")
+    # While a register request is in flight (held here), the page does not refresh.
+    held = []
+    page.route("**/api/v1/models/**", lambda route: held.append(route))
+    chosen = page.locator("table.pareto-front tbody tr").first.get_attribute("data-trial")
+    page.click(f"table.pareto-front tr[data-trial='{chosen}'] button.register-trial")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+
+    tell(*running)
+    page.wait_for_timeout(6000)
+    assert page.locator("svg.pareto circle.trial").count() == 4
+    held[0].fulfill(json={"name": "mo-live-tuned", "version": 1})
+    wait_until(page, "document.querySelectorAll('svg.pareto circle.trial').length === 5", timeout=15)
+    assert page.inner_text("section.pareto .register-result") == f"mo-live-tuned v1 registered from trial {chosen}"
+    assert page.locator(".live-status").count() == 0  # nothing running, no target: finished
+    assert page.evaluate("window.notReloaded") is True
+    assert page.input_value("select[name=objective]") == "2"
+    assert page.evaluate("document.querySelector('.objective-plots').dataset.objective") == "2"
+    assert cells(page, "svg.parallel text.tick")[-1] == "size"
+    assert page.input_value("select[name=x]") == "2" and page.input_value("select[name=y]") == "1"
+    assert cells(page, "svg.pareto text.axis-label") == ["size (minimize)", "accuracy (maximize)"]
+    assert page.input_value("section.pareto form.register input[name=model]") == "mo-live-tuned"
+    assert page.locator("table.trials tbody tr").count() == 5
     assert page.problems == []

@@ -191,6 +191,7 @@ pub(crate) async fn trial_api(
     });
     Ok(std::sync::Arc::new(tune_trial::TrialRunner {
         tuning: stores.tuning.clone(),
+        artifacts: track::Artifacts::new(stores.db.clone(), stores.blobs.clone()),
         api_url: format!("http://{addr}"),
         token: Some(token),
     }))

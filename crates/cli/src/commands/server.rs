@@ -86,6 +86,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     // Tuning trials this server's worker runs log to this server.
     let runner = std::sync::Arc::new(super::tune_trial::TrialRunner {
         tuning: stores.tuning.clone(),
+        artifacts: track::Artifacts::new(stores.db.clone(), stores.blobs.clone()),
         api_url: loopback_url(addr),
         token: token.clone(),
     });

@@ -2,17 +2,18 @@
 //! for a trial (with a lease it renews while the trial runs), runs the study's command with the
 //! trial's parameters (as `SLIPWAY_PARAM_*` variables and a JSON file) and its run id (so that
 //! `mlflow` logs into the trial's run), and tells the study how it ended: the objective metric's
-//! latest value in the run, PRUNED on exit status 75, or FAIL with the end of its stderr.
+//! latest value in the run, PRUNED on exit status 75, or FAIL with the end of its stderr. The
+//! command's stdout and stderr are kept whole as the run's artifacts `stdout.txt` and
+//! `stderr.txt`, as `slipway run` keeps a command's.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use slipway_core::jobs::{JobContext, JobError};
-use tokio::io::AsyncReadExt;
 use tune::{AskOptions, StudySpec, TrialState, Tuning};
 
 /// The job kind.
@@ -25,6 +26,8 @@ const STDERR_TAIL: usize = 2_000;
 /// What a worker needs to run trials: the stores, and the API its objectives log to.
 pub(crate) struct TrialRunner {
     pub(crate) tuning: Tuning,
+    /// Where the objective's stdout and stderr go, as artifacts of the trial's run.
+    pub(crate) artifacts: track::Artifacts,
     /// The base URL of an API on the same stores that the objective's `mlflow` reaches.
     pub(crate) api_url: String,
     pub(crate) token: Option<String>,
@@ -99,17 +102,30 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
     ctx.progress("trial", trial.number, None).await.map_err(retry)?;
     tracing::info!(target: "tune::trial", study = %study, trial = trial.number, "started");
 
-    let (state, error) =
-        match run_objective(&runner, &ctx, &info, &spec, &trial, &command, cwd, lease_ms).await {
-            (TrialState::Pruned, _) if info.metrics.len() > 1 => (
-                TrialState::Fail,
-                Some(format!(
-                    "the objective exited with the pruned status ({PRUNED_EXIT}), but a \
+    let dir = tempfile::tempdir().map_err(|e| retry(format!("a folder for the trial: {e}")))?;
+    let (state, error) = match run_objective(
+        &runner,
+        &ctx,
+        &info,
+        &spec,
+        &trial,
+        &command,
+        cwd,
+        lease_ms,
+        dir.path(),
+    )
+    .await
+    {
+        (TrialState::Pruned, _) if info.metrics.len() > 1 => (
+            TrialState::Fail,
+            Some(format!(
+                "the objective exited with the pruned status ({PRUNED_EXIT}), but a \
                      multi-objective study cannot prune"
-                )),
-            ),
-            other => other,
-        };
+            )),
+        ),
+        other => other,
+    };
+    keep_output(&runner.artifacts, &info.experiment_id, &trial.run_id, dir.path()).await;
     let told = match tuning.tell(&study, trial.number, state, &[], error).await {
         Ok(t) => t,
         // Failed meanwhile (its lease expired): nothing more to say.
@@ -128,7 +144,37 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
     }))
 }
 
-/// Runs the objective command to its end; how the trial ended, and why if it failed.
+/// Stores the objective's stdout and stderr (whole, when not empty) as artifacts of the trial's
+/// run. A log that cannot be stored is reported and the trial goes on: its result matters more.
+async fn keep_output(artifacts: &track::Artifacts, experiment_id: &str, run_id: &str, dir: &Path) {
+    for name in ["stdout.txt", "stderr.txt"] {
+        let path = dir.join(name);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) if f.metadata().await.is_ok_and(|m| m.len() > 0) => f,
+            _ => continue,
+        };
+        let stream = tokio_util::io::ReaderStream::new(file);
+        let at = format!("{experiment_id}/{run_id}/artifacts/{name}");
+        if let Err(e) = artifacts.put(&at, stream).await {
+            tracing::warn!(target: "tune::trial", run_id, error = %e, "keeping the objective's {name}");
+        }
+    }
+}
+
+/// The last `n` bytes of a file, as text (empty if it cannot be read).
+fn tail_of(path: &Path, n: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut kept = Vec::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(n))).is_ok() {
+        let _ = f.take(n).read_to_end(&mut kept);
+    }
+    String::from_utf8_lossy(&kept).trim().to_string()
+}
+
+/// Runs the objective command to its end, its stdout and stderr into `dir`; how the trial
+/// ended, and why if it failed.
 #[allow(clippy::too_many_arguments)]
 async fn run_objective(
     runner: &TrialRunner,
@@ -139,15 +185,19 @@ async fn run_objective(
     command: &str,
     cwd: Option<PathBuf>,
     lease_ms: i64,
+    dir: &Path,
 ) -> (TrialState, Option<String>) {
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            return (TrialState::Fail, Some(format!("cannot make a folder for the trial: {e}")));
+    let params: BTreeMap<String, Value> = trial.params.clone();
+    let params_file = dir.join("params.json");
+    let (stdout, stderr) = match (
+        std::fs::File::create(dir.join("stdout.txt")),
+        std::fs::File::create(dir.join("stderr.txt")),
+    ) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            return (TrialState::Fail, Some(format!("cannot make the trial's log files: {e}")));
         }
     };
-    let params: BTreeMap<String, Value> = trial.params.clone();
-    let params_file = dir.path().join("params.json");
     if let Err(e) =
         std::fs::write(&params_file, serde_json::to_vec_pretty(&params).unwrap_or_default())
     {
@@ -167,8 +217,8 @@ async fn run_objective(
         .env("MLFLOW_RUN_ID", &trial.run_id)
         .env("MLFLOW_EXPERIMENT_ID", &info.experiment_id)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
         .kill_on_drop(true);
     for (k, v) in &params {
         cmd.env(env_name(k), text(v));
@@ -188,22 +238,6 @@ async fn run_objective(
         Ok(c) => c,
         Err(e) => return (TrialState::Fail, Some(format!("cannot start `{command}`: {e}"))),
     };
-    // Keep the end of stderr, however much is written.
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let tail = tokio::spawn(async move {
-        let mut kept: Vec<u8> = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            kept.extend_from_slice(&buf[..n]);
-            if kept.len() > 4 * STDERR_TAIL {
-                kept.drain(..kept.len() - STDERR_TAIL);
-            }
-        }
-        kept
-    });
     let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -229,9 +263,7 @@ async fn run_objective(
             return (TrialState::Fail, Some(why));
         }
     };
-    let kept = tail.await.unwrap_or_default();
-    let stderr_tail =
-        String::from_utf8_lossy(&kept[kept.len().saturating_sub(STDERR_TAIL)..]).trim().to_string();
+    let stderr_tail = tail_of(&dir.join("stderr.txt"), STDERR_TAIL as u64);
     match status.code() {
         Some(0) => (TrialState::Complete, None),
         Some(PRUNED_EXIT) => (TrialState::Pruned, None),

@@ -1176,32 +1176,38 @@ async function registerTrial(trial, model, into, description, from) {
 
 /** A multi-objective study's Pareto front: the trials no other trial beats on every objective,
  * plotted (two objectives at a time, chosen when there are more) and listed, each one's model
- * registered in one click. */
-function paretoSection(study, trials, runLink, paramText) {
+ * registered in one click. Built once with its controls (the axis picks, the model name);
+ * `update` redraws the rest from fresh data and leaves the controls as the user left them. */
+function paretoSection(study, runLink, paramText, register) {
   const { metrics, directions } = study;
-  const front = study.best_trials || [];
-  const onFront = new Set(front.map((t) => t.number));
-  const done = trials.filter((t) => t.state === "COMPLETE" && Array.isArray(t.values) && t.values.length === metrics.length);
-  const section = h("section", { class: "pareto" }, h("h2", {}, "Pareto front"));
-  if (!done.length || !front.length) {
-    section.append(h("div", { class: "empty" }, "No complete trial yet."));
-    return section;
-  }
+  const heading = h("h2", {}, "Pareto front");
+  const section = h("section", { class: "pareto" }, heading);
+  const empty = h("div", { class: "empty" }, "No complete trial yet.");
+  const note = h("p", { class: "note" });
   const box = h("div", { class: "pareto-plot" });
+  let done = [], onFront = new Set(), shown = null;
   const axis = (i, which) => h("select", { name: which, "aria-label": `objective on the ${which} axis`, onchange: () => draw() },
     metrics.map((m, j) => h("option", { value: j, selected: i === j }, m)));
   const xAxis = metrics.length > 2 ? axis(0, "x") : null, yAxis = metrics.length > 2 ? axis(1, "y") : null;
   const draw = () => box.replaceChildren(paretoPlot(done, onFront, metrics, directions, xAxis ? +xAxis.value : 0, yAxis ? +yAxis.value : 1, metrics.length === 2));
-  draw();
   const registered = h("span", { class: "register-result" });
   const modelName = h("input", { name: "model", value: study.name, "aria-label": "model name" });
-  section.append(...[
-    h("p", { class: "note" }, `The ${front.length} of ${done.length} complete trials that no other trial beats on every objective, highlighted; faint dots are dominated trials` +
-      (metrics.length === 2 ? "; the line bounds what the front dominates." : ". The plot shows two objectives at a time.")),
-    xAxis ? h("div", { class: "toolbar" }, h("label", {}, "x ", xAxis), h("label", {}, "y ", yAxis)) : null,
-    box,
+  const parts = [note, xAxis ? h("div", { class: "toolbar" }, h("label", {}, "x ", xAxis), h("label", {}, "y ", yAxis)) : null, box,
     h("form", { class: "register", onsubmit: (e) => e.preventDefault() }, "Register a front trial's model as ", modelName, " ", registered),
-    h("table", { class: "pareto-front" },
+    h("table", { class: "pareto-front" })].filter(Boolean);
+  const update = (study, trials) => {
+    const front = study.best_trials || [];
+    onFront = new Set(front.map((t) => t.number));
+    done = trials.filter((t) => t.state === "COMPLETE" && Array.isArray(t.values) && t.values.length === metrics.length);
+    const any = done.length > 0 && front.length > 0;
+    // Only when the front first appears do the controls join the page; after that they stay put.
+    if (any !== shown) section.replaceChildren(heading, ...(any ? parts : [empty]));
+    shown = any;
+    if (!any) return;
+    note.textContent = `The ${front.length} of ${done.length} complete trials that no other trial beats on every objective, highlighted; faint dots are dominated trials` +
+      (metrics.length === 2 ? "; the line bounds what the front dominates." : ". The plot shows two objectives at a time.");
+    draw();
+    const table = h("table", { class: "pareto-front" },
       h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Trial"), metrics.map((m, i) => h("th", { class: "num", title: directions[i] }, m)),
         h("th", {}, "Params"), h("th", {}, "Run"), h("th", {}, "Model"))),
       h("tbody", {}, front.map((t) => h("tr", { "data-trial": t.number },
@@ -1209,48 +1215,107 @@ function paretoSection(study, trials, runLink, paramText) {
         metrics.map((m, i) => h("td", { class: "num", "data-metric": m }, num(t.values[i]))),
         h("td", {}, paramText(t)), h("td", {}, runLink(t, 8)),
         h("td", {}, h("button", { type: "button", class: "register-trial", "aria-label": `register trial ${t.number}'s model`,
-          onclick: () => registerTrial(t, modelName.value.trim(), registered, `Pareto-front trial ${t.number} of study ${study.name}`, `trial ${t.number}`) }, "Register"))))))]
-    .filter(Boolean));
-  return section;
+          onclick: () => register(t, modelName.value.trim(), registered, `Pareto-front trial ${t.number} of study ${study.name}`, `trial ${t.number}`) }, "Register"))))));
+    parts[parts.length - 1].replaceWith(table);
+    parts[parts.length - 1] = table;
+  };
+  return { section, update };
 }
 
+/** How often a study page refreshes while its study is in progress. */
+const STUDY_POLL_MS = 5000;
+
+/** A study in progress: a trial running, or fewer trials ended than its target. */
+function studyInProgress(study) {
+  const c = (k) => study.counts[k] || 0;
+  return c("RUNNING") > 0 || (!!study.n_trials && c("COMPLETE") + c("PRUNED") + c("FAIL") < study.n_trials);
+}
+
+/** One study: its counts, best trial (or Pareto front), plots and trials. While the study is in
+ *  progress the page refreshes in place every STUDY_POLL_MS (not while the tab is hidden or a
+ *  model is being registered), keeping the user's picks, the model name being typed and the
+ *  scroll position; it stops on the next route change, or after the refresh that finds the
+ *  study finished. */
 async function studyPage(name) {
-  const [study, { trials }, imp] = await Promise.all([
-    api(`/api/v1/studies/${enc(name)}`), api(`/api/v1/studies/${enc(name)}/trials`), api(`/api/v1/studies/${enc(name)}/importance`)]);
-  const directions = study.directions || [study.direction], metrics = study.metrics || [study.metric];
+  let timer = null, stopped = false, waitingForTab = false;
+  const stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+    window.removeEventListener("hashchange", stop);
+    document.removeEventListener("visibilitychange", onVisibility);
+  };
+  const onVisibility = () => {
+    if (!waitingForTab || document.visibilityState === "hidden") return;
+    waitingForTab = false;
+    tick();
+  };
+  window.addEventListener("hashchange", stop);
+  const load = (objective) => Promise.all([
+    api(`/api/v1/studies/${enc(name)}`), api(`/api/v1/studies/${enc(name)}/trials`),
+    api(`/api/v1/studies/${enc(name)}/importance` + (objective ? `?objective=${objective}` : ""))]);
+  let first;
+  try {
+    first = await load(0);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const study0 = first[0];
+  const directions = study0.directions || [study0.direction], metrics = study0.metrics || [study0.metric];
   const multi = metrics.length > 1;
   // A trial's value on objective i (a running trial has none yet).
   const valueOf = (t, i) => Array.isArray(t.values) && t.values.length > i ? t.values[i] : i === 0 ? t.value : null;
   const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
   const show = (x) => typeof x === "string" ? x : JSON.stringify(x);
   const paramText = (t) => Object.entries(t.params).map(([k, v]) => `${k}=${show(v)}`).join(" ");
-  const runLink = (t, n) => h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(t.run_id)}` }, h("code", {}, t.run_id.slice(0, n)));
-  const dists = {};
-  for (const t of trials) for (const [k, d] of Object.entries(t.distributions)) dists[k] = dists[k] || d;
-  const names = Object.keys(dists).sort();
-  const best = study.best;
-  const registered = h("span", { class: "register-result" });
-  const modelName = h("input", { name: "model", value: study.name, "aria-label": "model name" });
-  const register = best ? h("form", { class: "register", onsubmit: (e) => {
-    e.preventDefault();
-    registerTrial(best, modelName.value.trim(), registered, `best trial ${best.number} of study ${study.name}`);
-  } }, "Model ", modelName, " ", h("button", { type: "submit" }, "Register its model"), " ", registered) : null;
-  const c = (k) => String(study.counts[k] || 0);
+  const runLink = (t, n) => h("a", { href: `#/experiments/${enc(study0.experiment_id)}/runs/${enc(t.run_id)}` }, h("code", {}, t.run_id.slice(0, n)));
+  // Registrations in flight: the page does not refresh under them.
+  let registering = 0;
+  const register = async (...args) => {
+    registering++;
+    try { await registerTrial(...args); } finally { registering--; }
+  };
+  // The data shown, replaced by each refresh.
+  let cur = { study: study0, trials: [], dists: {}, names: [] };
+
+  const live = h("span", { class: "live-status", title: `Refreshed every ${STUDY_POLL_MS / 1000} s while the study is in progress` });
+  let facts = h("dl", { class: "facts" });
   const page = h("div", {},
-    h("h1", {}, study.name),
-    h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), " · " + directions.map((d, i) => `${d} ${metrics[i]}`).join(" · ")),
-    h("dl", { class: "facts" },
-      fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "")),
-      fact("Sampler", show(study.sampler.type)), fact("Pruner", show(study.pruner.type)), fact("Seed", String(study.seed)),
-      fact("Runs", h("a", { href: `#/experiments/${enc(study.experiment_id)}` }, "experiment " + study.experiment_id)),
-      fact("Study run", h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(study.parent_run_id)}` }, h("code", {}, study.parent_run_id.slice(0, 12))))));
-  page.append(multi ? paretoSection({ ...study, directions, metrics }, trials, runLink, paramText) : h("section", { class: "best" }, h("h2", {}, "Best trial"), best
-    ? h("div", {}, h("p", {}, `Trial ${best.number}: `, h("strong", { "data-best": "" }, num(best.value)), " · run ", runLink(best, 12)),
-        h("table", { class: "best-params" }, h("tbody", {}, Object.entries(best.params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, show(v)))))), register)
-    : h("div", { class: "empty" }, "No complete trial yet.")));
+    h("h1", {}, study0.name),
+    h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), " · " + directions.map((d, i) => `${d} ${metrics[i]}`).join(" · "), live),
+    facts);
+
+  // Single objective: the best trial and its register form (kept in place across refreshes).
+  let updateBest;
+  if (multi) {
+    const pareto = paretoSection({ ...study0, directions, metrics }, runLink, paramText, register);
+    page.append(pareto.section);
+    updateBest = (study, trials) => pareto.update({ ...study, directions, metrics }, trials);
+  } else {
+    let best = null, shown = null;
+    const registered = h("span", { class: "register-result" });
+    const modelName = h("input", { name: "model", value: study0.name, "aria-label": "model name" });
+    const form = h("form", { class: "register", onsubmit: (e) => {
+      e.preventDefault();
+      if (best) register(best, modelName.value.trim(), registered, `best trial ${best.number} of study ${study0.name}`);
+    } }, "Model ", modelName, " ", h("button", { type: "submit" }, "Register its model"), " ", registered);
+    const bestBox = h("div", {});
+    const heading = h("h2", {}, "Best trial");
+    const section = h("section", { class: "best" }, heading);
+    page.append(section);
+    updateBest = (study) => {
+      best = study.best;
+      if (!!best !== shown) section.replaceChildren(heading, ...(best ? [bestBox, form] : [h("div", { class: "empty" }, "No complete trial yet.")]));
+      shown = !!best;
+      if (best) bestBox.replaceChildren(h("p", {}, `Trial ${best.number}: `, h("strong", { "data-best": "" }, num(best.value)), " · run ", runLink(best, 12)),
+        h("table", { class: "best-params" }, h("tbody", {}, Object.entries(best.params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, show(v)))))));
+    };
+  }
+
   // The history, importance and per-parameter plots, for one objective at a time.
   const plots = h("div", { class: "objective-plots" });
   const drawPlots = (i, imp) => {
+    const { trials, names, dists } = cur;
     const maximize = directions[i] === "maximize";
     const obj = multi ? metrics[i] : "objective";
     const shown = multi ? trials.map((t) => ({ ...t, value: valueOf(t, i) })) : trials;
@@ -1258,8 +1323,8 @@ async function studyPage(name) {
     plots.replaceChildren(h("section", {}, h("h2", {}, "Optimisation history"),
       h("p", { class: "note" }, `Each complete trial's ${obj} by trial number; the line is the best so far.`), historyPlot(shown, maximize)));
     if (!names.length) return;
-    plots.append(h("section", {}, h("h2", {}, "Parameter importance"), imp.error
-      ? h("div", { class: "error" }, "Could not compute the importance: " + imp.error)
+    plots.append(h("section", {}, h("h2", {}, "Parameter importance"), !imp || imp.error
+      ? h("div", { class: "error" }, "Could not compute the importance: " + (imp ? imp.error : "not loaded"))
       : [h("p", { class: "note" }, "Method: " + imp.method + "."),
         h("table", { class: "importance" }, h("tbody", {}, imp.importances.map((p) => h("tr", { "data-param": p.param },
           h("td", {}, p.param), h("td", { class: "num" }, (100 * p.importance).toFixed(1) + "%"),
@@ -1269,27 +1334,88 @@ async function studyPage(name) {
     plots.append(h("section", {}, h("h2", {}, "Parallel coordinates"),
       h("p", { class: "note" }, `One line per complete trial through its parameters to its ${obj}; darker is better.`), parallelPlot(names, dists, shown, maximize, obj)));
   };
-  if (multi) {
-    let picks = 0;
-    const pick = h("select", { name: "objective", "aria-label": "objective to plot", onchange: async () => {
-      const i = +pick.value, mine = ++picks;
-      const imp = names.length ? await api(`/api/v1/studies/${enc(name)}/importance?objective=${i}`).catch((err) => ({ error: err.message || "unauthorized" })) : null;
-      if (mine === picks) drawPlots(i, imp);
-    } }, metrics.map((m, i) => h("option", { value: i }, `${directions[i]} ${m}`)));
-    page.append(h("div", { class: "toolbar objective-pick" }, h("label", {}, "Plots below for ", pick)));
-  }
-  drawPlots(0, imp);
+  let picks = 0;
+  const pick = multi ? h("select", { name: "objective", "aria-label": "objective to plot", onchange: async () => {
+    const i = +pick.value, mine = ++picks;
+    const imp = cur.names.length ? await api(`/api/v1/studies/${enc(name)}/importance?objective=${i}`).catch((err) => ({ error: err.message || "unauthorized" })) : null;
+    if (mine === picks) drawPlots(i, imp);
+  } }, metrics.map((m, i) => h("option", { value: i }, `${directions[i]} ${m}`))) : null;
+  if (pick) page.append(h("div", { class: "toolbar objective-pick" }, h("label", {}, "Plots below for ", pick)));
   page.append(plots);
+
+  let trialsTable = h("table", { class: "trials" });
+  page.append(h("section", {}, h("h2", {}, "Trials"), trialsTable));
   const secs = (t) => t.finished_ms ? ((t.finished_ms - t.started_ms) / 1000).toFixed(1) : "—";
-  page.append(h("section", {}, h("h2", {}, "Trials"), h("table", { class: "trials" },
-    h("thead", {}, h("tr", {}, ["Trial", "State", ...(multi ? metrics : ["Value"]), "Steps", "Seconds", "Params", "Run", "Error"].map((t, i) =>
-      h("th", multi && i >= 2 && i < 2 + metrics.length ? { title: directions[i - 2], "data-metric": t } : {}, t)))),
-    h("tbody", {}, trials.map((t) => h("tr", { "data-trial": t.number },
-      h("td", { class: "num" }, String(t.number)), h("td", {}, h("span", { class: "badge " + t.state.toLowerCase() }, t.state.toLowerCase())),
-      multi ? metrics.map((m, i) => h("td", { class: "num", "data-metric": m }, num(valueOf(t, i)))) : h("td", { class: "num" }, num(t.value)),
-      h("td", { class: "num" }, String(t.intermediate.length)), h("td", { class: "num" }, secs(t)),
-      h("td", {}, paramText(t)), h("td", {}, runLink(t, 8)),
-      h("td", { class: "error" }, t.error || "")))))));
+
+  /** Shows fresh data; the plots only when `imp` is for the objective still picked. */
+  const apply = (study, trials, imp, objective) => {
+    const dists = {};
+    for (const t of trials) for (const [k, d] of Object.entries(t.distributions)) dists[k] = dists[k] || d;
+    cur = { study, trials, dists, names: Object.keys(dists).sort() };
+    const [sx, sy] = [window.scrollX, window.scrollY];
+    const c = (k) => String(study.counts[k] || 0);
+    const nextFacts = h("dl", { class: "facts" },
+      fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "")),
+      fact("Sampler", show(study.sampler.type)), fact("Pruner", show(study.pruner.type)), fact("Seed", String(study.seed)),
+      fact("Runs", h("a", { href: `#/experiments/${enc(study.experiment_id)}` }, "experiment " + study.experiment_id)),
+      fact("Study run", h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(study.parent_run_id)}` }, h("code", {}, study.parent_run_id.slice(0, 12)))));
+    facts.replaceWith(nextFacts);
+    facts = nextFacts;
+    updateBest(study, trials);
+    if (objective !== null) drawPlots(objective, imp);
+    const nextTrials = h("table", { class: "trials" },
+      h("thead", {}, h("tr", {}, ["Trial", "State", ...(multi ? metrics : ["Value"]), "Steps", "Seconds", "Params", "Run", "Error"].map((t, i) =>
+        h("th", multi && i >= 2 && i < 2 + metrics.length ? { title: directions[i - 2], "data-metric": t } : {}, t)))),
+      h("tbody", {}, trials.map((t) => h("tr", { "data-trial": t.number },
+        h("td", { class: "num" }, String(t.number)), h("td", {}, h("span", { class: "badge " + t.state.toLowerCase() }, t.state.toLowerCase())),
+        multi ? metrics.map((m, i) => h("td", { class: "num", "data-metric": m }, num(valueOf(t, i)))) : h("td", { class: "num" }, num(t.value)),
+        h("td", { class: "num" }, String(t.intermediate.length)), h("td", { class: "num" }, secs(t)),
+        h("td", {}, paramText(t)), h("td", {}, runLink(t, 8)),
+        h("td", { class: "error" }, t.error || "")))));
+    trialsTable.replaceWith(nextTrials);
+    trialsTable = nextTrials;
+    if (page.isConnected && (window.scrollX !== sx || window.scrollY !== sy)) window.scrollTo(sx, sy);
+  };
+
+  const clock = () => new Date().toTimeString().slice(0, 8);
+  /** After showing `study`: another refresh in STUDY_POLL_MS while it is in progress, else none. */
+  const schedule = (study) => {
+    if (stopped) return;
+    if (studyInProgress(study)) {
+      live.className = "live-status";
+      live.textContent = `live · updated ${clock()}`;
+      timer = setTimeout(tick, STUDY_POLL_MS);
+    } else {
+      stop();
+      live.remove();
+    }
+  };
+  const tick = async () => {
+    timer = null;
+    if (stopped || !page.isConnected) { stop(); return; }
+    if (document.visibilityState === "hidden") { waitingForTab = true; return; }
+    if (registering) { timer = setTimeout(tick, 1000); return; }
+    const objective = pick ? +pick.value : 0, picked = picks;
+    let study, trials, imp;
+    try {
+      [study, { trials }, imp] = await load(objective);
+    } catch (e) {
+      if (stopped) return;
+      live.className = "live-status bad";
+      live.textContent = "live · could not refresh: " + (e.message || "unauthorized");
+      timer = setTimeout(tick, STUDY_POLL_MS);
+      return;
+    }
+    if (stopped || !page.isConnected) { stop(); return; }
+    // A register request started meanwhile: try again once it is done.
+    if (registering) { timer = setTimeout(tick, 1000); return; }
+    // An objective picked meanwhile draws its own plots (over the data shown by then).
+    apply(study, trials, imp, picked === picks ? objective : null);
+    schedule(study);
+  };
+  document.addEventListener("visibilitychange", onVisibility);
+  apply(first[0], first[1].trials, first[2], 0);
+  schedule(first[0]);
   return page;
 }
 

@@ -268,6 +268,12 @@ async fn a_multi_objective_study_keeps_each_value_and_its_pareto_front(backend: 
         assert!(err.to_string().contains(why), "{err}");
     }
     assert!(tuning.studies().await.unwrap().is_empty());
+    // A study given no seed draws one that a JSON number carries exactly (53 bits).
+    let mut seedless = new.clone();
+    seedless.name = "seedless".into();
+    seedless.seed = None;
+    let drawn = tuning.create_study(seedless, false).await.unwrap().seed;
+    assert!(drawn < 1 << 53, "{drawn}");
     let info = tuning.create_study(new, false).await.unwrap();
     assert_eq!((info.metrics.len(), info.directions[1]), (2, Direction::Maximize));
     // A trade-off: latency grows with x, accuracy with x and y (y is free accuracy).
