@@ -278,18 +278,37 @@ fn tpe_sample_multi(
     rng: &mut Rng,
     n_below: usize,
 ) -> Vec<f64> {
-    use crate::pareto;
-    let mut complete: Vec<u64> = Vec::with_capacity(study.n_complete());
-    let mut above: Vec<u64> = Vec::new();
-    for t in study.trials() {
-        match t.state {
-            TrialState::Complete => complete.push(t.number),
-            TrialState::Running if options.constant_liar && t.number != number => {
-                above.push(t.number)
-            }
-            _ => {}
-        }
+    let split = study.multi_split(n_below, || split_multi(study, n_below));
+    let mut above: Vec<u64> = split.above.clone();
+    if options.constant_liar {
+        above.extend(
+            study
+                .trials()
+                .iter()
+                .filter(|t| t.state == TrialState::Running && t.number != number)
+                .map(|t| t.number),
+        );
+        above.sort_unstable();
     }
+    tpe_choose(study, options, dims, rng, &split.below, Some(&split.weights), &above)
+}
+
+/// The complete trials split into good (with their weights) and bad, for several objectives.
+#[derive(Debug)]
+pub(crate) struct MultiSplit {
+    below: Vec<u64>,
+    weights: Vec<f64>,
+    above: Vec<u64>,
+}
+
+fn split_multi(study: &Study, n_below: usize) -> MultiSplit {
+    use crate::pareto;
+    let complete: Vec<u64> = study
+        .trials()
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .map(|t| t.number)
+        .collect();
     let losses: Vec<Vec<f64>> =
         complete.iter().map(|&n| study.losses(&study.trials()[n as usize])).collect();
     let rank = pareto::ranks(&losses, n_below);
@@ -323,10 +342,9 @@ fn tpe_sample_multi(
     for &i in &below_idx {
         is_below[i] = true;
     }
-    above.extend((0..complete.len()).filter(|&i| !is_below[i]).map(|i| complete[i]));
-    above.sort_unstable();
-    let below: Vec<u64> = below_idx.iter().map(|&i| complete[i]).collect();
-    tpe_choose(study, options, dims, rng, &below, Some(&weights), &above)
+    let above = (0..complete.len()).filter(|&i| !is_below[i]).map(|i| complete[i]).collect();
+    let below = below_idx.iter().map(|&i| complete[i]).collect();
+    MultiSplit { below, weights, above }
 }
 
 /// Fits the good and bad estimators (`below` optionally weighted, one weight per trial) and

@@ -126,6 +126,26 @@ pub struct Study {
     intersection: Option<Vec<u32>>,
     n_finished: usize,
     n_complete: usize,
+    /// The last multi-objective split of the complete trials (see [`Study::multi_split`]).
+    split_cache: SplitCache,
+}
+
+/// A cache of one multi-objective split, keyed by the complete trials' count and the good
+/// set's size: trials only ever end, so the same count means the same complete trials. It
+/// spares a univariate sampler the split for each parameter of a trial. Clones start empty.
+#[derive(Default)]
+struct SplitCache(std::sync::Mutex<Option<(usize, usize, std::sync::Arc<samplers::MultiSplit>)>>);
+
+impl Clone for SplitCache {
+    fn clone(&self) -> SplitCache {
+        SplitCache::default()
+    }
+}
+
+impl std::fmt::Debug for SplitCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SplitCache")
+    }
 }
 
 impl Study {
@@ -140,7 +160,27 @@ impl Study {
             intersection: None,
             n_finished: 0,
             n_complete: 0,
+            split_cache: SplitCache::default(),
         }
+    }
+
+    /// The multi-objective split of the complete trials into `n_below` good ones and the rest,
+    /// computed by `split` once per set of complete trials.
+    pub(crate) fn multi_split(
+        &self,
+        n_below: usize,
+        split: impl FnOnce() -> samplers::MultiSplit,
+    ) -> std::sync::Arc<samplers::MultiSplit> {
+        let mut cache = self.split_cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n_complete, n, got)) = cache.as_ref()
+            && *n_complete == self.n_complete
+            && *n == n_below
+        {
+            return got.clone();
+        }
+        let got = std::sync::Arc::new(split());
+        *cache = Some((self.n_complete, n_below, got.clone()));
+        got
     }
 
     pub fn trials(&self) -> &[Trial] {
