@@ -224,8 +224,9 @@ def slipway_binary() -> Path:
     return h.slipway_bin()
 
 
-def run_slipway(binary: Path, function: str, trials: int, seed: int) -> dict:
-    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed), "--json"]
+def slipway_try(binary: Path, function: str, trials: int, seed: int, *extra: str) -> tuple[dict, float]:
+    """`slipway tune try FUNCTION --json` with `extra` options: its JSON and its wall time."""
+    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed), *extra, "--json"]
     started = time.perf_counter()
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=SLIPWAY_TIMEOUT,
@@ -236,9 +237,13 @@ def run_slipway(binary: Path, function: str, trials: int, seed: int) -> dict:
     if out.returncode != 0:
         raise h.BenchError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     try:
-        doc = json.loads(out.stdout)
+        return json.loads(out.stdout), wall
     except json.JSONDecodeError:
         raise h.BenchError(f"{' '.join(argv)} printed no JSON object: {out.stdout[:500]!r}") from None
+
+
+def run_slipway(binary: Path, function: str, trials: int, seed: int) -> dict:
+    doc, wall = slipway_try(binary, function, trials, seed)
     return {"best": float(doc["best_value"]), "seconds": float(doc["seconds"]), "wall": wall,
             "history": doc.get("history"), "best_params": doc.get("best_params"),
             "best_trial": doc.get("best_trial"), "function": doc.get("function"),
@@ -482,12 +487,7 @@ def run_optuna_multi(function: str, trials: int, seed: int, sampler: str) -> dic
 
 def run_slipway_multi(binary: Path, function: str, trials: int, seed: int,
                       sampler: str = "tpe") -> tuple[dict, list[str]]:
-    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed),
-            "--sampler", sampler, "--json"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=SLIPWAY_TIMEOUT, env=h.clean_env(["SLIPWAY_"]))
-    if out.returncode != 0:
-        raise h.BenchError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    doc = json.loads(out.stdout)
+    doc, _ = slipway_try(binary, function, trials, seed, "--sampler", sampler)
     problems, where = [], f"slipway {function} seed {seed}"
     values = []
     for t in doc["front"]:
@@ -569,13 +569,7 @@ def worse_p(slipway: list[float], optuna: list[float]) -> float:
 
 
 def run_slipway_parallel(binary: Path, function: str, trials: int, seed: int, workers: int) -> dict:
-    argv = [str(binary), "tune", "try", function, "--trials", str(trials), "--seed", str(seed),
-            "--parallel", str(workers), "--json"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=SLIPWAY_TIMEOUT,
-                         env=h.clean_env(["SLIPWAY_"]))
-    if out.returncode != 0:
-        raise h.BenchError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    return json.loads(out.stdout)
+    return slipway_try(binary, function, trials, seed, "--parallel", str(workers))[0]
 
 
 def run_optuna_parallel(function: str, trials: int, seed: int, workers: int) -> float:

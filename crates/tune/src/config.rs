@@ -155,7 +155,8 @@ impl SamplerConfig {
 
 /// A study's objectives from its fields: `direction` and `metric` for one, or the lists
 /// `directions` and `metrics` (one per objective, in order) for several. Unset, a study minimises
-/// the metric `value`; metrics without directions are all minimised.
+/// the metric `value`; metrics without directions are all minimised. [`check_objectives`] checks
+/// that they agree.
 pub fn objectives_from_json(
     direction: Option<&Value>,
     metric: Option<&Value>,
@@ -210,14 +211,46 @@ pub fn objectives_from_json(
     } else {
         metrics
     };
-    if metrics.len() != directions.len() {
+    Ok((directions, metrics))
+}
+
+/// Up to this many objectives (the hypervolume the sampler computes grows fast with more).
+const MAX_OBJECTIVES: usize = 8;
+
+/// A study's objectives: one direction per metric, metrics named and distinct; pruning only
+/// with one objective.
+pub(crate) fn check_objectives(
+    directions: &[Direction],
+    metrics: &[String],
+    pruner: &PrunerConfig,
+) -> Result<()> {
+    if directions.is_empty() || directions.len() != metrics.len() {
         return Err(Error::invalid(format!(
             "directions: expected one direction per metric, got {} for {} metrics",
             directions.len(),
             metrics.len()
         )));
     }
-    Ok((directions, metrics))
+    if directions.len() > MAX_OBJECTIVES {
+        return Err(Error::invalid(format!(
+            "directions: at most {MAX_OBJECTIVES} objectives, got {}",
+            directions.len()
+        )));
+    }
+    for (i, metric) in metrics.iter().enumerate() {
+        if metric.is_empty() || metric.len() > track::MAX_KEY_LEN {
+            return Err(Error::invalid("metric: expected a metric name"));
+        }
+        if metrics[..i].contains(metric) {
+            return Err(Error::invalid(format!("metrics: '{metric}' is named twice")));
+        }
+    }
+    if directions.len() > 1 && *pruner != PrunerConfig::None {
+        return Err(Error::invalid(
+            "pruner: a multi-objective study cannot prune (set pruner to none)",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a table's fields with errors naming `at.field`.

@@ -154,9 +154,7 @@ pub struct LocalRun {
 }
 
 /// Minimises `function` for `trials` trials in this process, calling `progress` after each.
-/// With `in_flight` > 1 it plays that many parallel workers: trials are asked ahead and told
-/// oldest first, so each is sampled while the others are still running (as constant liar sees
-/// them).
+/// With `in_flight` > 1 it plays that many parallel workers (see [`play`]).
 pub fn run(
     config: StudyConfig,
     function: &Function,
@@ -169,27 +167,18 @@ pub fn run(
     let mut history = Vec::with_capacity(trials);
     let mut best = f64::INFINITY;
     let started = Instant::now();
-    let mut running: std::collections::VecDeque<(u64, f64)> = std::collections::VecDeque::new();
-    let mut asked = 0;
-    let ask = |study: &mut Study| -> Result<(u64, f64)> {
-        let number = study.ask(BTreeMap::new());
-        let mut x = Vec::with_capacity(function.space.len());
-        for (name, dist) in &function.space {
-            x.push(study.suggest_internal(number, name, dist)?);
-        }
-        Ok((number, function.eval(&x)))
-    };
-    for i in 0..trials {
-        while asked < trials && running.len() < in_flight.max(1) {
-            running.push_back(ask(&mut study)?);
-            asked += 1;
-        }
-        let (number, value) = running.pop_front().expect("a trial is running");
-        study.tell(number, TrialState::Complete, &[value])?;
-        best = best.min(value);
-        history.push(best);
-        progress(i + 1);
-    }
+    play(
+        &mut study,
+        &function.space,
+        |x| vec![function.eval(x)],
+        trials,
+        in_flight,
+        |values| {
+            best = best.min(values[0]);
+            history.push(best);
+            progress(history.len());
+        },
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let best_trial = study.best_trial().expect("at least one trial");
     Ok(LocalRun {
@@ -202,6 +191,37 @@ pub fn run(
         history,
         seconds,
     })
+}
+
+/// Runs `trials` trials of `study` over `space`, each valued by `eval` and told complete,
+/// `in_flight` at once: trials are asked ahead and told oldest first, so each is sampled while
+/// the others are still running (as constant liar sees them). `told` sees each trial's values.
+fn play(
+    study: &mut Study,
+    space: &[(String, Distribution)],
+    eval: impl Fn(&[f64]) -> Vec<f64>,
+    trials: usize,
+    in_flight: usize,
+    mut told: impl FnMut(&[f64]),
+) -> Result<()> {
+    let mut running: std::collections::VecDeque<(u64, Vec<f64>)> =
+        std::collections::VecDeque::new();
+    let mut asked = 0;
+    for _ in 0..trials {
+        while asked < trials && running.len() < in_flight.max(1) {
+            let number = study.ask(BTreeMap::new());
+            let mut x = Vec::with_capacity(space.len());
+            for (name, dist) in space {
+                x.push(study.suggest_internal(number, name, dist)?);
+            }
+            running.push_back((number, eval(&x)));
+            asked += 1;
+        }
+        let (number, values) = running.pop_front().expect("a trial is running");
+        study.tell(number, TrialState::Complete, &values)?;
+        told(&values);
+    }
+    Ok(())
 }
 
 /// A test function with several objectives, all minimised, and the reference point its
@@ -295,23 +315,18 @@ pub fn run_multi(
     config.directions = vec![crate::Direction::Minimize; function.reference.len()];
     let mut study = Study::new(config);
     let started = Instant::now();
-    let mut running: std::collections::VecDeque<(u64, Vec<f64>)> =
-        std::collections::VecDeque::new();
-    let mut asked = 0;
-    for i in 0..trials {
-        while asked < trials && running.len() < in_flight.max(1) {
-            let number = study.ask(BTreeMap::new());
-            let mut x = Vec::with_capacity(function.space.len());
-            for (name, dist) in &function.space {
-                x.push(study.suggest_internal(number, name, dist)?);
-            }
-            running.push_back((number, function.eval(&x)));
-            asked += 1;
-        }
-        let (number, values) = running.pop_front().expect("a trial is running");
-        study.tell(number, TrialState::Complete, &values)?;
-        progress(i + 1);
-    }
+    let mut done = 0;
+    play(
+        &mut study,
+        &function.space,
+        |x| function.eval(x),
+        trials,
+        in_flight,
+        |_| {
+            done += 1;
+            progress(done);
+        },
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let front: Vec<FrontTrial> = study
         .best_trials()

@@ -212,8 +212,6 @@ fn tpe_sample(
     dims: &[Dim],
     rng: &mut Rng,
 ) -> Vec<f64> {
-    let trials = study.trials();
-    let n_below = default_gamma(study.n_finished());
     if study.config.is_multi_objective() {
         // Optuna 5's γ for several objectives: a tenth of the trials, uncapped (a front keeps
         // growing, and the good set must cover it).
@@ -226,6 +224,8 @@ fn tpe_sample(
             study.n_finished().div_ceil(10),
         );
     }
+    let trials = study.trials();
+    let n_below = default_gamma(study.n_finished());
     let mut complete: Vec<(f64, u64)> = Vec::with_capacity(study.n_complete());
     let mut pruned: Vec<&Trial> = Vec::new();
     let mut running: Vec<&Trial> = Vec::new();

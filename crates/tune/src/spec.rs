@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{Direction, PrunerConfig, SamplerConfig, objectives_from_json};
+use crate::config::{
+    Direction, PrunerConfig, SamplerConfig, check_objectives, objectives_from_json,
+};
 use crate::error::{Error, Result};
 use crate::space::Distribution;
 use crate::study::Study;
@@ -148,11 +150,7 @@ impl StudySpec {
             })?),
         };
         let pruner = PrunerConfig::from_json(obj.get("pruner"), "pruner")?;
-        if directions.len() > 1 && pruner != PrunerConfig::None {
-            return Err(Error::invalid(
-                "pruner: a multi-objective study cannot prune (set pruner to none)",
-            ));
-        }
+        check_objectives(&directions, &metrics, &pruner)?;
         let mut sampler =
             SamplerConfig::from_json_for(obj.get("sampler"), "sampler", directions.len())?;
 

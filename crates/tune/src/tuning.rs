@@ -207,7 +207,7 @@ impl Tuning {
                 "name: a study needs a name of 1 to 200 characters, without '/'",
             ));
         }
-        check_objectives(&new.directions, &new.metrics, &new.pruner)?;
+        crate::config::check_objectives(&new.directions, &new.metrics, &new.pruner)?;
         if let Some(n) = new.n_trials
             && n < 1
         {
@@ -592,16 +592,11 @@ impl Tuning {
     /// trial's run (logged by [`Tuning::report`] or by the objective itself).
     pub async fn should_prune(&self, name: &str, number: u64) -> Result<bool> {
         let (run_id, metrics) = self.run_of(name, number).await?;
-        if metrics.len() > 1 {
-            // A multi-objective study never prunes; the trial must still be running.
-            let loaded = store::load(&self.db, name, false).await?;
-            let trial = loaded.study.trial(number)?;
-            if trial.state != TrialState::Running {
-                return Err(Error::TrialFinished { number, state: trial.state.as_str() });
-            }
-            return Ok(false);
-        }
-        let steps = self.metric_steps(&run_id, &metrics[0]).await?;
+        // Several objectives never prune (the study says so): no steps to read.
+        let steps = match metrics.as_slice() {
+            [metric] => self.metric_steps(&run_id, metric).await?,
+            _ => Vec::new(),
+        };
         let mut loaded = store::load(&self.db, name, true).await?;
         loaded.study.set_intermediate(number, steps)?;
         let prune = loaded.study.should_prune(number)?;
@@ -713,45 +708,6 @@ impl Tuning {
         loaded.save_study(now_ms()).await?;
         loaded.commit().await
     }
-}
-
-/// Up to this many objectives (the hypervolume the sampler computes grows fast with more).
-const MAX_OBJECTIVES: usize = 8;
-
-/// A study's objectives: one direction per metric, metrics named and distinct; pruning only
-/// with one objective.
-fn check_objectives(
-    directions: &[Direction],
-    metrics: &[String],
-    pruner: &PrunerConfig,
-) -> Result<()> {
-    if directions.is_empty() || directions.len() != metrics.len() {
-        return Err(Error::invalid(format!(
-            "directions: expected one direction per metric, got {} directions for {} metrics",
-            directions.len(),
-            metrics.len()
-        )));
-    }
-    if directions.len() > MAX_OBJECTIVES {
-        return Err(Error::invalid(format!(
-            "directions: at most {MAX_OBJECTIVES} objectives, got {}",
-            directions.len()
-        )));
-    }
-    for (i, metric) in metrics.iter().enumerate() {
-        if metric.is_empty() || metric.len() > track::MAX_KEY_LEN {
-            return Err(Error::invalid("metric: expected a metric name"));
-        }
-        if metrics[..i].contains(metric) {
-            return Err(Error::invalid(format!("metrics: '{metric}' is named twice")));
-        }
-    }
-    if directions.len() > 1 && *pruner != PrunerConfig::None {
-        return Err(Error::invalid(
-            "pruner: a multi-objective study cannot prune (set pruner to none)",
-        ));
-    }
-    Ok(())
 }
 
 fn corrupt_spec(e: &Error) -> Error {

@@ -290,6 +290,9 @@ pub(crate) async fn tell(
             return Err(ApiError::invalid("values: give value or values, not both"));
         }
         (Some(v), None) => vec![json_number(v, "value")?],
+        (None, Some(list)) if list.is_empty() => {
+            return Err(ApiError::invalid("values: expected one value per objective"));
+        }
         (None, Some(list)) => list
             .iter()
             .enumerate()
@@ -297,9 +300,6 @@ pub(crate) async fn tell(
             .collect::<Result<_, _>>()?,
         (None, None) => Vec::new(),
     };
-    if t.values.as_ref().is_some_and(Vec::is_empty) {
-        return Err(ApiError::invalid("values: expected one value per objective"));
-    }
     Ok(Json(json!(s.tuning.tell(&name, number, state, &values, t.error).await?)))
 }
 
