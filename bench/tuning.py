@@ -20,8 +20,10 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             least 30x below Optuna, per trial.
 
   parallel  (on request) Slipway's TPE with `--workers` trials in flight (each sampled while the
-            others still run, as with that many workers: constant liar) against the same seeds run
-            one trial at a time; medians, quartiles and a rank-sum test. With optuna in --tools,
+            others still run, as with that many workers; a study's defaults: running trials left
+            out with one objective) against the same seeds run one trial at a time; medians,
+            quartiles and a rank-sum test. `--multi` adds ZDT1 and DTLZ2 (the defaults for
+            several objectives: constant liar), by the hypervolume of the front. With optuna in --tools,
             Optuna's TPESampler the same two ways (ask/tell with `--workers` trials asked ahead,
             told oldest first; 5.0's constant liar) as a control: how much any model-based
             sampler loses when it must decide before the newest results are in.
@@ -37,7 +39,7 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             checked: its values re-evaluated with the Python function at its params, and its
             hypervolume recomputed here.
 
-    bench/run tuning [--parts quality,overhead,parallel,multi] [--seed-start N] [--workers 4] [--trials N] [--seeds N] [--sizes 1000,5000]
+    bench/run tuning [--parts quality,overhead,parallel,multi] [--seed-start N] [--workers 4] [--multi] [--trials N] [--seeds N] [--sizes 1000,5000]
                      [--repeats N] [--functions ...] [--tools slipway,optuna,rustuna] [--quick]
 """
 
@@ -486,8 +488,8 @@ def run_optuna_multi(function: str, trials: int, seed: int, sampler: str) -> dic
 
 
 def run_slipway_multi(binary: Path, function: str, trials: int, seed: int,
-                      sampler: str = "tpe") -> tuple[dict, list[str]]:
-    doc, _ = slipway_try(binary, function, trials, seed, "--sampler", sampler)
+                      sampler: str = "tpe", *extra: str) -> tuple[dict, list[str]]:
+    doc, _ = slipway_try(binary, function, trials, seed, "--sampler", sampler, *extra)
     problems, where = [], f"slipway {function} seed {seed}"
     values = []
     for t in doc["front"]:
@@ -592,11 +594,11 @@ def run_optuna_parallel(function: str, trials: int, seed: int, workers: int) -> 
 
 
 def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]]:
-    """Slipway's TPE sampling each trial while workers-1 others still run (constant liar), against
+    """Slipway's TPE sampling each trial while workers-1 others still run, against
     the same seeds sequentially."""
     print()
     print(f"parallel: slipway's TPE with {args.workers} trials in flight (each sampled while the others "
-          f"run: constant liar) vs one at a time; {args.trials} trials, seeds {args.seed_start}.."
+          f"run) vs one at a time; {args.trials} trials, seeds {args.seed_start}.."
           f"{args.seed_start + args.seeds - 1}")
     control = "optuna" in tools
     rows, summary = [], {}
@@ -629,7 +631,36 @@ def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]
         header += ["optuna sequential", f"optuna, {args.workers} in flight", "optuna: parallel <= sequential",
                    "p(optuna parallel worse)", f"slipway <= optuna, {args.workers} in flight"]
     print(h.table(rows, header))
-    return summary, []
+    problems: list[str] = []
+    if args.multi:
+        summary["multi"], problems = parallel_multi(args, binary)
+    return summary, problems
+
+
+def parallel_multi(args, binary: Path) -> tuple[dict, list[str]]:
+    """The same for several objectives: the hypervolume of the front found (larger is better),
+    with a study's defaults for several objectives (univariate TPE, constant liar)."""
+    print(f"several objectives: hypervolume of the front (larger is better), {args.trials} trials")
+    rows, summary, problems = [], {}, []
+    for function in MULTI:
+        progress(f"  {function:<13} ", end="")
+        seq, par = [], []
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
+            for extra, into in (((), seq), (("--parallel", str(args.workers)), par)):
+                out, p = run_slipway_multi(binary, function, args.trials, seed, "tpe", *extra)
+                problems += p
+                into.append(out["hv"])
+            progress(".", end="")
+        progress("")
+        qs, qp = quartiles(seq), quartiles(par)
+        from scipy.stats import mannwhitneyu
+        p = float(mannwhitneyu(par, seq, alternative="less").pvalue)
+        rows.append([function, f"{fmt(qs[1])} [{fmt(qs[0])}, {fmt(qs[2])}]", f"{fmt(qp[1])} [{fmt(qp[0])}, {fmt(qp[2])}]",
+                     "yes" if qp[1] >= qs[1] else "NO", f"{p:.2f}"])
+        summary[function] = {"sequential": seq, "parallel": par, "p_parallel_worse": p}
+    print(h.table(rows, ["function", "slipway sequential: median [q25, q75]", f"slipway, {args.workers} in flight",
+                         "parallel median >= sequential", "p(parallel worse)"]))
+    return summary, problems
 
 
 def overhead_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[str]]:
@@ -700,6 +731,8 @@ def parse_args():
     ap.add_argument("--seeds", type=int, help="quality, parallel: N seeds per function and tool (default 10)")
     ap.add_argument("--seed-start", type=int, default=0, help="quality, parallel: the first seed (default 0)")
     ap.add_argument("--workers", type=int, default=4, help="parallel: workers Slipway plays (default 4)")
+    ap.add_argument("--multi", action="store_true",
+                    help="parallel: also ZDT1 and DTLZ2 (several objectives), sequential against in flight")
     ap.add_argument("--aa", action="store_true",
                     help="quality: also run Optuna on other seeds (+1000) as an A/A control: how often "
                          "Optuna's median over these seeds beats its own over others")

@@ -97,12 +97,13 @@ pub(crate) enum TuneCommand {
         slipway tune try branin --trials 200 --seed 1\n  \
         slipway tune try mixed --sampler random\n  \
         slipway tune try sphere6 --trials 5000 --json     # the sampler's own cost per trial\n  \
-        slipway tune try hartmann6 --parallel 4           # as four workers would (constant liar)\n\n\
+        slipway tune try hartmann6 --parallel 4           # as four workers would\n  \
+        slipway tune try zdt1 --parallel 4 --constant-liar false\n\n\
         Functions: branin (2-D), hartmann6 (6-D), rosenbrock10 (10-D), mixed (a float, a log\n\
         float, an int and a categorical), sphere6 (6-D, costs nothing).\n\
         Samplers: tpe (Optuna 5's defaults: multivariate, 10 random start-up trials, 24\n\
         candidates; the good kernels may narrow to a quarter of Optuna's floor), tpe-optuna\n\
-        (exactly Optuna 5's rule, good_clip = 1), tpe-univariate, random.")]
+        (exactly Optuna 5's rule: good_clip = 1, constant liar), tpe-univariate, random.")]
     Try {
         /// branin, hartmann6, rosenbrock10, mixed or sphere6; zdt1 or dtlz2 (several objectives)
         function: String,
@@ -117,13 +118,17 @@ pub(crate) enum TuneCommand {
         /// Play N parallel workers: trials are sampled while N-1 others are still running
         #[arg(long, default_value_t = 1)]
         parallel: usize,
+        /// TPE: count running trials as bad (true) or leave them out (false); default as a
+        /// study's: false with one objective, true with several
+        #[arg(long)]
+        constant_liar: Option<bool>,
     },
 }
 
 pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        TuneCommand::Try { function, trials, seed, sampler, parallel } => {
-            try_function(&function, trials, seed, &sampler, parallel, global).await
+        TuneCommand::Try { function, trials, seed, sampler, parallel, constant_liar } => {
+            try_function(&function, trials, seed, &sampler, parallel, constant_liar, global).await
         }
         TuneCommand::Run { file, workers, trial_lease, stores } => {
             run_study(&file, workers, trial_lease, &stores, global).await
@@ -508,6 +513,7 @@ async fn try_function(
     seed: u64,
     sampler: &str,
     parallel: usize,
+    constant_liar: Option<bool>,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
     if parallel == 0 {
@@ -526,17 +532,25 @@ async fn try_function(
     if trials == 0 {
         bail!("--trials must be at least 1");
     }
-    // A study's defaults: TPE is univariate for several objectives (as in Optuna 5).
-    let tpe = tune::TpeOptions { multivariate: multi.is_none(), ..Default::default() };
+    // A study's defaults: for several objectives, univariate TPE with constant liar.
+    let mut tpe = tune::TpeOptions::for_objectives(if multi.is_some() { 2 } else { 1 });
+    if let Some(liar) = constant_liar {
+        tpe.constant_liar = liar;
+    }
     let sampler = match sampler {
         "tpe" => tune::SamplerConfig::Tpe(tpe),
         "tpe-multivariate" => {
-            tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: true, ..Default::default() })
+            tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: true, ..tpe })
         }
         "tpe-univariate" => {
-            tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: false, ..Default::default() })
+            tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: false, ..tpe })
         }
-        "tpe-optuna" => tune::SamplerConfig::Tpe(tune::TpeOptions { good_clip: 1.0, ..tpe }),
+        "tpe-optuna" => tune::SamplerConfig::Tpe(tune::TpeOptions {
+            good_clip: 1.0,
+            constant_liar: constant_liar.unwrap_or(true),
+            ..tpe
+        }),
+        "random" if constant_liar.is_some() => bail!("--constant-liar: only for a TPE sampler"),
         "random" => tune::SamplerConfig::Random,
         other => bail!(
             "unknown sampler '{other}' (expected tpe, tpe-optuna, tpe-multivariate, tpe-univariate \
