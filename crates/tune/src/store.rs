@@ -1,9 +1,16 @@
-//! Tuning's SQL: studies and trials on both stores. A study is loaded whole (its trials with
-//! their params, values and intermediate values) inside the write transaction of each operation,
-//! locked on PostgreSQL (`FOR UPDATE` on the study row; SQLite's writer lock does the same), so
-//! that every worker samples and prunes from the same history and trial numbers never repeat.
+//! Tuning's SQL: studies and trials on both stores. A study is loaded (its trials with their
+//! params, values and intermediate values) inside the write transaction of each operation, locked
+//! on PostgreSQL (`FOR UPDATE` on the study row; SQLite's writer lock does the same), so that
+//! every worker samples and prunes from the same history and trial numbers never repeat.
+//!
+//! A process keeps the studies it works on in memory ([`StudyCache`]) between operations. Each
+//! transaction that changes a study raises the study row's `revision` and stamps the trial rows it
+//! wrote with it; a load reads the row, and when the study in memory is at an older revision,
+//! only the trial rows stamped after it. Only committed states are kept, so a study in memory at
+//! revision R is exactly the store's at R.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use slipway_core::{Backend, Db, is_unique_violation};
@@ -45,7 +52,10 @@ pub(crate) struct TrialMeta {
 }
 
 const STUDY_COLUMNS: &str = "study_id, name, experiment_id, parent_run_id, direction, metric, objectives, config, \
-     spec, n_trials, pruner_state, enqueued, created_ms, updated_ms";
+     spec, n_trials, pruner_state, enqueued, created_ms, updated_ms, revision";
+
+const TRIAL_COLUMNS: &str = "number, run_id, state, params, relative, fixed, value, objective_values, intermediate, \
+     rungs, error, worker, lease_expires_ms, started_ms, finished_ms";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("{what}: {e}"))
@@ -207,12 +217,49 @@ pub(crate) async fn counts(db: &Db) -> Result<BTreeMap<(String, String), i64>> {
     Ok(out)
 }
 
+/// A study as the store held it at `revision` (committed).
+struct Cached {
+    study_id: String,
+    revision: i64,
+    study: Study,
+    meta: Vec<TrialMeta>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+/// The studies a process keeps in memory between operations, by name. Each has a lock, held by
+/// one operation at a time in this process (the store's lock orders the processes).
+#[derive(Default)]
+pub(crate) struct StudyCache {
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
+}
+
+/// Studies kept at most; past it, the ones no operation is using are let go.
+const CACHED_STUDIES: usize = 64;
+
+impl StudyCache {
+    fn slot(&self, name: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= CACHED_STUDIES && !slots.contains_key(name) {
+            slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        slots.entry(name.to_string()).or_default().clone()
+    }
+}
+
 /// A study loaded for one operation: the in-memory study, each trial's row data, and the lock.
+/// Committing puts the study back in its process's cache at the new revision; a read's is put
+/// back when it is dropped, and a write's dropped uncommitted is let go.
 pub(crate) struct Loaded {
     pub(crate) row: StudyRow,
     pub(crate) study: Study,
     pub(crate) meta: Vec<TrialMeta>,
-    pub(crate) tx: Transaction<'static, Any>,
+    tx: Option<Transaction<'static, Any>>,
+    slot: tokio::sync::OwnedMutexGuard<Option<Cached>>,
+    /// The study's revision when loaded.
+    revision: i64,
+    write: bool,
+    changed: bool,
 }
 
 fn params_json(study: &Study, params: &[(u32, f64)]) -> Value {
@@ -251,12 +298,104 @@ fn intermediate_json(values: &[(i64, f64)]) -> String {
     Value::Array(list).to_string()
 }
 
-/// Loads a study and all its trials; with `lock`, in a write transaction that holds the study
-/// until it commits (to change it), else in a read transaction.
-pub(crate) async fn load(db: &Db, name: &str, lock: bool) -> Result<Loaded> {
-    let mut tx = if lock { db.begin_write().await? } else { db.pool().begin().await? };
+/// Reads one trial row into `study`'s keys: the trial and its row data.
+fn read_trial(study: &mut Study, r: &AnyRow) -> Result<(Trial, TrialMeta)> {
+    let number: i64 = r.try_get("number")?;
+    let state = TrialState::parse(&r.try_get::<String, _>("state")?)
+        .map_err(|e| corrupt("trial state", e))?;
+    let params = read_params(study, &r.try_get::<String, _>("params")?, number)?;
+    let relative = match r.try_get::<Option<String>, _>("relative")? {
+        None => None,
+        Some(text) => Some(read_params(study, &text, number)?),
+    };
+    let fixed: BTreeMap<String, Value> = serde_json::from_str(&r.try_get::<String, _>("fixed")?)
+        .map_err(|e| corrupt("trial fixed", e))?;
+    let inter = parse_json(&r.try_get::<String, _>("intermediate")?, "intermediate values")?;
+    let intermediate = inter
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|p| Some((p[0].as_i64()?, p[1].as_f64().unwrap_or(f64::NAN))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rungs: Vec<f64> = serde_json::from_str(&r.try_get::<String, _>("rungs")?)
+        .map_err(|e| corrupt("trial rungs", e))?;
+    let values = match r.try_get::<Option<String>, _>("objective_values")? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("trial values", e))?,
+        None => r.try_get::<Option<f64>, _>("value")?.filter(|v| !v.is_nan()).into_iter().collect(),
+    };
+    let trial = Trial {
+        number: number as u64,
+        state,
+        params,
+        relative,
+        fixed,
+        values,
+        intermediate,
+        rungs,
+    };
+    let meta = TrialMeta {
+        run_id: r.try_get("run_id")?,
+        error: r.try_get("error")?,
+        worker: r.try_get("worker")?,
+        lease_expires_ms: r.try_get("lease_expires_ms")?,
+        started_ms: r.try_get("started_ms")?,
+        finished_ms: r.try_get("finished_ms")?,
+    };
+    Ok((trial, meta))
+}
+
+/// Study `study_id`'s trials stamped after `after` (all of them for -1), by number.
+async fn trial_rows(
+    tx: &mut Transaction<'static, Any>,
+    study_id: &str,
+    after: i64,
+) -> Result<Vec<AnyRow>> {
+    let sql = if after < 0 {
+        format!("SELECT {TRIAL_COLUMNS} FROM tune_trials WHERE study_id = $1 ORDER BY number")
+    } else {
+        format!(
+            "SELECT {TRIAL_COLUMNS} FROM tune_trials WHERE study_id = $1 AND revision > $2 ORDER BY number"
+        )
+    };
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(study_id);
+    if after >= 0 {
+        query = query.bind(after);
+    }
+    Ok(query.fetch_all(&mut **tx).await?)
+}
+
+/// The study `cached` brought up to date with the trial rows changed after it; none when they
+/// do not fit it (then the study is read whole).
+async fn catch_up(
+    tx: &mut Transaction<'static, Any>,
+    cached: Cached,
+) -> Result<Option<(Study, Vec<TrialMeta>)>> {
+    let Cached { study_id, revision, mut study, mut meta } = cached;
+    for r in trial_rows(tx, &study_id, revision).await? {
+        let (trial, m) = read_trial(&mut study, &r)?;
+        let number = trial.number as usize;
+        if number > meta.len() || study.put_trial(trial).is_err() {
+            return Ok(None);
+        }
+        if number == meta.len() {
+            meta.push(m);
+        } else {
+            meta[number] = m;
+        }
+    }
+    Ok(Some((study, meta)))
+}
+
+/// Loads a study and all its trials; with `write`, in a write transaction that holds the study
+/// until it commits (to change it), else in a read transaction. The study comes from this
+/// process's `cache` when it holds it, with what changed since read from the store.
+pub(crate) async fn load(db: &Db, cache: &StudyCache, name: &str, write: bool) -> Result<Loaded> {
+    let mut slot = cache.slot(name).lock_owned().await;
+    let mut tx = if write { db.begin_write().await? } else { db.pool().begin().await? };
     let lock = match db.backend() {
-        Backend::Postgres if lock => " FOR UPDATE",
+        Backend::Postgres if write => " FOR UPDATE",
         _ => "",
     };
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -266,71 +405,32 @@ pub(crate) async fn load(db: &Db, name: &str, lock: bool) -> Result<Loaded> {
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::StudyNotFound { name: name.to_string() })?;
+    let revision: i64 = row.try_get("revision")?;
     let (row, pruner_state) = study_row(&row)?;
-    let mut study = Study::new(row.config.clone());
+    // A study in memory at this revision or an older one of the same study (a name can be
+    // reused); a newer one (never committed here) cannot be.
+    let cached =
+        slot.take().filter(|c| c.study_id == row.study_id && c.revision <= revision);
+    let caught_up = match cached {
+        Some(cached) => catch_up(&mut tx, cached).await?,
+        None => None,
+    };
+    let (mut study, meta) = match caught_up {
+        Some(got) => got,
+        None => {
+            let mut study = Study::new(row.config.clone());
+            let rows = trial_rows(&mut tx, &row.study_id, -1).await?;
+            let mut meta = Vec::with_capacity(rows.len());
+            for r in rows {
+                let (trial, m) = read_trial(&mut study, &r)?;
+                study.push_trial(trial).map_err(|e| corrupt("trials", e))?;
+                meta.push(m);
+            }
+            (study, meta)
+        }
+    };
     study.pruner_state = pruner_state;
-    let rows = sqlx::query(
-        "SELECT number, run_id, state, params, relative, fixed, value, objective_values, intermediate, rungs, \
-         error, worker, lease_expires_ms, started_ms, finished_ms FROM tune_trials WHERE study_id = $1 ORDER BY number",
-    )
-    .bind(&row.study_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut meta = Vec::with_capacity(rows.len());
-    for r in rows {
-        let number: i64 = r.try_get("number")?;
-        let state = TrialState::parse(&r.try_get::<String, _>("state")?)
-            .map_err(|e| corrupt("trial state", e))?;
-        let params = read_params(&mut study, &r.try_get::<String, _>("params")?, number)?;
-        let relative = match r.try_get::<Option<String>, _>("relative")? {
-            None => None,
-            Some(text) => Some(read_params(&mut study, &text, number)?),
-        };
-        let fixed: BTreeMap<String, Value> =
-            serde_json::from_str(&r.try_get::<String, _>("fixed")?)
-                .map_err(|e| corrupt("trial fixed", e))?;
-        let inter = parse_json(&r.try_get::<String, _>("intermediate")?, "intermediate values")?;
-        let intermediate = inter
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|p| Some((p[0].as_i64()?, p[1].as_f64().unwrap_or(f64::NAN))))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rungs: Vec<f64> = serde_json::from_str(&r.try_get::<String, _>("rungs")?)
-            .map_err(|e| corrupt("trial rungs", e))?;
-        study
-            .push_trial(Trial {
-                number: number as u64,
-                state,
-                params,
-                relative,
-                fixed,
-                values: match r.try_get::<Option<String>, _>("objective_values")? {
-                    Some(text) => {
-                        serde_json::from_str(&text).map_err(|e| corrupt("trial values", e))?
-                    }
-                    None => r
-                        .try_get::<Option<f64>, _>("value")?
-                        .filter(|v| !v.is_nan())
-                        .into_iter()
-                        .collect(),
-                },
-                intermediate,
-                rungs,
-            })
-            .map_err(|e| corrupt("trials", e))?;
-        meta.push(TrialMeta {
-            run_id: r.try_get("run_id")?,
-            error: r.try_get("error")?,
-            worker: r.try_get("worker")?,
-            lease_expires_ms: r.try_get("lease_expires_ms")?,
-            started_ms: r.try_get("started_ms")?,
-            finished_ms: r.try_get("finished_ms")?,
-        });
-    }
-    Ok(Loaded { row, study, meta, tx })
+    Ok(Loaded { row, study, meta, tx: Some(tx), slot, revision, write, changed: false })
 }
 
 impl Loaded {
@@ -347,13 +447,14 @@ impl Loaded {
             (t.values.len() > 1).then(|| serde_json::to_string(&t.values).expect("serialises"));
         sqlx::query(
             "INSERT INTO tune_trials (study_id, number, run_id, state, params, relative, fixed, value, intermediate, \
-             rungs, error, worker, lease_expires_ms, started_ms, finished_ms, objective_values) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             rungs, error, worker, lease_expires_ms, started_ms, finished_ms, objective_values, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (study_id, number) DO UPDATE SET state = excluded.state, params = excluded.params, \
              relative = excluded.relative, value = excluded.value, objective_values = excluded.objective_values, \
              intermediate = excluded.intermediate, \
              rungs = excluded.rungs, error = excluded.error, worker = excluded.worker, \
-             lease_expires_ms = excluded.lease_expires_ms, finished_ms = excluded.finished_ms",
+             lease_expires_ms = excluded.lease_expires_ms, finished_ms = excluded.finished_ms, \
+             revision = excluded.revision",
         )
         .bind(&self.row.study_id)
         .bind(number as i64)
@@ -371,8 +472,10 @@ impl Loaded {
         .bind(m.started_ms)
         .bind(m.finished_ms)
         .bind(values)
-        .execute(&mut *self.tx)
+        .bind(self.revision + 1)
+        .execute(&mut **self.tx.as_mut().expect("a loaded study has its transaction"))
         .await?;
+        self.changed = true;
         Ok(())
     }
 
@@ -383,13 +486,47 @@ impl Loaded {
             .bind(serde_json::to_string(&self.row.enqueued).expect("serialises"))
             .bind(now)
             .bind(&self.row.study_id)
-            .execute(&mut *self.tx)
+            .execute(&mut **self.tx.as_mut().expect("a loaded study has its transaction"))
             .await?;
+        self.changed = true;
         Ok(())
     }
 
-    pub(crate) async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    /// Commits what was saved (raising the study's revision if anything was) and keeps the
+    /// study in memory at that revision.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let mut tx = self.tx.take().expect("a loaded study has its transaction");
+        let mut revision = self.revision;
+        if self.changed {
+            revision += 1;
+            sqlx::query("UPDATE tune_studies SET revision = $1 WHERE study_id = $2")
+                .bind(revision)
+                .bind(&self.row.study_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.keep(revision);
         Ok(())
+    }
+
+    /// Puts the study back in its process's cache as the store's state at `revision`.
+    fn keep(&mut self, revision: i64) {
+        let study = std::mem::replace(&mut self.study, Study::new(self.row.config.clone()));
+        *self.slot = Some(Cached {
+            study_id: self.row.study_id.clone(),
+            revision,
+            study,
+            meta: std::mem::take(&mut self.meta),
+        });
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // A read never changes the study; a write that did not commit may have.
+        if self.tx.is_some() && !self.write {
+            self.keep(self.revision);
+        }
     }
 }

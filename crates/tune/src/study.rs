@@ -251,6 +251,45 @@ impl Study {
         Ok(())
     }
 
+    /// Adds the next trial, or replaces one with what the store now holds for it (another
+    /// process changed it: a running trial gained params, values or an end). A finished trial
+    /// keeps its state; one that seems to change it is refused.
+    pub fn put_trial(&mut self, trial: Trial) -> Result<()> {
+        let number = trial.number as usize;
+        if number >= self.trials.len() {
+            return self.push_trial(trial);
+        }
+        let old = &self.trials[number];
+        let was_finished = old.state.is_finished();
+        if was_finished && old.state != trial.state {
+            return Err(Error::invalid(format!("trial {number} changed state after it finished")));
+        }
+        if let Some(&(id, _)) = trial.params.iter().find(|&&(id, _)| id as usize >= self.keys.len())
+        {
+            return Err(Error::invalid(format!(
+                "trial {number} names parameter key {id}, which is not interned"
+            )));
+        }
+        let gone: Vec<u32> = old
+            .params
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|id| !trial.params.iter().any(|(i, _)| i == id))
+            .collect();
+        for id in gone {
+            self.set_column(id, number as u64, f64::NAN);
+        }
+        for &(id, v) in &trial.params {
+            self.set_column(id, number as u64, v);
+        }
+        let (finished, complete) = (trial.state.is_finished(), trial.state == TrialState::Complete);
+        self.trials[number] = trial;
+        if finished && !was_finished {
+            self.count_finished(number as u64, complete);
+        }
+        Ok(())
+    }
+
     fn set_column(&mut self, id: u32, number: u64, value: f64) {
         let column = &mut self.columns[id as usize];
         if column.len() <= number as usize {

@@ -1,7 +1,8 @@
 //! [`Tuning`]: studies and trials in the store, each trial a tracked run (a child of its study's
-//! parent run). Every operation loads the study inside a write transaction, applies the
-//! in-memory trial life cycle ([`Study`]) and writes back what changed; runs are created and
-//! updated through `track` outside that transaction.
+//! parent run). Every operation loads the study inside a write transaction (from memory, reading
+//! only what other processes changed since), applies the in-memory trial life cycle ([`Study`])
+//! and writes back what changed; runs are created and updated through `track` outside that
+//! transaction.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "objectives",
         sqlite: include_str!("../migrations/sqlite/0002_objectives.sql"),
         postgres: include_str!("../migrations/postgres/0002_objectives.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "revision",
+        sqlite: include_str!("../migrations/sqlite/0003_revision.sql"),
+        postgres: include_str!("../migrations/postgres/0003_revision.sql"),
     },
 ];
 
@@ -143,6 +150,8 @@ pub struct AskOptions {
 pub struct Tuning {
     db: Db,
     tracking: Tracking,
+    /// The studies this process worked on, kept between operations (see [`store::load`]).
+    cache: std::sync::Arc<store::StudyCache>,
 }
 
 fn view(study: &Study, trial: &Trial, meta: &TrialMeta) -> TrialView {
@@ -191,7 +200,7 @@ impl Tuning {
     /// Opens tuning on `db`, bringing its schema up to date.
     pub async fn open(db: Db, tracking: Tracking) -> Result<Tuning> {
         db.migrate("tune", MIGRATIONS).await?;
-        Ok(Tuning { db, tracking })
+        Ok(Tuning { db, tracking, cache: Default::default() })
     }
 
     pub fn tracking(&self) -> &Tracking {
@@ -308,7 +317,7 @@ impl Tuning {
 
     /// A study with its trial counts and best trial.
     pub async fn study(&self, name: &str) -> Result<StudyInfo> {
-        let loaded = store::load(&self.db, name, false).await?;
+        let loaded = store::load(&self.db, &self.cache, name, false).await?;
         Ok(info(&loaded))
     }
 
@@ -336,7 +345,7 @@ impl Tuning {
 
     /// Every trial of a study, by number.
     pub async fn trials(&self, name: &str) -> Result<Vec<TrialView>> {
-        let loaded = store::load(&self.db, name, false).await?;
+        let loaded = store::load(&self.db, &self.cache, name, false).await?;
         Ok(loaded
             .study
             .trials()
@@ -347,7 +356,7 @@ impl Tuning {
 
     /// Each parameter's importance over the complete trials (see [`crate::importance`]).
     pub async fn importance(&self, name: &str, objective: usize) -> Result<Vec<crate::Importance>> {
-        let loaded = store::load(&self.db, name, false).await?;
+        let loaded = store::load(&self.db, &self.cache, name, false).await?;
         let n = loaded.study.config.n_objectives();
         if objective >= n {
             return Err(Error::invalid(format!(
@@ -360,7 +369,7 @@ impl Tuning {
     }
 
     pub async fn trial(&self, name: &str, number: u64) -> Result<TrialView> {
-        let loaded = store::load(&self.db, name, false).await?;
+        let loaded = store::load(&self.db, &self.cache, name, false).await?;
         let t = loaded.study.trial(number)?;
         Ok(view(&loaded.study, t, &loaded.meta[number as usize]))
     }
@@ -469,7 +478,7 @@ impl Tuning {
         options: &AskOptions,
     ) -> Result<(TrialView, Vec<(String, TrialState)>)> {
         let now = now_ms();
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         let expired = Self::sweep(&mut loaded, now)?;
         for &n in &expired {
             loaded.save_trial(n).await?;
@@ -531,7 +540,7 @@ impl Tuning {
         param: &str,
         dist: &Distribution,
     ) -> Result<Value> {
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         let before = loaded.study.trial(number)?.params.len();
         let value = loaded.study.suggest(number, param, dist)?;
         let changed = loaded.study.trial(number)?.params.len() != before;
@@ -546,7 +555,7 @@ impl Tuning {
 
     /// Records an intermediate value: a step of the objective metric in the trial's run.
     pub async fn report(&self, name: &str, number: u64, step: i64, value: f64) -> Result<()> {
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         loaded.study.report(number, step, value)?;
         let run_id = loaded.meta[number as usize].run_id.clone();
         let metric = loaded.row.metrics[0].clone();
@@ -597,7 +606,7 @@ impl Tuning {
             [metric] => self.metric_steps(&run_id, metric).await?,
             _ => Vec::new(),
         };
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         loaded.study.set_intermediate(number, steps)?;
         let prune = loaded.study.should_prune(number)?;
         loaded.save_trial(number).await?;
@@ -609,7 +618,7 @@ impl Tuning {
     /// Renews a running trial's lease; false when the trial is no longer running (its lease
     /// expired and it was failed, or it ended), and the worker should stop it.
     pub async fn heartbeat(&self, name: &str, number: u64, lease_ms: i64) -> Result<bool> {
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         if loaded.study.trial(number)?.state != TrialState::Running {
             return Ok(false);
         }
@@ -658,7 +667,7 @@ impl Tuning {
         };
         let never_logged: Vec<bool> = logged.iter().map(Vec::is_empty).collect();
         let steps = logged.swap_remove(0);
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         if !never_logged[0] && loaded.study.trial(number)?.state == TrialState::Running {
             loaded.study.set_intermediate(number, steps)?;
         }
@@ -703,7 +712,7 @@ impl Tuning {
 
     /// Adds a set of parameter values for a coming trial to take.
     pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
-        let mut loaded = store::load(&self.db, name, true).await?;
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         loaded.row.enqueued.push(params);
         loaded.save_study(now_ms()).await?;
         loaded.commit().await

@@ -340,6 +340,116 @@ async fn a_multi_objective_study_keeps_each_value_and_its_pareto_front(backend: 
     assert!(failed.error.unwrap().contains("'accuracy'"));
 }
 
+/// What a study's trials are, as seen by `tuning` (run ids and times left out when `bare`).
+async fn trials_of(tuning: &Tuning, name: &str, bare: bool) -> Vec<serde_json::Value> {
+    let trials = tuning.trials(name).await.unwrap();
+    trials
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::to_value(t).unwrap();
+            if bare {
+                for key in ["run_id", "started_ms", "finished_ms"] {
+                    v.as_object_mut().unwrap().remove(key);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Plays a define-by-run study with ask, suggest, report, prune, tell, fail, enqueue and a
+/// refused tell, each operation by `actor(step)`; after each, `check` sees the study.
+async fn play_shared_study(actor: impl Fn(usize) -> Tuning, name: &str) {
+    let x = Distribution::float(-5.0, 5.0, None, false).unwrap();
+    let k = Distribution::int(1, 8, 1, false).unwrap();
+    let c = Distribution::categorical(vec![json!("a"), json!("b"), json!("c")]).unwrap();
+    let mut step = 0;
+    let mut next = || {
+        step += 1;
+        actor(step)
+    };
+    for round in 0..18u64 {
+        if round == 7 {
+            next().enqueue(name, BTreeMap::from([("x".to_string(), json!(1.25))])).await.unwrap();
+        }
+        let t = next().ask(name, AskOptions::default()).await.unwrap();
+        let xv = next().suggest(name, t.number, "x", &x).await.unwrap().as_f64().unwrap();
+        if round == 7 {
+            assert_eq!(xv, 1.25, "the enqueued value, whichever process asked");
+        }
+        let kv = next().suggest(name, t.number, "k", &k).await.unwrap().as_f64().unwrap();
+        if round % 2 == 0 {
+            next().suggest(name, t.number, "c", &c).await.unwrap();
+        }
+        let loss = (xv - 1.0).powi(2) + 0.1 * kv;
+        for s in 0..3 {
+            next().report(name, t.number, s, loss * (3 - s) as f64).await.unwrap();
+        }
+        let pruned = next().should_prune(name, t.number).await.unwrap();
+        let (state, values) = match () {
+            _ if pruned => (TrialState::Pruned, vec![]),
+            _ if round % 5 == 4 => (TrialState::Fail, vec![]),
+            _ => (TrialState::Complete, vec![loss]),
+        };
+        next().tell(name, t.number, state, &values, None).await.unwrap();
+        // Refused, changes nothing: the trial has ended.
+        assert!(next().tell(name, t.number, TrialState::Complete, &[0.0], None).await.is_err());
+    }
+}
+
+async fn processes_sharing_a_store_see_each_others_changes(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let open = || async {
+        let tracking = Tracking::open(t.db.clone()).await.unwrap();
+        Tuning::open(t.db.clone(), tracking).await.unwrap()
+    };
+    // Two processes (each its own studies in memory) and one that only ever reads afresh.
+    let (a, b) = (open().await, open().await);
+    let pruner = PrunerConfig::from_json(
+        Some(&json!({"type": "median", "n_startup_trials": 2, "n_warmup_steps": 1})),
+        "pruner",
+    )
+    .unwrap();
+    let tpe = TpeOptions { n_startup_trials: 4, ..TpeOptions::default() };
+    for study in ["shared", "alone"] {
+        let (sampler, pruner) = (SamplerConfig::Tpe(tpe.clone()), pruner.clone());
+        a.create_study(new_study(study, sampler, pruner), false).await.unwrap();
+    }
+    // Operations alternate between the processes in an irregular pattern.
+    let pattern = |step: usize| if (step * 7 + step / 3) % 3 == 0 { b.clone() } else { a.clone() };
+    play_shared_study(pattern, "shared").await;
+    // The same operations on one process that reads every study afresh each time.
+    let fresh = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        fresh.lock().unwrap().push(open().await);
+    }
+    play_shared_study(|_| fresh.lock().unwrap().pop().expect("enough fresh processes"), "alone")
+        .await;
+
+    let reader = open().await;
+    let (seen_a, seen_b, seen_fresh) = (
+        trials_of(&a, "shared", false).await,
+        trials_of(&b, "shared", false).await,
+        trials_of(&reader, "shared", false).await,
+    );
+    assert_eq!(seen_a.len(), 18);
+    assert_eq!(seen_a, seen_fresh, "process a holds what the store holds");
+    assert_eq!(seen_b, seen_fresh, "process b holds what the store holds");
+    // Same seed, same operations: kept in memory or read afresh, the sampler drew the same.
+    assert_eq!(trials_of(&reader, "shared", true).await, trials_of(&reader, "alone", true).await);
+    let states: Vec<&str> = seen_a.iter().map(|t| t["state"].as_str().unwrap()).collect();
+    for state in ["COMPLETE", "FAIL"] {
+        assert!(states.contains(&state), "{states:?}");
+    }
+    let counts = a.study("shared").await.unwrap().counts;
+    let info = reader.study("shared").await.unwrap();
+    assert_eq!(counts, info.counts);
+    assert_eq!(
+        serde_json::to_value(b.study("shared").await.unwrap().best).unwrap(),
+        serde_json::to_value(info.best).unwrap()
+    );
+}
+
 on_both_backends!(
     a_multi_objective_study_keeps_each_value_and_its_pareto_front,
     ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
@@ -347,4 +457,5 @@ on_both_backends!(
     a_trial_whose_lease_expires_is_failed_and_its_run_too,
     concurrent_asks_get_distinct_numbers,
     pruning_reads_the_metric_steps_the_trial_run_logged,
+    processes_sharing_a_store_see_each_others_changes,
 );
