@@ -28,6 +28,10 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             told oldest first; 5.0's constant liar) as a control: how much any model-based
             sampler loses when it must decide before the newest results are in.
 
+  service   (on request) a study shared over the network: `--service-trials` define-by-run
+            trials through `slipway server` (SQLite) and Slipway's Python client against Optuna
+            with RDBStorage on SQLite; per-trial wall time at marks, and the ratio.
+
   multi     (on request) several objectives: ZDT1 (6 variables, 2 objectives) and DTLZ2 (6
             variables, 3 objectives), `--trials` trials x `--seeds` seeds, all minimised; the
             hypervolume of each run's Pareto front against a fixed reference point (larger is
@@ -39,7 +43,7 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             checked: its values re-evaluated with the Python function at its params, and its
             hypervolume recomputed here.
 
-    bench/run tuning [--parts quality,overhead,parallel,multi] [--seed-start N] [--workers 4] [--multi] [--trials N] [--seeds N] [--sizes 1000,5000]
+    bench/run tuning [--parts quality,overhead,parallel,multi,service] [--seed-start N] [--workers 4] [--multi] [--trials N] [--seeds N] [--sizes 1000,5000]
                      [--repeats N] [--functions ...] [--tools slipway,optuna,rustuna] [--quick]
 """
 
@@ -663,6 +667,58 @@ def parallel_multi(args, binary: Path) -> tuple[dict, list[str]]:
     return summary, problems
 
 
+def service_trials(study_ask, tell, trials: int, marks: list[int], name: str) -> dict:
+    """Runs `trials` define-by-run trials (ask, six suggest_float, tell the sphere) and returns
+    each trial's wall time in seconds, and the median over the 50 trials up to each mark."""
+    times = []
+    for n in range(trials):
+        started = time.perf_counter()
+        trial = study_ask()
+        xs = [trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(6)]
+        tell(trial, sum((x - 0.3) ** 2 for x in xs))
+        times.append(time.perf_counter() - started)
+        if (n + 1) % 100 == 0:
+            progress(f"\r  {name:<34} {n + 1}/{trials}", end="")
+    progress("")
+    return {"seconds": times, "at": {m: statistics.median(times[max(0, m - 50):m]) for m in marks if m <= trials}}
+
+
+def service_part(args, binary: Path) -> tuple[dict, list[str]]:
+    """A study shared over the network, as parallel workers use it: Slipway's server (SQLite, its
+    embedded default) through its Python client against Optuna with its RDB storage on SQLite
+    (the setup Optuna documents for distributed optimisation), one client, define-by-run."""
+    import optuna
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+    from slipway.client import Slipway
+
+    trials = args.service_trials
+    marks = [m for m in (100, 250, 500, 1000, 2000, 5000) if m <= trials] or [trials]
+    print()
+    print(f"service: a shared study, {trials} define-by-run trials (ask, 6 x suggest_float, tell), one "
+          f"client; per-trial wall time, median of the 50 trials up to each mark; TPE (multivariate), seed 0")
+    out = {}
+    d = h.temp_dir("tuning-service")
+    proc = h.spawn("slipway", [binary, "server", "--port", "0", "--data-dir", d / "data"], d,
+                   env=h.clean_env(["SLIPWAY_"]), cwd=d)
+    match, _ = h.wait_for(proc, lambda: h.first_line_match(
+        proc.stdout_path, r"^slipway listening on (http://\S+)"), 60, what="listening")
+    client = Slipway(match.group(1).rstrip("/"))
+    study = client.study("service", direction="minimize", seed=0)
+    out["slipway"] = service_trials(study.ask, study.tell, trials, marks, "slipway server (sqlite)")
+    proc.stop()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{d / 'optuna.db'}")
+    ostudy = optuna.create_study(storage=storage, study_name="service",
+                                 sampler=optuna.samplers.TPESampler(seed=0))
+    out["optuna"] = service_trials(ostudy.ask, ostudy.tell, trials, marks, "optuna RDBStorage (sqlite)")
+    rows = []
+    for m in marks:
+        a, b = out["slipway"]["at"][m], out["optuna"]["at"][m]
+        rows.append([str(m), ms(a), ms(b), f"{b / a:.1f}x"])
+    print(h.table(rows, ["trials", "slipway server: ms/trial", "optuna RDB storage: ms/trial", "optuna / slipway"]))
+    return out, []
+
+
 def overhead_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[str]]:
     problems: list[str] = []
     per_trial: dict = {n: {t: [] for t in tools} for n in args.sizes}
@@ -726,13 +782,15 @@ def overhead_part(args, tools: list[str], binary: Path | None) -> tuple[dict, li
 def parse_args():
     ap = argparse.ArgumentParser(prog="bench/run tuning", description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="quality,overhead",
-                    help="quality, overhead, parallel, multi (default quality,overhead)")
+                    help="quality, overhead, parallel, multi, service (default quality,overhead)")
     ap.add_argument("--trials", type=int, help="quality: trials per run (default 200)")
     ap.add_argument("--seeds", type=int, help="quality, parallel: N seeds per function and tool (default 10)")
     ap.add_argument("--seed-start", type=int, default=0, help="quality, parallel: the first seed (default 0)")
     ap.add_argument("--workers", type=int, default=4, help="parallel: workers Slipway plays (default 4)")
     ap.add_argument("--multi", action="store_true",
                     help="parallel: also ZDT1 and DTLZ2 (several objectives), sequential against in flight")
+    ap.add_argument("--service-trials", type=int, default=1000,
+                    help="service: trials in the shared study (default 1000)")
     ap.add_argument("--aa", action="store_true",
                     help="quality: also run Optuna on other seeds (+1000) as an A/A control: how often "
                          "Optuna's median over these seeds beats its own over others")
@@ -753,8 +811,8 @@ def parse_args():
     args.functions = [f.strip() for f in args.functions.split(",") if f.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for p in args.parts:
-        if p not in ("quality", "overhead", "parallel", "multi"):
-            ap.error(f"unknown part {p!r} (quality, overhead, parallel, multi)")
+        if p not in ("quality", "overhead", "parallel", "multi", "service"):
+            ap.error(f"unknown part {p!r} (quality, overhead, parallel, multi, service)")
     for f in args.functions:
         if f not in FUNCTIONS:
             ap.error(f"unknown function {f!r} ({', '.join(FUNCTIONS)})")
@@ -825,6 +883,9 @@ def main() -> int:
         problems += p
     if "multi" in args.parts:
         doc["multi"], p = multi_part(args, args.tools, binary)
+        problems += p
+    if "service" in args.parts and binary:
+        doc["service"], p = service_part(args, binary)
         problems += p
     load_end = [round(x, 2) for x in os.getloadavg()]
     doc["machine"] = {**machine, "loadavg_at_end": load_end}
