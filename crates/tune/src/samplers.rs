@@ -119,10 +119,12 @@ fn grid_id(
     values: &std::collections::BTreeMap<String, Vec<Value>>,
 ) -> usize {
     let size = grid_size(values).min(10_000_000);
-    // The shuffled order: a seeded permutation, computed lazily by position (a Feistel-free
-    // approach: shuffle the indices once, cheap at the grid sizes people search).
-    let mut order: Vec<usize> = (0..size).collect();
-    Rng::new(study.config.seed).shuffle(&mut order);
+    // The shuffled order: a seeded permutation of the indices, made once per study in memory.
+    let order = study.grid_order(size, || {
+        let mut order: Vec<usize> = (0..size).collect();
+        Rng::new(study.config.seed).shuffle(&mut order);
+        order
+    });
     if (number as usize) < size {
         return order[number as usize];
     }

@@ -409,8 +409,7 @@ pub(crate) async fn load(db: &Db, cache: &StudyCache, name: &str, write: bool) -
     let (row, pruner_state) = study_row(&row)?;
     // A study in memory at this revision or an older one of the same study (a name can be
     // reused); a newer one (never committed here) cannot be.
-    let cached =
-        slot.take().filter(|c| c.study_id == row.study_id && c.revision <= revision);
+    let cached = slot.take().filter(|c| c.study_id == row.study_id && c.revision <= revision);
     let caught_up = match cached {
         Some(cached) => catch_up(&mut tx, cached).await?,
         None => None,

@@ -128,6 +128,24 @@ pub struct Study {
     n_complete: usize,
     /// The last multi-objective split of the complete trials (see [`Study::multi_split`]).
     split_cache: SplitCache,
+    /// A grid sampler's shuffled order of combinations, by grid size (see [`Study::grid_order`]).
+    grid_cache: GridCache,
+}
+
+/// The shuffled order of a grid's combinations, kept with its size.
+#[derive(Default)]
+struct GridCache(std::sync::Mutex<Option<(usize, std::sync::Arc<Vec<usize>>)>>);
+
+impl Clone for GridCache {
+    fn clone(&self) -> GridCache {
+        GridCache::default()
+    }
+}
+
+impl std::fmt::Debug for GridCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GridCache")
+    }
 }
 
 /// A cache of one multi-objective split, keyed by the complete trials' count and the good
@@ -161,7 +179,26 @@ impl Study {
             n_finished: 0,
             n_complete: 0,
             split_cache: SplitCache::default(),
+            grid_cache: GridCache::default(),
         }
+    }
+
+    /// The order of a grid of `size` combinations, made by `shuffle` once per size (it depends
+    /// only on the study's seed and the size).
+    pub(crate) fn grid_order(
+        &self,
+        size: usize,
+        shuffle: impl FnOnce() -> Vec<usize>,
+    ) -> std::sync::Arc<Vec<usize>> {
+        let mut cache = self.grid_cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, order)) = cache.as_ref()
+            && *n == size
+        {
+            return order.clone();
+        }
+        let order = std::sync::Arc::new(shuffle());
+        *cache = Some((size, order.clone()));
+        order
     }
 
     /// The multi-objective split of the complete trials into `n_below` good ones and the rest,
