@@ -416,13 +416,15 @@ async fn processes_sharing_a_store_see_each_others_changes(backend: Backend) {
         a.create_study(new_study(study, sampler, pruner), false).await.unwrap();
     }
     // Operations alternate between the processes in an irregular pattern.
-    let pattern = |step: usize| if (step * 7 + step / 3) % 3 == 0 { b.clone() } else { a.clone() };
+    let pattern =
+        |step: usize| if (step * 7 + step / 3).is_multiple_of(3) { b.clone() } else { a.clone() };
     play_shared_study(pattern, "shared").await;
     // The same operations on one process that reads every study afresh each time.
-    let fresh = std::sync::Mutex::new(Vec::new());
+    let mut processes = Vec::new();
     for _ in 0..200 {
-        fresh.lock().unwrap().push(open().await);
+        processes.push(open().await);
     }
+    let fresh = std::sync::Mutex::new(processes);
     play_shared_study(|_| fresh.lock().unwrap().pop().expect("enough fresh processes"), "alone")
         .await;
 
