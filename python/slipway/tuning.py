@@ -9,8 +9,9 @@
     ...         raise slipway.TrialPruned()
     >>> study.tell(trial, f1)
 
-or `study.optimize(objective, n_trials=100)`. Every trial is a tracked run (a child of the
-study's run): its params, intermediate values and objective are on it.
+or `study.optimize(objective, n_trials=100)` (as Optuna's: `timeout`, `n_jobs` trials at once
+in threads, `catch`, `callbacks`, `show_progress_bar`). Every trial is a tracked run (a child of
+the study's run): its params, intermediate values and objective are on it.
 
 Several objectives, as in Optuna: give `directions` and `metrics`, return (or tell) one value
 per objective, and read the Pareto front (the complete trials no other beats on every
@@ -31,12 +32,17 @@ trial the command is running (its params, `report`, `should_prune`, `prune`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
 import os
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Callable, Optional, Sequence, Union
 
 from .client import _q
@@ -151,6 +157,8 @@ class Study:
         self.client = client
         self.name = info["name"]
         self.info = info
+        self._optimizing = 0  # optimize calls under way (study.stop() is for them)
+        self._stop_requested = False
 
     def __repr__(self) -> str:
         if self.is_multi_objective:
@@ -222,31 +230,109 @@ class Study:
         """A coming trial takes these values."""
         self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/enqueue", {"params": params})
 
-    def optimize(self, objective: Callable[[Trial], ObjectiveValue], n_trials: int, catch: tuple = ()) -> None:
-        """Runs `objective` for `n_trials` trials: its return value completes a trial (a number,
-        or a tuple or list of one per objective in a multi-objective study), TrialPruned prunes
-        it, an exception in `catch` fails it and the study goes on (others fail it and are
-        raised). As in Optuna, a return value that is None, NaN, not a number or of the wrong
-        count fails the trial and the study goes on."""
+    def optimize(self, objective: Callable[[Trial], ObjectiveValue], n_trials: Optional[int] = None,
+                 timeout: Optional[float] = None, n_jobs: int = 1,
+                 catch: Union[type, Iterable[type]] = (),
+                 callbacks: Optional[Iterable[Callable[["Study", dict], None]]] = None,
+                 show_progress_bar: bool = False) -> None:
+        """Runs `objective` on new trials, as Optuna's `Study.optimize`: its return value
+        completes a trial (a number, or a tuple or list of one per objective in a multi-objective
+        study), TrialPruned prunes it, an exception in `catch` fails it and the study goes on. A
+        return value that is None, NaN, not a number or of the wrong count fails the trial and
+        the study goes on. Any other exception fails its trial, starts no more, and is raised
+        once the trials still running have finished.
+
+        `n_trials` trials in all, or with None no limit; `timeout` (seconds): no trial starts
+        once that long has passed since the call (running ones finish). With both None it runs
+        until interrupted (Ctrl+C) or `study.stop()`. `n_jobs` trials at once, each in a thread
+        of this process (-1: one per CPU); each is asked while the others run, as the study's
+        workers are. Each callback is called as `callback(study, trial)` after each trial is
+        told, with the trial as the server returned it (the dict of `tell`: number, state,
+        value(s), params, run_id, error, …) — not for a trial whose exception stops the
+        study — in the thread that ran the trial, one callback at a time. `show_progress_bar`
+        keeps a line on stderr: the trials done, the time when there is a timeout, and the
+        study's best value (its front's size with several objectives)."""
+        if n_jobs == -1:
+            n_jobs = os.cpu_count() or 1
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+            raise ValueError(f"n_jobs must be a positive integer or -1 (one per CPU), got {n_jobs!r}")
+        if n_trials is not None and n_trials < 0:
+            raise ValueError(f"n_trials must be 0 or more, or None for no limit, got {n_trials!r}")
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be 0 or more seconds, or None for no limit, got {timeout!r}")
+        catch = tuple(catch) if isinstance(catch, Iterable) else (catch,)
+        callbacks = list(callbacks or ())
         n_objectives = len(self.metrics)
-        for _ in range(n_trials):
-            trial = self.ask()
-            try:
-                value = objective(trial)
-            except TrialPruned:
-                self.tell(trial, state="PRUNED")
-                continue
-            except catch as e:  # noqa: B030 (a tuple of exception types)
-                self.tell(trial, state="FAIL", error="".join(traceback.format_exception_only(type(e), e)).strip())
-                continue
-            except BaseException as e:
-                self.tell(trial, state="FAIL", error="".join(traceback.format_exception_only(type(e), e)).strip())
-                raise
-            values, why = _objective_values(value, n_objectives)
-            if values is None:
-                self.tell(trial, state="FAIL", error=why)
-            else:
-                self.tell(trial, values if n_objectives > 1 else values[0])
+        started = time.monotonic()
+        lock = threading.Lock()  # callbacks and the progress line, one trial at a time
+        self._stop_requested = False
+        self._optimizing += 1
+        progress = None
+        try:
+            progress = _Progress(self, n_trials, timeout, started) if show_progress_bar else None
+
+            def may_start() -> bool:
+                if self._stop_requested:
+                    return False
+                return timeout is None or time.monotonic() - started < timeout
+
+            def run_one() -> None:
+                told = self._run_trial(objective, catch, n_objectives)
+                if callbacks or progress is not None:
+                    with lock:
+                        for callback in callbacks:
+                            callback(self, told)
+                        if progress is not None:
+                            progress.trial_done()
+
+            count = itertools.count() if n_trials is None else range(n_trials)
+            if n_jobs == 1:
+                for _ in count:
+                    if not may_start():
+                        break
+                    run_one()
+                return
+            with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix=f"slipway-study-{self.name}") as pool:
+                running: set = set()
+                for _ in count:
+                    if len(running) >= n_jobs:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # a trial's exception: raised once the running ones end
+                    if not may_start():
+                        break
+                    running.add(pool.submit(run_one))
+                for future in wait(running)[0]:
+                    future.result()
+        finally:
+            self._optimizing -= 1
+            if progress is not None:
+                progress.close()
+
+    def _run_trial(self, objective: Callable[[Trial], ObjectiveValue], catch: tuple, n_objectives: int) -> dict:
+        """Asks a trial, runs `objective` on it and tells how it ended; returns the told trial.
+        An exception not in `catch` fails the trial and is raised."""
+        trial = self.ask()
+        try:
+            value = objective(trial)
+        except TrialPruned:
+            return self.tell(trial, state="PRUNED")
+        except catch as e:  # noqa: B030 (a tuple of exception types)
+            return self.tell(trial, state="FAIL", error="".join(traceback.format_exception_only(type(e), e)).strip())
+        except BaseException as e:
+            self.tell(trial, state="FAIL", error="".join(traceback.format_exception_only(type(e), e)).strip())
+            raise
+        values, why = _objective_values(value, n_objectives)
+        if values is None:
+            return self.tell(trial, state="FAIL", error=why)
+        return self.tell(trial, values if n_objectives > 1 else values[0])
+
+    def stop(self) -> None:
+        """From an objective or a callback: `optimize` starts no more trials and returns once
+        the running ones have finished (as Optuna's `Study.stop`)."""
+        if not self._optimizing:
+            raise RuntimeError("study.stop() stops study.optimize: call it from an objective or a callback")
+        self._stop_requested = True
 
     @property
     def trials(self) -> list:
@@ -315,6 +401,38 @@ class Study:
     def best_params(self) -> dict:
         """The best trial's params (RuntimeError in a multi-objective study, see `best_trial`)."""
         return self.best_trial["params"]
+
+
+class _Progress:
+    """`optimize`'s line on stderr, "trials 12/100 best 0.1234": written again over itself
+    (after a carriage return) after each trial, ended by a newline."""
+
+    def __init__(self, study: Study, n_trials: Optional[int], timeout: Optional[float], started: float):
+        self.study, self.n_trials, self.timeout, self.started = study, n_trials, timeout, started
+        self.done = 0
+        self.width = 0
+        self.show()
+
+    def trial_done(self) -> None:
+        self.done += 1
+        self.show()
+
+    def show(self) -> None:
+        line = f"trials {self.done}" + ("" if self.n_trials is None else f"/{self.n_trials}")
+        if self.timeout is not None:
+            line += f" {time.monotonic() - self.started:.1f}/{self.timeout:g}s"
+        info = self.study.refresh().info
+        if self.study.is_multi_objective:
+            line += f" front {len(info.get('best_trials') or [])}"
+        elif info.get("best") is not None:
+            line += f" best {info['best']['value']:.6g}"
+        sys.stderr.write("\r" + line.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def current_trial(client=None) -> Trial:

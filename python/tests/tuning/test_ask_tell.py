@@ -2,6 +2,9 @@
 each trial a tracked run under the study's run; pruners on synthetic learning curves."""
 
 import math
+import re
+import threading
+import time
 
 import pytest
 
@@ -229,3 +232,162 @@ def test_objectives_are_checked_when_a_study_is_created_and_nothing_is_created(s
     assert told["values"] == [2.0] and told["value"] == 2.0, "one value as a list of one"
     assert single.best_value == 2.0 and single.best_trials == [single.best_trial]
     assert list(single.trials_dataframe().columns[:4]) == ["number", "state", "value", "run_id"]
+
+
+def test_optimize_with_n_jobs_runs_trials_at_once_in_threads_and_exactly_n_trials(server):
+    study = Slipway(server.url).study("threads", seed=4)
+    lock = threading.Lock()
+    running, most, threads = 0, 0, set()
+
+    def objective(trial):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            threads.add(threading.get_ident())
+        try:
+            x = trial.suggest_float("x", -1.0, 1.0)
+            time.sleep(0.1)
+            return x * x
+        finally:
+            with lock:
+                running -= 1
+
+    study.optimize(objective, n_trials=12, n_jobs=3)
+    trials = study.trials
+    assert sorted(t["number"] for t in trials) == list(range(12)), "12 trials, no more, no fewer"
+    assert all(t["state"] == "COMPLETE" and t["value"] == t["params"]["x"] ** 2 for t in trials)
+    assert 2 <= most <= 3, f"{most} trials ran at once"
+    assert len(threads) >= 2 and threading.get_ident() not in threads
+    # -1: one at a time per CPU; still exactly n_trials.
+    study.optimize(objective, n_trials=5, n_jobs=-1)
+    assert sorted(t["number"] for t in study.trials) == list(range(17))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_optimize_with_a_timeout_starts_no_trial_after_it_and_leaves_none_running(server, n_jobs):
+    study = Slipway(server.url).study(f"timeout-{n_jobs}")
+
+    def objective(trial):
+        time.sleep(0.3)
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    began = time.monotonic()
+    study.optimize(objective, n_trials=None, timeout=1.0, n_jobs=n_jobs)
+    took = time.monotonic() - began
+    trials = study.trials
+    # A trial starts at 0, 0.3, 0.6 or 0.9 s (and a bit later) in each thread, none from 1 s on.
+    assert 2 * n_jobs <= len(trials) <= 4 * n_jobs, f"{len(trials)} trials"
+    assert all(t["state"] == "COMPLETE" for t in trials), "the running trials finished"
+    assert 1.0 <= took < 2.5
+    # n_trials and a timeout: whichever comes first.
+    study.optimize(objective, n_trials=2, timeout=30.0, n_jobs=n_jobs)
+    assert len(study.trials) == len(trials) + 2
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_an_uncaught_exception_fails_its_trial_and_is_raised_once_the_running_trials_end(server, n_jobs):
+    study = Slipway(server.url).study(f"boom-{n_jobs}")
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 3:
+            raise ZeroDivisionError("boom")
+        time.sleep(0.2)
+        return x
+
+    called = []
+    with pytest.raises(ZeroDivisionError, match="boom"):
+        study.optimize(objective, n_trials=20, n_jobs=n_jobs, catch=(KeyError,),
+                       callbacks=[lambda s, t: called.append(t["number"])])
+    trials = study.trials
+    # Sequentially trials 0-3; in two threads the one running beside trial 3 too (2 or 4).
+    assert len(trials) == 4 if n_jobs == 1 else 4 <= len(trials) <= 5
+    failed = trials[3]
+    assert failed["state"] == "FAIL" and failed["error"] == "ZeroDivisionError: boom"
+    assert all(t["state"] == "COMPLETE" for t in trials if t["number"] != 3), "none left running"
+    assert sorted(called) == [t["number"] for t in trials if t["number"] != 3], "no callback for the raising trial"
+
+
+def test_callbacks_get_each_told_trial_one_at_a_time_and_can_stop_the_study(server):
+    client = Slipway(server.url)
+    study = client.study("callbacks", seed=6)
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number % 3 == 1:
+            raise TrialPruned()
+        if trial.number % 3 == 2:
+            raise KeyError("caught")
+        time.sleep(0.02)
+        return x
+
+    seen, numbers = [], []
+    inside, overlapped = 0, False
+
+    def record(s, trial):
+        nonlocal inside, overlapped
+        assert s is study
+        inside += 1
+        overlapped = overlapped or inside > 1
+        time.sleep(0.01)
+        seen.append((trial["number"], trial["state"], trial["value"], trial["params"], trial["error"]))
+        inside -= 1
+
+    study.optimize(objective, n_trials=9, n_jobs=3, catch=[KeyError],
+                   callbacks=[record, lambda s, trial: numbers.append(trial["number"])])
+    trials = study.trials
+    assert sorted(seen, key=lambda t: t[0]) == [(t["number"], t["state"], t["value"], t["params"], t["error"]) for t in trials]
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED", "FAIL"] * 3
+    assert trials[2]["error"] == "KeyError: 'caught'"
+    assert sorted(numbers) == list(range(9)) and not overlapped, "each callback once per trial, one at a time"
+
+    # study.stop() from a callback, with neither n_trials nor a timeout: no trial starts after it.
+    endless = client.study("endless")
+
+    def stop_at_4(s, trial):
+        if trial["number"] == 4:
+            s.stop()
+
+    def until_stopped(trial):
+        if trial.number >= 20:
+            raise AssertionError("study.stop() did not stop optimize")
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    endless.optimize(until_stopped, callbacks=[stop_at_4])
+    assert [t["number"] for t in endless.trials] == list(range(5))
+    with pytest.raises(RuntimeError, match="optimize"):
+        endless.stop()
+    endless.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    assert len(endless.trials) == 7, "a new optimize forgets the last one's stop"
+
+
+def test_show_progress_bar_keeps_a_line_of_trials_and_best_on_stderr(server, capsys):
+    client = Slipway(server.url)
+    study = client.study("progress")
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=5, n_jobs=2, show_progress_bar=True)
+    err = capsys.readouterr().err
+    lines = err.split("\r")
+    assert lines[0] == "" and lines[1] == "trials 0/5" and len(lines) == 7, "a line at the start and after each trial"
+    assert lines[-1].endswith("\n") and err.count("\n") == 1
+    assert lines[-1].rstrip() == f"trials 5/5 best {study.best_value:.6g}"
+    # Several objectives: the front's size; a timeout: the time.
+    mo = client.study("progress-mo", directions=["minimize", "maximize"], metrics=["a", "b"])
+    mo.optimize(trade_off, n_trials=4, show_progress_bar=True)
+    assert capsys.readouterr().err.split("\r")[-1].rstrip() == f"trials 4/4 front {len(mo.best_trials)}"
+    study.optimize(lambda trial: time.sleep(0.05) or trial.suggest_float("x", 0.0, 1.0), timeout=0.2, show_progress_bar=True)
+    last = capsys.readouterr().err.split("\r")[-1].rstrip()
+    assert re.fullmatch(r"trials [1-5] \d+\.\d/0\.2s best [0-9.e-]+", last), last
+
+
+def test_bad_arguments_to_optimize_are_refused_before_any_trial(server):
+    study = Slipway(server.url).study("arguments")
+
+    def objective(trial):
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    for bad in ({"n_jobs": 0}, {"n_jobs": -2}, {"n_jobs": 1.5}, {"n_trials": -1}, {"timeout": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            study.optimize(objective, **{"n_trials": 3, **bad})
+    study.optimize(objective, n_trials=0, n_jobs=2)
+    assert study.trials == [] and study.refresh().info["counts"]["RUNNING"] == 0
