@@ -18,7 +18,7 @@ use crate::routes::*;
         list_rollouts, start_rollout, get_rollout, act, drift, push, list, history,
         get_log, set_log, log_rows, log_windows, performance, create_monitor, list_monitors, get_monitor,
         delete_monitor, monitor_reports, evaluate_monitor, create_rule, list_rules, delete_rule,
-        list_alerts, list_actions, create_study, list_studies, get_study, list_trials, get_trial, ask,
+        list_alerts, list_actions, create_study, list_studies, get_study, delete_study, list_trials, get_trial, ask,
         suggest, report, should_prune, tell, heartbeat, enqueue, importance),
     tags((name = "system", description = "Health, readiness and version"),
          (name = "jobs", description = "The queue of long-running work"),

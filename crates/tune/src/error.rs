@@ -18,6 +18,11 @@ pub enum Error {
     TrialNotFound { number: u64 },
     #[error("trial {number} is {state} and can no longer change")]
     TrialFinished { number: u64, state: &'static str },
+    #[error(
+        "study '{name}' has {running} running trial{}: stop its workers (or let their leases run out), or delete with force",
+        if *running == 1 { "" } else { "s" }
+    )]
+    StudyBusy { name: String, running: usize },
     /// Stored data that cannot be read back: a bug or a damaged store, never the client's fault.
     #[error("corrupt tuning data: {0}")]
     Corrupt(String),
@@ -45,7 +50,7 @@ impl Error {
                 ErrorCode::ResourceDoesNotExist
             }
             Error::StudyExists { .. } => ErrorCode::ResourceAlreadyExists,
-            Error::TrialFinished { .. } => ErrorCode::Conflict,
+            Error::TrialFinished { .. } | Error::StudyBusy { .. } => ErrorCode::Conflict,
             Error::Corrupt(_) => ErrorCode::InternalError,
             Error::Track(e) => e.code(),
             Error::Core(e) => e.code(),

@@ -39,6 +39,6 @@ pub use space::Distribution;
 pub use spec::{FileFormat, ParamSpec, StudySpec};
 pub use study::{Key, PrunerState, Study, Trial, TrialState};
 pub use tuning::{
-    AskOptions, MIGRATIONS, NewStudy, STUDY_TAG, StudyInfo, TRIAL_STATE_TAG, TRIAL_TAG, TrialView,
-    Tuning,
+    AskOptions, DeletedStudy, MIGRATIONS, NewStudy, STUDY_TAG, StudyInfo, TRIAL_STATE_TAG,
+    TRIAL_TAG, TrialView, Tuning,
 };

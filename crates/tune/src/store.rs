@@ -509,6 +509,19 @@ impl Loaded {
         Ok(())
     }
 
+    /// Deletes the study and its trials, and commits; nothing is kept in memory.
+    pub(crate) async fn delete(mut self) -> Result<()> {
+        let mut tx = self.tx.take().expect("a loaded study has its transaction");
+        for table in ["tune_trials", "tune_studies"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE study_id = $1")))
+                .bind(&self.row.study_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Puts the study back in its process's cache as the store's state at `revision`.
     fn keep(&mut self, revision: i64) {
         let study = std::mem::replace(&mut self.study, Study::new(self.row.config.clone()));

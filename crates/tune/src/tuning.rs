@@ -106,6 +106,18 @@ pub struct TrialView {
     pub finished_ms: Option<i64>,
 }
 
+/// What deleting a study removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedStudy {
+    pub name: String,
+    /// Trials deleted.
+    pub trials: usize,
+    /// Of them, running ones (failed first: only with force).
+    pub running: usize,
+    /// Runs deleted (the trials' and the study's parent run), when asked to.
+    pub runs_deleted: usize,
+}
+
 /// A study as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StudyInfo {
@@ -708,6 +720,47 @@ impl Tuning {
         }
         self.end_run(&run_id, ended).await?;
         Ok(trial)
+    }
+
+    /// Deletes a study and its trials. Refused while trials run (their workers still use the
+    /// study) unless `force`, which fails them; expired leases are failed first. The trials' runs
+    /// and the study's parent run stay in their experiment unless `runs`, which deletes them
+    /// (MLflow's soft delete: they can be restored). The name can be used again.
+    pub async fn delete_study(&self, name: &str, runs: bool, force: bool) -> Result<DeletedStudy> {
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
+        let now = now_ms();
+        let expired = Self::sweep(&mut loaded, now)?;
+        let running: Vec<u64> = loaded
+            .study
+            .trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Running)
+            .map(|t| t.number)
+            .collect();
+        if !running.is_empty() && !force {
+            return Err(Error::StudyBusy { name: name.to_string(), running: running.len() });
+        }
+        let run_of = |n: &u64| loaded.meta[*n as usize].run_id.clone();
+        let ended: Vec<String> = expired.iter().chain(&running).map(run_of).collect();
+        let all: Vec<String> = loaded.meta.iter().map(|m| m.run_id.clone()).collect();
+        let parent = loaded.row.parent_run_id.clone();
+        let trials = all.len();
+        loaded.delete().await?;
+        for run_id in &ended {
+            self.end_run(run_id, TrialState::Fail).await?;
+        }
+        let mut runs_deleted = 0;
+        if runs {
+            for run_id in all.iter().chain([&parent]) {
+                match self.tracking.delete_run(run_id).await {
+                    Ok(()) => runs_deleted += 1,
+                    // Deleted for good by someone else: nothing left to delete.
+                    Err(e) if e.code() == slipway_core::ErrorCode::ResourceDoesNotExist => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(DeletedStudy { name: name.to_string(), trials, running: running.len(), runs_deleted })
     }
 
     /// Adds a set of parameter values for a coming trial to take.

@@ -91,6 +91,22 @@ pub(crate) enum TuneCommand {
         #[command(flatten)]
         stores: StoreArgs,
     },
+    /// Delete a study and its trials (the name can be used again); its runs stay in their
+    /// experiment unless --runs; queued trials of it are cancelled
+    #[command(
+        after_help = "Examples:\n  slipway tune delete falls-mlp\n  slipway tune delete falls-mlp --runs          # its runs too (soft-deleted: restorable)\n  slipway tune delete falls-mlp --force         # even while trials run (they fail)"
+    )]
+    Delete {
+        name: String,
+        /// Also delete the trials' runs and the study's parent run (MLflow's soft delete)
+        #[arg(long)]
+        runs: bool,
+        /// Delete even while trials run: they fail, and their workers stop them
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
     /// Minimise a standard test function with a sampler, in this process (no server): how it
     /// searches and what it costs per trial
     #[command(after_help = "Examples:\n  \
@@ -138,7 +154,58 @@ pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<Exi
         TuneCommand::Trials { name, state, stores } => {
             trials(&name, state.as_deref(), &stores, global).await
         }
+        TuneCommand::Delete { name, runs, force, stores } => {
+            delete(&name, runs, force, &stores, global).await
+        }
     }
+}
+
+async fn delete(
+    name: &str,
+    runs: bool,
+    force: bool,
+    store_args: &StoreArgs,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let stores = open(store_args).await?;
+    let deleted = stores.tuning.delete_study(name, runs, force).await?;
+    // Its trials still queued would only fail: cancel them.
+    let mut cancelled = 0;
+    for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
+        if job.kind == tune_trial::KIND
+            && job.payload["study"] == json!(name)
+            && stores.queue.cancel(&job.id).await.is_ok()
+        {
+            cancelled += 1;
+        }
+    }
+    if global.json {
+        let mut out = json!(deleted);
+        out["jobs_cancelled"] = json!(cancelled);
+        crate::output::json(&out)?;
+    } else {
+        println!(
+            "deleted study {name}: {} trials{}{}{}",
+            deleted.trials,
+            if deleted.running > 0 {
+                format!(" ({} running, failed)", deleted.running)
+            } else {
+                String::new()
+            },
+            if runs {
+                format!(", {} runs (restorable)", deleted.runs_deleted)
+            } else {
+                String::new()
+            },
+            if cancelled > 0 {
+                format!(", {cancelled} queued trials cancelled")
+            } else {
+                String::new()
+            },
+        );
+    }
+    stores.db.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open(stores: &StoreArgs) -> anyhow::Result<super::Stores> {

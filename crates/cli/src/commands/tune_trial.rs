@@ -245,8 +245,10 @@ async fn run_objective(
         tokio::select! {
             status = child.wait() => break Ok(status),
             _ = ticker.tick() => {
-                if let Ok(false) = runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
-                    break Err("the trial ended while its objective ran (its lease expired)".to_string());
+                match runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
+                    Ok(false) => break Err("the trial ended while its objective ran (its lease expired)".to_string()),
+                    Err(tune::Error::StudyNotFound { .. }) => break Err("the study was deleted while its objective ran".to_string()),
+                    _ => {}
                 }
             }
             _ = ctx.cancelled() => break Err("the job was cancelled".to_string()),

@@ -64,9 +64,9 @@ pub(crate) use rollouts::{
     __path_act, __path_get_rollout, __path_list_rollouts, __path_start_rollout,
 };
 pub(crate) use studies::{
-    __path_ask, __path_create_study, __path_enqueue, __path_get_study, __path_get_trial,
-    __path_heartbeat, __path_importance, __path_list_studies, __path_list_trials, __path_report,
-    __path_should_prune, __path_suggest, __path_tell,
+    __path_ask, __path_create_study, __path_delete_study, __path_enqueue, __path_get_study,
+    __path_get_trial, __path_heartbeat, __path_importance, __path_list_studies, __path_list_trials,
+    __path_report, __path_should_prune, __path_suggest, __path_tell,
 };
 pub(crate) use tracking::{
     __path_create_experiment, __path_delete_run, __path_get_run, __path_list_experiments,
@@ -140,7 +140,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/endpoints/{name}/windows", get(predlog::log_windows))
         .route("/api/v1/endpoints/{name}/performance", get(predlog::performance))
         .route("/api/v1/studies", get(studies::list_studies).post(studies::create_study))
-        .route("/api/v1/studies/{name}", get(studies::get_study))
+        .route("/api/v1/studies/{name}", get(studies::get_study).delete(studies::delete_study))
         .route("/api/v1/studies/{name}/enqueue", post(studies::enqueue))
         .route("/api/v1/studies/{name}/importance", get(studies::importance))
         .route("/api/v1/studies/{name}/trials", get(studies::list_trials).post(studies::ask))

@@ -1,4 +1,4 @@
-//! Hyperparameter tuning: studies (`POST/GET /api/v1/studies`, `GET /api/v1/studies/{name}`)
+//! Hyperparameter tuning: studies (`POST/GET /api/v1/studies`, `GET/DELETE /api/v1/studies/{name}`)
 //! and their trials, asked and told over HTTP by any language (`POST .../trials` to ask,
 //! `.../trials/{n}/suggest`, `/report`, `/should_prune`, `/tell`, `/heartbeat`).
 
@@ -122,6 +122,30 @@ pub(crate) async fn get_study(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(s.tuning.study(&name).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteQuery {
+    #[serde(default)]
+    runs: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(delete, path = "/api/v1/studies/{name}", tag = "tuning",
+    params(("name" = String, Path),
+        ("runs" = Option<bool>, Query, description = "also delete the trials' runs and the study's parent run (soft delete: restorable); default false, the runs stay in their experiment"),
+        ("force" = Option<bool>, Query, description = "delete even while trials run (they fail); default false")),
+    responses((status = 200, description = "{name, trials, running, runs_deleted}: the study and its trials are gone, the name free again"),
+        (status = 404, description = "no such study"), (status = 409, description = "trials still run; nothing deleted")))]
+pub(crate) async fn delete_study(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    Ok(Json(json!(s.tuning.delete_study(&name, q.runs, q.force).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),

@@ -452,6 +452,73 @@ async fn processes_sharing_a_store_see_each_others_changes(backend: Backend) {
     );
 }
 
+async fn deleting_a_study_removes_it_and_frees_its_name(backend: Backend) {
+    use track::{LifecycleStage, RunStatus};
+    let t = TestDb::new(backend).await;
+    let open = || async {
+        let tracking = Tracking::open(t.db.clone()).await.unwrap();
+        Tuning::open(t.db.clone(), tracking).await.unwrap()
+    };
+    let (a, b) = (open().await, open().await);
+    let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+    let study = a
+        .create_study(new_study("gone", SamplerConfig::Random, PrunerConfig::None), false)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let trial = a.ask("gone", AskOptions::default()).await.unwrap();
+        let v = a.suggest("gone", trial.number, "x", &x).await.unwrap().as_f64().unwrap();
+        a.tell("gone", trial.number, TrialState::Complete, &[v], None).await.unwrap();
+    }
+    let running = b.ask("gone", AskOptions::default()).await.unwrap();
+    b.suggest("gone", running.number, "x", &x).await.unwrap();
+
+    // A running trial: refused, nothing deleted.
+    let err = a.delete_study("gone", true, false).await.unwrap_err();
+    assert!(matches!(err, Error::StudyBusy { running: 1, .. }), "{err:?}");
+    assert_eq!(err.code(), slipway_core::ErrorCode::Conflict);
+    assert_eq!(open().await.trials("gone").await.unwrap().len(), 3);
+
+    // With force: gone for both processes; the runs stay, the running one's run failed.
+    let runs: Vec<String> =
+        b.trials("gone").await.unwrap().iter().map(|t| t.run_id.clone()).collect();
+    let deleted = a.delete_study("gone", false, true).await.unwrap();
+    assert_eq!((deleted.trials, deleted.running, deleted.runs_deleted), (3, 1, 0));
+    for tuning in [&a, &b] {
+        assert!(matches!(tuning.study("gone").await, Err(Error::StudyNotFound { .. })));
+        assert!(matches!(tuning.trials("gone").await, Err(Error::StudyNotFound { .. })));
+    }
+    for (i, run_id) in runs.iter().enumerate() {
+        let run = a.tracking().get_run(run_id).await.unwrap();
+        assert_eq!(run.info.lifecycle_stage, LifecycleStage::Active);
+        let want =
+            if i == running.number as usize { RunStatus::Failed } else { RunStatus::Finished };
+        assert_eq!(run.info.status, want, "trial {i}'s run");
+    }
+    assert!(a.studies().await.unwrap().iter().all(|s| s.name != "gone"));
+
+    // The name is free: a new study, empty, in the process that held the old one in memory too.
+    let again = b
+        .create_study(new_study("gone", SamplerConfig::Random, PrunerConfig::None), false)
+        .await
+        .unwrap();
+    assert_ne!(again.study_id, study.study_id);
+    assert!(b.trials("gone").await.unwrap().is_empty());
+    let first = b.ask("gone", AskOptions::default()).await.unwrap();
+    assert_eq!(first.number, 0);
+    assert_eq!(a.trials("gone").await.unwrap().len(), 1);
+    a.tell("gone", 0, TrialState::Fail, &[], None).await.unwrap();
+
+    // With its runs: the trial's run and the study's parent run are deleted (restorable).
+    let deleted = b.delete_study("gone", true, false).await.unwrap();
+    assert_eq!((deleted.trials, deleted.running, deleted.runs_deleted), (1, 0, 2));
+    for run_id in [&first.run_id, &again.parent_run_id] {
+        let run = a.tracking().get_run(run_id).await.unwrap();
+        assert_eq!(run.info.lifecycle_stage, LifecycleStage::Deleted);
+    }
+    assert!(matches!(a.delete_study("gone", false, false).await, Err(Error::StudyNotFound { .. })));
+}
+
 on_both_backends!(
     a_multi_objective_study_keeps_each_value_and_its_pareto_front,
     ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
@@ -460,4 +527,5 @@ on_both_backends!(
     concurrent_asks_get_distinct_numbers,
     pruning_reads_the_metric_steps_the_trial_run_logged,
     processes_sharing_a_store_see_each_others_changes,
+    deleting_a_study_removes_it_and_frees_its_name,
 );
