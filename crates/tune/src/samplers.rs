@@ -120,20 +120,21 @@ fn grid_id(
 ) -> usize {
     let size = grid_size(values).min(10_000_000);
     // The shuffled order: a seeded permutation of the indices, made once per study in memory.
+    // (u32: the grid is capped at 10 million combinations; the same swaps as on any index type.)
     let order = study.grid_order(size, || {
-        let mut order: Vec<usize> = (0..size).collect();
+        let mut order: Vec<u32> = (0..size as u32).collect();
         Rng::new(study.config.seed).shuffle(&mut order);
         order
     });
     if (number as usize) < size {
-        return order[number as usize];
+        return order[number as usize] as usize;
     }
     // Past the grid: any combination not yet finished (not complete, pruned or failed) and not
     // running in another trial; else any not finished; else any.
     let mut started = vec![false; size];
     let mut finished = vec![false; size];
     for t in study.trials().iter().filter(|t| t.number != number && (t.number as usize) < size) {
-        let id = order[t.number as usize];
+        let id = order[t.number as usize] as usize;
         started[id] = true;
         finished[id] = t.state != TrialState::Running;
     }

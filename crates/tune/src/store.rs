@@ -258,6 +258,8 @@ pub(crate) struct Loaded {
     slot: tokio::sync::OwnedMutexGuard<Option<Cached>>,
     /// The study's revision when loaded.
     revision: i64,
+    /// Trials when loaded: a trial numbered past them is new, and inserted (never over another).
+    loaded_trials: usize,
     write: bool,
     changed: bool,
 }
@@ -393,7 +395,14 @@ async fn catch_up(
 /// process's `cache` when it holds it, with what changed since read from the store.
 pub(crate) async fn load(db: &Db, cache: &StudyCache, name: &str, write: bool) -> Result<Loaded> {
     let mut slot = cache.slot(name).lock_owned().await;
-    let mut tx = if write { db.begin_write().await? } else { db.pool().begin().await? };
+    // A read on PostgreSQL sees one snapshot for the study row and its trials, as SQLite's does.
+    let mut tx = match (write, db.backend()) {
+        (true, _) => db.begin_write().await?,
+        (false, Backend::Postgres) => {
+            db.pool().begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?
+        }
+        (false, Backend::Sqlite) => db.pool().begin().await?,
+    };
     let lock = match db.backend() {
         Backend::Postgres if write => " FOR UPDATE",
         _ => "",
@@ -429,12 +438,24 @@ pub(crate) async fn load(db: &Db, cache: &StudyCache, name: &str, write: bool) -
         }
     };
     study.pruner_state = pruner_state;
-    Ok(Loaded { row, study, meta, tx: Some(tx), slot, revision, write, changed: false })
+    let loaded_trials = meta.len();
+    Ok(Loaded {
+        row,
+        study,
+        meta,
+        tx: Some(tx),
+        slot,
+        revision,
+        loaded_trials,
+        write,
+        changed: false,
+    })
 }
 
 impl Loaded {
     /// Writes trial `number` (new or changed) back.
     pub(crate) async fn save_trial(&mut self, number: u64) -> Result<()> {
+        debug_assert!(self.write, "a read cannot save");
         let t = self.study.trial(number)?;
         let m = &self.meta[number as usize];
         let params = params_json(&self.study, &t.params).to_string();
@@ -444,17 +465,23 @@ impl Loaded {
         let value = t.value().filter(|v| v.is_finite()).unwrap_or(f64::NAN);
         let values =
             (t.values.len() > 1).then(|| serde_json::to_string(&t.values).expect("serialises"));
-        sqlx::query(
-            "INSERT INTO tune_trials (study_id, number, run_id, state, params, relative, fixed, value, intermediate, \
-             rungs, error, worker, lease_expires_ms, started_ms, finished_ms, objective_values, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-             ON CONFLICT (study_id, number) DO UPDATE SET state = excluded.state, params = excluded.params, \
+        // A new trial is inserted: should its number be taken (a study in memory that missed a
+        // change), the store refuses it rather than write over another trial.
+        let upsert = if (number as usize) < self.loaded_trials {
+            " ON CONFLICT (study_id, number) DO UPDATE SET state = excluded.state, params = excluded.params, \
              relative = excluded.relative, value = excluded.value, objective_values = excluded.objective_values, \
              intermediate = excluded.intermediate, \
              rungs = excluded.rungs, error = excluded.error, worker = excluded.worker, \
              lease_expires_ms = excluded.lease_expires_ms, finished_ms = excluded.finished_ms, \
-             revision = excluded.revision",
-        )
+             revision = excluded.revision"
+        } else {
+            ""
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO tune_trials (study_id, number, run_id, state, params, relative, fixed, value, intermediate, \
+             rungs, error, worker, lease_expires_ms, started_ms, finished_ms, objective_values, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17){upsert}",
+        )))
         .bind(&self.row.study_id)
         .bind(number as i64)
         .bind(&m.run_id)
@@ -480,6 +507,7 @@ impl Loaded {
 
     /// Writes the study row's changing parts (pruner state, enqueued sets, update time).
     pub(crate) async fn save_study(&mut self, now: i64) -> Result<()> {
+        debug_assert!(self.write, "a read cannot save");
         sqlx::query("UPDATE tune_studies SET pruner_state = $1, enqueued = $2, updated_ms = $3 WHERE study_id = $4")
             .bind(serde_json::to_string(&self.study.pruner_state).expect("serialises"))
             .bind(serde_json::to_string(&self.row.enqueued).expect("serialises"))
@@ -498,11 +526,18 @@ impl Loaded {
         let mut revision = self.revision;
         if self.changed {
             revision += 1;
-            sqlx::query("UPDATE tune_studies SET revision = $1 WHERE study_id = $2")
-                .bind(revision)
-                .bind(&self.row.study_id)
-                .execute(&mut *tx)
-                .await?;
+            let updated = sqlx::query(
+                "UPDATE tune_studies SET revision = $1 WHERE study_id = $2 AND revision = $3",
+            )
+            .bind(revision)
+            .bind(&self.row.study_id)
+            .bind(self.revision)
+            .execute(&mut *tx)
+            .await?;
+            // Never under the study's lock; should it happen, nothing is written or kept.
+            if updated.rows_affected() != 1 {
+                return Err(corrupt("study revision", "changed under the study's lock"));
+            }
         }
         tx.commit().await?;
         self.keep(revision);
@@ -537,7 +572,7 @@ impl Loaded {
 impl Drop for Loaded {
     fn drop(&mut self) {
         // A read never changes the study; a write that did not commit may have.
-        if self.tx.is_some() && !self.write {
+        if self.tx.is_some() && !self.write && !self.changed {
             self.keep(self.revision);
         }
     }

@@ -134,7 +134,7 @@ pub struct Study {
 
 /// The shuffled order of a grid's combinations, kept with its size.
 #[derive(Default)]
-struct GridCache(std::sync::Mutex<Option<(usize, std::sync::Arc<Vec<usize>>)>>);
+struct GridCache(std::sync::Mutex<Option<(usize, std::sync::Arc<Vec<u32>>)>>);
 
 impl Clone for GridCache {
     fn clone(&self) -> GridCache {
@@ -188,8 +188,8 @@ impl Study {
     pub(crate) fn grid_order(
         &self,
         size: usize,
-        shuffle: impl FnOnce() -> Vec<usize>,
-    ) -> std::sync::Arc<Vec<usize>> {
+        shuffle: impl FnOnce() -> Vec<u32>,
+    ) -> std::sync::Arc<Vec<u32>> {
         let mut cache = self.grid_cache.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((n, order)) = cache.as_ref()
             && *n == size
@@ -549,9 +549,16 @@ impl Study {
                         "state: a multi-objective study's trials cannot be pruned",
                     ));
                 }
+                // Its last intermediate value, when it is a number (the store keeps no NaN).
                 (
                     TrialState::Pruned,
-                    trial.intermediate.last().map(|&(_, v)| v).into_iter().collect(),
+                    trial
+                        .intermediate
+                        .last()
+                        .map(|&(_, v)| v)
+                        .filter(|v| !v.is_nan())
+                        .into_iter()
+                        .collect(),
                 )
             }
             TrialState::Fail => (TrialState::Fail, Vec::new()),

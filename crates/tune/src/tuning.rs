@@ -557,11 +557,14 @@ impl Tuning {
         let value = loaded.study.suggest(number, param, dist)?;
         let changed = loaded.study.trial(number)?.params.len() != before;
         let run_id = loaded.meta[number as usize].run_id.clone();
-        if changed {
-            loaded.save_trial(number).await?;
+        if !changed {
+            // Suggested before: the same value, nothing written (the study stays in memory).
             loaded.commit().await?;
-            self.log_params(&run_id, &BTreeMap::from([(param.to_string(), value.clone())])).await?;
+            return Ok(value);
         }
+        loaded.save_trial(number).await?;
+        loaded.commit().await?;
+        self.log_params(&run_id, &BTreeMap::from([(param.to_string(), value.clone())])).await?;
         Ok(value)
     }
 
@@ -632,6 +635,7 @@ impl Tuning {
     pub async fn heartbeat(&self, name: &str, number: u64, lease_ms: i64) -> Result<bool> {
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         if loaded.study.trial(number)?.state != TrialState::Running {
+            loaded.commit().await?; // nothing changed: keeps the study in memory
             return Ok(false);
         }
         loaded.meta[number as usize].lease_expires_ms =

@@ -178,7 +178,7 @@ async fn a_trial_whose_lease_expires_is_failed_and_its_run_too(backend: Backend)
 }
 
 async fn concurrent_asks_get_distinct_numbers(backend: Backend) {
-    let (_db, tuning) = tuning(backend).await;
+    let (db, tuning) = tuning(backend).await;
     tuning
         .create_study(
             new_study("par", SamplerConfig::Tpe(TpeOptions::default()), PrunerConfig::None),
@@ -187,9 +187,13 @@ async fn concurrent_asks_get_distinct_numbers(backend: Backend) {
         .await
         .unwrap();
     let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+    // Two processes (each its own studies in memory), two tasks each.
+    let other =
+        Tuning::open(db.db.clone(), Tracking::open(db.db.clone()).await.unwrap()).await.unwrap();
     let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (tuning, x) = (tuning.clone(), x.clone());
+    for i in 0..4 {
+        let tuning = if i % 2 == 0 { tuning.clone() } else { other.clone() };
+        let x = x.clone();
         tasks.push(tokio::spawn(async move {
             let mut numbers = Vec::new();
             for _ in 0..8 {
@@ -208,6 +212,9 @@ async fn concurrent_asks_get_distinct_numbers(backend: Backend) {
     all.sort();
     assert_eq!(all, (0..32).collect::<Vec<u64>>());
     assert_eq!(tuning.study("par").await.unwrap().counts["COMPLETE"], 32);
+    let runs: std::collections::BTreeSet<String> =
+        other.trials("par").await.unwrap().into_iter().map(|t| t.run_id).collect();
+    assert_eq!(runs.len(), 32, "each trial its own run");
 }
 
 async fn pruning_reads_the_metric_steps_the_trial_run_logged(backend: Backend) {
@@ -385,15 +392,22 @@ async fn play_shared_study(actor: impl Fn(usize) -> Tuning, name: &str) {
         for s in 0..3 {
             next().report(name, t.number, s, loss * (3 - s) as f64).await.unwrap();
         }
-        let pruned = next().should_prune(name, t.number).await.unwrap();
+        if round == 11 {
+            // A NaN as the last intermediate value of a pruned trial: the store keeps none.
+            next().report(name, t.number, 3, f64::NAN).await.unwrap();
+        }
+        let pruned = round == 11 || next().should_prune(name, t.number).await.unwrap();
         let (state, values) = match () {
             _ if pruned => (TrialState::Pruned, vec![]),
             _ if round % 5 == 4 => (TrialState::Fail, vec![]),
             _ => (TrialState::Complete, vec![loss]),
         };
         next().tell(name, t.number, state, &values, None).await.unwrap();
-        // Refused, changes nothing: the trial has ended.
-        assert!(next().tell(name, t.number, TrialState::Complete, &[0.0], None).await.is_err());
+        if round == 3 {
+            // Refused, changes nothing: the trial has ended (and the refusing process reads the
+            // study afresh next time).
+            assert!(next().tell(name, t.number, TrialState::Complete, &[0.0], None).await.is_err());
+        }
     }
 }
 
