@@ -645,6 +645,15 @@ class Slipway:
         """Every study with its trial counts, newest first."""
         return self._request("GET", "/api/v1/studies")["studies"]
 
+    def delete_study(self, name: str, runs: bool = False, force: bool = False) -> dict:
+        """Deletes a study and its trials; the name can be used again. The trials' runs and the
+        study's run stay in their experiment unless `runs` (then soft-deleted, as MLflow's
+        delete: restorable). While a trial runs the server refuses (SlipwayError, HTTP 409)
+        unless `force`, which fails the running trials. Returns `{name, trials, running,
+        runs_deleted}`."""
+        query = urllib.parse.urlencode({"runs": "true" if runs else "false", "force": "true" if force else "false"})
+        return self._request("DELETE", f"/api/v1/studies/{_q(name)}?{query}")
+
     # -- jobs -----------------------------------------------------------------------------
 
     def jobs(self, status: Optional[str] = None, limit: int = 100) -> list:

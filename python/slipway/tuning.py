@@ -226,6 +226,10 @@ class Study:
             body["error"] = error
         return self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/trials/{number}/tell", body)
 
+    def delete(self, runs: bool = False, force: bool = False) -> dict:
+        """Deletes this study on the server (see `Slipway.delete_study`)."""
+        return self.client.delete_study(self.name, runs=runs, force=force)
+
     def enqueue_trial(self, params: dict) -> None:
         """A coming trial takes these values."""
         self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/enqueue", {"params": params})

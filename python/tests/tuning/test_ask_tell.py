@@ -1,10 +1,13 @@
 """Tuning from Python, ask/tell, on both stores: studies and trials over the native HTTP API,
 each trial a tracked run under the study's run; pruners on synthetic learning curves."""
 
+import json
 import math
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -391,3 +394,69 @@ def test_bad_arguments_to_optimize_are_refused_before_any_trial(server):
             study.optimize(objective, **{"n_trials": 3, **bad})
     study.optimize(objective, n_trials=0, n_jobs=2)
     assert study.trials == [] and study.refresh().info["counts"]["RUNNING"] == 0
+
+
+def test_deleting_a_study_refuses_while_trials_run_unless_forced_and_keeps_its_runs_unless_asked(server):
+    client = Slipway(server.url)
+    study = client.study("doomed", seed=7)
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    running = study.ask()
+    first = study.info
+    runs = [t["run_id"] for t in study.trials] + [first["parent_run_id"]]
+    assert len(set(runs)) == 4
+
+    # A trial running: refused, nothing deleted.
+    with pytest.raises(SlipwayError) as e:
+        client.delete_study("doomed")
+    assert e.value.status == 409 and e.value.error_code == "CONFLICT"
+    assert "1 running trial" in e.value.message and "force" in e.value.message
+    assert [t["state"] for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+
+    # Forced: the study goes, the running trial fails, every run stays (active).
+    assert client.delete_study("doomed", force=True) == {"name": "doomed", "trials": 3, "running": 1, "runs_deleted": 0}
+    with pytest.raises(SlipwayError) as e:
+        client.get_study("doomed")
+    assert e.value.status == 404 and e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert client.studies() == []
+    kept = {r: client.run(r) for r in runs}
+    assert all(run["lifecycle_stage"] == "active" for run in kept.values())
+    assert kept[running.run_id]["tags"]["slipway.trial_state"] == "FAIL"
+    assert kept[running.run_id]["status"] == "FAILED"
+    with pytest.raises(SlipwayError) as e:
+        running.heartbeat()
+    assert e.value.status == 404, "the forced study's workers learn it is gone"
+
+    # The name again: a new, empty study.
+    again = client.study("doomed", seed=7)
+    assert again.info["study_id"] != first["study_id"] and again.info["parent_run_id"] != first["parent_run_id"]
+    assert again.trials == [] and all(n == 0 for n in again.info["counts"].values())
+    again.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    new_runs = [t["run_id"] for t in again.trials] + [again.info["parent_run_id"]]
+
+    # With its runs: each trial's and the study's run soft-deleted (MLflow's lifecycle stage).
+    assert again.delete(runs=True) == {"name": "doomed", "trials": 2, "running": 0, "runs_deleted": 3}
+    assert [client.run(r)["lifecycle_stage"] for r in new_runs] == ["deleted"] * 3
+    assert [client.run(r)["lifecycle_stage"] for r in runs] == ["active"] * 4, "the first study's runs untouched"
+
+    # Gone: deleting it again (or any missing study) is a 404.
+    for name in ("doomed", "never-was"):
+        with pytest.raises(SlipwayError) as e:
+            client.delete_study(name)
+        assert e.value.status == 404 and e.value.error_code == "RESOURCE_DOES_NOT_EXIST" and name in e.value.message
+
+
+def test_deleting_a_study_with_an_unknown_query_field_is_refused_and_deletes_nothing(server):
+    client = Slipway(server.url)
+    study = client.study("kept", seed=1)
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    for query in ("bogus=1", "force=yes", "runs=maybe"):
+        request = urllib.request.Request(f"{server.url}/api/v1/studies/kept?{query}", method="DELETE")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        assert e.value.code == 400, query
+        body = json.loads(e.value.read())
+        assert set(body) == {"error_code", "message"} and body["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert query.split("=")[0] in body["message"], body
+    assert [s["name"] for s in client.studies()] == ["kept"]
+    assert [t["state"] for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all(client.run(t["run_id"])["lifecycle_stage"] == "active" for t in study.trials)

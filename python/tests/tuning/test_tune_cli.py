@@ -266,3 +266,48 @@ def test_a_multi_objective_study_file_runs_and_reports_its_pareto_front():
         assert "minimize,maximize" in status and f"{len(front)} trials" in status
     finally:
         s.close()
+
+
+def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_trials(backend):
+    s = Study(backend, trials=2)
+    try:
+        s.cli("tune", "run", "study.toml")
+        trials = s.trials()
+        assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
+        status = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        done = s.cli("tune", "delete", "branin", "--json")
+        assert json.loads(done.stdout) == {"name": "branin", "trials": 2, "running": 0, "runs_deleted": 0, "jobs_cancelled": 0}
+        # Gone: status and a second delete fail with one line naming the study.
+        for args in (("tune", "status", "branin"), ("tune", "delete", "branin")):
+            gone = s.cli(*args, check=False)
+            err = gone.stderr.decode().strip()
+            assert gone.returncode != 0 and gone.stdout == b"", args
+            assert len(err.splitlines()) == 1 and "'branin' does not exist" in err, err
+        assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
+        # The name again, its trials queued and no worker yet: delete cancels them.
+        s.cli("tune", "run", "study.toml", "--workers", "0")
+        second = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        done = s.cli("tune", "delete", "branin", "--runs")
+        assert done.stdout.decode().strip() == "deleted study branin: 0 trials, 1 runs (restorable), 2 queued trials cancelled"
+        assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
+        # Through a server on the same stores: the first study's runs stay, active; the second's
+        # run is soft-deleted; its queued trial jobs are cancelled.
+        server = subprocess.Popen([slipway_bin(), "server", "--port", "0", *s.stores], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=s.env, cwd=s.dir)
+        try:
+            url = server.stdout.readline().decode().strip().removeprefix("slipway listening on ")
+
+            def get(path):
+                with urllib.request.urlopen(url + path, timeout=10) as r:
+                    return json.load(r)
+
+            for run_id in [t["run_id"] for t in trials] + [status["parent_run_id"]]:
+                assert get(f"/api/v1/runs/{run_id}")["lifecycle_stage"] == "active"
+            assert get(f"/api/v1/runs/{second['parent_run_id']}")["lifecycle_stage"] == "deleted"
+            jobs = [j for j in get("/api/v1/jobs?limit=100")["jobs"] if j["kind"] == "tune.trial"]
+            assert sorted(j["status"] for j in jobs) == ["cancelled", "cancelled", "succeeded", "succeeded"], jobs
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    finally:
+        s.close()

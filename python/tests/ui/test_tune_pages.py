@@ -9,6 +9,7 @@ import json
 import math
 import random
 import re
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -293,3 +294,88 @@ def test_a_multi_objective_study_in_progress_keeps_the_picks_across_refreshes(pa
     assert page.input_value("section.pareto form.register input[name=model]") == "mo-live-tuned"
     assert page.locator("table.trials tbody tr").count() == 5
     assert page.problems == []
+
+
+def test_deleting_a_study_from_its_page_keeps_its_runs_unless_asked_and_leaves_for_the_list(page, sqlite_server):
+    client = Slipway(sqlite_server.url)
+    studies = {}
+    for name in ("falls-old", "falls-new"):
+        studies[name] = client.study(name, seed=1)
+        studies[name].optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=3)
+    runs = {name: [t["run_id"] for t in s.trials] + [s.info["parent_run_id"]] for name, s in studies.items()}
+
+    page.goto(sqlite_server.url + "/#/tune/falls-old")
+    page.wait_for_selector("table.trials")
+    assert page.locator("form.delete-study-panel").is_hidden()
+    page.click("button.delete-study")
+    assert page.locator("form.delete-study-panel").is_visible()
+    assert page.inner_text("form.delete-study-panel p").startswith("Delete study falls-old and its 3 trials?")
+    assert page.is_checked("form.delete-study-panel input[name=runs]") is False
+    # Cancel deletes nothing.
+    page.click("button.cancel-delete")
+    assert page.locator("form.delete-study-panel").is_hidden()
+    assert call(sqlite_server, "GET", "/api/v1/studies/falls-old")["name"] == "falls-old"
+
+    # Deleted without its runs: the list, without it, says so.
+    page.click("button.delete-study")
+    page.click("button.confirm-delete")
+    page.wait_for_selector("p.notice")
+    assert page.evaluate("location.hash") == "#/tune"
+    experiment = studies["falls-old"].info["experiment_id"]
+    assert page.inner_text("p.notice") == f"Deleted study falls-old and its 3 trials; its runs stay in experiment {experiment}."
+    assert cells(page, "table.studies tbody td:first-child") == ["falls-new"]
+    with pytest.raises(urllib.error.HTTPError) as e:
+        call(sqlite_server, "GET", "/api/v1/studies/falls-old")
+    assert e.value.code == 404 and json.load(e.value)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert [client.run(r)["lifecycle_stage"] for r in runs["falls-old"]] == ["active"] * 4
+
+    # The other with its runs: soft-deleted; no study left.
+    page.click("table.studies a")
+    page.wait_for_selector("table.trials")
+    page.click("button.delete-study")
+    page.check("form.delete-study-panel input[name=runs]")
+    page.click("button.confirm-delete")
+    page.wait_for_selector("p.notice")
+    assert page.inner_text("p.notice") == "Deleted study falls-new and its 3 trials; 4 runs deleted (restorable)."
+    assert "No studies yet" in page.inner_text("main .empty")
+    assert client.studies() == []
+    assert [client.run(r)["lifecycle_stage"] for r in runs["falls-new"]] == ["deleted"] * 4
+    # The notice is said once.
+    page.reload()
+    page.wait_for_selector("main .empty")
+    assert page.locator("p.notice").count() == 0
+    assert page.problems == []
+
+
+def test_deleting_a_study_in_progress_asks_again_to_force_and_its_page_stops_refreshing(page, sqlite_server):
+    client = Slipway(sqlite_server.url)
+    study = client.study("busy", seed=1)
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    running = study.ask()
+    asked = []
+    page.on("request", lambda r: "/api/v1/studies/busy" in r.url and asked.append((r.method, r.url)))
+
+    page.goto(sqlite_server.url + "/#/tune/busy")
+    page.wait_for_selector("table.trials")
+    assert page.locator(".live-status").count() == 1, "refreshing while a trial runs"
+    page.click("button.delete-study")
+    page.click("button.confirm-delete")
+    # Refused while a trial runs: the server's message, and a second, forcing choice.
+    page.wait_for_selector("form.delete-study-panel .delete-result.error")
+    assert page.inner_text("form.delete-study-panel .delete-result").startswith("study 'busy' has 1 running trial")
+    assert page.inner_text("button.confirm-delete") == "Delete anyway"
+    assert [t["state"] for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+    page.click("button.confirm-delete")
+    page.wait_for_selector("p.notice")
+    assert page.inner_text("p.notice").startswith("Deleted study busy and its 3 trials (1 running, failed); its runs stay")
+    assert page.locator("main .empty").count() == 1
+    assert client.run(running.run_id)["lifecycle_stage"] == "active"
+    assert client.run(running.run_id)["tags"]["slipway.trial_state"] == "FAIL"
+    # The page asked nothing more about the study after deleting it, and flashed no error.
+    deletes = [i for i, (method, _) in enumerate(asked) if method == "DELETE"]
+    assert len(deletes) == 2 and "force=false" in asked[deletes[0]][1] and "force=true" in asked[deletes[1]][1]
+    page.wait_for_timeout(5500)
+    assert asked[deletes[1] + 1:] == []
+    assert page.locator(".live-status").count() == 0
+    # The refused request is the only problem the browser reports.
+    assert len(page.problems) == 1 and "409" in page.problems[0], page.problems

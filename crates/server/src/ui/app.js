@@ -54,7 +54,12 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) throw new Unauthorized();
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Error((body && body.message) || response.statusText);
+  if (!response.ok) {
+    const err = new Error((body && body.message) || response.statusText);
+    err.status = response.status;
+    err.code = body && body.error_code;
+    throw err;
+  }
   return body;
 }
 
@@ -1019,13 +1024,19 @@ PAGES.alerts = async () => {
 
 // --- tuning pages ------------------------------------------------------------------------
 
+/** What the studies list says once, after a study page deleted its study. */
+let studyDeletedNotice = null;
+
 /** Tuning: every study with its trial counts. */
 PAGES.tune = async (segments) => {
   if (segments[0]) return studyPage(segments[0]);
+  const notice = studyDeletedNotice;
+  studyDeletedNotice = null;
   const { studies } = await api("/api/v1/studies");
   const page = h("div", {},
     h("h1", {}, "Tuning"),
-    h("p", { class: "lede" }, "Hyperparameter studies: each trial a tracked run under its study's run; TPE (Optuna 5's), random or grid sampling; median, percentile, ASHA or Hyperband pruning."));
+    h("p", { class: "lede" }, "Hyperparameter studies: each trial a tracked run under its study's run; TPE (Optuna 5's), random or grid sampling; median, percentile, ASHA or Hyperband pruning."),
+    notice ? h("p", { class: "notice", role: "status" }, notice) : null);
   if (!studies.length) {
     page.append(h("div", { class: "empty" }, "No studies yet. Run one with `slipway tune run study.toml`, or from Python: `client.study(\"name\")` then `study.optimize(objective, n_trials=100)`."));
     return page;
@@ -1222,6 +1233,68 @@ function paretoSection(study, runLink, paramText, register) {
   return { section, update };
 }
 
+/** A study page's "Delete study" button and the confirmation it opens: whether to delete the
+ *  study's runs too (else they stay in its experiment). While trials run the server refuses
+ *  (409) with its message, and the confirmation becomes "Delete anyway" (forced: the running
+ *  trials fail). `busy(on)` holds the page's refresh while the request is out; `deleted(result,
+ *  withRuns)` is called once the study is gone. */
+function deleteStudyControl(name, currentStudy, busy, deleted) {
+  let force = false;
+  const message = h("p", {});
+  const runs = h("input", { type: "checkbox", name: "runs" });
+  const result = h("p", { class: "delete-result", role: "alert" });
+  const confirm = h("button", { type: "submit", class: "danger solid confirm-delete" }, "Delete");
+  const cancel = h("button", { type: "button", class: "secondary cancel-delete", onclick: () => close() }, "Cancel");
+  const button = h("button", { type: "button", class: "danger delete-study", "aria-expanded": "false", onclick: () => (panel.hidden ? open() : close()) }, "Delete study");
+  const reset = () => {
+    force = false;
+    confirm.textContent = "Delete";
+    result.className = "delete-result";
+    result.textContent = "";
+  };
+  const open = () => {
+    const study = currentStudy(), n = Object.values(study.counts).reduce((a, b) => a + b, 0);
+    message.textContent = `Delete study ${name} and its ${n} trial${n === 1 ? "" : "s"}? Its name can be used again. ` +
+      `Its runs stay in experiment ${study.experiment_id} unless you delete them too.`;
+    reset();
+    runs.checked = false;
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    cancel.focus();
+  };
+  const close = () => {
+    panel.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    reset();
+  };
+  const setDisabled = (on) => { for (const c of [confirm, cancel, runs, button]) c.disabled = on; };
+  const panel = h("form", { class: "delete-study-panel", hidden: true, "aria-label": `delete study ${name}`, onsubmit: async (e) => {
+    e.preventDefault();
+    const withRuns = runs.checked;
+    setDisabled(true);
+    result.className = "delete-result note";
+    result.textContent = "deleting…";
+    busy(true);
+    try {
+      const r = await api(`/api/v1/studies/${enc(name)}?runs=${withRuns}&force=${force}`, { method: "DELETE" });
+      deleted(r, withRuns);
+      return;
+    } catch (err) {
+      result.className = "delete-result error";
+      if (err.status === 409 && !force) {
+        force = true;
+        confirm.textContent = "Delete anyway";
+        result.textContent = err.message.replace(/\.$/, "") + ". Delete anyway to fail the running trials now.";
+      } else {
+        result.textContent = "Not deleted: " + (err.message || "unauthorized");
+      }
+    }
+    busy(false);
+    setDisabled(false);
+  } }, message, h("label", {}, runs, " Also delete its runs (soft-deleted: restorable)"), h("div", { class: "toolbar" }, confirm, cancel), result);
+  return { button, panel };
+}
+
 /** How often a study page refreshes while its study is in progress. */
 const STUDY_POLL_MS = 5000;
 
@@ -1234,8 +1307,8 @@ function studyInProgress(study) {
 /** One study: its counts, best trial (or Pareto front), plots and trials. While the study is in
  *  progress the page refreshes in place every STUDY_POLL_MS (not while the tab is hidden or a
  *  model is being registered), keeping the user's picks, the model name being typed and the
- *  scroll position; it stops on the next route change, or after the refresh that finds the
- *  study finished. */
+ *  scroll position; it stops on the next route change, after the refresh that finds the study
+ *  finished, or when the study is deleted from its "Delete study" button. */
 async function studyPage(name) {
   let timer = null, stopped = false, waitingForTab = false;
   const stop = () => {
@@ -1280,9 +1353,19 @@ async function studyPage(name) {
 
   const live = h("span", { class: "live-status", title: `Refreshed every ${STUDY_POLL_MS / 1000} s while the study is in progress` });
   let facts = h("dl", { class: "facts" });
+  // A delete in flight holds the refresh; once the study is gone, the page stops and leaves.
+  let deleting = false;
+  const del = deleteStudyControl(name, () => cur.study, (on) => { deleting = on; }, (r, withRuns) => {
+    stop();
+    const trials = `${r.trials} trial${r.trials === 1 ? "" : "s"}`;
+    studyDeletedNotice = `Deleted study ${r.name} and its ${trials}` + (r.running ? ` (${r.running} running, failed)` : "") +
+      (withRuns ? `; ${r.runs_deleted} run${r.runs_deleted === 1 ? "" : "s"} deleted (restorable).` : `; its runs stay in experiment ${cur.study.experiment_id}.`);
+    location.hash = "#/tune";
+  });
   const page = h("div", {},
-    h("h1", {}, study0.name),
+    h("div", { class: "page-head" }, h("h1", {}, study0.name), del.button),
     h("p", { class: "lede" }, h("a", { href: "#/tune" }, "← studies"), " · " + directions.map((d, i) => `${d} ${metrics[i]}`).join(" · "), live),
+    del.panel,
     facts);
 
   // Single objective: the best trial and its register form (kept in place across refreshes).
@@ -1394,21 +1477,22 @@ async function studyPage(name) {
     timer = null;
     if (stopped || !page.isConnected) { stop(); return; }
     if (document.visibilityState === "hidden") { waitingForTab = true; return; }
-    if (registering) { timer = setTimeout(tick, 1000); return; }
+    if (registering || deleting) { timer = setTimeout(tick, 1000); return; }
     const objective = pick ? +pick.value : 0, picked = picks;
     let study, trials, imp;
     try {
       [study, { trials }, imp] = await load(objective);
     } catch (e) {
       if (stopped) return;
+      if (deleting) { timer = setTimeout(tick, 1000); return; }
       live.className = "live-status bad";
       live.textContent = "live · could not refresh: " + (e.message || "unauthorized");
       timer = setTimeout(tick, STUDY_POLL_MS);
       return;
     }
     if (stopped || !page.isConnected) { stop(); return; }
-    // A register request started meanwhile: try again once it is done.
-    if (registering) { timer = setTimeout(tick, 1000); return; }
+    // A register (or delete) request started meanwhile: try again once it is done.
+    if (registering || deleting) { timer = setTimeout(tick, 1000); return; }
     // An objective picked meanwhile draws its own plots (over the data shown by then).
     apply(study, trials, imp, picked === picks ? objective : null);
     schedule(study);
