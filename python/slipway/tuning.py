@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Callable, Optional, Sequence, Union
 
-from .client import _q
+from .client import SlipwayError, _q
 
 #: The exit status by which an objective command tells `slipway tune` that it pruned itself.
 PRUNED_EXIT_CODE = 75
@@ -139,8 +139,15 @@ class Trial:
         return bool(self.study.client._request("POST", self._path("should_prune"), {})["prune"])
 
     def heartbeat(self, lease_ms: int = 60_000) -> bool:
-        """Renews the trial's lease; False when it has ended (stop working on it)."""
-        return bool(self.study.client._request("POST", self._path("heartbeat"), {"lease_ms": lease_ms})["running"])
+        """Renews the trial's lease; False when it has ended or its study was deleted (stop
+        working on it)."""
+        try:
+            answer = self.study.client._request("POST", self._path("heartbeat"), {"lease_ms": lease_ms})
+        except SlipwayError as e:
+            if e.status == 404:
+                return False
+            raise
+        return bool(answer["running"])
 
     def prune(self) -> None:
         """In an objective command: end this process as a pruned trial."""

@@ -19,7 +19,7 @@ pub enum Error {
     #[error("trial {number} is {state} and can no longer change")]
     TrialFinished { number: u64, state: &'static str },
     #[error(
-        "study '{name}' has {running} running trial{}: stop its workers (or let their leases run out), or delete with force",
+        "study '{name}' has {running} running trial{}: stop its workers (or let their leases run out), or delete it with force (CLI --force, HTTP force=true)",
         if *running == 1 { "" } else { "s" }
     )]
     StudyBusy { name: String, running: usize },

@@ -110,6 +110,7 @@ pub struct TrialView {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeletedStudy {
     pub name: String,
+    pub study_id: String,
     /// Trials deleted.
     pub trials: usize,
     /// Of them, running ones (failed first: only with force).
@@ -748,10 +749,15 @@ impl Tuning {
         let ended: Vec<String> = expired.iter().chain(&running).map(run_of).collect();
         let all: Vec<String> = loaded.meta.iter().map(|m| m.run_id.clone()).collect();
         let parent = loaded.row.parent_run_id.clone();
+        let study_id = loaded.row.study_id.clone();
         let trials = all.len();
         loaded.delete().await?;
         for run_id in &ended {
             self.end_run(run_id, TrialState::Fail).await?;
+        }
+        // The study's own run ends with it.
+        if self.tracking.get_run(&parent).await?.info.status == RunStatus::Running {
+            self.tracking.update_run(&parent, Some(RunStatus::Finished), Some(now), None).await?;
         }
         let mut runs_deleted = 0;
         if runs {
@@ -764,7 +770,13 @@ impl Tuning {
                 }
             }
         }
-        Ok(DeletedStudy { name: name.to_string(), trials, running: running.len(), runs_deleted })
+        Ok(DeletedStudy {
+            name: name.to_string(),
+            study_id,
+            trials,
+            running: running.len(),
+            runs_deleted,
+        })
     }
 
     /// Adds a set of parameter values for a coming trial to take.

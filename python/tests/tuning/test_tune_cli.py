@@ -276,7 +276,8 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
         assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
         status = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
         done = s.cli("tune", "delete", "branin", "--json")
-        assert json.loads(done.stdout) == {"name": "branin", "trials": 2, "running": 0, "runs_deleted": 0, "jobs_cancelled": 0}
+        assert json.loads(done.stdout) == {"name": "branin", "study_id": status["study_id"], "trials": 2, "running": 0,
+                                           "runs_deleted": 0, "jobs_cancelled": 0}
         # Gone: status and a second delete fail with one line naming the study.
         for args in (("tune", "status", "branin"), ("tune", "delete", "branin")):
             gone = s.cli(*args, check=False)
@@ -309,5 +310,46 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
         finally:
             server.terminate()
             server.wait(timeout=10)
+    finally:
+        s.close()
+
+
+def alive(pid):
+    """Whether a process runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_force_deleting_a_running_study_stops_its_objective_and_tune_run(backend):
+    s = Study(backend, trials=3)
+    s.env["SLOW_TRIAL"] = "0"
+    try:
+        run = subprocess.Popen([slipway_bin(), "tune", "run", "study.toml", "--workers", "1", "--trial-lease", "3",
+                                *s.stores], env=s.env, cwd=s.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+        s.procs.append(run)
+        mark = wait_for("trial 0's objective to start", lambda: list(s.marks.glob("ran-0-*")))[0]
+        objective = int(mark.name.split("-")[2])
+        assert alive(objective)
+        study_id = json.loads(s.cli("--json", "tune", "status", "branin").stdout)["study_id"]
+        refused = s.cli("tune", "delete", "branin", check=False)
+        assert refused.returncode != 0 and "1 running trial" in refused.stderr.decode()
+        done = json.loads(s.cli("tune", "delete", "branin", "--force", "--json").stdout)
+        assert (done["study_id"], done["trials"], done["running"]) == (study_id, 1, 1)
+        assert done["jobs_cancelled"] == 2, "the study's two trials still queued"
+        # tune run learns it, stops its worker and says why; the objective is stopped, not orphaned.
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 1, err
+        assert err.decode().strip().splitlines()[-1] == "error: study 'branin' was deleted while it ran"
+        wait_for("the deleted study's objective to stop", lambda: not alive(objective), timeout=20)
+        assert not list(s.marks.glob("ran-1-*")), "no trial of the deleted study started after it"
+        # A new study of the name runs its own trials, from its trial 0.
+        s.env.pop("SLOW_TRIAL")
+        s.cli("tune", "run", "study.toml", "--workers", "1")
+        again = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert again["study_id"] != study_id and again["counts"]["COMPLETE"] == 3
     finally:
         s.close()

@@ -172,10 +172,10 @@ async fn delete(
     // Its trials still queued would only fail: cancel them.
     let mut cancelled = 0;
     for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
-        if job.kind == tune_trial::KIND
+        let of_it = job.kind == tune_trial::KIND
             && job.payload["study"] == json!(name)
-            && stores.queue.cancel(&job.id).await.is_ok()
-        {
+            && job.payload.get("study_id").is_none_or(|id| *id == json!(deleted.study_id));
+        if of_it && stores.queue.cancel(&job.id).await.is_ok() {
             cancelled += 1;
         }
     }
@@ -185,8 +185,9 @@ async fn delete(
         crate::output::json(&out)?;
     } else {
         println!(
-            "deleted study {name}: {} trials{}{}{}",
+            "deleted study {name}: {} trial{}{}{}{}",
             deleted.trials,
+            if deleted.trials == 1 { "" } else { "s" },
             if deleted.running > 0 {
                 format!(" ({} running, failed)", deleted.running)
             } else {
@@ -213,16 +214,19 @@ async fn open(stores: &StoreArgs) -> anyhow::Result<super::Stores> {
     super::open_stores(&settings).await
 }
 
+/// Whether a `tune.trial` job is for this study (not for a deleted one of the same name).
+fn job_of(job: &slipway_core::jobs::Job, study: &StudyInfo) -> bool {
+    job.kind == tune_trial::KIND
+        && job.payload["study"] == json!(study.name)
+        && job.payload.get("study_id").is_none_or(|id| *id == json!(study.study_id))
+}
+
 /// The study's `tune.trial` jobs not yet ended.
-async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &str) -> anyhow::Result<i64> {
+async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &StudyInfo) -> anyhow::Result<i64> {
     let mut n = 0;
     for status in [JobStatus::Queued, JobStatus::Running] {
-        n += queue
-            .list(Some(status), 100_000)
-            .await?
-            .iter()
-            .filter(|j| j.kind == tune_trial::KIND && j.payload["study"] == json!(study))
-            .count() as i64;
+        n += queue.list(Some(status), 100_000).await?.iter().filter(|j| job_of(j, study)).count()
+            as i64;
     }
     Ok(n)
 }
@@ -268,11 +272,11 @@ async fn run_study(
     if let tune::SamplerConfig::Grid { values } = &info.sampler {
         target = target.min(tune::grid_size(values).min(i64::MAX as usize) as i64);
     }
-    let missing = (target - ended(&info) - open_jobs(&stores.queue, &info.name).await?).max(0);
+    let missing = (target - ended(&info) - open_jobs(&stores.queue, &info).await?).max(0);
     for _ in 0..missing {
         let mut job = NewJob::new(
             tune_trial::KIND,
-            json!({ "study": info.name, "cwd": cwd.display().to_string(), "lease_ms": trial_lease.max(1) * 1000 }),
+            json!({ "study": info.name, "study_id": info.study_id, "cwd": cwd.display().to_string(), "lease_ms": trial_lease.max(1) * 1000 }),
         );
         job.max_attempts = 3;
         stores.queue.enqueue(job).await?;
@@ -315,14 +319,23 @@ async fn run_study(
         }));
     }
     let bar = Bar::rows("trials", target as u64, !global.json);
+    let mut deleted = false;
     let interrupted = loop {
         tokio::select! {
             _ = super::shutdown_signal() => break true,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let now = stores.tuning.study(&info.name).await?;
+        let now = match stores.tuning.study(&info.name).await {
+            Ok(now) if now.study_id == info.study_id => now,
+            // Deleted: the workers stop their trials (their heartbeats find no study) and end.
+            Ok(_) | Err(tune::Error::StudyNotFound { .. }) => {
+                deleted = true;
+                break false;
+            }
+            Err(e) => return Err(e.into()),
+        };
         bar.set_rows_of(ended(&now) as u64, target as u64);
-        if open_jobs(&stores.queue, &info.name).await? == 0 {
+        if open_jobs(&stores.queue, &info).await? == 0 {
             break false;
         }
     };
@@ -331,6 +344,9 @@ async fn run_study(
         let _ = t.await;
     }
     bar.finish();
+    if deleted {
+        bail!("study '{}' was deleted while it ran", info.name);
+    }
     let done = stores.tuning.study(&info.name).await?;
     if global.json {
         crate::output::json(&done)?;

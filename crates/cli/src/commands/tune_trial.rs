@@ -53,6 +53,14 @@ fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(e.to_string())
 }
 
+/// A study that no longer exists ends the job; other errors are retried.
+fn gone(e: tune::Error) -> JobError {
+    match e {
+        tune::Error::StudyNotFound { .. } => JobError::Fatal(e.to_string()),
+        other => retry(other),
+    }
+}
+
 pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Value, JobError> {
     let p = ctx.payload().clone();
     let study = p["study"]
@@ -61,23 +69,33 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
         .to_string();
     let lease_ms = p["lease_ms"].as_i64().unwrap_or(30_000).clamp(1_000, 3_600_000);
     let cwd = p["cwd"].as_str().map(PathBuf::from);
+    // The study the job was queued for (jobs queued before study ids were kept have none).
+    let study_id = p["study_id"].as_str().map(str::to_string);
     let tuning = &runner.tuning;
+    // The study as it is now; a study deleted (even if one of its name was created since) ends
+    // the job without retries.
+    let current = || async {
+        let info = tuning.study(&study).await.map_err(gone)?;
+        match &study_id {
+            Some(id) if *id != info.study_id => Err(JobError::Fatal(format!(
+                "study '{study}' was deleted (a study of that name was created since)"
+            ))),
+            _ => Ok(info),
+        }
+    };
+    let info = current().await?;
 
     // An earlier attempt of this job ran a trial and its worker died: that trial failed.
     if let Some(previous) = ctx.job().progress.as_ref().and_then(|pr| pr["done"].as_u64())
-        && tuning.trial(&study, previous).await.map_err(retry)?.state == TrialState::Running
+        && tuning.trial(&study, previous).await.map_err(gone)?.state == TrialState::Running
     {
         let why = "its worker stopped before the trial ended (the job was retried)".to_string();
         match tuning.tell(&study, previous, TrialState::Fail, &[], Some(why)).await {
             Ok(_) | Err(tune::Error::TrialFinished { .. }) => {}
-            Err(e) => return Err(retry(e)),
+            Err(e) => return Err(gone(e)),
         }
     }
 
-    let info = tuning.study(&study).await.map_err(|e| match e {
-        tune::Error::StudyNotFound { .. } => JobError::Fatal(e.to_string()),
-        other => retry(other),
-    })?;
     let spec = info.spec.as_ref().ok_or_else(|| {
         JobError::Fatal(format!("study '{study}' was not created from a study file"))
     })?;
@@ -98,7 +116,7 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
             },
         )
         .await
-        .map_err(retry)?;
+        .map_err(gone)?;
     ctx.progress("trial", trial.number, None).await.map_err(retry)?;
     tracing::info!(target: "tune::trial", study = %study, trial = trial.number, "started");
 
@@ -126,13 +144,15 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
         other => other,
     };
     keep_output(&runner.artifacts, &info.experiment_id, &trial.run_id, dir.path()).await;
+    // Deleted while the objective ran: the trial is gone, and its number may be another's now.
+    current().await?;
     let told = match tuning.tell(&study, trial.number, state, &[], error).await {
         Ok(t) => t,
         // Failed meanwhile (its lease expired): nothing more to say.
         Err(tune::Error::TrialFinished { .. }) => {
-            tuning.trial(&study, trial.number).await.map_err(retry)?
+            tuning.trial(&study, trial.number).await.map_err(gone)?
         }
-        Err(e) => return Err(retry(e)),
+        Err(e) => return Err(gone(e)),
     };
     tracing::info!(target: "tune::trial", study = %study, trial = told.number, state = told.state.as_str(), "ended");
     Ok(json!({
@@ -219,6 +239,8 @@ async fn run_objective(
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
+        // Its own process group, so that stopping the trial stops what the shell started too.
+        .process_group(0)
         .kill_on_drop(true);
     for (k, v) in &params {
         cmd.env(env_name(k), text(v));
@@ -238,6 +260,9 @@ async fn run_objective(
         Ok(c) => c,
         Err(e) => return (TrialState::Fail, Some(format!("cannot start `{command}`: {e}"))),
     };
+    // However this trial ends early (timeout, lease, cancel, study deleted, or its worker
+    // stopping and dropping the job), the objective's whole group is killed.
+    let mut group = Group(child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)));
     let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -258,9 +283,13 @@ async fn run_objective(
         }
     };
     let status = match stopped {
-        Ok(Ok(status)) => status,
+        Ok(Ok(status)) => {
+            group.0 = None; // it ended by itself: leave whatever it left running
+            status
+        }
         Ok(Err(e)) => return (TrialState::Fail, Some(format!("waiting for the objective: {e}"))),
         Err(why) => {
+            drop(group);
             let _ = child.kill().await;
             return (TrialState::Fail, Some(why));
         }
@@ -276,6 +305,17 @@ async fn run_objective(
             };
             let error = if stderr_tail.is_empty() { how } else { format!("{how}: {stderr_tail}") };
             (TrialState::Fail, Some(error))
+        }
+    }
+}
+
+/// A trial objective's process group, killed when dropped (unless cleared).
+struct Group(Option<rustix::process::Pid>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
 }
