@@ -117,6 +117,9 @@ pub struct DeletedStudy {
     pub running: usize,
     /// Runs deleted (the trials' and the study's parent run), when asked to.
     pub runs_deleted: usize,
+    /// Runs that could not be ended or deleted after the study was (each with why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs_skipped: Vec<String>,
 }
 
 /// A study as the API shows it.
@@ -752,21 +755,44 @@ impl Tuning {
         let study_id = loaded.row.study_id.clone();
         let trials = all.len();
         loaded.delete().await?;
+        // The study is gone: what follows tidies its runs and cannot undo that, so a run that
+        // refuses (deleted by a user meanwhile, say) is skipped rather than failing the answer.
+        let mut skipped: Vec<String> = Vec::new();
+        let mut skip = |run_id: &str, e: &dyn std::fmt::Display| {
+            skipped.push(format!("{run_id}: {e}"));
+        };
         for run_id in &ended {
-            self.end_run(run_id, TrialState::Fail).await?;
+            if let Err(e) = self.end_run(run_id, TrialState::Fail).await {
+                skip(run_id, &e);
+            }
         }
         // The study's own run ends with it.
-        if self.tracking.get_run(&parent).await?.info.status == RunStatus::Running {
-            self.tracking.update_run(&parent, Some(RunStatus::Finished), Some(now), None).await?;
+        match self.tracking.get_run(&parent).await {
+            Ok(run) if run.info.status == RunStatus::Running => {
+                let ended =
+                    self.tracking.update_run(&parent, Some(RunStatus::Finished), Some(now), None);
+                if let Err(e) = ended.await {
+                    skip(&parent, &e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => skip(&parent, &e),
         }
         let mut runs_deleted = 0;
         if runs {
             for run_id in all.iter().chain([&parent]) {
-                match self.tracking.delete_run(run_id).await {
-                    Ok(()) => runs_deleted += 1,
-                    // Deleted for good by someone else: nothing left to delete.
-                    Err(e) if e.code() == slipway_core::ErrorCode::ResourceDoesNotExist => {}
-                    Err(e) => return Err(e.into()),
+                let active = self
+                    .tracking
+                    .get_run(run_id)
+                    .await
+                    .map(|r| r.info.lifecycle_stage == track::LifecycleStage::Active);
+                match active {
+                    Ok(false) => {} // deleted already
+                    Ok(true) => match self.tracking.delete_run(run_id).await {
+                        Ok(()) => runs_deleted += 1,
+                        Err(e) => skip(run_id, &e),
+                    },
+                    Err(e) => skip(run_id, &e),
                 }
             }
         }
@@ -776,6 +802,7 @@ impl Tuning {
             trials,
             running: running.len(),
             runs_deleted,
+            runs_skipped: skipped,
         })
     }
 

@@ -289,7 +289,7 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
         s.cli("tune", "run", "study.toml", "--workers", "0")
         second = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
         done = s.cli("tune", "delete", "branin", "--runs")
-        assert done.stdout.decode().strip() == "deleted study branin: 0 trials, 1 runs (restorable), 2 queued trials cancelled"
+        assert done.stdout.decode().strip() == "deleted study branin: 0 trials, 1 runs (restorable), 2 trial jobs cancelled"
         assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
         # Through a server on the same stores: the first study's runs stay, active; the second's
         # run is soft-deleted; its queued trial jobs are cancelled.
@@ -339,7 +339,7 @@ def test_force_deleting_a_running_study_stops_its_objective_and_tune_run(backend
         assert refused.returncode != 0 and "1 running trial" in refused.stderr.decode()
         done = json.loads(s.cli("tune", "delete", "branin", "--force", "--json").stdout)
         assert (done["study_id"], done["trials"], done["running"]) == (study_id, 1, 1)
-        assert done["jobs_cancelled"] == 2, "the study's two trials still queued"
+        assert done["jobs_cancelled"] == 3, "the study's two trials still queued and the one running"
         # tune run learns it, stops its worker and says why; the objective is stopped, not orphaned.
         _, err = run.communicate(timeout=60)
         assert run.returncode == 1, err

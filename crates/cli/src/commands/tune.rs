@@ -171,7 +171,11 @@ async fn delete(
     let deleted = stores.tuning.delete_study(name, runs, force).await?;
     // Its trials still queued would only fail: cancel them.
     let mut cancelled = 0;
-    for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
+    // Queued ones are cancelled; running ones are asked to stop (their workers see it at their
+    // next heartbeat, as they see the study gone).
+    let mut jobs = stores.queue.list(Some(JobStatus::Queued), 100_000).await?;
+    jobs.extend(stores.queue.list(Some(JobStatus::Running), 100_000).await?);
+    for job in jobs {
         let of_it = job.kind == tune_trial::KIND
             && job.payload["study"] == json!(name)
             && job.payload.get("study_id").is_none_or(|id| *id == json!(deleted.study_id));
@@ -199,7 +203,7 @@ async fn delete(
                 String::new()
             },
             if cancelled > 0 {
-                format!(", {cancelled} queued trials cancelled")
+                format!(", {cancelled} trial jobs cancelled")
             } else {
                 String::new()
             },
@@ -320,9 +324,12 @@ async fn run_study(
     }
     let bar = Bar::rows("trials", target as u64, !global.json);
     let mut deleted = false;
+    // Listening from now on, so that a signal while the loop is busy is not lost.
+    let signal = super::shutdown_signal();
+    tokio::pin!(signal);
     let interrupted = loop {
         tokio::select! {
-            _ = super::shutdown_signal() => break true,
+            _ = &mut signal => break true,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         let now = match stores.tuning.study(&info.name).await {
@@ -345,6 +352,12 @@ async fn run_study(
     }
     bar.finish();
     if deleted {
+        // The workers gave their jobs back to the queue: none of them is to run.
+        for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
+            if job_of(&job, &info) && job.payload.get("study_id").is_some() {
+                let _ = stores.queue.cancel(&job.id).await;
+            }
+        }
         bail!("study '{}' was deleted while it ran", info.name);
     }
     let done = stores.tuning.study(&info.name).await?;

@@ -145,7 +145,11 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
     };
     keep_output(&runner.artifacts, &info.experiment_id, &trial.run_id, dir.path()).await;
     // Deleted while the objective ran: the trial is gone, and its number may be another's now.
-    current().await?;
+    if current().await?.study_id != info.study_id {
+        return Err(JobError::Fatal(format!(
+            "study '{study}' was deleted while the trial ran (a study of that name was created since)"
+        )));
+    }
     let told = match tuning.tell(&study, trial.number, state, &[], error).await {
         Ok(t) => t,
         // Failed meanwhile (its lease expired): nothing more to say.
@@ -270,9 +274,20 @@ async fn run_objective(
         tokio::select! {
             status = child.wait() => break Ok(status),
             _ = ticker.tick() => {
+                // The same study still (not deleted, nor deleted and made again)?
+                let same = match runner.tuning.study(&info.name).await {
+                    Ok(now) => now.study_id == info.study_id,
+                    Err(tune::Error::StudyNotFound { .. }) => false,
+                    Err(_) => true, // the store did not answer: the lease decides
+                };
+                if !same {
+                    break Err("the study was deleted while its objective ran".to_string());
+                }
                 match runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
                     Ok(false) => break Err("the trial ended while its objective ran (its lease expired)".to_string()),
-                    Err(tune::Error::StudyNotFound { .. }) => break Err("the study was deleted while its objective ran".to_string()),
+                    Err(tune::Error::StudyNotFound { .. } | tune::Error::TrialNotFound { .. }) => {
+                        break Err("the study was deleted while its objective ran".to_string())
+                    }
                     _ => {}
                 }
             }
@@ -287,7 +302,10 @@ async fn run_objective(
             group.0 = None; // it ended by itself: leave whatever it left running
             status
         }
-        Ok(Err(e)) => return (TrialState::Fail, Some(format!("waiting for the objective: {e}"))),
+        Ok(Err(e)) => {
+            group.0 = None; // reaped elsewhere, or lost: its group id may be another's now
+            return (TrialState::Fail, Some(format!("waiting for the objective: {e}")));
+        }
         Err(why) => {
             drop(group);
             let _ = child.kill().await;
@@ -309,13 +327,22 @@ async fn run_objective(
     }
 }
 
-/// A trial objective's process group, killed when dropped (unless cleared).
+/// A trial objective's process group, stopped when dropped (unless cleared): SIGTERM, so that
+/// it can clean up, then SIGKILL after `GRACE` for whatever is left.
 struct Group(Option<rustix::process::Pid>);
+
+const GRACE: Duration = Duration::from_secs(5);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        use rustix::process::{Signal, kill_process_group};
+        if let Some(pid) = self.0
+            && kill_process_group(pid, Signal::TERM).is_ok()
+        {
+            std::thread::spawn(move || {
+                std::thread::sleep(GRACE);
+                let _ = kill_process_group(pid, Signal::KILL);
+            });
         }
     }
 }

@@ -137,7 +137,7 @@ pub(crate) struct DeleteQuery {
     params(("name" = String, Path),
         ("runs" = Option<bool>, Query, description = "also delete the trials' runs and the study's parent run (soft delete: restorable); default false, the runs stay in their experiment"),
         ("force" = Option<bool>, Query, description = "delete even while trials run (they fail); default false")),
-    responses((status = 200, description = "{name, trials, running, runs_deleted}: the study and its trials are gone, the name free again"),
+    responses((status = 200, description = "{name, study_id, trials, running, runs_deleted, runs_skipped?}: the study and its trials are gone, the name free again"),
         (status = 404, description = "no such study"), (status = 409, description = "trials still run; nothing deleted")))]
 pub(crate) async fn delete_study(
     State(s): State<AppState>,
