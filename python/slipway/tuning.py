@@ -106,11 +106,17 @@ class Trial:
     def __repr__(self) -> str:
         return f"Trial({self.study.name!r}, number={self.number}, params={self.params})"
 
+    def _body(self, body: dict) -> dict:
+        """`body` with the trial's run, so that the server refuses (404) to act on another trial
+        of the same number (its study deleted and made again)."""
+        return {**body, "run_id": self.run_id} if self.run_id else body
+
     def _path(self, action: str) -> str:
         return f"/api/v1/studies/{_q(self.study.name)}/trials/{self.number}/{action}"
 
     def _suggest(self, name: str, distribution: dict):
-        value = self.study.client._request("POST", self._path("suggest"), {"name": name, "distribution": distribution})["value"]
+        value = self.study.client._request("POST", self._path("suggest"),
+                                           self._body({"name": name, "distribution": distribution}))["value"]
         self.params[name] = value
         return value
 
@@ -131,7 +137,7 @@ class Trial:
         A multi-objective study takes none (pruning needs a single objective): the server
         refuses it, raised as a SlipwayError (HTTP 400) — log each objective's metric in the
         trial's run yourself instead."""
-        self.study.client._request("POST", self._path("report"), {"step": int(step), "value": _number(float(value))})
+        self.study.client._request("POST", self._path("report"), self._body({"step": int(step), "value": _number(float(value))}))
 
     def should_prune(self) -> bool:
         """Whether the study's pruner stops this trial at its latest step (never, in a
@@ -142,7 +148,7 @@ class Trial:
         """Renews the trial's lease; False when it has ended or its study was deleted (stop
         working on it)."""
         try:
-            answer = self.study.client._request("POST", self._path("heartbeat"), {"lease_ms": lease_ms})
+            answer = self.study.client._request("POST", self._path("heartbeat"), self._body({"lease_ms": lease_ms}))
         except SlipwayError as e:
             if e.status == 404:
                 return False
@@ -231,6 +237,8 @@ class Study:
                 body["values"] = [_number(v) for v in many]
         if error is not None:
             body["error"] = error
+        if isinstance(trial, Trial):
+            body = trial._body(body)
         return self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/trials/{number}/tell", body)
 
     def delete(self, runs: bool = False, force: bool = False) -> dict:

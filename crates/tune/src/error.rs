@@ -16,6 +16,10 @@ pub enum Error {
     StudyExists { name: String },
     #[error("trial {number} does not exist")]
     TrialNotFound { number: u64 },
+    #[error(
+        "trial {number} is not the trial of run {run_id} (was the study deleted and made again?)"
+    )]
+    TrialOfOtherRun { number: u64, run_id: String },
     #[error("trial {number} is {state} and can no longer change")]
     TrialFinished { number: u64, state: &'static str },
     #[error(
@@ -46,9 +50,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Invalid(_) => ErrorCode::InvalidParameterValue,
-            Error::StudyNotFound { .. } | Error::TrialNotFound { .. } => {
-                ErrorCode::ResourceDoesNotExist
-            }
+            Error::StudyNotFound { .. }
+            | Error::TrialNotFound { .. }
+            | Error::TrialOfOtherRun { .. } => ErrorCode::ResourceDoesNotExist,
             Error::StudyExists { .. } => ErrorCode::ResourceAlreadyExists,
             Error::TrialFinished { .. } | Error::StudyBusy { .. } => ErrorCode::Conflict,
             Error::Corrupt(_) => ErrorCode::InternalError,

@@ -806,6 +806,17 @@ impl Tuning {
         })
     }
 
+    /// Checks that trial `number` of study `name` is the trial of run `run_id`: after a study is
+    /// deleted and made again under its name, a client of the old one would otherwise reach the
+    /// new one's trial of the same number.
+    pub async fn check_run(&self, name: &str, number: u64, run_id: &str) -> Result<()> {
+        let (actual, _) = store::trial_run(&self.db, name, number).await?;
+        if actual != run_id {
+            return Err(Error::TrialOfOtherRun { number, run_id: run_id.to_string() });
+        }
+        Ok(())
+    }
+
     /// Adds a set of parameter values for a coming trial to take.
     pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;

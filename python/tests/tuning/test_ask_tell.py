@@ -461,3 +461,25 @@ def test_deleting_a_study_with_an_unknown_query_field_is_refused_and_deletes_not
     assert [s["name"] for s in client.studies()] == ["kept"]
     assert [t["state"] for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert all(client.run(t["run_id"])["lifecycle_stage"] == "active" for t in study.trials)
+
+
+def test_a_trial_of_a_study_deleted_and_made_again_is_not_reached_by_its_old_clients(server):
+    client = Slipway(server.url)
+    study = client.study("again", seed=3)
+    old = study.ask()
+    old.suggest_float("x", 0.0, 1.0)
+    client.delete_study("again", force=True)
+    new_study = client.study("again", seed=3)
+    new = new_study.ask()
+    assert new.number == old.number == 0 and new.run_id != old.run_id
+    # The old client's trial 0 is not the new study's trial 0: each call is refused, nothing changes.
+    for call in (lambda: old.suggest_float("y", 0.0, 1.0), lambda: old.report(1.0, 0),
+                 lambda: study.tell(old, 0.5)):
+        with pytest.raises(SlipwayError) as e:
+            call()
+        assert e.value.status == 404 and old.run_id in e.value.message, e.value.message
+    assert old.heartbeat() is False
+    (trial,) = new_study.trials
+    assert trial["state"] == "RUNNING" and trial["params"] == {} and trial["intermediate"] == []
+    # The new client goes on as usual.
+    assert new_study.tell(new, 0.25)["state"] == "COMPLETE"

@@ -226,12 +226,13 @@ pub(crate) async fn ask(
 pub(crate) struct Suggest {
     name: String,
     distribution: Value,
+    run_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/suggest", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
     request_body(content = String, content_type = "application/json",
-        description = "{name, distribution: {type: float|int|categorical, low?, high?, step?, log?, choices?}}"),
+        description = "{name, distribution: {type: float|int|categorical, low?, high?, step?, log?, choices?}, run_id?: the trial's run (refused with 404 if the trial is not that run's)}"),
     responses((status = 200, description = "{value}: drawn the first time, the same after"),
         (status = 400, description = "a bad distribution, or another one than this trial already used for the name"),
         (status = 409, description = "the trial has ended")))]
@@ -241,9 +242,24 @@ pub(crate) async fn suggest(
     b: Result<Json<Suggest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let sg = body(b)?;
+    same_run(&s, &name, number, sg.run_id.as_deref()).await?;
     let dist = Distribution::from_json(&sg.distribution, "distribution")?;
     let value = s.tuning.suggest(&name, number, &sg.name, &dist).await?;
     Ok(Json(json!({ "value": value })))
+}
+
+/// With `run_id` (the trial's run, as `ask` gave it), the trial must still be that run's: a
+/// study deleted and made again under its name has other trials of the same numbers.
+async fn same_run(
+    s: &AppState,
+    name: &str,
+    number: u64,
+    run_id: Option<&str>,
+) -> Result<(), ApiError> {
+    match run_id {
+        Some(run_id) => Ok(s.tuning.check_run(name, number, run_id).await?),
+        None => Ok(()),
+    }
 }
 
 /// A number, or "NaN".
@@ -261,11 +277,12 @@ fn json_number(v: &Value, field: &str) -> Result<f64, ApiError> {
 pub(crate) struct Report {
     step: i64,
     value: Value,
+    run_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/report", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
-    request_body(content = String, content_type = "application/json", description = "{step, value}: an intermediate value (logged as the objective metric's step in the trial's run)"),
+    request_body(content = String, content_type = "application/json", description = "{step, value, run_id?}: an intermediate value (logged as the objective metric's step in the trial's run)"),
     responses((status = 200, description = "{}"), (status = 409, description = "the trial has ended")))]
 pub(crate) async fn report(
     State(s): State<AppState>,
@@ -273,6 +290,7 @@ pub(crate) async fn report(
     b: Result<Json<Report>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let r = body(b)?;
+    same_run(&s, &name, number, r.run_id.as_deref()).await?;
     s.tuning.report(&name, number, r.step, json_number(&r.value, "value")?).await?;
     Ok(Json(json!({})))
 }
@@ -294,12 +312,13 @@ pub(crate) struct Tell {
     value: Option<Value>,
     values: Option<Vec<Value>>,
     error: Option<String>,
+    run_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/tell", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
     request_body(content = String, content_type = "application/json",
-        description = "{state?: COMPLETE|PRUNED|FAIL (COMPLETE), value?: the objective, or values?: [one per objective] (COMPLETE without them takes each objective metric's latest value in the run), error?}"),
+        description = "{state?: COMPLETE|PRUNED|FAIL (COMPLETE), value?: the objective, or values?: [one per objective] (COMPLETE without them takes each objective metric's latest value in the run), error?, run_id?: the trial's run (404 if the trial is not that run's)}"),
     responses((status = 200, description = "the ended trial"), (status = 409, description = "the trial has already ended")))]
 pub(crate) async fn tell(
     State(s): State<AppState>,
@@ -307,6 +326,7 @@ pub(crate) async fn tell(
     b: Result<Json<Tell>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let t = body(b)?;
+    same_run(&s, &name, number, t.run_id.as_deref()).await?;
     let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))?;
     let value = t.value.as_ref().filter(|v| !v.is_null());
     let values: Vec<f64> = match (value, &t.values) {
@@ -331,11 +351,12 @@ pub(crate) async fn tell(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Heartbeat {
     lease_ms: i64,
+    run_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/heartbeat", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
-    request_body(content = String, content_type = "application/json", description = "{lease_ms}"),
+    request_body(content = String, content_type = "application/json", description = "{lease_ms, run_id?}"),
     responses((status = 200, description = "{running: bool}: false once the trial has ended (e.g. its lease expired): stop it")))]
 pub(crate) async fn heartbeat(
     State(s): State<AppState>,
@@ -343,6 +364,7 @@ pub(crate) async fn heartbeat(
     b: Result<Json<Heartbeat>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let h = body(b)?;
+    same_run(&s, &name, number, h.run_id.as_deref()).await?;
     Ok(Json(json!({ "running": s.tuning.heartbeat(&name, number, h.lease_ms).await? })))
 }
 
