@@ -56,29 +56,8 @@ fn main() {
             );
             std::process::exit(2)
         };
-        let results: Vec<f64> = std::thread::scope(|s| {
-            let chunks: Vec<_> = seeds
-                .chunks(seeds.len().div_ceil(2))
-                .map(|chunk| {
-                    let (f, options) = (&f, &options);
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|&seed| {
-                                let config = StudyConfig {
-                                    name: "sweep".into(),
-                                    directions: vec![Direction::Minimize],
-                                    sampler: SamplerConfig::Tpe(options.clone()),
-                                    pruner: PrunerConfig::None,
-                                    seed,
-                                };
-                                run(config, f, trials, in_flight, |_| {}).unwrap().best_value
-                            })
-                            .collect::<Vec<f64>>()
-                    })
-                })
-                .collect();
-            chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        let results = per_seed(&seeds, &options, |config| {
+            run(config, &f, trials, in_flight, |_| {}).unwrap().best_value
         });
         let first10: Vec<f64> =
             seeds.iter().zip(&results).filter(|(s, _)| **s < 10).map(|(_, v)| *v).collect();
@@ -111,29 +90,8 @@ fn main() {
 fn multi(name: &str, seeds: &[u64], trials: usize, in_flight: usize, options: &TpeOptions) {
     let f = multi_function(name).expect("a known function");
     let options = TpeOptions { multivariate: false, ..options.clone() };
-    let results: Vec<f64> = std::thread::scope(|s| {
-        let chunks: Vec<_> = seeds
-            .chunks(seeds.len().div_ceil(2))
-            .map(|chunk| {
-                let (f, options) = (&f, &options);
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&seed| {
-                            let config = StudyConfig {
-                                name: "sweep".into(),
-                                directions: vec![Direction::Minimize],
-                                sampler: SamplerConfig::Tpe(options.clone()),
-                                pruner: PrunerConfig::None,
-                                seed,
-                            };
-                            run_multi(config, f, trials, in_flight, |_| {}).unwrap().hypervolume
-                        })
-                        .collect::<Vec<f64>>()
-                })
-            })
-            .collect();
-        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    let results = per_seed(seeds, &options, |config| {
+        run_multi(config, &f, trials, in_flight, |_| {}).unwrap().hypervolume
     });
     println!(
         "{name:13} hypervolume med {:.5} [{:.5}, {:.5}] of {:.5}",
@@ -142,4 +100,35 @@ fn multi(name: &str, seeds: &[u64], trials: usize, in_flight: usize, options: &T
         quantile(&results, 0.75),
         f.best_hypervolume
     );
+}
+
+/// `one(study config)` for each seed, on two threads; the results in seed order.
+fn per_seed(
+    seeds: &[u64],
+    options: &TpeOptions,
+    one: impl Fn(StudyConfig) -> f64 + Sync,
+) -> Vec<f64> {
+    std::thread::scope(|s| {
+        let chunks: Vec<_> = seeds
+            .chunks(seeds.len().div_ceil(2))
+            .map(|chunk| {
+                let one = &one;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&seed| {
+                            one(StudyConfig {
+                                name: "sweep".into(),
+                                directions: vec![Direction::Minimize],
+                                sampler: SamplerConfig::Tpe(options.clone()),
+                                pruner: PrunerConfig::None,
+                                seed,
+                            })
+                        })
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
 }

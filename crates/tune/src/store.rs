@@ -348,21 +348,18 @@ fn read_trial(study: &mut Study, r: &AnyRow) -> Result<(Trial, TrialMeta)> {
     Ok((trial, meta))
 }
 
-/// Study `study_id`'s trials stamped after `after` (all of them for -1), by number.
+/// Study `study_id`'s trials stamped after revision `after` (all of them for none), by number.
 async fn trial_rows(
     tx: &mut Transaction<'static, Any>,
     study_id: &str,
-    after: i64,
+    after: Option<i64>,
 ) -> Result<Vec<AnyRow>> {
-    let sql = if after < 0 {
-        format!("SELECT {TRIAL_COLUMNS} FROM tune_trials WHERE study_id = $1 ORDER BY number")
-    } else {
-        format!(
-            "SELECT {TRIAL_COLUMNS} FROM tune_trials WHERE study_id = $1 AND revision > $2 ORDER BY number"
-        )
-    };
+    let since = if after.is_some() { " AND revision > $2" } else { "" };
+    let sql = format!(
+        "SELECT {TRIAL_COLUMNS} FROM tune_trials WHERE study_id = $1{since} ORDER BY number"
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(study_id);
-    if after >= 0 {
+    if let Some(after) = after {
         query = query.bind(after);
     }
     Ok(query.fetch_all(&mut **tx).await?)
@@ -375,7 +372,7 @@ async fn catch_up(
     cached: Cached,
 ) -> Result<Option<(Study, Vec<TrialMeta>)>> {
     let Cached { study_id, revision, mut study, mut meta } = cached;
-    for r in trial_rows(tx, &study_id, revision).await? {
+    for r in trial_rows(tx, &study_id, Some(revision)).await? {
         let (trial, m) = read_trial(&mut study, &r)?;
         let number = trial.number as usize;
         if number > meta.len() || study.put_trial(trial).is_err() {
@@ -427,7 +424,7 @@ pub(crate) async fn load(db: &Db, cache: &StudyCache, name: &str, write: bool) -
         Some(got) => got,
         None => {
             let mut study = Study::new(row.config.clone());
-            let rows = trial_rows(&mut tx, &row.study_id, -1).await?;
+            let rows = trial_rows(&mut tx, &row.study_id, None).await?;
             let mut meta = Vec::with_capacity(rows.len());
             for r in rows {
                 let (trial, m) = read_trial(&mut study, &r)?;

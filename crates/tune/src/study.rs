@@ -126,43 +126,48 @@ pub struct Study {
     intersection: Option<Vec<u32>>,
     n_finished: usize,
     n_complete: usize,
-    /// The last multi-objective split of the complete trials (see [`Study::multi_split`]).
-    split_cache: SplitCache,
-    /// A grid sampler's shuffled order of combinations, by grid size (see [`Study::grid_order`]).
-    grid_cache: GridCache,
+    /// The last multi-objective split of the complete trials, keyed by the complete trials'
+    /// count and the good set's size: trials only ever end, so the same count means the same
+    /// complete trials. It spares a univariate sampler the split for each parameter of a trial.
+    split_cache: Memo<(usize, usize), samplers::MultiSplit>,
+    /// A grid sampler's shuffled order of combinations, keyed by the grid's size.
+    grid_cache: Memo<usize, Vec<u32>>,
 }
 
-/// The shuffled order of a grid's combinations, kept with its size.
-#[derive(Default)]
-struct GridCache(std::sync::Mutex<Option<(usize, std::sync::Arc<Vec<u32>>)>>);
+/// One value kept with the key it was made for, remade when asked for another key. Clones start
+/// empty (a copy of a study recomputes what it needs).
+struct Memo<K, V>(std::sync::Mutex<Option<(K, std::sync::Arc<V>)>>);
 
-impl Clone for GridCache {
-    fn clone(&self) -> GridCache {
-        GridCache::default()
+impl<K: PartialEq, V> Memo<K, V> {
+    /// The value for `key`, made by `make` unless the one kept is for that key.
+    fn get(&self, key: K, make: impl FnOnce() -> V) -> std::sync::Arc<V> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, v)) = kept.as_ref()
+            && *k == key
+        {
+            return v.clone();
+        }
+        let v = std::sync::Arc::new(make());
+        *kept = Some((key, v.clone()));
+        v
     }
 }
 
-impl std::fmt::Debug for GridCache {
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Memo<K, V> {
+        Memo(std::sync::Mutex::new(None))
+    }
+}
+
+impl<K, V> Clone for Memo<K, V> {
+    fn clone(&self) -> Memo<K, V> {
+        Memo::default()
+    }
+}
+
+impl<K, V> std::fmt::Debug for Memo<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GridCache")
-    }
-}
-
-/// A cache of one multi-objective split, keyed by the complete trials' count and the good
-/// set's size: trials only ever end, so the same count means the same complete trials. It
-/// spares a univariate sampler the split for each parameter of a trial. Clones start empty.
-#[derive(Default)]
-struct SplitCache(std::sync::Mutex<Option<(usize, usize, std::sync::Arc<samplers::MultiSplit>)>>);
-
-impl Clone for SplitCache {
-    fn clone(&self) -> SplitCache {
-        SplitCache::default()
-    }
-}
-
-impl std::fmt::Debug for SplitCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SplitCache")
+        f.write_str("Memo")
     }
 }
 
@@ -178,8 +183,8 @@ impl Study {
             intersection: None,
             n_finished: 0,
             n_complete: 0,
-            split_cache: SplitCache::default(),
-            grid_cache: GridCache::default(),
+            split_cache: Memo::default(),
+            grid_cache: Memo::default(),
         }
     }
 
@@ -190,15 +195,7 @@ impl Study {
         size: usize,
         shuffle: impl FnOnce() -> Vec<u32>,
     ) -> std::sync::Arc<Vec<u32>> {
-        let mut cache = self.grid_cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((n, order)) = cache.as_ref()
-            && *n == size
-        {
-            return order.clone();
-        }
-        let order = std::sync::Arc::new(shuffle());
-        *cache = Some((size, order.clone()));
-        order
+        self.grid_cache.get(size, shuffle)
     }
 
     /// The multi-objective split of the complete trials into `n_below` good ones and the rest,
@@ -208,16 +205,7 @@ impl Study {
         n_below: usize,
         split: impl FnOnce() -> samplers::MultiSplit,
     ) -> std::sync::Arc<samplers::MultiSplit> {
-        let mut cache = self.split_cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((n_complete, n, got)) = cache.as_ref()
-            && *n_complete == self.n_complete
-            && *n == n_below
-        {
-            return got.clone();
-        }
-        let got = std::sync::Arc::new(split());
-        *cache = Some((self.n_complete, n_below, got.clone()));
-        got
+        self.split_cache.get((self.n_complete, n_below), split)
     }
 
     pub fn trials(&self) -> &[Trial] {

@@ -176,10 +176,7 @@ async fn delete(
     let mut jobs = stores.queue.list(Some(JobStatus::Queued), 100_000).await?;
     jobs.extend(stores.queue.list(Some(JobStatus::Running), 100_000).await?);
     for job in jobs {
-        let of_it = job.kind == tune_trial::KIND
-            && job.payload["study"] == json!(name)
-            && job.payload.get("study_id").is_none_or(|id| *id == json!(deleted.study_id));
-        if of_it && stores.queue.cancel(&job.id).await.is_ok() {
+        if job_of(&job, name, &deleted.study_id) && stores.queue.cancel(&job.id).await.is_ok() {
             cancelled += 1;
         }
     }
@@ -219,18 +216,22 @@ async fn open(stores: &StoreArgs) -> anyhow::Result<super::Stores> {
 }
 
 /// Whether a `tune.trial` job is for this study (not for a deleted one of the same name).
-fn job_of(job: &slipway_core::jobs::Job, study: &StudyInfo) -> bool {
+fn job_of(job: &slipway_core::jobs::Job, name: &str, study_id: &str) -> bool {
     job.kind == tune_trial::KIND
-        && job.payload["study"] == json!(study.name)
-        && job.payload.get("study_id").is_none_or(|id| *id == json!(study.study_id))
+        && job.payload["study"] == json!(name)
+        && job.payload.get("study_id").is_none_or(|id| *id == json!(study_id))
 }
 
 /// The study's `tune.trial` jobs not yet ended.
 async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &StudyInfo) -> anyhow::Result<i64> {
     let mut n = 0;
     for status in [JobStatus::Queued, JobStatus::Running] {
-        n += queue.list(Some(status), 100_000).await?.iter().filter(|j| job_of(j, study)).count()
-            as i64;
+        n += queue
+            .list(Some(status), 100_000)
+            .await?
+            .iter()
+            .filter(|j| job_of(j, &study.name, &study.study_id))
+            .count() as i64;
     }
     Ok(n)
 }
@@ -354,7 +355,7 @@ async fn run_study(
     if deleted {
         // The workers gave their jobs back to the queue: none of them is to run.
         for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
-            if job_of(&job, &info) && job.payload.get("study_id").is_some() {
+            if job_of(&job, &info.name, &info.study_id) && job.payload.get("study_id").is_some() {
                 let _ = stores.queue.cancel(&job.id).await;
             }
         }

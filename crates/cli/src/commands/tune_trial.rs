@@ -53,6 +53,17 @@ fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(e.to_string())
 }
 
+/// Whether `e` says the trial is no longer there: its study deleted, or deleted and made again
+/// (the trial of its number another run's, or none).
+fn is_gone(e: &tune::Error) -> bool {
+    matches!(
+        e,
+        tune::Error::StudyNotFound { .. }
+            | tune::Error::TrialNotFound { .. }
+            | tune::Error::TrialOfOtherRun { .. }
+    )
+}
+
 /// A study that no longer exists ends the job; other errors are retried.
 fn gone(e: tune::Error) -> JobError {
     match e {
@@ -145,10 +156,12 @@ pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Val
     };
     keep_output(&runner.artifacts, &info.experiment_id, &trial.run_id, dir.path()).await;
     // Deleted while the objective ran: the trial is gone, and its number may be another's now.
-    if current().await?.study_id != info.study_id {
-        return Err(JobError::Fatal(format!(
-            "study '{study}' was deleted while the trial ran (a study of that name was created since)"
-        )));
+    if let Err(e) = tuning.check_run(&study, trial.number, &trial.run_id).await {
+        return Err(if is_gone(&e) {
+            JobError::Fatal(format!("study '{study}' was deleted while the trial ran"))
+        } else {
+            retry(e)
+        });
     }
     let told = match tuning.tell(&study, trial.number, state, &[], error).await {
         Ok(t) => t,
@@ -274,21 +287,14 @@ async fn run_objective(
         tokio::select! {
             status = child.wait() => break Ok(status),
             _ = ticker.tick() => {
-                // The same study still (not deleted, nor deleted and made again)?
-                let same = match runner.tuning.study(&info.name).await {
-                    Ok(now) => now.study_id == info.study_id,
-                    Err(tune::Error::StudyNotFound { .. }) => false,
-                    Err(_) => true, // the store did not answer: the lease decides
-                };
-                if !same {
+                // Still this run's trial (its study not deleted, nor deleted and made again)?
+                if let Err(e) = runner.tuning.check_run(&info.name, trial.number, &trial.run_id).await
+                    && is_gone(&e)
+                {
                     break Err("the study was deleted while its objective ran".to_string());
                 }
-                match runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
-                    Ok(false) => break Err("the trial ended while its objective ran (its lease expired)".to_string()),
-                    Err(tune::Error::StudyNotFound { .. } | tune::Error::TrialNotFound { .. }) => {
-                        break Err("the study was deleted while its objective ran".to_string())
-                    }
-                    _ => {}
+                if let Ok(false) = runner.tuning.heartbeat(&info.name, trial.number, lease_ms).await {
+                    break Err("the trial ended while its objective ran (its lease expired)".to_string());
                 }
             }
             _ = ctx.cancelled() => break Err("the job was cancelled".to_string()),

@@ -13,9 +13,14 @@ use track::Tracking;
 
 async fn tuning(backend: Backend) -> (TestDb, Tuning) {
     let t = TestDb::new(backend).await;
-    let tracking = Tracking::open(t.db.clone()).await.unwrap();
-    let tuning = Tuning::open(t.db.clone(), tracking).await.unwrap();
+    let tuning = process(&t).await;
     (t, tuning)
+}
+
+/// Tuning on `t`'s store as another process would have it: its own studies in memory.
+async fn process(t: &TestDb) -> Tuning {
+    let tracking = Tracking::open(t.db.clone()).await.unwrap();
+    Tuning::open(t.db.clone(), tracking).await.unwrap()
 }
 
 fn new_study(name: &str, sampler: SamplerConfig, pruner: PrunerConfig) -> NewStudy {
@@ -413,10 +418,7 @@ async fn play_shared_study(actor: impl Fn(usize) -> Tuning, name: &str) {
 
 async fn processes_sharing_a_store_see_each_others_changes(backend: Backend) {
     let t = TestDb::new(backend).await;
-    let open = || async {
-        let tracking = Tracking::open(t.db.clone()).await.unwrap();
-        Tuning::open(t.db.clone(), tracking).await.unwrap()
-    };
+    let open = || process(&t);
     // Two processes (each its own studies in memory) and one that only ever reads afresh.
     let (a, b) = (open().await, open().await);
     let pruner = PrunerConfig::from_json(
@@ -469,10 +471,7 @@ async fn processes_sharing_a_store_see_each_others_changes(backend: Backend) {
 async fn deleting_a_study_removes_it_and_frees_its_name(backend: Backend) {
     use track::{LifecycleStage, RunStatus};
     let t = TestDb::new(backend).await;
-    let open = || async {
-        let tracking = Tracking::open(t.db.clone()).await.unwrap();
-        Tuning::open(t.db.clone(), tracking).await.unwrap()
-    };
+    let open = || process(&t);
     let (a, b) = (open().await, open().await);
     let x = Distribution::float(0.0, 1.0, None, false).unwrap();
     let study = a
