@@ -1,11 +1,12 @@
 //! Sampler quality over many seeds, in-process: `cargo run --release -p slipway-tune --example
-//! sweep -- FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP] [LIAR]`. Prints median [q25, q75] of
+//! sweep -- FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP] [PENDING]`. Prints median [q25, q75] of
 //! the best value per function over seeds FROM..TO (and over seeds 0–9 when they are included),
 //! the mean log10 of the gap to the minimum, and for Hartmann-6 the share of runs stuck above −3.2
 //! (a local minimum); for a function with several objectives (zdt1, dtlz2), the hypervolume of
-//! the front found (larger is better). LIAR is 1 (running trials count as bad: constant liar) or
-//! 0 (left out, the default). Two threads. This is how `good_clip`'s and `constant_liar`'s
-//! defaults were chosen: see docs/tuning.md.
+//! the front found (larger is better). PENDING is how TPE treats running trials: believer (predicted
+//! by a Gaussian process: the default with one objective), liar (counted as bad: the default
+//! with several) or out (left out). Two threads. This is how `good_clip`'s, `constant_liar`'s and
+//! `believer`'s defaults were chosen: see docs/tuning.md.
 use slipway_tune::functions::{MULTI_NAMES, NAMES, function, multi_function, run, run_multi};
 use slipway_tune::{Direction, PrunerConfig, SamplerConfig, StudyConfig, TpeOptions};
 
@@ -22,7 +23,7 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str, default: T) 
     match args.get(i) {
         None => default,
         Some(a) => a.parse().unwrap_or_else(|_| {
-            eprintln!("error: {name}: cannot read '{a}' (usage: sweep FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP] [LIAR])");
+            eprintln!("error: {name}: cannot read '{a}' (usage: sweep FROM TO TRIALS IN_FLIGHT [FUNCTIONS] [GOOD_CLIP] [PENDING])");
             std::process::exit(2)
         }),
     }
@@ -36,16 +37,38 @@ fn main() {
     let in_flight: usize = arg(&args, 4, "IN_FLIGHT", 1);
     let names: String = arg(&args, 5, "FUNCTIONS", "branin,hartmann6,rosenbrock10,mixed".into());
     let good_clip: f64 = arg(&args, 6, "GOOD_CLIP", TpeOptions::default().good_clip);
-    let liar: u8 = arg(&args, 7, "LIAR", u8::from(TpeOptions::default().constant_liar));
-    if from >= to || trials == 0 || !(good_clip > 0.0 && good_clip <= 1.0) || liar > 1 {
-        eprintln!("error: need FROM < TO, TRIALS >= 1, GOOD_CLIP in (0, 1] and LIAR 0 or 1");
+    let pending: Option<String> = args.get(7).cloned();
+    let (constant_liar, believer) = match pending.as_deref() {
+        None => (None, None),
+        Some("believer") => (Some(false), Some(true)),
+        Some("liar") => (Some(true), Some(false)),
+        Some("out") => (Some(false), Some(false)),
+        Some(_) => (Some(true), Some(true)),
+    };
+    // A study's defaults for one or several objectives, with GOOD_CLIP and PENDING when given.
+    let options_for = |n_objectives: usize| {
+        let d = TpeOptions::for_objectives(n_objectives);
+        TpeOptions {
+            good_clip,
+            constant_liar: constant_liar.unwrap_or(d.constant_liar),
+            believer: believer.unwrap_or(d.believer) && n_objectives == 1,
+            ..d
+        }
+    };
+    if from >= to
+        || trials == 0
+        || !(good_clip > 0.0 && good_clip <= 1.0)
+        || constant_liar == Some(true) && believer == Some(true)
+    {
+        eprintln!(
+            "error: need FROM < TO, TRIALS >= 1, GOOD_CLIP in (0, 1] and PENDING believer, liar or out"
+        );
         std::process::exit(2);
     }
-    let options = TpeOptions { good_clip, constant_liar: liar == 1, ..TpeOptions::default() };
     let seeds: Vec<u64> = (from..to).collect();
     for name in names.split(',') {
         if multi_function(name).is_some() {
-            multi(name, &seeds, trials, in_flight, &options);
+            multi(name, &seeds, trials, in_flight, &options_for(2));
             continue;
         }
         let Some(f) = function(name) else {
@@ -56,7 +79,7 @@ fn main() {
             );
             std::process::exit(2)
         };
-        let results = per_seed(&seeds, &options, |config| {
+        let results = per_seed(&seeds, &options_for(1), |config| {
             run(config, &f, trials, in_flight, |_| {}).unwrap().best_value
         });
         let first10: Vec<f64> =
@@ -85,12 +108,10 @@ fn main() {
     }
 }
 
-/// The median [q25, q75] hypervolume of the fronts found over `seeds`, the study's default sampler
-/// for several objectives (univariate TPE) with `options`' clip and liar.
+/// The median [q25, q75] hypervolume of the fronts found over `seeds` with `options`.
 fn multi(name: &str, seeds: &[u64], trials: usize, in_flight: usize, options: &TpeOptions) {
     let f = multi_function(name).expect("a known function");
-    let options = TpeOptions { multivariate: false, ..options.clone() };
-    let results = per_seed(seeds, &options, |config| {
+    let results = per_seed(seeds, options, |config| {
         run_multi(config, &f, trials, in_flight, |_| {}).unwrap().hypervolume
     });
     println!(

@@ -15,6 +15,7 @@
 mod config;
 mod error;
 pub mod functions;
+mod gp;
 mod importance;
 mod pareto;
 mod parzen;

@@ -242,6 +242,9 @@ fn tpe_sample(
             _ => {}
         }
     }
+    if options.believer && !options.constant_liar {
+        believe(study, number, dims, &mut complete);
+    }
     // The n_below best complete trials (ties to the earlier trial), then the furthest pruned.
     let by_loss = |a: &(f64, u64), b: &(f64, u64)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let take = n_below.min(complete.len());
@@ -265,6 +268,74 @@ fn tpe_sample(
     above.sort_unstable();
 
     tpe_choose(study, options, dims, rng, &below, None, &above)
+}
+
+/// The most complete trials the believer's Gaussian process is fitted to: the best half of them
+/// and the newest rest (its cost grows with the cube of their number).
+const BELIEVER_POINTS: usize = 128;
+
+/// Which stretch of a history of `n_complete` trials the believer's kernel is searched for:
+/// every 5 trials up to 50, then every tenth more.
+fn kernel_epoch(n_complete: usize) -> usize {
+    if n_complete < 50 {
+        n_complete / 5
+    } else {
+        10 + ((n_complete as f64 / 50.0).ln() / 1.1f64.ln()) as usize
+    }
+}
+
+/// Kriging believer: a Gaussian process fitted to the complete trials predicts each running trial
+/// (but `number`), which then joins `complete` with its prediction, to be split into good and bad
+/// as if it had ended. Scores are normal scores of the ranks: `complete`'s losses are replaced by
+/// theirs (the order kept), so one outlier cannot flatten the fit.
+fn believe(study: &Study, number: u64, dims: &[Dim], complete: &mut Vec<(f64, u64)>) {
+    let trials = study.trials();
+    let unit = |t: &Trial| -> Option<Vec<f64>> {
+        dims.iter()
+            .map(|d| {
+                d.value(study, t)
+                    .or_else(|| t.relative.as_deref().and_then(|rel| d.converted(study, rel)))
+                    .map(|v| d.dist.to_unit(v))
+            })
+            .collect()
+    };
+    let running: Vec<(u64, Vec<f64>)> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Running && t.number != number)
+        .filter_map(|t| unit(t).map(|x| (t.number, x)))
+        .collect();
+    if running.is_empty() || complete.len() < 2 {
+        return;
+    }
+    let n = complete.len() as f64;
+    complete.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (rank, c) in complete.iter_mut().enumerate() {
+        c.0 = crate::truncnorm::ndtri((rank as f64 + 0.5) / n);
+    }
+    let mut fitted: Vec<(f64, u64, Vec<f64>)> = complete
+        .iter()
+        .filter_map(|&(z, num)| unit(&trials[num as usize]).map(|x| (z, num, x)))
+        .collect();
+    if fitted.len() > BELIEVER_POINTS {
+        // `complete` is in order of score: keep the best half, then the newest.
+        let mut rest = fitted.split_off(BELIEVER_POINTS / 2);
+        rest.sort_by_key(|&(_, num, _)| std::cmp::Reverse(num));
+        rest.truncate(BELIEVER_POINTS - fitted.len());
+        fitted.extend(rest);
+    }
+    let (targets, points): (Vec<f64>, Vec<Vec<f64>>) =
+        fitted.into_iter().map(|(z, _, x)| (z, x)).unzip();
+    let categorical: Vec<bool> =
+        dims.iter().map(|d| matches!(d.dist, Distribution::Categorical { .. })).collect();
+    // The kernel is searched for once per stretch of the history (`kernel_epoch`) and reused
+    // within it: the search costs some hundred fits, a fit one.
+    let key: Vec<u32> = dims.iter().map(|d| d.exact.unwrap_or(u32::MAX)).collect();
+    let kernel = study.believer_kernel(key, kernel_epoch(complete.len()), || {
+        crate::gp::Kernel::search(&points, &targets, &categorical)
+    });
+    let Some(kernel) = kernel.as_ref() else { return };
+    let Some(gp) = crate::gp::Gp::fit(&points, &targets, &categorical, kernel) else { return };
+    complete.extend(running.iter().map(|(num, x)| (gp.predict(x), *num)));
 }
 
 /// Multi-objective TPE's split, as Optuna's: whole fronts of the complete trials (by
@@ -514,6 +585,65 @@ mod tests {
             s.tell(n, TrialState::Complete, &[f]).unwrap();
         }
         s.best_trial().unwrap().value().unwrap()
+    }
+
+    #[test]
+    fn the_believer_counts_a_running_trial_good_or_bad_by_where_it_lies() {
+        // 40 complete trials of a bowl over a float and a log float, placed at random.
+        let mut s = study(SamplerConfig::Random, 4);
+        let x = Distribution::float(-10.0, 10.0, None, false).unwrap();
+        let y = Distribution::float(1e-3, 1e3, None, true).unwrap();
+        let bowl = |vx: f64, vy: f64| (vx - 2.0).powi(2) + 10.0 * (vy.log10() - 1.0).powi(2);
+        let place = |s: &mut Study, fixed: BTreeMap<String, Value>| {
+            let n = s.ask(fixed);
+            let vx = s.suggest_internal(n, "x", &x).unwrap();
+            let vy = s.suggest_internal(n, "y", &y).unwrap();
+            (n, bowl(vx, vy))
+        };
+        for _ in 0..40 {
+            let (n, value) = place(&mut s, BTreeMap::new());
+            s.tell(n, TrialState::Complete, &[value]).unwrap();
+        }
+        // Running: one at the bowl's bottom, one at a far corner, and the trial asking.
+        let at =
+            |vx: f64, vy: f64| BTreeMap::from([("x".into(), json!(vx)), ("y".into(), json!(vy))]);
+        let (bottom, _) = place(&mut s, at(2.0, 10.0));
+        let (corner, _) = place(&mut s, at(-9.5, 0.002));
+        let asking = s.ask(BTreeMap::new());
+        let dims = [Dim::named(&s, "x", &x), Dim::named(&s, "y", &y)];
+        let mut complete: Vec<(f64, u64)> = s
+            .trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .map(|t| (t.value().unwrap(), t.number))
+            .collect();
+        let by_value: Vec<u64> = {
+            let mut c = complete.clone();
+            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            c.into_iter().map(|(_, n)| n).collect()
+        };
+        believe(&s, asking, &dims, &mut complete);
+        assert_eq!(complete.len(), 42, "the asking trial is left out");
+        complete.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let order: Vec<u64> = complete.iter().map(|&(_, n)| n).collect();
+        let rank = |n: u64| order.iter().position(|&m| m == n).unwrap();
+        // The complete trials keep their order; the bottom is among the good (γ(40) = 4), the
+        // corner among the worst tenth.
+        let kept: Vec<u64> =
+            order.iter().copied().filter(|&n| n != bottom && n != corner).collect();
+        assert_eq!(kept, by_value);
+        assert!(rank(bottom) < default_gamma(40), "bottom ranks {}", rank(bottom));
+        assert!(rank(corner) >= 38, "corner ranks {}", rank(corner));
+    }
+
+    #[test]
+    fn the_believer_changes_nothing_when_no_other_trial_runs() {
+        let with = TpeOptions::default();
+        assert!(with.believer);
+        let without = TpeOptions { believer: false, ..with.clone() };
+        for seed in 0..3 {
+            assert_eq!(minimise(seed, with.clone(), 40), minimise(seed, without.clone(), 40));
+        }
     }
 
     #[test]

@@ -269,6 +269,22 @@ impl Distribution {
         Ok(internal)
     }
 
+    /// An internal value scaled to [0, 1] over the range (on the log scale for a log
+    /// distribution); a categorical one stays its choice index.
+    pub(crate) fn to_unit(&self, v: f64) -> f64 {
+        let span =
+            |low: f64, high: f64, v: f64| if high > low { (v - low) / (high - low) } else { 0.0 };
+        match *self {
+            Distribution::Float { low, high, log: true, .. } => span(low.ln(), high.ln(), v.ln()),
+            Distribution::Int { low, high, log: true, .. } => {
+                span((low as f64).ln(), (high as f64).ln(), v.ln())
+            }
+            Distribution::Float { low, high, .. } => span(low, high, v),
+            Distribution::Int { low, high, .. } => span(low as f64, high as f64, v),
+            Distribution::Categorical { .. } => v,
+        }
+    }
+
     /// A short human description (`float [0.0001, 1] log`).
     pub fn describe(&self) -> String {
         match self {

@@ -420,7 +420,7 @@ layers = { type = "int", low = 1, high = 4 }
         check(
             base(),
             expect![[
-                r#"ok 1 params, sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":false,"prior_weight":1.0,"good_clip":0.25}"#
+                r#"ok 1 params, sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":false,"believer":true,"prior_weight":1.0,"good_clip":0.25}"#
             ]],
         );
         check(
@@ -464,14 +464,14 @@ layers = { type = "int", low = 1, high = 4 }
         check(
             two.clone(),
             expect![[
-                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
+                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":false,"constant_liar":true,"believer":false,"prior_weight":1.0,"good_clip":0.25}"#
             ]],
         );
         two["sampler"] = json!({"type": "tpe", "multivariate": true});
         check(
             two.clone(),
             expect![[
-                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"prior_weight":1.0,"good_clip":0.25}"#
+                r#"ok 1 params, objectives ["latency", "accuracy"] [Minimize, Maximize], sampler {"type":"tpe","n_startup_trials":10,"n_ei_candidates":24,"multivariate":true,"constant_liar":true,"believer":false,"prior_weight":1.0,"good_clip":0.25}"#
             ]],
         );
         two["pruner"] = json!("median");

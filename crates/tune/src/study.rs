@@ -132,6 +132,29 @@ pub struct Study {
     split_cache: Memo<(usize, usize), samplers::MultiSplit>,
     /// A grid sampler's shuffled order of combinations, keyed by the grid's size.
     grid_cache: Memo<usize, Vec<u32>>,
+    /// The kriging believer's kernel, keyed by its dimensions' keys and the history's stretch.
+    believer_cache: Kernels,
+}
+
+/// The believer's kernels by (dimensions' keys, history stretch), for each set of dimensions a
+/// sampler fits (the joint one, and each parameter sampled on its own); a stretch's kernels
+/// replace the older ones. Clones start empty.
+#[derive(Default)]
+struct Kernels(std::sync::Mutex<HashMap<Vec<u32>, (usize, SharedKernel)>>);
+
+/// A kernel search's outcome (None: no kernel fitted), shared by the trials of its stretch.
+type SharedKernel = std::sync::Arc<Option<crate::gp::Kernel>>;
+
+impl Clone for Kernels {
+    fn clone(&self) -> Kernels {
+        Kernels::default()
+    }
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kernels")
+    }
 }
 
 /// One value kept with the key it was made for, remade when asked for another key. Clones start
@@ -185,7 +208,30 @@ impl Study {
             n_complete: 0,
             split_cache: Memo::default(),
             grid_cache: Memo::default(),
+            believer_cache: Kernels::default(),
         }
+    }
+
+    /// The believer's kernel for dimensions `key` in history stretch `epoch`, found by `search`
+    /// once per pair.
+    pub(crate) fn believer_kernel(
+        &self,
+        key: Vec<u32>,
+        epoch: usize,
+        search: impl FnOnce() -> Option<crate::gp::Kernel>,
+    ) -> SharedKernel {
+        let mut kept = self.believer_cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, kernel)) = kept.get(&key)
+            && *at == epoch
+        {
+            return kernel.clone();
+        }
+        let kernel = std::sync::Arc::new(search());
+        if kept.len() >= 64 {
+            kept.clear();
+        }
+        kept.insert(key, (epoch, kernel.clone()));
+        kernel
     }
 
     /// The order of a grid of `size` combinations, made by `shuffle` once per size (it depends

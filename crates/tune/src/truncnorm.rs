@@ -99,6 +99,11 @@ fn ndtri_exp_newton(y: f64) -> f64 {
     x
 }
 
+/// Φ⁻¹(p) for p ∈ (0, 1).
+pub(crate) fn ndtri(p: f64) -> f64 {
+    if p <= 0.5 { ndtri_lower(p) } else { -ndtri_lower(1.0 - p) }
+}
+
 /// Φ⁻¹(p) for p ∈ (0, 0.5]: Acklam's rational approximation refined by one Halley step on
 /// erfc, good to a few ulp.
 fn ndtri_lower(p: f64) -> f64 {

@@ -41,8 +41,10 @@ def test_ask_tell_records_every_trial_as_a_child_run_and_finds_better_values(ser
     assert float(run["params"]["x"]) == best["params"]["x"]
     assert run["metrics"]["value"] == best["value"]
     assert study.info["sampler"]["good_clip"] == 0.25, "sharper than Optuna's by default"
-    optuna_rule = client.study("quad-optuna", sampler={"type": "tpe", "good_clip": 1})
+    assert study.info["sampler"]["believer"] is True, "running trials are predicted by default"
+    optuna_rule = client.study("quad-optuna", sampler={"type": "tpe", "good_clip": 1, "constant_liar": True})
     assert optuna_rule.info["sampler"]["good_clip"] == 1
+    assert optuna_rule.info["sampler"]["believer"] is False, "the liar replaces the believer"
     # The same study again: loaded, not created, its trials kept.
     again = client.study("quad", sampler="random")
     assert again.info["study_id"] == study.info["study_id"]
@@ -74,6 +76,9 @@ def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server
     with pytest.raises(SlipwayError) as e:
         client.study("bad3", sampler={"type": "tpe", "good_clip": 0})
     assert e.value.status == 400 and "sampler.good_clip" in e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client.study("bad4", sampler={"type": "tpe", "constant_liar": True, "believer": True})
+    assert e.value.status == 400 and "sampler.believer" in e.value.message
     with pytest.raises(SlipwayError) as e:
         client.get_study("nope")
     assert e.value.status == 404

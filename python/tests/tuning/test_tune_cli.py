@@ -353,3 +353,25 @@ def test_force_deleting_a_running_study_stops_its_objective_and_tune_run(backend
         assert again["study_id"] != study_id and again["counts"]["COMPLETE"] == 3
     finally:
         s.close()
+
+
+def tune_try(*args):
+    return subprocess.run([slipway_bin(), "--json", "tune", "try", *args], capture_output=True, text=True)
+
+
+def test_tune_try_takes_how_running_trials_are_treated_and_refuses_clashing_choices():
+    # The believer acts only on trials sampled while others run: one at a time it changes nothing.
+    base = ["rosenbrock10", "--trials", "30", "--seed", "3"]
+    history = lambda *extra: json.loads(tune_try(*base, *extra).stdout)["history"]
+    assert history() == history("--believer", "false")
+    believed = history("--parallel", "4")
+    assert believed != history("--parallel", "4", "--believer", "false")
+    assert believed != history("--parallel", "4", "--constant-liar", "true")
+    for args, wanted in [(["--constant-liar", "true", "--believer", "true"], "choose one"),
+                         (["--sampler", "random", "--believer", "false"], "only for a TPE sampler"),
+                         (["--sampler", "tpe-optuna", "--believer", "true"], "no believer")]:
+        done = tune_try(*base, *args)
+        assert done.returncode != 0 and done.stdout == "", args
+        assert done.stderr.count("\n") == 1 and wanted in done.stderr, done.stderr
+    multi = tune_try("zdt1", "--trials", "5", "--believer", "true")
+    assert multi.returncode != 0 and "one objective" in multi.stderr, multi.stderr

@@ -114,12 +114,14 @@ pub(crate) enum TuneCommand {
         slipway tune try mixed --sampler random\n  \
         slipway tune try sphere6 --trials 5000 --json     # the sampler's own cost per trial\n  \
         slipway tune try hartmann6 --parallel 4           # as four workers would\n  \
+        slipway tune try rosenbrock10 --parallel 4 --believer false\n  \
         slipway tune try zdt1 --parallel 4 --constant-liar false\n\n\
         Functions: branin (2-D), hartmann6 (6-D), rosenbrock10 (10-D), mixed (a float, a log\n\
         float, an int and a categorical), sphere6 (6-D, costs nothing).\n\
         Samplers: tpe (Optuna 5's defaults: multivariate, 10 random start-up trials, 24\n\
         candidates; the good kernels may narrow to a quarter of Optuna's floor), tpe-optuna\n\
-        (exactly Optuna 5's rule: good_clip = 1, constant liar), tpe-univariate, random.")]
+        (exactly Optuna 5's rule: good_clip = 1, constant liar, no believer), tpe-univariate,\n\
+        random.")]
     Try {
         /// branin, hartmann6, rosenbrock10, mixed or sphere6; zdt1 or dtlz2 (several objectives)
         function: String,
@@ -134,17 +136,22 @@ pub(crate) enum TuneCommand {
         /// Play N parallel workers: trials are sampled while N-1 others are still running
         #[arg(long, default_value_t = 1)]
         parallel: usize,
-        /// TPE: count running trials as bad (true) or leave them out (false); default as a
-        /// study's: false with one objective, true with several
+        /// TPE: count running trials as bad (true) or not (false); default as a study's: false
+        /// with one objective, true with several
         #[arg(long)]
         constant_liar: Option<bool>,
+        /// TPE, one objective: count each running trial good or bad as a Gaussian process over
+        /// the complete ones predicts (true, a study's default) or leave them out (false)
+        #[arg(long)]
+        believer: Option<bool>,
     },
 }
 
 pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
-        TuneCommand::Try { function, trials, seed, sampler, parallel, constant_liar } => {
-            try_function(&function, trials, seed, &sampler, parallel, constant_liar, global).await
+        TuneCommand::Try { function, trials, seed, sampler, parallel, constant_liar, believer } => {
+            let pending = Pending { constant_liar, believer };
+            try_function(&function, trials, seed, &sampler, parallel, pending, global).await
         }
         TuneCommand::Run { file, workers, trial_lease, stores } => {
             run_study(&file, workers, trial_lease, &stores, global).await
@@ -604,15 +611,22 @@ async fn trials(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `tune try` asks TPE to treat running trials; None: a study's default.
+struct Pending {
+    constant_liar: Option<bool>,
+    believer: Option<bool>,
+}
+
 async fn try_function(
     name: &str,
     trials: usize,
     seed: u64,
     sampler: &str,
     parallel: usize,
-    constant_liar: Option<bool>,
+    pending: Pending,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
+    let Pending { constant_liar, believer } = pending;
     if parallel == 0 {
         bail!("--parallel must be at least 1");
     }
@@ -633,6 +647,16 @@ async fn try_function(
     let mut tpe = tune::TpeOptions::for_objectives(if multi.is_some() { 2 } else { 1 });
     if let Some(liar) = constant_liar {
         tpe.constant_liar = liar;
+        tpe.believer &= !liar;
+    }
+    if let Some(believer) = believer {
+        if believer && multi.is_some() {
+            bail!("--believer true: only for a function of one objective");
+        }
+        if believer && tpe.constant_liar {
+            bail!("--believer true: cannot be used with the constant liar (choose one)");
+        }
+        tpe.believer = believer;
     }
     let sampler = match sampler {
         "tpe" => tune::SamplerConfig::Tpe(tpe),
@@ -642,12 +666,17 @@ async fn try_function(
         "tpe-univariate" => {
             tune::SamplerConfig::Tpe(tune::TpeOptions { multivariate: false, ..tpe })
         }
+        "tpe-optuna" if believer == Some(true) => {
+            bail!("--believer true: tpe-optuna is Optuna's rule, which has no believer")
+        }
         "tpe-optuna" => tune::SamplerConfig::Tpe(tune::TpeOptions {
             good_clip: 1.0,
             constant_liar: constant_liar.unwrap_or(true),
+            believer: false,
             ..tpe
         }),
         "random" if constant_liar.is_some() => bail!("--constant-liar: only for a TPE sampler"),
+        "random" if believer.is_some() => bail!("--believer: only for a TPE sampler"),
         "random" => tune::SamplerConfig::Random,
         other => bail!(
             "unknown sampler '{other}' (expected tpe, tpe-optuna, tpe-multivariate, tpe-univariate \
