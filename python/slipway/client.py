@@ -616,7 +616,8 @@ class Slipway:
         (default; Optuna 5's multivariate TPE with sharper good-trial kernels), "random", "grid",
         or a dict with options ({"type": "tpe", "n_startup_trials": 20}; {"type": "tpe",
         "good_clip": 1, "constant_liar": True} is Optuna's rule; with one objective, trials
-        still running are predicted by a Gaussian process unless "believer": False); `pruner`: "median", "percentile", "asha", "hyperband"
+        still running are predicted by a Gaussian process unless "believer": False);
+        `pruner`: "median", "percentile", "asha", "hyperband"
         or a dict (a multi-objective study has none). Each trial is a run of `experiment` (the
         study's name by default) under the study's parent run."""
         from .tuning import Study

@@ -338,6 +338,24 @@ impl SamplerConfig {
         SamplerConfig::from_json_for(value, at, 1)
     }
 
+    /// A sampler as a study stored it (the whole options, serialised). A TPE sampler stored
+    /// before the believer existed has none, and keeps treating running trials as it did; one
+    /// whose believer cannot act (with the liar, or several objectives: a study made in code
+    /// may hold that) reads back without it, as it ran.
+    pub(crate) fn from_stored(value: Option<&Value>, n_objectives: usize) -> Result<SamplerConfig> {
+        if let Some(Value::Object(obj)) = value
+            && obj.get("type").and_then(Value::as_str) == Some("tpe")
+        {
+            let mut obj = obj.clone();
+            let liar = obj.get("constant_liar").and_then(Value::as_bool).unwrap_or(false);
+            let believer = obj.get("believer").and_then(Value::as_bool).unwrap_or(false);
+            obj.insert("believer".into(), Value::Bool(believer && !liar && n_objectives <= 1));
+            let obj = Value::Object(obj);
+            return SamplerConfig::from_json_for(Some(&obj), "sampler", n_objectives);
+        }
+        SamplerConfig::from_json_for(value, "sampler", n_objectives)
+    }
+
     /// The sampler `value` describes (`{"type": "tpe", ...}` or just the type; none: TPE), for a study of `n_objectives`: the options it
     /// leaves out take [`TpeOptions::for_objectives`]' defaults.
     pub fn from_json_for(
@@ -626,10 +644,28 @@ mod tests {
         let both = serde_json::json!({"type": "tpe", "believer": true});
         let err = SamplerConfig::from_json_for(Some(&both), "sampler", 2).unwrap_err();
         assert!(err.to_string().contains("sampler.believer: only for a study of one"), "{err}");
-        // A study's stored sampler reads back as it was written.
-        let stored = SamplerConfig::from_json_for(None, "sampler", 1).unwrap();
-        let json = serde_json::to_value(&stored).unwrap();
-        assert_eq!(SamplerConfig::from_json_for(Some(&json), "sampler", 1).unwrap(), stored);
+        // A study's stored sampler reads back as it was written, for one objective or several;
+        // one stored before the believer existed keeps running trials out.
+        for n in [1, 2] {
+            let stored = SamplerConfig::from_json_for(None, "sampler", n).unwrap();
+            let json = serde_json::to_value(&stored).unwrap();
+            assert_eq!(SamplerConfig::from_stored(Some(&json), n).unwrap(), stored);
+        }
+        let old = serde_json::json!({"type": "tpe", "n_startup_trials": 10, "n_ei_candidates": 24,
+            "multivariate": true, "constant_liar": false, "prior_weight": 1.0, "good_clip": 0.25});
+        match SamplerConfig::from_stored(Some(&old), 1).unwrap() {
+            SamplerConfig::Tpe(o) => assert!(!o.believer && !o.constant_liar),
+            other => panic!("{other:?}"),
+        }
+        // Options made in code with a believer that cannot act read back without it.
+        let both = serde_json::json!({"type": "tpe", "constant_liar": true, "believer": true});
+        let multi = serde_json::json!({"type": "tpe", "constant_liar": false, "believer": true});
+        for (json, n) in [(both, 1), (multi, 3)] {
+            match SamplerConfig::from_stored(Some(&json), n).unwrap() {
+                SamplerConfig::Tpe(o) => assert!(!o.believer, "{json}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -274,28 +274,67 @@ fn tpe_sample(
 /// and the newest rest (its cost grows with the cube of their number).
 const BELIEVER_POINTS: usize = 128;
 
-/// Which stretch of a history of `n_complete` trials the believer's kernel is searched for:
-/// every 5 trials up to 50, then every tenth more.
-fn kernel_epoch(n_complete: usize) -> usize {
-    if n_complete < 50 {
-        n_complete / 5
-    } else {
-        10 + ((n_complete as f64 / 50.0).ln() / 1.1f64.ln()) as usize
+/// The most complete trials its kernel is searched on (chosen alike): a search fits the process
+/// some hundred times.
+const BELIEVER_SEARCH_POINTS: usize = 64;
+
+/// How many complete trials the believer's kernel is searched on, for `n` complete: the start of
+/// the stretch of the history `n` falls in (every 5 trials up to 50, then every tenth more), so
+/// that the search runs once per stretch.
+fn stretch_start(n: usize) -> usize {
+    if n < 50 {
+        return (n / 5 * 5).max(n.min(2));
     }
+    let mut start = 50.0f64;
+    while (start * 1.1).floor() as usize <= n {
+        start *= 1.1;
+    }
+    start.floor() as usize
+}
+
+/// Normal scores of `scores`' ranks (ties to the earlier), in their order.
+fn rank_scores(scores: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+    let n = scores.len() as f64;
+    let mut out = vec![0.0; scores.len()];
+    for (rank, i) in order.into_iter().enumerate() {
+        out[i] = crate::truncnorm::ndtri((rank as f64 + 0.5) / n);
+    }
+    out
+}
+
+/// At most `cap` of `points` (score, number, input): the best half by score, then the highest
+/// numbers.
+fn capped(mut points: Vec<(f64, u64, Vec<f64>)>, cap: usize) -> Vec<(f64, u64, Vec<f64>)> {
+    if points.len() <= cap {
+        return points;
+    }
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut rest = points.split_off(cap / 2);
+    rest.sort_by_key(|&(_, num, _)| std::cmp::Reverse(num));
+    rest.truncate(cap - points.len());
+    points.extend(rest);
+    points
 }
 
 /// Kriging believer: a Gaussian process fitted to the complete trials predicts each running trial
 /// (but `number`), which then joins `complete` with its prediction, to be split into good and bad
 /// as if it had ended. Scores are normal scores of the ranks: `complete`'s losses are replaced by
-/// theirs (the order kept), so one outlier cannot flatten the fit.
+/// theirs (the order kept), so one outlier cannot flatten the fit. The good set's size stays
+/// γ(finished trials): a running trial predicted good takes the place of a complete one.
 fn believe(study: &Study, number: u64, dims: &[Dim], complete: &mut Vec<(f64, u64)>) {
     let trials = study.trials();
+    // A trial's inputs, from its own params; a running trial's also from the joint sample it has
+    // not used yet.
     let unit = |t: &Trial| -> Option<Vec<f64>> {
         dims.iter()
             .map(|d| {
-                d.value(study, t)
-                    .or_else(|| t.relative.as_deref().and_then(|rel| d.converted(study, rel)))
-                    .map(|v| d.dist.to_unit(v))
+                let joint = || {
+                    let relative = t.relative.as_deref().filter(|_| t.state == TrialState::Running);
+                    relative.and_then(|rel| d.converted(study, rel))
+                };
+                d.value(study, t).or_else(joint).map(|v| d.dist.to_unit(v))
             })
             .collect()
     };
@@ -312,28 +351,34 @@ fn believe(study: &Study, number: u64, dims: &[Dim], complete: &mut Vec<(f64, u6
     for (rank, c) in complete.iter_mut().enumerate() {
         c.0 = crate::truncnorm::ndtri((rank as f64 + 0.5) / n);
     }
-    let mut fitted: Vec<(f64, u64, Vec<f64>)> = complete
+    let mut usable: Vec<(f64, u64, Vec<f64>)> = complete
         .iter()
         .filter_map(|&(z, num)| unit(&trials[num as usize]).map(|x| (z, num, x)))
         .collect();
-    if fitted.len() > BELIEVER_POINTS {
-        // `complete` is in order of score: keep the best half, then the newest.
-        let mut rest = fitted.split_off(BELIEVER_POINTS / 2);
-        rest.sort_by_key(|&(_, num, _)| std::cmp::Reverse(num));
-        rest.truncate(BELIEVER_POINTS - fitted.len());
-        fitted.extend(rest);
-    }
-    let (targets, points): (Vec<f64>, Vec<Vec<f64>>) =
-        fitted.into_iter().map(|(z, _, x)| (z, x)).unzip();
     let categorical: Vec<bool> =
         dims.iter().map(|d| matches!(d.dist, Distribution::Categorical { .. })).collect();
-    // The kernel is searched for once per stretch of the history (`kernel_epoch`) and reused
-    // within it: the search costs some hundred fits, a fit one.
-    let key: Vec<u32> = dims.iter().map(|d| d.exact.unwrap_or(u32::MAX)).collect();
-    let kernel = study.believer_kernel(key, kernel_epoch(complete.len()), || {
-        crate::gp::Kernel::search(&points, &targets, &categorical)
+    // The kernel is searched for on a part of the history the history itself fixes — the first
+    // complete trials by number, as many as the stretch's start — so that every process with
+    // the same history finds the same kernel; it is kept in memory while that part stays the
+    // same (one search per stretch; a fit with it costs one factorisation).
+    usable.sort_by_key(|&(_, num, _)| num);
+    let base = capped(usable[..stretch_start(usable.len())].to_vec(), BELIEVER_SEARCH_POINTS);
+    let mut base_numbers: Vec<u64> = base.iter().map(|&(_, num, _)| num).collect();
+    base_numbers.sort_unstable();
+    let mut key: Vec<u32> = Vec::new();
+    for d in dims {
+        key.push(d.exact.unwrap_or(u32::MAX));
+        key.push(d.others.len() as u32);
+        key.extend(&d.others);
+    }
+    let kernel = study.believer_kernel(key, base_numbers, || {
+        let scores: Vec<f64> = base.iter().map(|&(z, _, _)| z).collect();
+        let points: Vec<Vec<f64>> = base.iter().map(|(_, _, x)| x.clone()).collect();
+        crate::gp::Kernel::search(&points, &rank_scores(&scores), &categorical)
     });
     let Some(kernel) = kernel.as_ref() else { return };
+    let (targets, points): (Vec<f64>, Vec<Vec<f64>>) =
+        capped(usable, BELIEVER_POINTS).into_iter().map(|(z, _, x)| (z, x)).unzip();
     let Some(gp) = crate::gp::Gp::fit(&points, &targets, &categorical, kernel) else { return };
     complete.extend(running.iter().map(|(num, x)| (gp.predict(x), *num)));
 }
@@ -634,6 +679,45 @@ mod tests {
         assert_eq!(kept, by_value);
         assert!(rank(bottom) < default_gamma(40), "bottom ranks {}", rank(bottom));
         assert!(rank(corner) >= 38, "corner ranks {}", rank(corner));
+    }
+
+    #[test]
+    fn a_process_that_kept_the_study_believes_what_a_fresh_one_does() {
+        // Four trials in flight; after each tell, the believer's predictions from the study as
+        // kept (its kernels searched at earlier asks) equal those of a fresh copy (none kept).
+        let mut s = study(SamplerConfig::Tpe(TpeOptions::default()), 6);
+        let x = Distribution::float(-5.0, 5.0, None, false).unwrap();
+        let y = Distribution::float(1e-3, 1.0, None, true).unwrap();
+        let c = Distribution::categorical(vec![json!("a"), json!("b"), json!("c")]).unwrap();
+        let mut running = std::collections::VecDeque::new();
+        let mut checked = 0;
+        for _ in 0..70 {
+            while running.len() < 4 {
+                let n = s.ask(BTreeMap::new());
+                let vx = s.suggest_internal(n, "x", &x).unwrap();
+                let vy = s.suggest_internal(n, "y", &y).unwrap();
+                let vc = s.suggest_internal(n, "c", &c).unwrap();
+                running.push_back((n, (vx - 1.0).powi(2) + (vy.log10() + 2.0).powi(2) + vc));
+            }
+            let (n, value) = running.pop_front().unwrap();
+            s.tell(n, TrialState::Complete, &[value]).unwrap();
+            let believed = |st: &Study| {
+                let dims =
+                    [Dim::named(st, "x", &x), Dim::named(st, "y", &y), Dim::named(st, "c", &c)];
+                let mut complete: Vec<(f64, u64)> = st
+                    .trials()
+                    .iter()
+                    .filter(|t| t.state == TrialState::Complete)
+                    .map(|t| (t.value().unwrap(), t.number))
+                    .collect();
+                believe(st, u64::MAX, &dims, &mut complete);
+                complete
+            };
+            let kept = believed(&s);
+            assert_eq!(kept, believed(&s.clone()), "after trial {n}");
+            checked += usize::from(kept.len() > s.n_complete());
+        }
+        assert!(checked > 40, "{checked}");
     }
 
     #[test]

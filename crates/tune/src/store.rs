@@ -71,7 +71,7 @@ fn study_row(row: &AnyRow) -> Result<(StudyRow, PrunerState)> {
     let direction = Direction::parse(&row.try_get::<String, _>("direction")?, "direction")
         .map_err(|e| corrupt("study direction", e))?;
     let (metrics, directions) = objectives(row, direction)?;
-    let sampler = SamplerConfig::from_json(config.get("sampler"), "sampler")
+    let sampler = SamplerConfig::from_stored(config.get("sampler"), directions.len())
         .map_err(|e| corrupt("sampler", e))?;
     let pruner = PrunerConfig::from_json(config.get("pruner"), "pruner")
         .map_err(|e| corrupt("pruner", e))?;

@@ -136,13 +136,16 @@ pub struct Study {
     believer_cache: Kernels,
 }
 
-/// The believer's kernels by (dimensions' keys, history stretch), for each set of dimensions a
-/// sampler fits (the joint one, and each parameter sampled on its own); a stretch's kernels
-/// replace the older ones. Clones start empty.
+/// The believer's kernels, for each set of dimensions a sampler fits (the joint one, and each
+/// parameter sampled on its own): the trial numbers each was searched on, and the kernel found
+/// (None: none could be fitted). Clones start empty.
 #[derive(Default)]
-struct Kernels(std::sync::Mutex<HashMap<Vec<u32>, (usize, SharedKernel)>>);
+struct Kernels(std::sync::Mutex<KernelMap>);
 
-/// A kernel search's outcome (None: no kernel fitted), shared by the trials of its stretch.
+/// Dimensions' keys → (trial numbers searched on, kernel).
+type KernelMap = HashMap<Vec<u32>, (Vec<u64>, SharedKernel)>;
+
+/// A kernel search's outcome, shared by the trials that use it.
 type SharedKernel = std::sync::Arc<Option<crate::gp::Kernel>>;
 
 impl Clone for Kernels {
@@ -212,25 +215,25 @@ impl Study {
         }
     }
 
-    /// The believer's kernel for dimensions `key` in history stretch `epoch`, found by `search`
-    /// once per pair.
+    /// The believer's kernel for dimensions `key`, searched on trials `numbers` by `search`
+    /// unless the one kept for `key` was searched on the same trials.
     pub(crate) fn believer_kernel(
         &self,
         key: Vec<u32>,
-        epoch: usize,
+        numbers: Vec<u64>,
         search: impl FnOnce() -> Option<crate::gp::Kernel>,
     ) -> SharedKernel {
         let mut kept = self.believer_cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, kernel)) = kept.get(&key)
-            && *at == epoch
+        if let Some((on, kernel)) = kept.get(&key)
+            && *on == numbers
         {
             return kernel.clone();
         }
         let kernel = std::sync::Arc::new(search());
-        if kept.len() >= 64 {
+        if kept.len() >= 256 && !kept.contains_key(&key) {
             kept.clear();
         }
-        kept.insert(key, (epoch, kernel.clone()));
+        kept.insert(key, (numbers, kernel.clone()));
         kernel
     }
 
