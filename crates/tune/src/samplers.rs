@@ -632,6 +632,15 @@ mod tests {
         s.best_trial().unwrap().value().unwrap()
     }
 
+    /// (value, number) of the study's complete trials, as `believe` takes them.
+    fn complete_of(s: &Study) -> Vec<(f64, u64)> {
+        s.trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .map(|t| (t.value().unwrap(), t.number))
+            .collect()
+    }
+
     #[test]
     fn the_believer_counts_a_running_trial_good_or_bad_by_where_it_lies() {
         // 40 complete trials of a bowl over a float and a log float, placed at random.
@@ -656,12 +665,7 @@ mod tests {
         let (corner, _) = place(&mut s, at(-9.5, 0.002));
         let asking = s.ask(BTreeMap::new());
         let dims = [Dim::named(&s, "x", &x), Dim::named(&s, "y", &y)];
-        let mut complete: Vec<(f64, u64)> = s
-            .trials()
-            .iter()
-            .filter(|t| t.state == TrialState::Complete)
-            .map(|t| (t.value().unwrap(), t.number))
-            .collect();
+        let mut complete = complete_of(&s);
         let by_value: Vec<u64> = {
             let mut c = complete.clone();
             c.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -704,12 +708,7 @@ mod tests {
             let believed = |st: &Study| {
                 let dims =
                     [Dim::named(st, "x", &x), Dim::named(st, "y", &y), Dim::named(st, "c", &c)];
-                let mut complete: Vec<(f64, u64)> = st
-                    .trials()
-                    .iter()
-                    .filter(|t| t.state == TrialState::Complete)
-                    .map(|t| (t.value().unwrap(), t.number))
-                    .collect();
+                let mut complete = complete_of(st);
                 believe(st, u64::MAX, &dims, &mut complete);
                 complete
             };
