@@ -651,8 +651,10 @@ class Slipway:
         """Deletes a study and its trials; the name can be used again. The trials' runs and the
         study's run stay in their experiment unless `runs` (then soft-deleted, as MLflow's
         delete: restorable). While a trial runs the server refuses (SlipwayError, HTTP 409)
-        unless `force`, which fails the running trials. Returns `{name, study_id, trials,
-        running, runs_deleted}` (and `runs_skipped`, runs that could not be ended or deleted)."""
+        unless `force`, which fails the running trials. A study run from a file (`slipway tune
+        run`) also has its trial jobs cancelled. Returns `{name, study_id, trials, running,
+        runs_deleted, jobs_cancelled}` (and `runs_skipped`, runs that could not be ended or
+        deleted)."""
         query = urllib.parse.urlencode({"runs": "true" if runs else "false", "force": "true" if force else "false"})
         return self._request("DELETE", f"/api/v1/studies/{_q(name)}?{query}")
 

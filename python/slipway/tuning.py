@@ -142,7 +142,7 @@ class Trial:
     def should_prune(self) -> bool:
         """Whether the study's pruner stops this trial at its latest step (never, in a
         multi-objective study: it has no pruner, as in Optuna)."""
-        return bool(self.study.client._request("POST", self._path("should_prune"), {})["prune"])
+        return bool(self.study.client._request("POST", self._path("should_prune"), self._body({}))["prune"])
 
     def heartbeat(self, lease_ms: int = 60_000) -> bool:
         """Renews the trial's lease; False when it has ended or its study was deleted (stop

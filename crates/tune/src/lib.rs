@@ -8,7 +8,8 @@
 //! trial's number, so the same decisions come out on any replica or worker.
 //!
 //! [`Tuning`] keeps studies and trials in the metadata store (both backends), each trial a
-//! tracked run under its study's parent run; [`StudySpec`] reads a study file.
+//! tracked run under its study's parent run; [`StudySpec`] reads a study file; [`trial_jobs`] is
+//! what the job queue holds of a study run from one.
 //!
 //! This crate knows nothing of HTTP, of wire formats, or of how an objective runs.
 
@@ -26,6 +27,7 @@ mod space;
 mod spec;
 mod store;
 mod study;
+pub mod trial_jobs;
 mod truncnorm;
 mod tuning;
 

@@ -419,7 +419,7 @@ def test_deleting_a_study_refuses_while_trials_run_unless_forced_and_keeps_its_r
 
     # Forced: the study goes, the running trial fails, every run stays (active).
     assert client.delete_study("doomed", force=True) == {"name": "doomed", "study_id": first["study_id"], "trials": 3,
-                                                          "running": 1, "runs_deleted": 0}
+                                                          "running": 1, "runs_deleted": 0, "jobs_cancelled": 0}
     with pytest.raises(SlipwayError) as e:
         client.get_study("doomed")
     assert e.value.status == 404 and e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
@@ -440,7 +440,7 @@ def test_deleting_a_study_refuses_while_trials_run_unless_forced_and_keeps_its_r
 
     # With its runs: each trial's and the study's run soft-deleted (MLflow's lifecycle stage).
     assert again.delete(runs=True) == {"name": "doomed", "study_id": again.info["study_id"], "trials": 2,
-                                       "running": 0, "runs_deleted": 3}
+                                       "running": 0, "runs_deleted": 3, "jobs_cancelled": 0}
     assert [client.run(r)["lifecycle_stage"] for r in new_runs] == ["deleted"] * 3
     assert [client.run(r)["lifecycle_stage"] for r in runs] == ["active"] * 4, "the first study's runs untouched"
 
@@ -479,12 +479,24 @@ def test_a_trial_of_a_study_deleted_and_made_again_is_not_reached_by_its_old_cli
     assert new.number == old.number == 0 and new.run_id != old.run_id
     # The old client's trial 0 is not the new study's trial 0: each call is refused, nothing changes.
     for call in (lambda: old.suggest_float("y", 0.0, 1.0), lambda: old.report(1.0, 0),
-                 lambda: study.tell(old, 0.5)):
+                 old.should_prune, lambda: study.tell(old, 0.5)):
         with pytest.raises(SlipwayError) as e:
             call()
         assert e.value.status == 404 and old.run_id in e.value.message, e.value.message
     assert old.heartbeat() is False
     (trial,) = new_study.trials
     assert trial["state"] == "RUNNING" and trial["params"] == {} and trial["intermediate"] == []
+    # Over plain HTTP, should_prune takes the guard in an optional body: a bare POST asks
+    # without it, a body that does not parse is a 400.
+    url = f"{server.url}/api/v1/studies/again/trials/0/should_prune"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
+        assert json.loads(r.read()) == {"prune": False}
+    for body in (b'{"run_id": 5}', b'{"bogus": 1}', b"{"):
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        assert e.value.code == 400, body
+        assert set(json.loads(e.value.read())) == {"error_code", "message"}
     # The new client goes on as usual.
+    assert new.should_prune() is False
     assert new_study.tell(new, 0.25)["state"] == "COMPLETE"

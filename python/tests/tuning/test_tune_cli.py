@@ -291,9 +291,10 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
         done = s.cli("tune", "delete", "branin", "--runs")
         assert done.stdout.decode().strip() == "deleted study branin: 0 trials, 1 runs (restorable), 2 trial jobs cancelled"
         assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
-        # Through a server on the same stores: the first study's runs stay, active; the second's
-        # run is soft-deleted; its queued trial jobs are cancelled.
-        server = subprocess.Popen([slipway_bin(), "server", "--port", "0", *s.stores], stdout=subprocess.PIPE,
+        # Through a server on the same stores (no worker of its own, which would take the queued
+        # trials): the first study's runs stay, active; the second's run is soft-deleted; its
+        # queued trial jobs are cancelled.
+        server = subprocess.Popen([slipway_bin(), "server", "--port", "0", "--no-worker", *s.stores], stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, env=s.env, cwd=s.dir)
         try:
             url = server.stdout.readline().decode().strip().removeprefix("slipway listening on ")
@@ -307,6 +308,17 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
             assert get(f"/api/v1/runs/{second['parent_run_id']}")["lifecycle_stage"] == "deleted"
             jobs = [j for j in get("/api/v1/jobs?limit=100")["jobs"] if j["kind"] == "tune.trial"]
             assert sorted(j["status"] for j in jobs) == ["cancelled", "cancelled", "succeeded", "succeeded"], jobs
+            # Queued again, then deleted over HTTP (as the Python client and the web UI do): its
+            # trial jobs are cancelled there too, and the answer counts them.
+            s.cli("tune", "run", "study.toml", "--workers", "0")
+            third = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+            request = urllib.request.Request(url + "/api/v1/studies/branin", method="DELETE")
+            with urllib.request.urlopen(request, timeout=10) as r:
+                done = json.load(r)
+            assert done == {"name": "branin", "study_id": third["study_id"], "trials": 0, "running": 0,
+                            "runs_deleted": 0, "jobs_cancelled": 2}, done
+            jobs = [j for j in get("/api/v1/jobs?limit=100")["jobs"] if j["kind"] == "tune.trial"]
+            assert sorted(j["status"] for j in jobs) == ["cancelled"] * 4 + ["succeeded"] * 2, jobs
         finally:
             server.terminate()
             server.wait(timeout=10)

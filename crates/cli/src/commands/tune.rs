@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use slipway_core::jobs::{JobStatus, NewJob, Worker, WorkerOptions};
+use slipway_core::jobs::{JobStatus, Worker, WorkerOptions};
 use tune::{FileFormat, NewStudy, StudyInfo, StudySpec, TrialView};
 
 use crate::Global;
@@ -176,17 +176,8 @@ async fn delete(
 ) -> anyhow::Result<ExitCode> {
     let stores = open(store_args).await?;
     let deleted = stores.tuning.delete_study(name, runs, force).await?;
-    // Its trials still queued would only fail: cancel them.
-    let mut cancelled = 0;
-    // Queued ones are cancelled; running ones are asked to stop (their workers see it at their
-    // next heartbeat, as they see the study gone).
-    let mut jobs = stores.queue.list(Some(JobStatus::Queued), 100_000).await?;
-    jobs.extend(stores.queue.list(Some(JobStatus::Running), 100_000).await?);
-    for job in jobs {
-        if job_of(&job, name, &deleted.study_id) && stores.queue.cancel(&job.id).await.is_ok() {
-            cancelled += 1;
-        }
-    }
+    // Its trials still queued would only fail: cancel them, and ask the running ones to stop.
+    let cancelled = tune::trial_jobs::cancel(&stores.queue, name, &deleted.study_id).await?;
     if global.json {
         let mut out = json!(deleted);
         out["jobs_cancelled"] = json!(cancelled);
@@ -222,27 +213,12 @@ async fn open(stores: &StoreArgs) -> anyhow::Result<super::Stores> {
     super::open_stores(&settings).await
 }
 
-/// Whether a `tune.trial` job is for this study (not for a deleted one of the same name).
-fn job_of(job: &slipway_core::jobs::Job, name: &str, study_id: &str) -> bool {
-    job.kind == tune_trial::KIND
-        && job.payload["study"] == json!(name)
-        && job.payload.get("study_id").is_none_or(|id| *id == json!(study_id))
-}
-
-/// The study's `tune.trial` jobs not yet ended.
+/// How many of the study's `tune.trial` jobs have not ended.
 async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &StudyInfo) -> anyhow::Result<i64> {
-    let mut n = 0;
-    for status in [JobStatus::Queued, JobStatus::Running] {
-        n += queue
-            .list(Some(status), 100_000)
-            .await?
-            .iter()
-            .filter(|j| job_of(j, &study.name, &study.study_id))
-            .count() as i64;
-    }
-    Ok(n)
+    Ok(tune::trial_jobs::open(queue, &study.name, &study.study_id).await?.len() as i64)
 }
 
+/// How many of the study's trials have ended.
 fn ended(info: &StudyInfo) -> i64 {
     ["COMPLETE", "PRUNED", "FAIL"].iter().map(|s| info.counts.get(*s).copied().unwrap_or(0)).sum()
 }
@@ -286,9 +262,10 @@ async fn run_study(
     }
     let missing = (target - ended(&info) - open_jobs(&stores.queue, &info).await?).max(0);
     for _ in 0..missing {
-        let mut job = NewJob::new(
-            tune_trial::KIND,
-            json!({ "study": info.name, "study_id": info.study_id, "cwd": cwd.display().to_string(), "lease_ms": trial_lease.max(1) * 1000 }),
+        let mut job = tune::trial_jobs::new_job(
+            &info.name,
+            &info.study_id,
+            json!({ "cwd": cwd.display().to_string(), "lease_ms": trial_lease.max(1) * 1000 }),
         );
         job.max_attempts = 3;
         stores.queue.enqueue(job).await?;
@@ -361,8 +338,8 @@ async fn run_study(
     bar.finish();
     if deleted {
         // The workers gave their jobs back to the queue: none of them is to run.
-        for job in stores.queue.list(Some(JobStatus::Queued), 100_000).await? {
-            if job_of(&job, &info.name, &info.study_id) && job.payload.get("study_id").is_some() {
+        for job in tune::trial_jobs::open(&stores.queue, &info.name, &info.study_id).await? {
+            if job.status == JobStatus::Queued && job.payload.get("study_id").is_some() {
                 let _ = stores.queue.cancel(&job.id).await;
             }
         }

@@ -264,6 +264,20 @@ impl Queue {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// Every job of `kind` not yet ended (queued or running), oldest first, with no limit: for a
+    /// caller that must see all of a batch it queued, to count or cancel it (`list` shows only
+    /// the newest jobs of every kind).
+    pub async fn open_of_kind(&self, kind: &str) -> Result<Vec<Job>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND kind = $1 \
+             ORDER BY created_at, id"
+        )))
+        .bind(kind)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     /// How many jobs are in each status (statuses with none are left out).
     pub async fn counts(&self) -> Result<Vec<(JobStatus, i64)>> {
         let rows =

@@ -137,7 +137,7 @@ pub(crate) struct DeleteQuery {
     params(("name" = String, Path),
         ("runs" = Option<bool>, Query, description = "also delete the trials' runs and the study's parent run (soft delete: restorable); default false, the runs stay in their experiment"),
         ("force" = Option<bool>, Query, description = "delete even while trials run (they fail); default false")),
-    responses((status = 200, description = "{name, study_id, trials, running, runs_deleted, runs_skipped?}: the study and its trials are gone, the name free again"),
+    responses((status = 200, description = "{name, study_id, trials, running, runs_deleted, runs_skipped?, jobs_cancelled}: the study and its trials are gone, the name free again, its queued trial jobs cancelled and its running ones asked to stop"),
         (status = 404, description = "no such study"), (status = 409, description = "trials still run; nothing deleted")))]
 pub(crate) async fn delete_study(
     State(s): State<AppState>,
@@ -145,7 +145,12 @@ pub(crate) async fn delete_study(
     q: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
-    Ok(Json(json!(s.tuning.delete_study(&name, q.runs, q.force).await?)))
+    let deleted = s.tuning.delete_study(&name, q.runs, q.force).await?;
+    // Its trial jobs (a study run from a file) would only fail: cancel them, as the CLI does.
+    let cancelled = tune::trial_jobs::cancel(&s.queue, &name, &deleted.study_id).await?;
+    let mut out = json!(deleted);
+    out["jobs_cancelled"] = json!(cancelled);
+    Ok(Json(out))
 }
 
 #[utoipa::path(get, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),
@@ -295,13 +300,24 @@ pub(crate) async fn report(
     Ok(Json(json!({})))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShouldPrune {
+    run_id: Option<String>,
+}
+
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/should_prune", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
-    responses((status = 200, description = "{prune: bool}: the study's pruner on the trial's latest step"), (status = 409, description = "the trial has ended")))]
+    request_body(content = String, content_type = "application/json", description = "optional {run_id?}: the trial's run (404 if the trial is not that run's)"),
+    responses((status = 200, description = "{prune: bool}: the study's pruner on the trial's latest step"), (status = 404, description = "no such study or trial, or the trial is not run_id's"), (status = 409, description = "the trial has ended")))]
 pub(crate) async fn should_prune(
     State(s): State<AppState>,
     Path((name, number)): Path<(String, u64)>,
+    b: Result<Option<Json<ShouldPrune>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // A body is optional (a bare POST asks without the guard), but a body given must parse.
+    let p = b.map_err(|e| ApiError::invalid(e.body_text()))?.map(|Json(p)| p).unwrap_or_default();
+    same_run(&s, &name, number, p.run_id.as_deref()).await?;
     Ok(Json(json!({ "prune": s.tuning.should_prune(&name, number).await? })))
 }
 

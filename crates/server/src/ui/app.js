@@ -1359,7 +1359,8 @@ async function studyPage(name) {
     stop();
     const trials = `${r.trials} trial${r.trials === 1 ? "" : "s"}`;
     studyDeletedNotice = `Deleted study ${r.name} and its ${trials}` + (r.running ? ` (${r.running} running, failed)` : "") +
-      (withRuns ? `; ${r.runs_deleted} run${r.runs_deleted === 1 ? "" : "s"} deleted (restorable).` : `; its runs stay in experiment ${cur.study.experiment_id}.`);
+      (withRuns ? `; ${r.runs_deleted} run${r.runs_deleted === 1 ? "" : "s"} deleted (restorable).` : `; its runs stay in experiment ${cur.study.experiment_id}.`) +
+      (r.jobs_cancelled ? ` ${r.jobs_cancelled} trial job${r.jobs_cancelled === 1 ? "" : "s"} cancelled.` : "");
     location.hash = "#/tune";
   });
   const page = h("div", {},

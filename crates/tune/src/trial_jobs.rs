@@ -1,0 +1,49 @@
+//! The `tune.trial` jobs of a study run from a study file: one job per trial, queued by
+//! `slipway tune run` and taken by any worker (how a job runs its objective is the CLI's). Here is
+//! only what every caller must agree on: the kind, which study a job is for, and how a study's
+//! jobs are counted and cancelled.
+
+use serde_json::{Value, json};
+use slipway_core::jobs::{Job, NewJob, Queue};
+
+use crate::Result;
+
+/// The job kind.
+pub const KIND: &str = "tune.trial";
+
+/// A job for one trial of the study `name` (`study_id`); `extra` adds the runner's own fields.
+pub fn new_job(name: &str, study_id: &str, extra: Value) -> NewJob {
+    let mut payload = json!({ "study": name, "study_id": study_id });
+    if let (Some(p), Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        p.extend(extra);
+    }
+    NewJob::new(KIND, payload)
+}
+
+/// Whether `job` is a trial job of this study, not of a deleted one of the same name (a job
+/// queued before jobs named their study's id is taken as this study's).
+pub fn is_for(job: &Job, name: &str, study_id: &str) -> bool {
+    job.kind == KIND
+        && job.payload["study"] == json!(name)
+        && job.payload.get("study_id").is_none_or(|id| *id == json!(study_id))
+}
+
+/// The study's trial jobs not yet ended (queued or running), all of them, oldest first.
+pub async fn open(queue: &Queue, name: &str, study_id: &str) -> Result<Vec<Job>> {
+    let mut jobs = queue.open_of_kind(KIND).await?;
+    jobs.retain(|j| is_for(j, name, study_id));
+    Ok(jobs)
+}
+
+/// Cancels the study's trial jobs: queued ones never run; running ones are asked to stop (their
+/// workers see it at their next heartbeat). Returns how many were cancelled.
+pub async fn cancel(queue: &Queue, name: &str, study_id: &str) -> Result<usize> {
+    let mut cancelled = 0;
+    for job in open(queue, name, study_id).await? {
+        // A job that ended meanwhile is not counted.
+        if queue.cancel(&job.id).await.is_ok() {
+            cancelled += 1;
+        }
+    }
+    Ok(cancelled)
+}
