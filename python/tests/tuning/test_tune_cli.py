@@ -335,6 +335,20 @@ def alive(pid):
     return state != "Z"
 
 
+def test_resuming_a_study_of_more_than_a_thousand_queued_trials_queues_no_more(backend):
+    s = Study(backend, trials=1_050)
+    try:
+        first = json.loads(s.cli("--json", "tune", "run", "study.toml", "--workers", "0").stdout)
+        assert first == {"study": "branin", "queued": 1_050}
+        # Again, nothing ended: every trial is still queued, so nothing more is.
+        again = json.loads(s.cli("--json", "tune", "run", "study.toml", "--workers", "0").stdout)
+        assert again == {"study": "branin", "queued": 0}
+        done = json.loads(s.cli("--json", "tune", "delete", "branin").stdout)
+        assert done["jobs_cancelled"] == 1_050
+    finally:
+        s.close()
+
+
 def test_force_deleting_a_running_study_stops_its_objective_and_tune_run(backend):
     s = Study(backend, trials=3)
     s.env["SLOW_TRIAL"] = "0"
