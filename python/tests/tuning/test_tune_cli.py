@@ -150,9 +150,14 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_study_completes(back
     try:
         w1 = s.worker()
         s.cli("tune", "run", "study.toml", "--workers", "0", "--trial-lease", "2")
-        wait_for("the first trial's objective to start", lambda: any(m.name.startswith("ran-0-") for m in s.marks.iterdir()))
+        mark = wait_for("the first trial's objective to start", lambda: list(s.marks.glob("ran-0-*")))[0]
+        objective = int(mark.name.split("-")[2])
+        assert alive(objective)
         os.killpg(w1.pid, signal.SIGKILL)
         w1.wait()
+        # The objective, in a process group of its own, does not outlive its worker: the
+        # worker's guard sees it gone and stops the objective's group.
+        wait_for("the killed worker's objective to stop", lambda: not alive(objective), timeout=20)
         s.env.pop("SLOW_TRIAL")
         s.worker()
         wait_for("three complete trials", lambda: sum(t["state"] == "COMPLETE" for t in s.trials()) == 3, timeout=90)

@@ -107,6 +107,13 @@ pub(crate) enum TuneCommand {
         #[command(flatten)]
         stores: StoreArgs,
     },
+    /// (Internal) Watches a trial objective's process group for its worker: when the worker dies
+    /// (stdin, a pipe it holds, reaches its end), stops the group as the worker would have
+    #[command(hide = true)]
+    Guard {
+        /// The objective's process group
+        pgid: i32,
+    },
     /// Minimise a standard test function with a sampler, in this process (no server): how it
     /// searches and what it costs per trial
     #[command(after_help = "Examples:\n  \
@@ -161,6 +168,7 @@ pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<Exi
         TuneCommand::Trials { name, state, stores } => {
             trials(&name, state.as_deref(), &stores, global).await
         }
+        TuneCommand::Guard { pgid } => tune_trial::guard(pgid),
         TuneCommand::Delete { name, runs, force, stores } => {
             delete(&name, runs, force, &stores, global).await
         }

@@ -280,6 +280,8 @@ async fn run_objective(
     // However this trial ends early (timeout, lease, cancel, study deleted, or its worker
     // stopping and dropping the job), the objective's whole group is killed.
     let mut group = Group(child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)));
+    // And should this worker itself be killed (kill -9, out of memory), its guard does it.
+    let _lifeline = group.0.and_then(Lifeline::start);
     let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -338,6 +340,75 @@ async fn run_objective(
 struct Group(Option<rustix::process::Pid>);
 
 const GRACE: Duration = Duration::from_secs(5);
+
+/// A guard process (`slipway tune guard PGID`, in a process group of its own) that stops the
+/// objective's group should this worker die without doing so: its stdin is a pipe whose only
+/// writer this worker holds, so the kernel ends it when the worker goes, however it goes. When
+/// the trial ends normally the guard is killed first, then the pipe closed: it never acts.
+struct Lifeline {
+    guard: tokio::process::Child,
+    _writer: std::io::PipeWriter,
+}
+
+impl Lifeline {
+    fn start(group: rustix::process::Pid) -> Option<Lifeline> {
+        let started = (|| {
+            let (reader, writer) = std::io::pipe()?;
+            let guard = tokio::process::Command::new(std::env::current_exe()?)
+                .args(["tune", "guard", &group.as_raw_nonzero().to_string()])
+                .stdin(Stdio::from(reader))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Not the worker's group: a Ctrl-C meant for the worker does not end the guard.
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn()?;
+            Ok::<_, std::io::Error>(Lifeline { guard, _writer: writer })
+        })();
+        match started {
+            Ok(lifeline) => Some(lifeline),
+            Err(e) => {
+                tracing::warn!(target: "tune::trial", error = %e, "cannot start the objective's guard: it would outlive a killed worker");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Lifeline {
+    fn drop(&mut self) {
+        // Killed before the pipe closes (fields drop after this), so it never sees the end.
+        let _ = self.guard.start_kill();
+    }
+}
+
+/// `slipway tune guard PGID`: waits for its stdin to end (the worker that started it is gone),
+/// then stops the process group as the worker would have: SIGTERM, SIGKILL after `GRACE`.
+pub(crate) fn guard(pgid: i32) -> anyhow::Result<std::process::ExitCode> {
+    use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+    use std::io::Read;
+    let group = Pid::from_raw(pgid)
+        .filter(|_| pgid > 1)
+        .ok_or_else(|| anyhow::anyhow!("pgid: expected a process group id above 1, got {pgid}"))?;
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 64];
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    if kill_process_group(group, Signal::TERM).is_ok() {
+        let until = std::time::Instant::now() + GRACE;
+        while test_kill_process_group(group).is_ok() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = kill_process_group(group, Signal::KILL);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
 
 impl Drop for Group {
     fn drop(&mut self) {
