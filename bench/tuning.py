@@ -20,9 +20,10 @@ Two parts, in one run (`--parts quality,overhead`, default both):
             least 30x below Optuna, per trial.
 
   parallel  (on request) Slipway's TPE with `--workers` trials in flight (each sampled while the
-            others still run, as with that many workers; a study's defaults: running trials left
-            out with one objective) against the same seeds run one trial at a time; medians,
-            quartiles and a rank-sum test. `--multi` adds ZDT1 and DTLZ2 (the defaults for
+            others still run, as with that many workers; a study's defaults: the kriging believer
+            with one objective) against the same seeds run one trial at a time; medians,
+            quartiles, a rank-sum test, and the trial at which the sequential runs' median
+            reaches the parallel median (so the wall-time speed-up, for trials of equal length). `--multi` adds ZDT1 and DTLZ2 (the defaults for
             several objectives: constant liar), by the hypervolume of the front. With optuna in --tools,
             Optuna's TPESampler the same two ways (ask/tell with `--workers` trials asked ahead,
             told oldest first; 5.0's constant liar) as a control: how much any model-based
@@ -567,6 +568,17 @@ def multi_part(args, tools: list[str], binary: Path | None) -> tuple[dict, list[
     return summary, problems
 
 
+def trials_to_reach(curves: list[list[float]], target: float) -> int | None:
+    """The first trial count at which the median over `curves` (best-so-far values, one list
+    per seed) is at most `target`; None if it never is."""
+    longest = max((len(c) for c in curves), default=0)
+    for t in range(1, longest + 1):
+        at = sorted(c[min(t, len(c)) - 1] for c in curves if c)
+        if at and statistics.median(at) <= target:
+            return t
+    return None
+
+
 def worse_p(slipway: list[float], optuna: list[float]) -> float:
     """The one-sided Mann-Whitney U test's p-value for 'slipway's values tend to be larger'."""
     from scipy.stats import mannwhitneyu
@@ -608,9 +620,11 @@ def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]
     rows, summary = [], {}
     for function in args.functions:
         progress(f"  {function:<13} ", end="")
-        seq, par, oseq, opar = [], [], [], []
+        seq, par, oseq, opar, curves = [], [], [], [], []
         for seed in range(args.seed_start, args.seed_start + args.seeds):
-            seq.append(run_slipway(binary, function, args.trials, seed)["best"])
+            one = run_slipway(binary, function, args.trials, seed)
+            seq.append(one["best"])
+            curves.append(best_so_far(one["history"] or []))
             par.append(float(run_slipway_parallel(binary, function, args.trials, seed, args.workers)["best_value"]))
             if control:
                 oseq.append(run_optuna(function, args.trials, seed)["best"])
@@ -619,9 +633,13 @@ def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]
         progress("")
         qs, qp = quartiles(seq), quartiles(par)
         p = worse_p(par, seq)
+        reached = trials_to_reach(curves, qp[1])
         row = [function, f"{fmt(qs[1])} [{fmt(qs[0])}, {fmt(qs[2])}]", f"{fmt(qp[1])} [{fmt(qp[0])}, {fmt(qp[2])}]",
-               "yes" if qp[1] <= qs[1] else "NO", f"{p:.2f}"]
-        summary[function] = {"sequential": seq, "parallel": par, "p_parallel_worse": p}
+               "yes" if qp[1] <= qs[1] else "NO", f"{p:.2f}",
+               str(reached) if reached else f"> {args.trials}",
+               f"{args.workers * reached / args.trials:.1f}x" if reached else f">= {args.workers:.1f}x"]
+        summary[function] = {"sequential": seq, "parallel": par, "p_parallel_worse": p,
+                             "sequential_trials_to_parallel_median": reached}
         if control:
             qos, qop = quartiles(oseq), quartiles(opar)
             row += [f"{fmt(qos[1])} [{fmt(qos[0])}, {fmt(qos[2])}]", f"{fmt(qop[1])} [{fmt(qop[0])}, {fmt(qop[2])}]",
@@ -630,11 +648,16 @@ def parallel_part(args, binary: Path, tools: list[str]) -> tuple[dict, list[str]
             summary[function].update({"optuna_sequential": oseq, "optuna_parallel": opar})
         rows.append(row)
     header = ["function", "slipway sequential: median [q25, q75]", f"slipway, {args.workers} in flight",
-              "parallel median <= sequential", "p(parallel worse)"]
+              "parallel median <= sequential", "p(parallel worse)", "one at a time reaches it at trial",
+              "wall-time speed-up"]
     if control:
         header += ["optuna sequential", f"optuna, {args.workers} in flight", "optuna: parallel <= sequential",
                    "p(optuna parallel worse)", f"slipway <= optuna, {args.workers} in flight"]
     print(h.table(rows, header))
+    print(f"(one at a time reaches it: the first trial at which the sequential runs' median best-so-far is at "
+          f"least as good as the {args.workers}-in-flight median; wall-time speed-up: {args.workers} x that / "
+          f"{args.trials}, the parallel study's time against the sequential one's to the same median, for "
+          f"trials of equal length)")
     problems: list[str] = []
     if args.multi:
         summary["multi"], problems = parallel_multi(args, binary)
