@@ -149,6 +149,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A trial's guard (`tune guard`, started per trial by workers) needs no runtime: one thread.
+    if let Command::Tune(commands::tune::TuneCommand::Guard { pgid }) = cli.command {
+        return commands::tune_trial::guard(pgid);
+    }
     slipway_core::init_tls();
     let global = Global { json: cli.json, server: cli.server, token: cli.token };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

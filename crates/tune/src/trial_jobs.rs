@@ -4,7 +4,7 @@
 //! jobs are counted and cancelled.
 
 use serde_json::{Value, json};
-use slipway_core::jobs::{Job, NewJob, Queue};
+use slipway_core::jobs::{Job, JobStatus, NewJob, Queue};
 
 use crate::Result;
 
@@ -36,13 +36,15 @@ pub async fn open(queue: &Queue, name: &str, study_id: &str) -> Result<Vec<Job>>
 }
 
 /// Cancels the study's trial jobs: queued ones never run; running ones are asked to stop (their
-/// workers see it at their next heartbeat). Returns how many were cancelled.
+/// workers see it at their next heartbeat). Returns how many this call cancelled or asked to
+/// stop (not those that ended meanwhile, nor running ones already asked).
 pub async fn cancel(queue: &Queue, name: &str, study_id: &str) -> Result<usize> {
     let mut cancelled = 0;
     for job in open(queue, name, study_id).await? {
-        // A job that ended meanwhile is not counted.
-        if queue.cancel(&job.id).await.is_ok() {
-            cancelled += 1;
+        if let Ok(now) = queue.cancel(&job.id).await {
+            let done = now.status == JobStatus::Cancelled && job.status == JobStatus::Queued;
+            let asked = now.status == JobStatus::Running && !job.cancel_requested;
+            cancelled += usize::from(done || asked);
         }
     }
     Ok(cancelled)

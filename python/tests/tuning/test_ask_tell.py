@@ -486,11 +486,13 @@ def test_a_trial_of_a_study_deleted_and_made_again_is_not_reached_by_its_old_cli
     assert old.heartbeat() is False
     (trial,) = new_study.trials
     assert trial["state"] == "RUNNING" and trial["params"] == {} and trial["intermediate"] == []
-    # Over plain HTTP, should_prune takes the guard in an optional body: a bare POST asks
-    # without it, a body that does not parse is a 400.
+    # Over plain HTTP, should_prune takes the guard in an optional body: an empty POST asks
+    # without it (whatever its content type), a body that does not parse is a 400.
     url = f"{server.url}/api/v1/studies/again/trials/0/should_prune"
-    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
-        assert json.loads(r.read()) == {"prune": False}
+    for headers in ({}, {"Content-Type": "application/json"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST", headers=headers),
+                                    timeout=10) as r:
+            assert json.loads(r.read()) == {"prune": False}, headers
     for body in (b'{"run_id": 5}', b'{"bogus": 1}', b"{"):
         request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as e:

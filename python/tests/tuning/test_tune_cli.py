@@ -19,8 +19,10 @@ import pytest
 from harness import REPO, postgres_url, slipway_bin, wait_for
 
 OBJECTIVE = """
-import json, math, os, sys, time
+import json, math, os, signal, sys, time
 from slipway import current_trial
+if os.environ.get("IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 p = json.load(open(os.environ["SLIPWAY_TRIAL_PARAMS"]))
 number = int(os.environ["SLIPWAY_TRIAL_NUMBER"])
 open(os.path.join(os.environ["MARKS"], f"ran-{number}-{os.getpid()}"), "w").close()
@@ -350,6 +352,29 @@ def test_resuming_a_study_of_more_than_a_thousand_queued_trials_queues_no_more(b
         assert again == {"study": "branin", "queued": 0}
         done = json.loads(s.cli("--json", "tune", "delete", "branin").stdout)
         assert done["jobs_cancelled"] == 1_050
+    finally:
+        s.close()
+
+
+def test_interrupting_tune_run_stops_an_objective_that_ignores_sigterm_after_the_grace():
+    s = Study("sqlite", trials=2)
+    # `; true`: the shell stays, so the objective is not its group's leader; and it ignores
+    # SIGTERM, so only the SIGKILL that follows the grace stops it — sent by the trial's guard,
+    # since tune run itself exits at once.
+    study = s.dir / "study.toml"
+    study.write_text(study.read_text().replace('objective.py"', 'objective.py; true"'))
+    s.env.update({"SLOW_TRIAL": "0", "IGNORE_TERM": "1"})
+    try:
+        run = subprocess.Popen([slipway_bin(), "tune", "run", "study.toml", "--workers", "1", *s.stores], env=s.env,
+                               cwd=s.dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        s.procs.append(run)
+        mark = wait_for("trial 0's objective to start", lambda: list(s.marks.glob("ran-0-*")))[0]
+        objective = int(mark.name.split("-")[2])
+        time.sleep(0.5)  # past the objective's signal() call
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=30)
+        assert run.returncode == 130, err
+        wait_for("the objective to be killed after the grace", lambda: not alive(objective), timeout=20)
     finally:
         s.close()
 

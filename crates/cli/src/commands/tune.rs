@@ -168,7 +168,8 @@ pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<Exi
         TuneCommand::Trials { name, state, stores } => {
             trials(&name, state.as_deref(), &stores, global).await
         }
-        TuneCommand::Guard { pgid } => tune_trial::guard(pgid),
+        // main runs it before building the runtime.
+        TuneCommand::Guard { pgid } => Ok(tune_trial::guard(pgid)),
         TuneCommand::Delete { name, runs, force, stores } => {
             delete(&name, runs, force, &stores, global).await
         }

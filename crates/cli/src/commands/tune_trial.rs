@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -280,8 +280,9 @@ async fn run_objective(
     // However this trial ends early (timeout, lease, cancel, study deleted, or its worker
     // stopping and dropping the job), the objective's whole group is killed.
     let mut group = Group(child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)));
-    // And should this worker itself be killed (kill -9, out of memory), its guard does it.
-    let _lifeline = group.0.and_then(Lifeline::start);
+    // And its guard does, even once this worker is gone: when the trial is stopped early, when
+    // the worker shuts down mid-trial, or when it is killed (kill -9, out of memory).
+    let mut lifeline = group.0.and_then(Lifeline::start);
     let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -307,16 +308,29 @@ async fn run_objective(
     };
     let status = match stopped {
         Ok(Ok(status)) => {
-            group.0 = None; // it ended by itself: leave whatever it left running
+            // It ended by itself: leave whatever it left running.
+            group.0 = None;
+            if let Some(l) = lifeline.take() {
+                l.stand_down();
+            }
             status
         }
         Ok(Err(e)) => {
-            group.0 = None; // reaped elsewhere, or lost: its group id may be another's now
+            // Reaped elsewhere, or lost: its group id may be another's now.
+            group.0 = None;
+            if let Some(l) = lifeline.take() {
+                l.stand_down();
+            }
             return (TrialState::Fail, Some(format!("waiting for the objective: {e}")));
         }
         Err(why) => {
+            // SIGTERM to the group (the guard, once the pipe closes, follows up with SIGKILL
+            // after `GRACE` even if this process has exited by then); the leader gets its grace
+            // here too.
             drop(group);
-            let _ = child.kill().await;
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
             return (TrialState::Fail, Some(why));
         }
     };
@@ -342,9 +356,11 @@ struct Group(Option<rustix::process::Pid>);
 const GRACE: Duration = Duration::from_secs(5);
 
 /// A guard process (`slipway tune guard PGID`, in a process group of its own) that stops the
-/// objective's group should this worker die without doing so: its stdin is a pipe whose only
-/// writer this worker holds, so the kernel ends it when the worker goes, however it goes. When
-/// the trial ends normally the guard is killed first, then the pipe closed: it never acts.
+/// objective's group once this worker lets go of it: its stdin is a pipe whose only writer this
+/// worker holds, so the pipe closes when the trial is dropped or stopped early, and when the
+/// worker dies, however it dies — and the guard, outliving the worker if need be, sends SIGTERM
+/// and, after `GRACE`, SIGKILL. When the objective ends by itself the guard stands down: killed
+/// before the pipe closes, it never acts.
 struct Lifeline {
     guard: tokio::process::Child,
     _writer: std::io::PipeWriter,
@@ -361,7 +377,6 @@ impl Lifeline {
                 .stderr(Stdio::null())
                 // Not the worker's group: a Ctrl-C meant for the worker does not end the guard.
                 .process_group(0)
-                .kill_on_drop(true)
                 .spawn()?;
             Ok::<_, std::io::Error>(Lifeline { guard, _writer: writer })
         })();
@@ -373,23 +388,24 @@ impl Lifeline {
             }
         }
     }
-}
 
-impl Drop for Lifeline {
-    fn drop(&mut self) {
-        // Killed before the pipe closes (fields drop after this), so it never sees the end.
+    /// The objective ended by itself: the guard goes without acting (killed, then the pipe
+    /// closed as `self` drops; tokio reaps it).
+    fn stand_down(mut self) {
         let _ = self.guard.start_kill();
     }
 }
 
-/// `slipway tune guard PGID`: waits for its stdin to end (the worker that started it is gone),
-/// then stops the process group as the worker would have: SIGTERM, SIGKILL after `GRACE`.
-pub(crate) fn guard(pgid: i32) -> anyhow::Result<std::process::ExitCode> {
+/// `slipway tune guard PGID`: waits for its stdin to end (the worker let go of the trial, or is
+/// gone), then stops the process group: SIGTERM, and SIGKILL after `GRACE` if any is left.
+/// Called before the CLI builds its runtime: a guard is one thread.
+pub(crate) fn guard(pgid: i32) -> ExitCode {
     use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
     use std::io::Read;
-    let group = Pid::from_raw(pgid)
-        .filter(|_| pgid > 1)
-        .ok_or_else(|| anyhow::anyhow!("pgid: expected a process group id above 1, got {pgid}"))?;
+    let Some(group) = Pid::from_raw(pgid).filter(|_| pgid > 1) else {
+        eprintln!("error: pgid: expected a process group id above 1, got {pgid}");
+        return ExitCode::from(2);
+    };
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64];
     loop {
@@ -402,12 +418,15 @@ pub(crate) fn guard(pgid: i32) -> anyhow::Result<std::process::ExitCode> {
     }
     if kill_process_group(group, Signal::TERM).is_ok() {
         let until = std::time::Instant::now() + GRACE;
-        while test_kill_process_group(group).is_ok() && std::time::Instant::now() < until {
+        while test_kill_process_group(group).is_ok() {
+            if std::time::Instant::now() >= until {
+                let _ = kill_process_group(group, Signal::KILL);
+                break;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = kill_process_group(group, Signal::KILL);
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 impl Drop for Group {

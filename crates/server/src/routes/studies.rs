@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
@@ -147,7 +148,15 @@ pub(crate) async fn delete_study(
     let Query(q) = q?;
     let deleted = s.tuning.delete_study(&name, q.runs, q.force).await?;
     // Its trial jobs (a study run from a file) would only fail: cancel them, as the CLI does.
-    let cancelled = tune::trial_jobs::cancel(&s.queue, &name, &deleted.study_id).await?;
+    // The study is gone whatever happens here, so a failure is logged, not answered (a job
+    // left ends by itself, finding no study).
+    let cancelled = match tune::trial_jobs::cancel(&s.queue, &name, &deleted.study_id).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(target: "tune", study = %name, error = %e, "cancelling the deleted study's trial jobs");
+            0
+        }
+    };
     let mut out = json!(deleted);
     out["jobs_cancelled"] = json!(cancelled);
     Ok(Json(out))
@@ -308,15 +317,20 @@ pub(crate) struct ShouldPrune {
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials/{number}/should_prune", tag = "tuning",
     params(("name" = String, Path), ("number" = u64, Path)),
-    request_body(content = String, content_type = "application/json", description = "optional {run_id?}: the trial's run (404 if the trial is not that run's)"),
+    request_body(content = Option<String>, content_type = "application/json", description = "optional {run_id?}: the trial's run (404 if the trial is not that run's); an empty body asks without it"),
     responses((status = 200, description = "{prune: bool}: the study's pruner on the trial's latest step"), (status = 404, description = "no such study or trial, or the trial is not run_id's"), (status = 409, description = "the trial has ended")))]
 pub(crate) async fn should_prune(
     State(s): State<AppState>,
     Path((name, number)): Path<(String, u64)>,
-    b: Result<Option<Json<ShouldPrune>>, JsonRejection>,
+    b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    // A body is optional (a bare POST asks without the guard), but a body given must parse.
-    let p = b.map_err(|e| ApiError::invalid(e.body_text()))?.map(|Json(p)| p).unwrap_or_default();
+    // The body is optional (empty, whatever its content type, asks without the guard), but one
+    // given must parse.
+    let p = if b.iter().all(u8::is_ascii_whitespace) {
+        ShouldPrune::default()
+    } else {
+        serde_json::from_slice(&b).map_err(|e| ApiError::invalid(format!("body: {e}")))?
+    };
     same_run(&s, &name, number, p.run_id.as_deref()).await?;
     Ok(Json(json!({ "prune": s.tuning.should_prune(&name, number).await? })))
 }
