@@ -35,6 +35,11 @@ pub async fn open(queue: &Queue, name: &str, study_id: &str) -> Result<Vec<Job>>
     Ok(jobs)
 }
 
+/// How many of the study's trial jobs wait for a worker.
+pub async fn queued(queue: &Queue, name: &str, study_id: &str) -> Result<usize> {
+    Ok(open(queue, name, study_id).await?.iter().filter(|j| j.status == JobStatus::Queued).count())
+}
+
 /// Cancels the study's trial jobs: queued ones never run; running ones are asked to stop (their
 /// workers see it at their next heartbeat). Returns how many this call cancelled or asked to
 /// stop (not those that ended meanwhile, nor running ones already asked).

@@ -295,6 +295,9 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
         # The name again, its trials queued and no worker yet: delete cancels them.
         s.cli("tune", "run", "study.toml", "--workers", "0")
         second = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert second["queued_jobs"] == 2 and second["counts"]["RUNNING"] == 0
+        head, row = s.cli("tune", "status", "branin").stdout.decode().splitlines()[:2]
+        assert dict(zip(head.split(), row.split()))["queued"] == "2", (head, row)
         done = s.cli("tune", "delete", "branin", "--runs")
         assert done.stdout.decode().strip() == "deleted study branin: 0 trials, 1 runs (restorable), 2 trial jobs cancelled"
         assert json.loads(s.cli("--json", "tune", "status").stdout)["studies"] == []
@@ -319,6 +322,7 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
             # trial jobs are cancelled there too, and the answer counts them.
             s.cli("tune", "run", "study.toml", "--workers", "0")
             third = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+            assert get("/api/v1/studies/branin")["queued_jobs"] == 2
             request = urllib.request.Request(url + "/api/v1/studies/branin", method="DELETE")
             with urllib.request.urlopen(request, timeout=10) as r:
                 done = json.load(r)

@@ -379,3 +379,24 @@ def test_deleting_a_study_in_progress_asks_again_to_force_and_its_page_stops_ref
     assert page.locator(".live-status").count() == 0
     # The refused request is the only problem the browser reports.
     assert len(page.problems) == 1 and "409" in page.problems[0], page.problems
+
+
+def test_a_study_run_from_a_file_shows_its_trials_queued_for_a_worker(page, sqlite_server, tmp_path):
+    # Five trials queued by `slipway tune run --workers 0`; the server's own worker takes them one
+    # or two at a time (each sleeps), so the rest wait in the queue.
+    study = tmp_path / "study.toml"
+    study.write_text('name = "queued"\ntrials = 5\ncommand = "sleep 60"\n'
+                     '[params]\nx = { type = "float", low = 0, high = 1 }\n')
+    sqlite_server.cli("tune", "run", str(study), "--workers", "0")
+    try:
+        page.goto(sqlite_server.url + "/#/tune/queued")
+        page.wait_for_selector("dl.facts")
+        # Running and queued add up to the five (the page refreshes while the study is in progress).
+        wait_until(page, r"""(() => {
+            const m = document.querySelector('dl.facts dd').textContent
+                .match(/^0 complete, 0 pruned, 0 failed, (\d) running of 5; (\d) queued for a worker$/);
+            return !!m && +m[1] >= 1 && +m[1] + +m[2] === 5;
+        })()""", timeout=30)
+    finally:
+        done = call(sqlite_server, "DELETE", "/api/v1/studies/queued?force=true")
+        assert done["jobs_cancelled"] == 5, done

@@ -358,7 +358,7 @@ async fn run_study(
     if global.json {
         crate::output::json(&done)?;
     } else {
-        print_study(&done, &stores.tuning.trials(&done.name).await?)?;
+        print_study(&done, &stores.tuning.trials(&done.name).await?, 0)?;
     }
     stores.db.close().await;
     Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
@@ -408,10 +408,21 @@ fn params_text(params: &std::collections::BTreeMap<String, Value>) -> String {
 }
 
 /// A study's summary: counts, best trial, and the best value so far over the trials.
-fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
+/// A study's counts (`queued`: its trial jobs waiting for a worker), best trial(s) and progress.
+fn print_study(info: &StudyInfo, trials: &[TrialView], queued: usize) -> anyhow::Result<()> {
     let count = |s: &str| info.counts.get(s).copied().unwrap_or(0).to_string();
     table(
-        &["study", "direction", "metric", "complete", "pruned", "failed", "running", "target"],
+        &[
+            "study",
+            "direction",
+            "metric",
+            "complete",
+            "pruned",
+            "failed",
+            "running",
+            "queued",
+            "target",
+        ],
         &[vec![
             info.name.clone(),
             directions_text(info),
@@ -420,6 +431,7 @@ fn print_study(info: &StudyInfo, trials: &[TrialView]) -> anyhow::Result<()> {
             count("PRUNED"),
             count("FAIL"),
             count("RUNNING"),
+            queued.to_string(),
             info.n_trials.map_or("-".into(), |n| n.to_string()),
         ]],
     )?;
@@ -507,10 +519,13 @@ async fn status(
         }
         Some(name) => {
             let info = stores.tuning.study(name).await?;
+            let queued = tune::trial_jobs::queued(&stores.queue, name, &info.study_id).await?;
             if global.json {
-                crate::output::json(&info)?;
+                let mut out = json!(info);
+                out["queued_jobs"] = json!(queued);
+                crate::output::json(&out)?;
             } else {
-                print_study(&info, &stores.tuning.trials(name).await?)?;
+                print_study(&info, &stores.tuning.trials(name).await?, queued)?;
             }
         }
     }

@@ -117,12 +117,16 @@ pub(crate) async fn list_studies(State(s): State<AppState>) -> Result<Json<Value
 }
 
 #[utoipa::path(get, path = "/api/v1/studies/{name}", tag = "tuning", params(("name" = String, Path)),
-    responses((status = 200, description = "the study with its trial counts and best trial"), (status = 404, description = "no such study")))]
+    responses((status = 200, description = "the study with its trial counts, best trial and queued_jobs (its trial jobs waiting for a worker)"), (status = 404, description = "no such study")))]
 pub(crate) async fn get_study(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.tuning.study(&name).await?)))
+    let study = s.tuning.study(&name).await?;
+    let queued = tune::trial_jobs::queued(&s.queue, &name, &study.study_id).await?;
+    let mut out = json!(study);
+    out["queued_jobs"] = json!(queued);
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]

@@ -1439,7 +1439,8 @@ async function studyPage(name) {
     const [sx, sy] = [window.scrollX, window.scrollY];
     const c = (k) => String(study.counts[k] || 0);
     const nextFacts = h("dl", { class: "facts" },
-      fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "")),
+      fact("Trials", `${c("COMPLETE")} complete, ${c("PRUNED")} pruned, ${c("FAIL")} failed, ${c("RUNNING")} running` + (study.n_trials ? ` of ${study.n_trials}` : "") +
+        (study.queued_jobs ? `; ${study.queued_jobs} queued for a worker` : "")),
       fact("Sampler", show(study.sampler.type)), fact("Pruner", show(study.pruner.type)), fact("Seed", String(study.seed)),
       fact("Runs", h("a", { href: `#/experiments/${enc(study.experiment_id)}` }, "experiment " + study.experiment_id)),
       fact("Study run", h("a", { href: `#/experiments/${enc(study.experiment_id)}/runs/${enc(study.parent_run_id)}` }, h("code", {}, study.parent_run_id.slice(0, 12)))));
