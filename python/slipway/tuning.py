@@ -204,8 +204,14 @@ class Study:
         return len(self.metrics) > 1
 
     def refresh(self) -> "Study":
+        """Reads the study again from the server: counts, best trial(s), `queued_jobs`."""
         self.info = self.client._request("GET", f"/api/v1/studies/{_q(self.name)}")
         return self
+
+    def queued_jobs(self) -> int:
+        """How many of the study's trial jobs wait for a worker, as of now (a study run from a
+        file with `slipway tune run`; 0 for one driven by ask/tell)."""
+        return int(self.refresh().info.get("queued_jobs", 0))
 
     def ask(self, fixed: Optional[dict] = None, lease_ms: Optional[int] = None) -> Trial:
         """A new trial (and its run). `fixed` params take these values when suggested."""

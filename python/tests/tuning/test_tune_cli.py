@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO, postgres_url, slipway_bin, wait_for
+from slipway import Slipway
 
 OBJECTIVE = """
 import json, math, os, signal, sys, time
@@ -323,6 +324,7 @@ def test_tune_delete_removes_the_study_keeps_its_runs_and_cancels_its_queued_tri
             s.cli("tune", "run", "study.toml", "--workers", "0")
             third = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
             assert get("/api/v1/studies/branin")["queued_jobs"] == 2
+            assert Slipway(url).get_study("branin").queued_jobs() == 2
             request = urllib.request.Request(url + "/api/v1/studies/branin", method="DELETE")
             with urllib.request.urlopen(request, timeout=10) as r:
                 done = json.load(r)
