@@ -407,34 +407,30 @@ fn params_text(params: &std::collections::BTreeMap<String, Value>) -> String {
     params.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" ")
 }
 
-/// A study's summary: counts, best trial, and the best value so far over the trials.
-/// A study's counts (`queued`: its trial jobs waiting for a worker), best trial(s) and progress.
-fn print_study(info: &StudyInfo, trials: &[TrialView], queued: usize) -> anyhow::Result<()> {
+/// The columns every study table starts with, and a study's cells for them.
+const STUDY_COLUMNS: [&str; 7] =
+    ["study", "direction", "metric", "complete", "pruned", "failed", "running"];
+
+fn study_cells(info: &StudyInfo) -> Vec<String> {
     let count = |s: &str| info.counts.get(s).copied().unwrap_or(0).to_string();
-    table(
-        &[
-            "study",
-            "direction",
-            "metric",
-            "complete",
-            "pruned",
-            "failed",
-            "running",
-            "queued",
-            "target",
-        ],
-        &[vec![
-            info.name.clone(),
-            directions_text(info),
-            info.metrics.join(","),
-            count("COMPLETE"),
-            count("PRUNED"),
-            count("FAIL"),
-            count("RUNNING"),
-            queued.to_string(),
-            info.n_trials.map_or("-".into(), |n| n.to_string()),
-        ]],
-    )?;
+    vec![
+        info.name.clone(),
+        directions_text(info),
+        info.metrics.join(","),
+        count("COMPLETE"),
+        count("PRUNED"),
+        count("FAIL"),
+        count("RUNNING"),
+    ]
+}
+
+/// A study's counts (`queued`: its trial jobs waiting for a worker), best trial(s) and the best
+/// value so far over the trials.
+fn print_study(info: &StudyInfo, trials: &[TrialView], queued: usize) -> anyhow::Result<()> {
+    let mut cells = study_cells(info);
+    cells.push(queued.to_string());
+    cells.push(info.n_trials.map_or("-".into(), |n| n.to_string()));
+    table(&[&STUDY_COLUMNS[..], &["queued", "target"]].concat(), &[cells])?;
     if info.metrics.len() > 1 {
         if info.best_trials.is_empty() {
             println!("best trials  - (no complete trial yet)");
@@ -489,32 +485,12 @@ async fn status(
                 let rows: Vec<Vec<String>> = studies
                     .iter()
                     .map(|s| {
-                        let c = |k: &str| s.counts.get(k).copied().unwrap_or(0).to_string();
-                        vec![
-                            s.name.clone(),
-                            directions_text(s),
-                            s.metrics.join(","),
-                            c("COMPLETE"),
-                            c("PRUNED"),
-                            c("FAIL"),
-                            c("RUNNING"),
-                            crate::output::time(Some(s.updated_ms)),
-                        ]
+                        let mut cells = study_cells(s);
+                        cells.push(crate::output::time(Some(s.updated_ms)));
+                        cells
                     })
                     .collect();
-                table(
-                    &[
-                        "study",
-                        "direction",
-                        "metric",
-                        "complete",
-                        "pruned",
-                        "failed",
-                        "running",
-                        "updated",
-                    ],
-                    &rows,
-                )?;
+                table(&[&STUDY_COLUMNS[..], &["updated"]].concat(), &rows)?;
             }
         }
         Some(name) => {
