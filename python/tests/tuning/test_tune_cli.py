@@ -374,9 +374,9 @@ def test_interrupting_tune_run_stops_an_objective_that_ignores_sigterm_after_the
         run = subprocess.Popen([slipway_bin(), "tune", "run", "study.toml", "--workers", "1", *s.stores], env=s.env,
                                cwd=s.dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         s.procs.append(run)
+        # The mark is written after the objective ignores SIGTERM.
         mark = wait_for("trial 0's objective to start", lambda: list(s.marks.glob("ran-0-*")))[0]
         objective = int(mark.name.split("-")[2])
-        time.sleep(0.5)  # past the objective's signal() call
         run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=30)
         assert run.returncode == 130, err

@@ -168,7 +168,8 @@ pub(crate) fn handlers(
     });
     handlers.register("predict", move |ctx| predict::job(stages.clone(), ctx));
     if let Some(runner) = trials {
-        handlers.register(tune_trial::KIND, move |ctx| tune_trial::job(runner.clone(), ctx));
+        handlers
+            .register(::tune::trial_jobs::KIND, move |ctx| tune_trial::job(runner.clone(), ctx));
     }
     handlers
 }

@@ -165,7 +165,7 @@ pub(crate) async fn run(args: ServerArgs, _global: &Global) -> anyhow::Result<Ex
     let kinds = super::handlers(&stores, Some(runner))
         .kinds()
         .iter()
-        .filter(|k| **k != super::tune_trial::KIND)
+        .filter(|k| **k != ::tune::trial_jobs::KIND)
         .map(|k| k.to_string())
         .collect();
     let state = stores.app_state(token).with_job_kinds(kinds);

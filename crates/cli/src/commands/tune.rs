@@ -107,8 +107,8 @@ pub(crate) enum TuneCommand {
         #[command(flatten)]
         stores: StoreArgs,
     },
-    /// (Internal) Watches a trial objective's process group for its worker: when the worker dies
-    /// (stdin, a pipe it holds, reaches its end), stops the group as the worker would have
+    /// (Internal) Watches a trial objective's process group for its worker: when the worker lets
+    /// go of the trial or dies (stdin, a pipe it holds, reaches its end), stops the group
     #[command(hide = true)]
     Guard {
         /// The objective's process group
@@ -302,7 +302,7 @@ async fn run_study(
     for i in 0..workers {
         let mut handlers = slipway_core::jobs::Handlers::new();
         let r = runner.clone();
-        handlers.register(tune_trial::KIND, move |ctx| tune_trial::job(r.clone(), ctx));
+        handlers.register(tune::trial_jobs::KIND, move |ctx| tune_trial::job(r.clone(), ctx));
         let mut options =
             WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
         options.id = format!("{}-{i}", options.id);

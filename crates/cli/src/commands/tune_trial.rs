@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use slipway_core::jobs::{JobContext, JobError};
 use tune::{AskOptions, StudySpec, TrialState, Tuning};
 
-/// The job kind.
-pub(crate) const KIND: &str = tune::trial_jobs::KIND;
 /// The exit status by which an objective says it pruned itself (EX_TEMPFAIL).
 pub(crate) const PRUNED_EXIT: i32 = 75;
 /// How much of a failed objective's stderr the trial keeps.
