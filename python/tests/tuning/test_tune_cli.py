@@ -385,6 +385,26 @@ def test_interrupting_tune_run_stops_an_objective_that_ignores_sigterm_after_the
         s.close()
 
 
+def test_a_guard_says_ready_then_stops_its_group_once_its_stdin_closes():
+    # The contract between a worker and `slipway tune guard PGID`: a `ready` line first (a worker
+    # warns without it), nothing while the pipe is open, SIGTERM to the group once it closes.
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    guard = subprocess.Popen([slipway_bin(), "tune", "guard", str(sleeper.pid)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert guard.stdout.readline() == b"ready\n"
+        time.sleep(0.5)
+        assert sleeper.poll() is None and guard.poll() is None, "nothing happens while the pipe is open"
+        guard.stdin.close()
+        assert guard.wait(timeout=20) == 0, guard.stderr.read()
+        assert sleeper.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        for p in (sleeper, guard):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_force_deleting_a_running_study_stops_its_objective_and_tune_run(backend):
     s = Study(backend, trials=3)
     s.env["SLOW_TRIAL"] = "0"

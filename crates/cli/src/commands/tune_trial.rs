@@ -280,7 +280,7 @@ async fn run_objective(
     let mut group = Group(child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)));
     // And its guard does, even once this worker is gone: when the trial is stopped early, when
     // the worker shuts down mid-trial, or when it is killed (kill -9, out of memory).
-    let mut lifeline = group.0.and_then(Lifeline::start);
+    let mut lifeline = group.0.and_then(|g| Lifeline::start(g, trial.number));
     let beat = Duration::from_millis((lease_ms / 3).max(300) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let deadline = spec.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -362,26 +362,53 @@ const GRACE: Duration = Duration::from_secs(5);
 struct Lifeline {
     guard: tokio::process::Child,
     _writer: std::io::PipeWriter,
+    /// Waits for the guard's `ready` line and warns if it never comes.
+    ready: tokio::task::AbortHandle,
 }
 
+/// What a guard writes on its stdout once it holds its group: the worker warns without it.
+const GUARD_READY: &str = "ready\n";
+
+/// How long a worker waits for its guard's `ready` before it warns.
+const GUARD_START: Duration = Duration::from_secs(10);
+
 impl Lifeline {
-    fn start(group: rustix::process::Pid) -> Option<Lifeline> {
+    fn start(group: rustix::process::Pid, trial: u64) -> Option<Lifeline> {
         let started = (|| {
             let (reader, writer) = std::io::pipe()?;
             let guard = tokio::process::Command::new(std::env::current_exe()?)
                 .args(["tune", "guard", &group.as_raw_nonzero().to_string()])
                 .stdin(Stdio::from(reader))
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 // Not the worker's group: a Ctrl-C meant for the worker does not end the guard.
                 .process_group(0)
                 .spawn()?;
-            Ok::<_, std::io::Error>(Lifeline { guard, _writer: writer })
+            Ok::<_, std::io::Error>((guard, writer))
         })();
         match started {
-            Ok(lifeline) => Some(lifeline),
+            Ok((mut guard, writer)) => {
+                // A guard that fails once started (a binary replaced by one without `tune guard`,
+                // say) is noticed rather than silently missing.
+                let stdout = guard.stdout.take();
+                let ready = tokio::spawn(async move {
+                    use tokio::io::AsyncBufReadExt;
+                    let mut said = String::new();
+                    let read = async {
+                        if let Some(out) = stdout {
+                            let _ = tokio::io::BufReader::new(out).read_line(&mut said).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(GUARD_START, read).await;
+                    if said != GUARD_READY {
+                        tracing::warn!(target: "tune::trial", trial, "the objective's guard did not start: if this worker is killed, the objective runs on");
+                    }
+                })
+                .abort_handle();
+                Some(Lifeline { guard, _writer: writer, ready })
+            }
             Err(e) => {
-                tracing::warn!(target: "tune::trial", error = %e, "cannot start the objective's guard: it would outlive a killed worker");
+                tracing::warn!(target: "tune::trial", trial, error = %e, "cannot start the objective's guard: if this worker is killed, the objective runs on");
                 None
             }
         }
@@ -390,6 +417,7 @@ impl Lifeline {
     /// The objective ended by itself: the guard goes without acting (killed, then the pipe
     /// closed as `self` drops; tokio reaps it).
     fn stand_down(mut self) {
+        self.ready.abort();
         let _ = self.guard.start_kill();
     }
 }
@@ -404,6 +432,12 @@ pub(crate) fn guard(pgid: i32) -> ExitCode {
         eprintln!("error: pgid: expected a process group id above 1, got {pgid}");
         return ExitCode::from(2);
     };
+    // Ready: the worker warns if this line never comes.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(GUARD_READY.as_bytes()).and_then(|()| out.flush());
+    }
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64];
     loop {
