@@ -17,7 +17,7 @@ pub fn new_job(name: &str, study_id: &str, extra: Value) -> NewJob {
     if let (Some(p), Value::Object(extra)) = (payload.as_object_mut(), extra) {
         p.extend(extra);
     }
-    NewJob::new(KIND, payload)
+    NewJob { subject: Some(study_id.to_string()), ..NewJob::new(KIND, payload) }
 }
 
 /// Whether `job` is a trial job of this study, not of a deleted one of the same name (a job
@@ -28,10 +28,15 @@ pub fn is_for(job: &Job, name: &str, study_id: &str) -> bool {
         && job.payload.get("study_id").is_none_or(|id| *id == json!(study_id))
 }
 
-/// The study's trial jobs not yet ended (queued or running), all of them, oldest first.
+/// The study's trial jobs not yet ended (queued or running), all of them, oldest first: by
+/// their subject, the study's id, and those queued before jobs had one by their payload.
 pub async fn open(queue: &Queue, name: &str, study_id: &str) -> Result<Vec<Job>> {
-    let mut jobs = queue.open_of_kind(KIND).await?;
-    jobs.retain(|j| is_for(j, name, study_id));
+    let mut jobs = queue.open_of(KIND, Some(study_id)).await?;
+    let older = queue.open_of(KIND, None).await?;
+    if older.iter().any(|j| is_for(j, name, study_id)) {
+        jobs.extend(older.into_iter().filter(|j| is_for(j, name, study_id)));
+        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    }
     Ok(jobs)
 }
 

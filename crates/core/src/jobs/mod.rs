@@ -27,12 +27,20 @@ pub use diagnostic::register_diagnostics;
 pub use worker::{Handlers, JobContext, JobError, Worker, WorkerOptions};
 
 /// The queue's schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "jobs",
-    sqlite: include_str!("../../migrations/sqlite/0001_jobs.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_jobs.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "jobs",
+        sqlite: include_str!("../../migrations/sqlite/0001_jobs.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_jobs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "subject",
+        sqlite: include_str!("../../migrations/sqlite/0002_subject.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_subject.sql"),
+    },
+];
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,6 +90,8 @@ impl JobStatus {
 pub struct Job {
     pub id: String,
     pub kind: String,
+    /// What the job is about, if its enqueuer said (see [`NewJob::subject`]).
+    pub subject: Option<String>,
     pub payload: Value,
     pub status: JobStatus,
     pub priority: i64,
@@ -114,6 +124,9 @@ pub struct JobEvent {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub kind: String,
+    /// What the job is about (a study's id, say): [`Queue::open_of`] finds a subject's open jobs
+    /// by index. At most 200 characters.
+    pub subject: Option<String>,
     pub payload: Value,
     /// Higher runs first.
     pub priority: i64,
@@ -125,7 +138,14 @@ pub struct NewJob {
 
 impl NewJob {
     pub fn new(kind: impl Into<String>, payload: Value) -> NewJob {
-        NewJob { kind: kind.into(), payload, priority: 0, max_attempts: 3, run_after: None }
+        NewJob {
+            kind: kind.into(),
+            subject: None,
+            payload,
+            priority: 0,
+            max_attempts: 3,
+            run_after: None,
+        }
     }
 }
 
@@ -166,7 +186,7 @@ pub struct Queue {
     options: Arc<QueueOptions>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, payload, status, priority, attempts, max_attempts, run_after, \
+const JOB_COLUMNS: &str = "id, kind, subject, payload, status, priority, attempts, max_attempts, run_after, \
     lease_token, lease_owner, lease_expires_at, cancel_requested, progress, result, error, \
     created_at, started_at, finished_at, updated_at";
 
@@ -191,6 +211,9 @@ impl Queue {
         if new.kind.is_empty() || new.kind.len() > 200 {
             return Err(Error::InvalidArgument("a job kind has 1 to 200 characters".into()));
         }
+        if new.subject.as_ref().is_some_and(|s| s.len() > 200) {
+            return Err(Error::InvalidArgument("a job subject has at most 200 characters".into()));
+        }
         if new.max_attempts < 1 {
             return Err(Error::InvalidArgument("max_attempts must be at least 1".into()));
         }
@@ -198,12 +221,13 @@ impl Queue {
         let id = new_id();
         let mut tx = self.db.begin_write().await?;
         sqlx::query(
-            "INSERT INTO jobs (id, kind, payload, status, priority, attempts, max_attempts, \
-             run_after, cancel_requested, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, 0, $7, $7)",
+            "INSERT INTO jobs (id, kind, subject, payload, status, priority, attempts, \
+             max_attempts, run_after, cancel_requested, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, 0, $8, $8)",
         )
         .bind(&id)
         .bind(&new.kind)
+        .bind(new.subject.as_deref())
         .bind(new.payload.to_string())
         .bind(new.priority)
         .bind(new.max_attempts)
@@ -264,17 +288,31 @@ impl Queue {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Every job of `kind` not yet ended (queued or running), oldest first, with no limit: for a
-    /// caller that must see all of a batch it queued, to count or cancel it (`list` shows only
-    /// the newest jobs of every kind).
-    pub async fn open_of_kind(&self, kind: &str) -> Result<Vec<Job>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND kind = $1 \
-             ORDER BY created_at, id"
-        )))
-        .bind(kind)
-        .fetch_all(self.db.pool())
-        .await?;
+    /// Every job of `kind` about `subject` (`None`: about nothing said) not yet ended (queued or
+    /// running), oldest first, with no limit, found by index: for a caller that must see all of
+    /// a batch it queued, to count or cancel it (`list` shows only the newest jobs of every kind).
+    pub async fn open_of(&self, kind: &str, subject: Option<&str>) -> Result<Vec<Job>> {
+        let open = "status IN ('queued', 'running') AND kind = $1";
+        let order = "ORDER BY created_at, id";
+        let rows = match subject {
+            Some(subject) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE {open} AND subject = $2 {order}"
+                )))
+                .bind(kind)
+                .bind(subject)
+                .fetch_all(self.db.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE {open} AND subject IS NULL {order}"
+                )))
+                .bind(kind)
+                .fetch_all(self.db.pool())
+                .await?
+            }
+        };
         rows.iter().map(job_from_row).collect()
     }
 
@@ -591,6 +629,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
     Ok(Job {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
+        subject: row.try_get("subject")?,
         payload: json("payload")?.unwrap_or(Value::Null),
         status: JobStatus::parse(&row.try_get::<String, _>("status")?)?,
         priority: row.try_get("priority")?,

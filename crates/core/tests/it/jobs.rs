@@ -244,35 +244,65 @@ async fn cancelling_queued_and_running_jobs(backend: Backend) {
     assert!(matches!(q.cancel("nope").await, Err(Error::JobNotFound { .. })));
 }
 
-async fn the_open_jobs_of_a_kind_are_all_listed_past_lists_limit(backend: Backend) {
+async fn the_open_jobs_of_a_subject_are_all_listed_past_lists_limit(backend: Backend) {
     let (_t, q) = queue(backend, fast()).await;
-    // More than `list` ever returns, between jobs of another kind.
+    let about = |subject: &str, i: i64| NewJob {
+        subject: Some(subject.to_string()),
+        ..NewJob::new("batch", json!({ "i": i }))
+    };
+    // More than `list` ever returns, between jobs of another subject, of no subject, and of
+    // another kind with the same subject.
     for i in 0..1_100 {
-        q.enqueue(NewJob::new("batch", json!({"i": i}))).await.unwrap();
-        if i % 100 == 0 {
-            q.enqueue(NewJob::new("other", json!({}))).await.unwrap();
+        q.enqueue(about("a", i)).await.unwrap();
+        // (Not before the first two, which are claimed below.)
+        if i % 100 == 50 {
+            q.enqueue(about("b", i)).await.unwrap();
+            q.enqueue(NewJob::new("batch", json!({ "i": i }))).await.unwrap();
+            q.enqueue(NewJob { subject: Some("a".into()), ..NewJob::new("other", json!({})) })
+                .await
+                .unwrap();
         }
     }
     assert_eq!(q.list(Some(JobStatus::Queued), 100_000).await.unwrap().len(), 1_000);
     let running = q.claim("w", &["batch"]).await.unwrap().unwrap();
     let done = q.claim("w", &["batch"]).await.unwrap().unwrap();
+    assert_eq!(
+        (running.job.subject.as_deref(), done.job.subject.as_deref()),
+        (Some("a"), Some("a"))
+    );
     q.complete(&done, &json!(null)).await.unwrap();
-    let cancelled = q.enqueue(NewJob::new("batch", json!({"i": -1}))).await.unwrap();
+    let cancelled = q.enqueue(about("a", -1)).await.unwrap();
     q.cancel(&cancelled.id).await.unwrap();
-    // Every batch job queued or running, the claimed one too; none ended; oldest first.
-    let open = q.open_of_kind("batch").await.unwrap();
+    // Every batch job about "a" queued or running, the claimed one too; none ended; oldest first.
+    let open = q.open_of("batch", Some("a")).await.unwrap();
     assert_eq!(open.len(), 1_099);
-    assert!(open.iter().all(|j| j.kind == "batch" && !j.status.is_final()));
+    assert!(
+        open.iter().all(|j| j.kind == "batch"
+            && j.subject.as_deref() == Some("a")
+            && !j.status.is_final())
+    );
     let running_now: Vec<&str> =
         open.iter().filter(|j| j.status == JobStatus::Running).map(|j| j.id.as_str()).collect();
     assert_eq!(running_now, [running.job.id.as_str()]);
     let mut seen: Vec<i64> = open.iter().map(|j| j.payload["i"].as_i64().unwrap()).collect();
-    let done_i = done.job.payload["i"].as_i64().unwrap();
-    assert!(!seen.contains(&done_i) && !seen.contains(&-1));
+    let ended = [done.job.payload["i"].as_i64().unwrap(), -1];
+    assert!(ended.iter().all(|i| !seen.contains(i)));
     assert!(open.windows(2).all(|w| w[0].created_at <= w[1].created_at));
     seen.sort();
-    assert_eq!(seen, (0..1_100).filter(|&i| i != done_i).collect::<Vec<_>>());
-    assert!(q.open_of_kind("none").await.unwrap().is_empty());
+    assert_eq!(seen, (0..1_100).filter(|i| !ended.contains(i)).collect::<Vec<_>>());
+    // The other subject's, and those of none.
+    let b = q.open_of("batch", Some("b")).await.unwrap();
+    assert_eq!(b.len(), 11);
+    let none = q.open_of("batch", None).await.unwrap();
+    assert_eq!(none.len(), 11);
+    assert!(none.iter().all(|j| j.subject.is_none()));
+    assert_eq!(q.open_of("other", Some("a")).await.unwrap().len(), 11);
+    assert!(q.open_of("none", Some("a")).await.unwrap().is_empty());
+    // A subject past 200 characters is refused, and nothing is queued.
+    let before = q.counts().await.unwrap();
+    let long = NewJob { subject: Some("x".repeat(201)), ..NewJob::new("batch", json!({})) };
+    assert!(matches!(q.enqueue(long).await, Err(Error::InvalidArgument(_))));
+    assert_eq!(q.counts().await.unwrap(), before);
 }
 
 async fn handler_writes_commit_with_the_completion(backend: Backend) {
@@ -342,7 +372,7 @@ on_both_backends!(
     a_lease_expiring_on_the_last_attempt_fails_the_job,
     heartbeats_keep_a_long_job,
     cancelling_queued_and_running_jobs,
-    the_open_jobs_of_a_kind_are_all_listed_past_lists_limit,
+    the_open_jobs_of_a_subject_are_all_listed_past_lists_limit,
     handler_writes_commit_with_the_completion,
     shutdown_releases_the_job,
     bad_jobs_are_refused,

@@ -14,6 +14,8 @@ use crate::{ApiError, AppState};
 pub(crate) struct JobView {
     id: String,
     kind: String,
+    /// What the job is about, when its enqueuer said: a study's id for a `tune.trial` job.
+    subject: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     status: String,
     #[schema(value_type = Object)]
@@ -44,6 +46,7 @@ impl From<Job> for JobView {
         JobView {
             id: j.id,
             kind: j.kind,
+            subject: j.subject,
             status: j.status.as_str().to_string(),
             payload: j.payload,
             priority: j.priority,

@@ -532,8 +532,44 @@ async fn deleting_a_study_removes_it_and_frees_its_name(backend: Backend) {
     assert!(matches!(a.delete_study("gone", false, false).await, Err(Error::StudyNotFound { .. })));
 }
 
+async fn a_studys_trial_jobs_are_found_by_its_id_and_older_ones_by_their_payload(backend: Backend) {
+    use slipway_core::jobs::{JobStatus, NewJob, Queue, QueueOptions};
+    use slipway_tune::trial_jobs;
+    let t = TestDb::new(backend).await;
+    let q = Queue::open(t.db.clone(), QueueOptions::default()).await.unwrap();
+    let job = |name: &str, id: &str| trial_jobs::new_job(name, id, json!({ "n": 1 }));
+    // Queued before jobs had a subject: the study's name and id in the payload only.
+    let legacy = |name: &str, id: &str| {
+        NewJob::new(trial_jobs::KIND, json!({ "study": name, "study_id": id }))
+    };
+    let older = q.enqueue(legacy("s", "id-1")).await.unwrap();
+    q.enqueue(legacy("s", "id-0")).await.unwrap(); // a deleted study of the same name
+    q.enqueue(legacy("t", "id-2")).await.unwrap();
+    let mut ours = vec![older.id];
+    for _ in 0..3 {
+        let j = q.enqueue(job("s", "id-1")).await.unwrap();
+        assert_eq!(j.subject.as_deref(), Some("id-1"));
+        ours.push(j.id);
+        q.enqueue(job("t", "id-2")).await.unwrap();
+        q.enqueue(job("s", "id-0")).await.unwrap();
+    }
+    let open = trial_jobs::open(&q, "s", "id-1").await.unwrap();
+    assert_eq!(open.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ours, "oldest first");
+    assert_eq!(trial_jobs::queued(&q, "s", "id-1").await.unwrap(), 4);
+    assert_eq!(trial_jobs::open(&q, "t", "id-2").await.unwrap().len(), 4);
+    // Cancelling one study's leaves the others' alone.
+    assert_eq!(trial_jobs::cancel(&q, "s", "id-1").await.unwrap(), 4);
+    for id in &ours {
+        assert_eq!(q.get(id).await.unwrap().status, JobStatus::Cancelled);
+    }
+    assert_eq!(trial_jobs::queued(&q, "s", "id-1").await.unwrap(), 0);
+    assert_eq!(trial_jobs::queued(&q, "s", "id-0").await.unwrap(), 4);
+    assert_eq!(trial_jobs::queued(&q, "t", "id-2").await.unwrap(), 4);
+}
+
 on_both_backends!(
     a_multi_objective_study_keeps_each_value_and_its_pareto_front,
+    a_studys_trial_jobs_are_found_by_its_id_and_older_ones_by_their_payload,
     ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
     a_study_file_draws_its_declared_space_with_conditions_and_enqueued_trials_first,
     a_trial_whose_lease_expires_is_failed_and_its_run_too,
