@@ -131,7 +131,19 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {
-        if is_busy(&e) { Error::StoreBusy } else { Error::Db(e) }
+        if is_busy(&e) {
+            return Error::StoreBusy;
+        }
+        // PostgreSQL's "invalid byte sequence for encoding UTF8: 0x00": a NUL in a text value
+        // (the server refuses those up front; this is for every other way in).
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("22021")
+        {
+            return Error::InvalidArgument(
+                "a NUL character (\\u0000) cannot be stored in a name or value".into(),
+            );
+        }
+        Error::Db(e)
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod auth;
 mod error;
+mod input;
 mod metrics;
 mod openapi;
 mod routes;

@@ -53,7 +53,67 @@ async fn jobs_run_through_the_http_api(backend: Backend) {
     assert_eq!(list["jobs"][0]["id"], id.as_str());
 }
 
-on_both_backends!(health_ready_and_version, jobs_run_through_the_http_api);
+async fn a_nul_character_is_refused_alike_on_both_stores_and_changes_nothing(backend: Backend) {
+    let s = Server::start(backend).await;
+    let c = s.client();
+    let post = |path: &str, body: &'static str| {
+        let c = c.clone();
+        let url = format!("{}{path}", s.url);
+        async move {
+            let r = c
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let refused = |(status, body): (u16, Value)| {
+        assert_eq!(status, 400, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("NUL character")), "{body}");
+    };
+    // MLflow's API and the native one; a name, a tag, a param.
+    refused(post("/api/2.0/mlflow/experiments/create", r#"{"name": "x\u0000y"}"#).await);
+    refused(post("/api/v1/studies", r#"{"name": "s\u0000", "directions": ["minimize"]}"#).await);
+    let (status, run) =
+        post("/api/2.0/mlflow/runs/create", r#"{"experiment_id": "0", "run_name": "r"}"#).await;
+    assert_eq!(status, 200, "{run}");
+    let id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let tag = format!(r#"{{"run_id": "{id}", "key": "k", "value": "a\u0000b"}}"#).leak();
+    refused(post("/api/2.0/mlflow/runs/set-tag", tag).await);
+    let param = format!(r#"{{"run_id": "{id}", "params": [{{"key": "p\u0000", "value": "1"}}]}}"#);
+    refused(post("/api/2.0/mlflow/runs/log-batch", param.leak()).await);
+    // In a URL too.
+    refused(get_json(&c, &format!("{}/api/v1/studies/a%00b", s.url)).await);
+    // Nothing of it stored.
+    let (_, exps) =
+        get_json(&c, &format!("{}/api/2.0/mlflow/experiments/search?max_results=100", s.url)).await;
+    assert_eq!(exps["experiments"].as_array().map(Vec::len), Some(1), "{exps}");
+    let (_, got) = get_json(&c, &format!("{}/api/2.0/mlflow/runs/get?run_id={id}", s.url)).await;
+    assert!(
+        got["run"]["data"]["tags"].as_array().is_none_or(|t| t.iter().all(|t| t["key"] != "k")),
+        "{got}"
+    );
+    assert!(got["run"]["data"]["params"].is_null(), "{got}");
+    let (_, studies) = get_json(&c, &format!("{}/api/v1/studies", s.url)).await;
+    assert_eq!(studies["studies"], json!([]), "{studies}");
+    // A backslash then the text u0000 is no NUL: stored as given.
+    let (status, ok) = post("/api/2.0/mlflow/experiments/create", r#"{"name": "x\\u0000y"}"#).await;
+    assert_eq!(status, 200, "{ok}");
+    let eid = ok["experiment_id"].as_str().unwrap();
+    let (_, e) =
+        get_json(&c, &format!("{}/api/2.0/mlflow/experiments/get?experiment_id={eid}", s.url))
+            .await;
+    assert_eq!(e["experiment"]["name"], "x\\u0000y");
+}
+
+on_both_backends!(
+    health_ready_and_version,
+    jobs_run_through_the_http_api,
+    a_nul_character_is_refused_alike_on_both_stores_and_changes_nothing
+);
 
 #[tokio::test]
 async fn bad_requests_get_json_errors() {
@@ -94,6 +154,12 @@ async fn bad_requests_get_json_errors() {
         post("{\"kind\": \"diagnostic.sleep\", \"extra\": 1}", "application/json").await,
     );
     expect(400, "BAD_REQUEST")(post("{}", "text/plain").await);
+    // A path segment that is not a number: axum's own refusal, answered as JSON too.
+    for number in ["abc", "-1", "99999999999999999999"] {
+        let url = format!("{}/api/v1/studies/s/trials/{number}/tell", s.url);
+        let r = c.post(url).json(&json!({"values": [1.0]})).send().await.unwrap();
+        expect(400, "BAD_REQUEST")((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)));
+    }
     expect(400, "INVALID_PARAMETER_VALUE")(
         post("{\"kind\": \"rm -rf\"}", "application/json").await,
     );

@@ -170,9 +170,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::exposition))
-        .merge(api)
+        .merge(checked(api))
         .merge(inference_routes())
-        .merge(mlflow::router())
+        .merge(checked(mlflow::router()))
         .merge(ui::router());
     layered(app, state)
 }
@@ -202,6 +202,14 @@ fn inference_routes() -> Router<AppState> {
         .route("/v2/models/{name}/infer", post(inference::infer))
         .route("/endpoints/{name}/invocations", post(inference::invocations))
         .route("/invocations", post(inference::default_invocations))
+}
+
+/// The API's routes (native and MLflow; not inference, whose payloads are the model's): no NUL
+/// character in what they store, and axum's own text refusals answered as JSON.
+fn checked(routes: Router<AppState>) -> Router<AppState> {
+    routes
+        .layer(middleware::from_fn(crate::input::refuse_nul))
+        .layer(middleware::from_fn(crate::input::json_errors))
 }
 
 /// The layers every route passes: auth, metrics, and a JSON 500 for a panic.
