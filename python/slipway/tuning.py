@@ -252,7 +252,8 @@ class Study:
         return self.client.delete_study(self.name, runs=runs, force=force)
 
     def enqueue_trial(self, params: dict) -> None:
-        """A coming trial takes these values."""
+        """A coming trial takes these values. Raises `SlipwayError` (400) for a value that no range
+        its parameter was declared or suggested with holds."""
         self.client._request("POST", f"/api/v1/studies/{_q(self.name)}/enqueue", {"params": params})
 
     def optimize(self, objective: Callable[[Trial], ObjectiveValue], n_trials: Optional[int] = None,

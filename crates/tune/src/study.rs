@@ -277,6 +277,12 @@ impl Study {
         self.n_complete
     }
 
+    /// The distributions trials have suggested `name` with.
+    pub fn distributions_of(&self, name: &str) -> impl Iterator<Item = &Distribution> {
+        let ids = self.key_ids.get(name).map(Vec::as_slice).unwrap_or_default();
+        ids.iter().map(|&id| &self.keys[id as usize].dist)
+    }
+
     /// The index of a (name, distribution) pair, added if new.
     pub fn intern(&mut self, name: &str, dist: &Distribution) -> u32 {
         if let Some(ids) = self.key_ids.get(name) {

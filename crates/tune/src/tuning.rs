@@ -820,10 +820,36 @@ impl Tuning {
     /// Adds a set of parameter values for a coming trial to take.
     pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
+        check_enqueued(&loaded, &params)?;
         loaded.row.enqueued.push(params);
         loaded.save_study(now_ms()).await?;
         loaded.commit().await
     }
+}
+
+/// Refuses enqueued values no known distribution of their parameter holds — those of the study
+/// file's space, and those its trials suggested — rather than letting them fail the trial that
+/// takes them; a parameter never suggested yet is checked when it is. A study file's parameter
+/// must be one of its space's.
+fn check_enqueued(loaded: &Loaded, params: &BTreeMap<String, Value>) -> Result<()> {
+    let spec = loaded.row.spec.as_ref().map(StudySpec::from_json).transpose();
+    let spec = spec.map_err(|e| corrupt_spec(&e))?;
+    let declared = spec.as_ref().map(|spec| &spec.params);
+    for (name, value) in params {
+        let mut known: Vec<&Distribution> =
+            declared.into_iter().flatten().filter(|p| p.name == *name).map(|p| &p.dist).collect();
+        if declared.is_some() && known.is_empty() {
+            return Err(Error::invalid(format!(
+                "{name}: not a parameter of the study file's search space"
+            )));
+        }
+        known.extend(loaded.study.distributions_of(name));
+        // Fits one of them, or is refused with why it misses the last.
+        if let Some(Err(e)) = known.iter().map(|d| d.to_internal(value)).reduce(Result::or) {
+            return Err(Error::invalid(format!("{name}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 fn corrupt_spec(e: &Error) -> Error {

@@ -82,6 +82,15 @@ def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server
     with pytest.raises(SlipwayError) as e:
         client.get_study("nope")
     assert e.value.status == 404
+    # An enqueued value outside the range its parameter was suggested with: refused at once,
+    # not left to fail the trial that would take it; one inside is taken by the next trial.
+    with pytest.raises(SlipwayError) as e:
+        study.enqueue_trial({"lr": 5.0})
+    assert e.value.status == 400 and e.value.message == "lr: 5.0 lies outside float [0.1, 1]"
+    study.enqueue_trial({"lr": 0.5})
+    nxt = study.ask()
+    assert nxt.suggest_float("lr", 0.1, 1.0) == 0.5
+    study.tell(nxt, 0.25)
     assert [s["name"] for s in client.studies()] == ["bad"], "the refused study was not created"
     assert study.trials[0]["value"] == 1.5
 

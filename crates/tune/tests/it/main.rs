@@ -148,6 +148,53 @@ async fn a_study_file_draws_its_declared_space_with_conditions_and_enqueued_tria
     assert_eq!(saw.len(), 2, "{saw:?}");
 }
 
+async fn an_enqueued_value_no_known_range_holds_is_refused_and_changes_nothing(backend: Backend) {
+    let (_db, tuning) = tuning(backend).await;
+    tuning
+        .create_study(new_study("enq", SamplerConfig::Random, PrunerConfig::None), false)
+        .await
+        .unwrap();
+    let x = Distribution::float(0.0, 1.0, None, false).unwrap();
+    let t = tuning.ask("enq", AskOptions::default()).await.unwrap();
+    tuning.suggest("enq", t.number, "x", &x).await.unwrap();
+    let one = |k: &str, v: serde_json::Value| BTreeMap::from([(k.to_string(), v)]);
+    for bad in [json!(5.0), json!("a"), json!(-0.1)] {
+        let e = tuning.enqueue("enq", one("x", bad.clone())).await.unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)) && e.to_string().starts_with("x: "), "{bad}: {e}");
+    }
+    // A range asked later holds it: accepted. So is a parameter not suggested yet.
+    let wide = Distribution::float(0.0, 10.0, None, false).unwrap();
+    let t2 = tuning.ask("enq", AskOptions::default()).await.unwrap();
+    tuning.suggest("enq", t2.number, "x", &wide).await.unwrap();
+    tuning.enqueue("enq", one("x", json!(5.0))).await.unwrap();
+    tuning.enqueue("enq", one("y", json!(42))).await.unwrap();
+    // Only the accepted ones are taken, in order.
+    let t3 = tuning.ask("enq", AskOptions::default()).await.unwrap();
+    assert_eq!(tuning.suggest("enq", t3.number, "x", &wide).await.unwrap(), json!(5.0));
+    let t4 = tuning.ask("enq", AskOptions::default()).await.unwrap();
+    let y = Distribution::int(0, 100, 1, false).unwrap();
+    assert_eq!(tuning.suggest("enq", t4.number, "y", &y).await.unwrap(), json!(42));
+    let t5 = tuning.ask("enq", AskOptions::default()).await.unwrap();
+    let drawn = tuning.suggest("enq", t5.number, "x", &x).await.unwrap();
+    assert!(
+        drawn.as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)),
+        "drawn, not enqueued: {drawn}"
+    );
+
+    // A study file's space: its ranges, and only its parameters.
+    let file = json!({"name": "filed", "trials": 5, "sampler": "random",
+        "params": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": true}}});
+    let spec = StudySpec::from_json(&file).unwrap();
+    tuning.create_study(NewStudy::from_spec(&spec, file, "tester"), false).await.unwrap();
+    let e = tuning.enqueue("filed", one("lr", json!(2.0))).await.unwrap_err();
+    assert_eq!(e.to_string(), "lr: 2.0 lies outside float [0.0001, 1] log");
+    let e = tuning.enqueue("filed", one("momentum", json!(0.9))).await.unwrap_err();
+    assert_eq!(e.to_string(), "momentum: not a parameter of the study file's search space");
+    tuning.enqueue("filed", one("lr", json!(0.01))).await.unwrap();
+    let first = tuning.ask("filed", AskOptions::default()).await.unwrap();
+    assert_eq!(first.params["lr"], json!(0.01));
+}
+
 async fn a_trial_whose_lease_expires_is_failed_and_its_run_too(backend: Backend) {
     let (_db, tuning) = tuning(backend).await;
     tuning
@@ -570,6 +617,7 @@ async fn a_studys_trial_jobs_are_found_by_its_id_and_older_ones_by_their_payload
 on_both_backends!(
     a_multi_objective_study_keeps_each_value_and_its_pareto_front,
     a_studys_trial_jobs_are_found_by_its_id_and_older_ones_by_their_payload,
+    an_enqueued_value_no_known_range_holds_is_refused_and_changes_nothing,
     ask_tell_trials_are_child_runs_and_tpe_improves_on_its_start,
     a_study_file_draws_its_declared_space_with_conditions_and_enqueued_trials_first,
     a_trial_whose_lease_expires_is_failed_and_its_run_too,
