@@ -133,7 +133,66 @@ impl Global {
     }
 }
 
+/// A usage error as clap renders it, in one line: the error with what it lists (the missing
+/// arguments), clap's tips (a similar argument, `--` before a negative number), and the help
+/// of `command`, the command it was for.
+fn usage_line(rendered: &str, command: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim_end).skip_while(|l| l.trim().is_empty());
+    let mut line = lines.next().unwrap_or("error: bad usage").to_string();
+    let mut listing = line.ends_with(':');
+    for l in lines {
+        let t = l.trim();
+        if t.is_empty() {
+            listing = false;
+        } else if listing && l.starts_with(char::is_whitespace) {
+            line.push(' ');
+            line.push_str(t);
+        } else if let Some(tip) = t.strip_prefix("tip:") {
+            line.push_str("; ");
+            line.push_str(tip.trim());
+        }
+    }
+    format!("{line} (see '{command} --help')")
+}
+
+/// The (sub)command `args` name, as far as they name one: `slipway tune run`.
+fn command_named(args: impl IntoIterator<Item = String>) -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec!["slipway".to_string()];
+    for arg in args {
+        if !command.has_subcommands() {
+            break;
+        }
+        // Options and their values are passed over; the first word naming a subcommand is it.
+        let Some(sub) = command.find_subcommand(&arg).cloned() else { continue };
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    path.join(" ")
+}
+
+/// Output into a closed pipe (`slipway tune trials s | head`) ends the program quietly, as
+/// Unix tools do: `println!` panics on it, so the panic hook exits instead (results written with
+/// `?` see the error and do the same in `main`).
+fn quiet_on_a_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_a_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -142,10 +201,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // Usage errors: one line, then where to look.
-            let text = e.render().to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: bad usage");
-            eprintln!("{} (see 'slipway --help')", first.trim_end());
+            let command = command_named(std::env::args().skip(1));
+            eprintln!("{}", usage_line(&e.render().to_string(), &command));
             return ExitCode::from(2);
         }
     };

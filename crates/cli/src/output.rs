@@ -53,7 +53,8 @@ pub(crate) fn sparkline(values: &[f64]) -> String {
 /// Prints a value as pretty JSON.
 pub(crate) fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    // As an io::Error, so that a closed pipe (`| head`) is seen as one and ends quietly.
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(out.flush()?)
 }

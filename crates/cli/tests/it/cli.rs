@@ -20,14 +20,51 @@ fn version_prints_and_speaks_json() {
 }
 
 #[test]
-fn usage_errors_are_one_line() {
+fn usage_errors_are_one_line_that_says_what_is_missing_and_where_to_look() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["frobnicate"][..], &["server", "--port", "seventy"], &["jobs", "show"]] {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["frobnicate"], &["'frobnicate'", "(see 'slipway --help')"]),
+        (&["server", "--port", "seventy"], &["seventy", "(see 'slipway server --help')"]),
+        (&["jobs", "show"], &["not provided: <ID>", "(see 'slipway jobs show --help')"]),
+        (&["tnue"], &["a similar subcommand exists: 'tune'"]),
+        (
+            &["tune", "run", "s.toml", "--wrokers", "2"],
+            &["a similar argument exists: '--workers'", "(see 'slipway tune run --help')"],
+        ),
+        (
+            &["--server", "http://127.0.0.1:9", "tune", "run"],
+            &["not provided: <FILE> (see 'slipway tune run --help')"],
+        ),
+    ];
+    for (args, says) in cases {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = text(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{stderr}");
+        for s in says {
+            assert!(stderr.contains(s), "{args:?}: {s:?} not in {stderr}");
+        }
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `slipway --json doctor | head -c 0`: the reader is gone before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    // Written with `?`, and with `println!` (`version`).
+    for args in [&["--json", "doctor"][..], &["doctor"], &["version"]] {
+        let mut child = crate::harness::slipway(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
     }
 }
 
