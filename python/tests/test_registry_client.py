@@ -99,6 +99,18 @@ def test_register_alias_lineage_and_endpoints(server, monkeypatch, tmp_path):
     with pytest.raises(SlipwayError) as e:
         client.register_model("fall", model=b"not an onnx file")
     assert e.value.status == 400
+    # A refused first version of a new model leaves no empty model behind.
+    known = sorted(m["name"] for m in client.models())
+    with pytest.raises(SlipwayError) as e:
+        client.register_model("fresh", model=b"not an onnx file")
+    assert e.value.status == 400
+    with pytest.raises(SlipwayError) as e:
+        client.register_model("fresh", source="file:///etc/passwd")
+    assert e.value.status == 400
+    assert sorted(m["name"] for m in client.models()) == known
+    with pytest.raises(SlipwayError) as e:
+        client.model("fresh")
+    assert e.value.status == 404
     with pytest.raises(SlipwayError) as e:
         client._request("POST", "/api/v1/models/fall/versions?file_name=../evil.onnx", v1_bytes)
     assert e.value.status == 400 and "file name" in e.value.message

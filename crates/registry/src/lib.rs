@@ -104,6 +104,12 @@ impl Registry {
         }
     }
 
+    /// Deletes the model if it has no version (nor tag nor alias): undoes an `ensure_model`
+    /// whose first version was refused, so that a failed registration leaves nothing behind.
+    pub async fn forget_if_empty(&self, name: &str) -> Result<bool> {
+        store::delete_model_if_empty(&self.db, name).await
+    }
+
     pub async fn get_model(&self, name: &str) -> Result<RegisteredModel> {
         store::get_model(&self.db, name).await
     }

@@ -211,6 +211,23 @@ pub(crate) async fn delete_model(db: &Db, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes a model that has no version, tag or alias; false when it has one (or is gone).
+pub(crate) async fn delete_model_if_empty(db: &Db, name: &str) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM registered_models WHERE name = $1 \
+         AND NOT EXISTS (SELECT 1 FROM model_versions WHERE name = $1) \
+         AND NOT EXISTS (SELECT 1 FROM registered_model_tags WHERE name = $1) \
+         AND NOT EXISTS (SELECT 1 FROM model_aliases WHERE name = $1)",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(deleted > 0)
+}
+
 pub(crate) async fn set_model_tag(
     db: &Db,
     name: &str,

@@ -254,14 +254,21 @@ pub(crate) async fn register_version(
         new.description = req.description;
         new.tags = req.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
     }
+    let existed = s.registry.get_model(&name).await.is_ok();
     s.registry.ensure_model(&name).await?;
     let version = if upload {
         let file_name = q.file_name.unwrap_or_else(|| "model.onnx".into());
-        s.registry.upload_version(new, &file_name, body).await?
+        s.registry.upload_version(new, &file_name, body).await
     } else {
-        s.registry.create_version(new).await?
+        s.registry.create_version(new).await
     };
-    Ok(Json(VersionView::from(&version)))
+    if version.is_err() && !existed {
+        // A refused first version leaves no empty model behind.
+        if let Err(e) = s.registry.forget_if_empty(&name).await {
+            tracing::warn!(target: "server", model = %name, error = %e, "cannot remove the model a refused registration made");
+        }
+    }
+    Ok(Json(VersionView::from(&version?)))
 }
 
 /// A version by number, `latest` or alias.
