@@ -644,7 +644,8 @@ class Slipway:
         return Study(self, self._request("GET", f"/api/v1/studies/{_q(name)}"))
 
     def studies(self) -> list:
-        """Every study with its trial counts, newest first."""
+        """Every study with its trial counts, target (`n_trials`) and `queued_jobs` (its trial jobs
+        waiting for a worker), newest first; not its best trial (`client.get_study(name)` has it)."""
         return self._request("GET", "/api/v1/studies")["studies"]
 
     def delete_study(self, name: str, runs: bool = False, force: bool = False) -> dict:

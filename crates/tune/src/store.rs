@@ -516,6 +516,27 @@ impl Loaded {
         Ok(())
     }
 
+    /// Saves the study's target of trials, in its row and in its study file's `trials`.
+    pub(crate) async fn save_target(&mut self, n_trials: i64, now: i64) -> Result<()> {
+        debug_assert!(self.write, "a read cannot save");
+        if let Some(Value::Object(spec)) = self.row.spec.as_mut() {
+            spec.insert("trials".into(), Value::from(n_trials));
+        }
+        self.row.n_trials = Some(n_trials);
+        let spec = self.row.spec.as_ref().map(|s| s.to_string());
+        sqlx::query(
+            "UPDATE tune_studies SET n_trials = $1, spec = $2, updated_ms = $3 WHERE study_id = $4",
+        )
+        .bind(n_trials)
+        .bind(spec)
+        .bind(now)
+        .bind(&self.row.study_id)
+        .execute(&mut **self.tx.as_mut().expect("a loaded study has its transaction"))
+        .await?;
+        self.changed = true;
+        Ok(())
+    }
+
     /// Commits what was saved (raising the study's revision if anything was) and keeps the
     /// study in memory at that revision.
     pub(crate) async fn commit(mut self) -> Result<()> {

@@ -144,10 +144,24 @@ pub struct StudyInfo {
     /// The best trial (none in a multi-objective study).
     pub best: Option<TrialView>,
     /// The Pareto front: complete trials no other dominates, by number (with one objective, the
-    /// best trial). Left out of study lists.
+    /// best trial). Both are left out of study lists (see [`StudyInfo::listed`]).
     pub best_trials: Vec<TrialView>,
     pub created_ms: i64,
     pub updated_ms: i64,
+}
+
+impl StudyInfo {
+    /// As a list of studies shows it: with `queued_jobs` (its trial jobs waiting for a worker),
+    /// and without its best trial(s), which a list does not compute (ask for the study).
+    pub fn listed(&self, queued_jobs: usize) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("best");
+            o.remove("best_trials");
+            o.insert("queued_jobs".into(), queued_jobs.into());
+        }
+        v
+    }
 }
 
 /// How a trial is asked for.
@@ -818,6 +832,21 @@ impl Tuning {
     }
 
     /// Adds a set of parameter values for a coming trial to take.
+    /// Sets how many trials the study (`study_id`, so not another of its name) is to have:
+    /// a study file whose `trials` was raised to run more.
+    pub async fn set_target(&self, name: &str, study_id: &str, n_trials: u64) -> Result<StudyInfo> {
+        let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
+        if loaded.row.study_id != study_id {
+            return Err(Error::StudyNotFound { name: name.to_string() });
+        }
+        let n_trials = i64::try_from(n_trials)
+            .map_err(|_| Error::invalid(format!("trials: {n_trials} is too many")))?;
+        loaded.save_target(n_trials, now_ms()).await?;
+        let info = info(&loaded);
+        loaded.commit().await?;
+        Ok(info)
+    }
+
     pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         check_enqueued(&loaded, &params)?;

@@ -49,7 +49,9 @@ def test_ask_tell_records_every_trial_as_a_child_run_and_finds_better_values(ser
     again = client.study("quad", sampler="random")
     assert again.info["study_id"] == study.info["study_id"]
     assert again.info["counts"]["COMPLETE"] == 40
-    assert sorted(s["name"] for s in client.studies()) == ["quad", "quad-optuna"]
+    listed = client.studies()
+    assert sorted(s["name"] for s in listed) == ["quad", "quad-optuna"]
+    assert all(s["queued_jobs"] == 0 and "best" not in s for s in listed), listed
 
 
 def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server):

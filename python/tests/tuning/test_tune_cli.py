@@ -180,7 +180,8 @@ def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(b
              '[[enqueue]]\nmode = "ok"\nx1 = 3.14159\nx2 = 2.275\n')
     s = Study(backend, trials=3, extra=extra)
     try:
-        s.cli("tune", "run", "study.toml")
+        run = s.cli("tune", "run", "study.toml")
+        assert "slipway: 1 trial failed: see `slipway tune trials branin --state FAIL`" in run.stderr.decode()
         t = s.trials()
         assert [x["state"] for x in t] == ["FAIL", "PRUNED", "COMPLETE"]
         assert "exited with status 3" in t[0]["error"] and "boom: the objective broke" in t[0]["error"]
@@ -193,6 +194,20 @@ def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(b
         assert abs(t[2]["value"] - 0.397887) < 1e-4
         best = json.loads(s.cli("--json", "tune", "best", "branin").stdout)
         assert best["number"] == 2
+    finally:
+        s.close()
+
+
+def test_a_study_none_of_whose_trials_completes_fails_and_says_where_to_look():
+    s = Study("sqlite", trials=2)
+    study = s.dir / "study.toml"
+    study.write_text(study.read_text().replace('objective.py"', 'objective.py; exit 3"'))
+    try:
+        run = s.cli("tune", "run", "study.toml", check=False)
+        err = run.stderr.decode().strip().splitlines()
+        assert run.returncode == 1, err
+        assert err[-1] == "error: no trial of study 'branin' completed (2 failed): see `slipway tune trials branin --state FAIL`"
+        assert [t["state"] for t in s.trials()] == ["FAIL", "FAIL"]
     finally:
         s.close()
 
@@ -358,6 +373,40 @@ def test_resuming_a_study_of_more_than_a_thousand_queued_trials_queues_no_more(b
         assert again == {"study": "branin", "queued": 0}
         done = json.loads(s.cli("--json", "tune", "delete", "branin").stdout)
         assert done["jobs_cancelled"] == 1_050
+    finally:
+        s.close()
+
+
+def test_raising_trials_in_the_study_file_runs_more_and_other_changes_are_named_not_applied(backend):
+    s = Study(backend, trials=2)
+    try:
+        s.cli("tune", "run", "study.toml", "--workers", "1")
+        study = s.dir / "study.toml"
+        study.write_text(study.read_text().replace("trials = 2", "trials = 4"))
+        # No more workers start than there are trials to run: two here, not 64.
+        more = s.cli("tune", "run", "study.toml", "--workers", "64")
+        assert "now aims at 4 trials (was 2)" in more.stderr.decode()
+        status = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert (status["counts"]["COMPLETE"], status["n_trials"]) == (4, 4)
+        trials = s.trials()
+        assert [t["number"] for t in trials] == [0, 1, 2, 3]
+        assert {t["worker"].rsplit("-", 1)[1] for t in trials[2:]} <= {"0", "1"}, trials
+        # The list: the target and the backlog, and no best trial (a list does not compute it).
+        listed = json.loads(s.cli("--json", "tune", "status").stdout)["studies"]
+        assert [(x["name"], x["n_trials"], x["queued_jobs"]) for x in listed] == [("branin", 4, 0)]
+        assert "best" not in listed[0] and "best_trials" not in listed[0]
+        head = s.cli("tune", "status").stdout.decode().splitlines()[0].split()
+        assert head[-3:] == ["queued", "target", "updated"] and head[0] == "study"
+        too_many = s.cli("tune", "run", "study.toml", "--workers", "257", check=False)
+        assert too_many.returncode == 2 and "not in 0..=256" in too_many.stderr.decode()
+        # Another change (the seed, a range): named, not applied; nothing more runs.
+        study.write_text(study.read_text().replace("seed = 5", "seed = 6").replace("high = 10", "high = 9"))
+        other = s.cli("tune", "run", "study.toml", "--workers", "1")
+        said = other.stderr.decode()
+        assert "exists with another file (params, seed differ)" in said, said
+        assert "tune delete branin" in said
+        again = json.loads(s.cli("--json", "tune", "status", "branin").stdout)
+        assert (again["counts"]["COMPLETE"], again["n_trials"], again["seed"]) == (4, 4, 5)
     finally:
         s.close()
 

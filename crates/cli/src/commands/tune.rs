@@ -52,9 +52,10 @@ pub(crate) enum TuneCommand {
     Run {
         /// The study file (.toml, .yaml or .json)
         file: PathBuf,
-        /// Trials to run at once in this process (0: only queue them)
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
+        /// Trials to run at once in this process, at most 256 (0: only queue them; more hosts
+        /// join with `slipway worker`)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=256))]
+        workers: u16,
         /// Seconds a trial may go without its worker's heartbeat before it is failed
         #[arg(long, default_value_t = 30)]
         trial_lease: u64,
@@ -161,7 +162,7 @@ pub(crate) async fn run(cmd: TuneCommand, global: &Global) -> anyhow::Result<Exi
             try_function(&function, trials, seed, &sampler, parallel, pending, global).await
         }
         TuneCommand::Run { file, workers, trial_lease, stores } => {
-            run_study(&file, workers, trial_lease, &stores, global).await
+            run_study(&file, usize::from(workers), trial_lease, &stores, global).await
         }
         TuneCommand::Status { name, stores } => status(name.as_deref(), &stores, global).await,
         TuneCommand::Best { name, stores } => best(&name, &stores, global).await,
@@ -227,6 +228,17 @@ async fn open_jobs(queue: &slipway_core::jobs::Queue, study: &StudyInfo) -> anyh
     Ok(tune::trial_jobs::open(queue, &study.name, &study.study_id).await?.len() as i64)
 }
 
+/// The top-level fields in which a stored study file and a new one differ, by name.
+fn differing_fields(stored: Option<&serde_json::Value>, new: &serde_json::Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let stored = stored.and_then(|s| s.as_object()).unwrap_or(&empty);
+    let new = new.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = stored.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| stored.get(*k) != new.get(*k)).cloned().collect()
+}
+
 /// How many of the study's trials have ended.
 fn ended(info: &StudyInfo) -> i64 {
     ["COMPLETE", "PRUNED", "FAIL"].iter().map(|s| info.counts.get(*s).copied().unwrap_or(0)).sum()
@@ -253,15 +265,31 @@ async fn run_study(
     // A user command: the progress bar and the summary speak; warnings still show.
     crate::init_logging(Some(settings.file.log.as_deref().unwrap_or("warn")));
     let stores = super::open_stores(&settings).await?;
-    let info = stores
+    let mut info = stores
         .tuning
         .create_study(NewStudy::from_spec(&spec, value.clone(), "slipway"), true)
         .await?;
     if info.spec.as_ref() != Some(&value) {
-        eprintln!(
-            "slipway: study '{}' exists with another file; resuming it as it was created",
-            info.name
-        );
+        let differ = differing_fields(info.spec.as_ref(), &value);
+        if differ == ["trials"] {
+            // Only its target changed: more trials (or fewer) of the same study.
+            let was = info.n_trials.unwrap_or_default();
+            info = stores.tuning.set_target(&info.name, &info.study_id, spec.trials).await?;
+            if !global.json {
+                eprintln!(
+                    "slipway: study '{}' now aims at {} trials (was {was})",
+                    info.name, spec.trials
+                );
+            }
+        } else {
+            eprintln!(
+                "slipway: study '{}' exists with another file ({} differ); resuming it as it was \
+                 created (only `trials` can change: to start over, `slipway tune delete {}`)",
+                info.name,
+                differ.join(", "),
+                info.name
+            );
+        }
     }
     // Queue what is missing: the target less the trials ended and the trials queued or running.
     // A grid study stops once every combination has had its trial.
@@ -295,7 +323,9 @@ async fn run_study(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    // Run the study's trials here until none is left queued or running.
+    // Run the study's trials here until none is left queued or running: no more workers than
+    // there are trials to run.
+    let workers = workers.min(open_jobs(&stores.queue, &info).await?.max(1) as usize);
     let runner = super::trial_api(&stores).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -361,7 +391,23 @@ async fn run_study(
         print_study(&done, &stores.tuning.trials(&done.name).await?, 0)?;
     }
     stores.db.close().await;
-    Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    if interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    // Failed trials are said; a study none of whose trials completed failed.
+    let count = |state: &str| done.counts.get(state).copied().unwrap_or(0);
+    let failed = count("FAIL");
+    if failed > 0 {
+        let see = format!("see `slipway tune trials {} --state FAIL`", done.name);
+        if count("COMPLETE") == 0 {
+            bail!("no trial of study '{}' completed ({failed} failed): {see}", done.name);
+        }
+        if !global.json {
+            let s = if failed == 1 { "" } else { "s" };
+            eprintln!("slipway: {failed} trial{s} failed: {see}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn value_text(v: Option<f64>) -> String {
@@ -479,18 +525,27 @@ async fn status(
     match name {
         None => {
             let studies = stores.tuning.studies().await?;
+            let mut queued = Vec::with_capacity(studies.len());
+            for s in &studies {
+                queued.push(tune::trial_jobs::queued(&stores.queue, &s.name, &s.study_id).await?);
+            }
             if global.json {
-                crate::output::json(&json!({ "studies": studies }))?;
+                let listed: Vec<_> =
+                    studies.iter().zip(&queued).map(|(s, &q)| s.listed(q)).collect();
+                crate::output::json(&json!({ "studies": listed }))?;
             } else {
                 let rows: Vec<Vec<String>> = studies
                     .iter()
-                    .map(|s| {
+                    .zip(&queued)
+                    .map(|(s, q)| {
                         let mut cells = study_cells(s);
+                        cells.push(q.to_string());
+                        cells.push(s.n_trials.map_or("-".into(), |n| n.to_string()));
                         cells.push(crate::output::time(Some(s.updated_ms)));
                         cells
                     })
                     .collect();
-                table(&[&STUDY_COLUMNS[..], &["updated"]].concat(), &rows)?;
+                table(&[&STUDY_COLUMNS[..], &["queued", "target", "updated"]].concat(), &rows)?;
             }
         }
         Some(name) => {

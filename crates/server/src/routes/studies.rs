@@ -111,9 +111,14 @@ pub(crate) async fn create_study(
 }
 
 #[utoipa::path(get, path = "/api/v1/studies", tag = "tuning",
-    responses((status = 200, description = "{studies: [study with trial counts]} newest first")))]
+    responses((status = 200, description = "{studies: [study with trial counts and queued_jobs; no best trial]} newest first")))]
 pub(crate) async fn list_studies(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "studies": s.tuning.studies().await? })))
+    let mut studies = Vec::new();
+    for study in s.tuning.studies().await? {
+        let queued = tune::trial_jobs::queued(&s.queue, &study.name, &study.study_id).await?;
+        studies.push(study.listed(queued));
+    }
+    Ok(Json(json!({ "studies": studies })))
 }
 
 #[utoipa::path(get, path = "/api/v1/studies/{name}", tag = "tuning", params(("name" = String, Path)),
