@@ -18,12 +18,27 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
-        let base = global.server_url().trim_end_matches('/').to_string();
+        let base = global.server_url()?.trim_end_matches('/').to_string();
         Ok(Client { http, base, token: global.token.clone() })
     }
 
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Why the server could not be asked, in a line, with what to check.
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        // The innermost cause says it best ("Connection refused (os error 111)").
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let why = if e.is_timeout() { "timed out".to_string() } else { cause.to_string() };
+        anyhow::anyhow!(
+            "cannot reach {} ({why}): is `slipway server` running there? (--server or \
+             SLIPWAY_TRACKING_URI names it)",
+            self.base
+        )
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
@@ -117,8 +132,7 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response =
-            request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let body = response.bytes().await.context("reading the answer")?;
         if !status.is_success() {

@@ -95,8 +95,24 @@ pub(crate) struct Settings {
     pub(crate) poll_interval: Duration,
 }
 
+/// The `--server` flag given on the command line, if any (set once, in `main`).
+pub(crate) static SERVER_FLAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 impl StoreArgs {
+    /// The settings of a command that works on the stores directly. Refuses a `--server` given
+    /// on the command line: silently reading the local stores instead would mislead.
     pub(crate) fn resolve(&self) -> anyhow::Result<Settings> {
+        if let Some(server) = SERVER_FLAG.get() {
+            anyhow::bail!(
+                "--server {server}: this command works on the stores directly (--db, --data-dir, \
+                 --artifacts or slipway.toml), not through a server"
+            );
+        }
+        self.resolve_beside_a_server()
+    }
+
+    /// The settings, with or without `--server` (`doctor` checks both).
+    pub(crate) fn resolve_beside_a_server(&self) -> anyhow::Result<Settings> {
         let file = load_file(self.config.as_deref())?;
         let data_dir = self
             .data_dir

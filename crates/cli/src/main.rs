@@ -116,21 +116,38 @@ pub(crate) struct Global {
 
 impl Global {
     /// The server client commands talk to: `--server`, else `SLIPWAY_TRACKING_URI`, else
-    /// `MLFLOW_TRACKING_URI`, else the local default.
-    pub(crate) fn server_url(&self) -> String {
-        self.server
-            .clone()
-            .or_else(|| std::env::var("SLIPWAY_TRACKING_URI").ok())
-            .or_else(|| std::env::var("MLFLOW_TRACKING_URI").ok())
-            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            .unwrap_or_else(|| "http://127.0.0.1:5000".to_string())
+    /// `MLFLOW_TRACKING_URI` if it is a server's URL (MLflow's may name a local store, which is
+    /// not Slipway's to read), else the local default. A `--server` or `SLIPWAY_TRACKING_URI`
+    /// that is not an http(s) URL is refused rather than replaced.
+    pub(crate) fn server_url(&self) -> anyhow::Result<String> {
+        let checked = |from: &str, url: String| {
+            if is_http(&url) {
+                Ok(url)
+            } else {
+                Err(anyhow::anyhow!("{from}: expected an http:// or https:// URL, got '{url}'"))
+            }
+        };
+        if let Some(url) = &self.server {
+            return checked("--server", url.clone());
+        }
+        if let Ok(url) = std::env::var("SLIPWAY_TRACKING_URI") {
+            return checked("SLIPWAY_TRACKING_URI", url);
+        }
+        Ok(std::env::var("MLFLOW_TRACKING_URI")
+            .ok()
+            .filter(|u| is_http(u))
+            .unwrap_or_else(|| "http://127.0.0.1:5000".to_string()))
     }
 
     pub(crate) fn server_named(&self) -> bool {
         self.server.is_some()
             || std::env::var_os("SLIPWAY_TRACKING_URI").is_some()
-            || std::env::var_os("MLFLOW_TRACKING_URI").is_some()
+            || std::env::var("MLFLOW_TRACKING_URI").is_ok_and(|u| is_http(&u))
     }
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// A usage error as clap renders it, in one line: the error with what it lists (the missing
@@ -211,6 +228,9 @@ fn main() -> ExitCode {
         return commands::tune_trial::guard(pgid);
     }
     slipway_core::init_tls();
+    if let Some(server) = &cli.server {
+        let _ = config::SERVER_FLAG.set(server.clone());
+    }
     let global = Global { json: cli.json, server: cli.server, token: cli.token };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -31,7 +31,7 @@ const PROBE: &[u8] = b"slipway doctor probe\n";
 
 pub(crate) async fn run(args: DoctorArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
-    let settings = match args.stores.resolve() {
+    let settings = match args.stores.resolve_beside_a_server() {
         Ok(s) => {
             checks.push(Check { check: "configuration", ok: true, detail: "read".into(), ms: 0 });
             s

@@ -22,26 +22,34 @@ struct Versions {
 }
 
 pub(crate) async fn run(global: &Global) -> anyhow::Result<ExitCode> {
-    let server = if global.server_named() {
-        let client = Client::new(global)?;
-        Some(client.get::<ServerVersion>("/api/v1/version").await?)
-    } else {
-        None
+    let client = if global.server_named() { Some(Client::new(global)?) } else { None };
+    let server = match &client {
+        Some(c) => Some(c.get::<ServerVersion>("/api/v1/version").await),
+        None => None,
+    };
+    // This client's version is said even when the server cannot be asked.
+    let (server, error) = match server {
+        Some(Ok(s)) => (Some(s), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
     };
     let versions = Versions { client: env!("CARGO_PKG_VERSION"), server };
     if global.json {
         crate::output::json(&versions)?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        println!("slipway {}", versions.client);
+        if let (Some(s), Some(c)) = (&versions.server, &client) {
+            println!(
+                "server {} at {} ({} metadata, blobs in {})",
+                s.version,
+                c.base(),
+                s.metadata_store,
+                s.blob_store
+            );
+        }
     }
-    println!("slipway {}", versions.client);
-    if let Some(s) = versions.server {
-        println!(
-            "server {} at {} ({} metadata, blobs in {})",
-            s.version,
-            global.server_url(),
-            s.metadata_store,
-            s.blob_store
-        );
+    match error {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }

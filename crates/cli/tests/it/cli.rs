@@ -189,5 +189,40 @@ fn an_unreachable_server_is_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot reach"), "{stderr}");
+    assert!(stderr.contains("cannot reach") && stderr.contains("Connection refused"), "{stderr}");
+    assert!(stderr.contains("is `slipway server` running there?"), "{stderr}");
+    // `version` still says this client's version.
+    let out = run(dir.path(), &["--server", &url, "version"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).trim(), format!("slipway {}", env!("CARGO_PKG_VERSION")));
+    assert!(text(&out.stderr).contains("cannot reach"));
+}
+
+#[test]
+fn a_server_that_is_not_http_or_beside_the_stores_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not replaced by the local default.
+    let out = run(dir.path(), &["--server", "ftp://x", "jobs", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: --server: expected an http:// or https:// URL, got 'ftp://x'"
+    );
+    let out = crate::harness::slipway(dir.path())
+        .args(["jobs", "list"])
+        .env("SLIPWAY_TRACKING_URI", "file:/x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: SLIPWAY_TRACKING_URI: expected an http"));
+    // A command on the stores themselves refuses --server rather than reading the local stores
+    // as if it had been used; and creates no local store.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for args in [&["tune", "status"][..], &["data", "ls"]] {
+        let out = run(dir.path(), &[&["--server", &url][..], args].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("works on the stores directly"), "{args:?}: {stderr}");
+    }
+    assert!(!dir.path().join(".slipway").exists(), "no local store was made");
 }
