@@ -33,9 +33,14 @@ impl Client {
         while let Some(next) = cause.source() {
             cause = next;
         }
-        let why = if e.is_timeout() { "timed out".to_string() } else { cause.to_string() };
+        if e.is_timeout() {
+            return anyhow::anyhow!("{} did not answer in time", self.base);
+        }
+        if !e.is_connect() {
+            return anyhow::anyhow!("the request to {} failed: {cause}", self.base);
+        }
         anyhow::anyhow!(
-            "cannot reach {} ({why}): is `slipway server` running there? (--server or \
+            "cannot reach {} ({cause}): is `slipway server` running there? (--server or \
              SLIPWAY_TRACKING_URI names it)",
             self.base
         )

@@ -130,7 +130,10 @@ impl Global {
         if let Some(url) = &self.server {
             return checked("--server", url.clone());
         }
-        if let Ok(url) = std::env::var("SLIPWAY_TRACKING_URI") {
+        // Set but empty is unset (`SLIPWAY_TRACKING_URI= slipway …`).
+        if let Ok(url) = std::env::var("SLIPWAY_TRACKING_URI")
+            && !url.is_empty()
+        {
             return checked("SLIPWAY_TRACKING_URI", url);
         }
         Ok(std::env::var("MLFLOW_TRACKING_URI")
@@ -141,7 +144,7 @@ impl Global {
 
     pub(crate) fn server_named(&self) -> bool {
         self.server.is_some()
-            || std::env::var_os("SLIPWAY_TRACKING_URI").is_some()
+            || std::env::var_os("SLIPWAY_TRACKING_URI").is_some_and(|u| !u.is_empty())
             || std::env::var("MLFLOW_TRACKING_URI").is_ok_and(|u| is_http(&u))
     }
 }
@@ -218,7 +221,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let command = command_named(std::env::args().skip(1));
+            let args = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned());
+            let command = command_named(args);
             eprintln!("{}", usage_line(&e.render().to_string(), &command));
             return ExitCode::from(2);
         }

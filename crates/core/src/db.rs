@@ -98,12 +98,33 @@ impl Db {
                 })
             });
         }
-        let pool = pool_options.connect_with(connect).await.map_err(|e| match e {
-            sqlx::Error::Configuration(_) => {
-                Error::InvalidDatabaseUrl { url: redact_url(url), reason: e.to_string() }
+        let pool = match pool_options.connect_with(connect.clone()).await {
+            Ok(pool) => pool,
+            Err(e @ sqlx::Error::Configuration(_)) => {
+                return Err(Error::InvalidDatabaseUrl {
+                    url: redact_url(url),
+                    reason: e.to_string(),
+                });
             }
-            e => Error::Db(e),
-        })?;
+            // The pool retried until its timeout and says only that: one more attempt, alone,
+            // says why ("Connection refused", "password authentication failed").
+            Err(sqlx::Error::PoolTimedOut) => {
+                let once = sqlx::AnyConnection::connect_with(&connect);
+                return Err(match tokio::time::timeout(Duration::from_secs(5), once).await {
+                    Ok(Err(e)) => {
+                        Error::Unreachable { url: redact_url(url), reason: e.to_string() }
+                    }
+                    _ => Error::Unreachable {
+                        url: redact_url(url),
+                        reason: format!(
+                            "no connection within {} s",
+                            options.acquire_timeout.as_secs_f64()
+                        ),
+                    },
+                });
+            }
+            Err(e) => return Err(Error::Db(e)),
+        };
         Ok(Db { pool, backend, display_url: redact_url(url) })
     }
 
@@ -165,6 +186,7 @@ impl Db {
         tx.execute(CREATE).await?;
         tx.commit().await?;
 
+        let mut applied_now = Vec::new();
         for m in migrations {
             let script = match self.backend {
                 Backend::Sqlite => m.sqlite,
@@ -195,7 +217,7 @@ impl Db {
                 }
                 continue;
             }
-            tracing::info!(target: "core::db", component, version = m.version, name = m.name, "applying migration");
+            tracing::debug!(target: "core::db", component, version = m.version, name = m.name, "applying migration");
             tx.execute(sqlx::raw_sql(script))
                 .await
                 .map_err(|e| migration_error(component, m, &e.to_string()))?;
@@ -211,6 +233,11 @@ impl Db {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            applied_now.push(m.version);
+        }
+        if let (Some(first), Some(last)) = (applied_now.first(), applied_now.last()) {
+            // One line per component whose schema changed, not one per migration.
+            tracing::info!(target: "core::db", component, "schema migrated (versions {first} to {last})");
         }
 
         let newest: Option<i64> =

@@ -93,6 +93,8 @@ pub enum Error {
     InvalidArgument(String),
     #[error("the metadata store is busy, try again")]
     StoreBusy,
+    #[error("cannot connect to the metadata store {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("metadata store: {0}")]
     Db(sqlx::Error),
     #[error("blob store: {0}")]
@@ -114,7 +116,7 @@ impl Error {
                 ErrorCode::ResourceDoesNotExist
             }
             Error::LeaseLost { .. } => ErrorCode::Conflict,
-            Error::StoreBusy => ErrorCode::TemporarilyUnavailable,
+            Error::StoreBusy | Error::Unreachable { .. } => ErrorCode::TemporarilyUnavailable,
             Error::Db(e) if is_busy(e) => ErrorCode::TemporarilyUnavailable,
             Error::BlobCorrupt { .. }
             | Error::Migration { .. }

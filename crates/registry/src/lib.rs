@@ -91,23 +91,12 @@ impl Registry {
         self.get_model(name).await
     }
 
-    /// The model, created (without description or tags) if it does not exist yet: a first
-    /// registration makes its model, as `mlflow.register_model` does.
-    pub async fn ensure_model(&self, name: &str) -> Result<RegisteredModel> {
-        match self.get_model(name).await {
-            Err(Error::ModelNotFound { .. }) => match self.create_model(name, "", &[]).await {
-                // Another client made it meanwhile.
-                Err(Error::ModelExists { .. }) => self.get_model(name).await,
-                made => made,
-            },
-            found => found,
+    /// Checks that `new`'s model exists, or, when the version may make it, that its name is one.
+    async fn model_for(&self, new: &NewVersion) -> Result<()> {
+        if new.create_model {
+            return check_name(&new.name);
         }
-    }
-
-    /// Deletes the model if it has no version (nor tag nor alias): undoes an `ensure_model`
-    /// whose first version was refused, so that a failed registration leaves nothing behind.
-    pub async fn forget_if_empty(&self, name: &str) -> Result<bool> {
-        store::delete_model_if_empty(&self.db, name).await
+        self.get_model(&new.name).await.map(|_| ())
     }
 
     pub async fn get_model(&self, name: &str) -> Result<RegisteredModel> {
@@ -173,7 +162,7 @@ impl Registry {
 
     /// Registers a version of `new.name` (which must exist) from stored files.
     pub async fn create_version(&self, new: NewVersion) -> Result<ModelVersion> {
-        self.get_model(&new.name).await?;
+        self.model_for(&new).await?;
         let tags = check_tags(&new.tags)?;
         let resolved = self.resolve_source(&new).await?;
         let (format, signature, flavors) = self.inspect(&new.name, &resolved.storage).await?;
@@ -224,7 +213,7 @@ impl Registry {
         if bytes.len() as u64 > MAX_MODEL_BYTES {
             return Err(Error::invalid("the uploaded model is larger than 2 GiB"));
         }
-        self.get_model(&new.name).await?;
+        self.model_for(&new).await?;
         let path = format!("registry-uploads/{}/{file_name}", slipway_core::new_id());
         let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
         self.artifacts.put(&path, stream).await?;

@@ -211,23 +211,6 @@ pub(crate) async fn delete_model(db: &Db, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes a model that has no version, tag or alias; false when it has one (or is gone).
-pub(crate) async fn delete_model_if_empty(db: &Db, name: &str) -> Result<bool> {
-    let mut tx = db.begin_write().await?;
-    let deleted = sqlx::query(
-        "DELETE FROM registered_models WHERE name = $1 \
-         AND NOT EXISTS (SELECT 1 FROM model_versions WHERE name = $1) \
-         AND NOT EXISTS (SELECT 1 FROM registered_model_tags WHERE name = $1) \
-         AND NOT EXISTS (SELECT 1 FROM model_aliases WHERE name = $1)",
-    )
-    .bind(name)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(deleted > 0)
-}
-
 pub(crate) async fn set_model_tag(
     db: &Db,
     name: &str,
@@ -323,6 +306,17 @@ pub(crate) async fn create_version(
 ) -> Result<i64> {
     let mut tx = db.begin_write().await?;
     let now = now_ms();
+    if new.create_model {
+        // Made with its first version, or not at all.
+        sqlx::query(
+            "INSERT INTO registered_models (name, description, creation_ms, updated_ms, \
+             next_version) VALUES ($1, '', $2, $2, 1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&new.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
     // Taking the number and bumping the counter in one statement serialises concurrent
     // registrations of one model on both stores.
     let row = sqlx::query(

@@ -100,6 +100,9 @@ pub struct NewVersion {
     pub model_id: Option<String>,
     pub description: String,
     pub tags: Vec<KeyValue>,
+    /// Make the model if it does not exist yet, in the version's own transaction (as
+    /// `mlflow.register_model` does): a refused version then leaves no model behind.
+    pub create_model: bool,
 }
 
 /// A search of registered models or of model versions.

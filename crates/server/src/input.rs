@@ -27,7 +27,9 @@ pub(crate) async fn refuse_nul(req: Request, next: Next) -> Response {
     if url.contains("%00") {
         return ApiError::invalid(format!("the URL: {NUL_REFUSED}")).into_response();
     }
-    if !is_json(req.headers()) {
+    // An artifact is a file, not a name or value, whatever its type: a client sends a `.json`
+    // one as application/json, and it may hold any text.
+    if !is_json(req.headers()) || req.uri().path().contains("/mlflow-artifacts/") {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -50,8 +52,7 @@ pub(crate) async fn refuse_nul(req: Request, next: Next) -> Response {
     response
 }
 
-/// A body typed as JSON. Untyped bodies are left alone: an artifact a client uploads comes
-/// untyped, and may be any bytes.
+/// A body typed as JSON (others are files or tables, not names and values).
 fn is_json(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
         let ct = ct.to_ascii_lowercase();
@@ -131,9 +132,12 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
     };
     let mut out = ApiError::new(code, message).into_response();
     *out.status_mut() = status;
+    // The refusal's other headers, every value of each (Vary, Set-Cookie), unless the JSON
+    // error set its own (Retry-After, WWW-Authenticate).
+    let own: Vec<header::HeaderName> = out.headers().keys().cloned().collect();
     for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().insert(name, value.clone());
+        if !own.contains(name) && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name, value.clone());
         }
     }
     out

@@ -3,6 +3,8 @@
 //! only what every caller must agree on: the kind, which study a job is for, and how a study's
 //! jobs are counted and cancelled.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use slipway_core::jobs::{Job, JobStatus, NewJob, Queue};
 
@@ -43,6 +45,36 @@ pub async fn open(queue: &Queue, name: &str, study_id: &str) -> Result<Vec<Job>>
 /// How many of the study's trial jobs wait for a worker.
 pub async fn queued(queue: &Queue, name: &str, study_id: &str) -> Result<usize> {
     Ok(open(queue, name, study_id).await?.iter().filter(|j| j.status == JobStatus::Queued).count())
+}
+
+/// The trial jobs waiting for a worker of every study at once, for a list of studies: one
+/// count by subject, and one pass over any queued before jobs had a subject.
+pub struct Backlog {
+    by_study: HashMap<String, usize>,
+    older: Vec<Job>,
+}
+
+impl Backlog {
+    pub async fn of(queue: &Queue) -> Result<Backlog> {
+        let mut by_study = HashMap::new();
+        let mut older = Vec::new();
+        for (subject, n) in queue.queued_by_subject(KIND).await? {
+            match subject {
+                Some(id) => {
+                    by_study.insert(id, n as usize);
+                }
+                None => older = queue.open_of(KIND, None).await?,
+            }
+        }
+        older.retain(|j| j.status == JobStatus::Queued);
+        Ok(Backlog { by_study, older })
+    }
+
+    /// The study's queued trial jobs.
+    pub fn queued(&self, name: &str, study_id: &str) -> usize {
+        let older = self.older.iter().filter(|j| is_for(j, name, study_id)).count();
+        self.by_study.get(study_id).copied().unwrap_or(0) + older
+    }
 }
 
 /// Cancels the study's trial jobs: queued ones never run; running ones are asked to stop (their

@@ -831,10 +831,12 @@ impl Tuning {
         Ok(())
     }
 
-    /// Adds a set of parameter values for a coming trial to take.
-    /// Sets how many trials the study (`study_id`, so not another of its name) is to have:
-    /// a study file whose `trials` was raised to run more.
+    /// Sets how many trials the study (`study_id`, so not another of its name) is to have, at
+    /// least 1: a study file whose `trials` was raised to run more.
     pub async fn set_target(&self, name: &str, study_id: &str, n_trials: u64) -> Result<StudyInfo> {
+        if n_trials == 0 {
+            return Err(Error::invalid("trials: a study has at least 1 trial"));
+        }
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         if loaded.row.study_id != study_id {
             return Err(Error::StudyNotFound { name: name.to_string() });
@@ -847,6 +849,8 @@ impl Tuning {
         Ok(info)
     }
 
+    /// Adds a set of parameter values for a coming trial to take (checked against the ranges
+    /// its parameters are known by).
     pub async fn enqueue(&self, name: &str, params: BTreeMap<String, Value>) -> Result<()> {
         let mut loaded = store::load(&self.db, &self.cache, name, true).await?;
         check_enqueued(&loaded, &params)?;

@@ -270,21 +270,30 @@ async fn run_study(
         .create_study(NewStudy::from_spec(&spec, value.clone(), "slipway"), true)
         .await?;
     if info.spec.as_ref() != Some(&value) {
-        let differ = differing_fields(info.spec.as_ref(), &value);
-        if differ == ["trials"] {
-            // Only its target changed: more trials (or fewer) of the same study.
-            let was = info.n_trials.unwrap_or_default();
-            info = stores.tuning.set_target(&info.name, &info.study_id, spec.trials).await?;
-            if !global.json {
-                eprintln!(
-                    "slipway: study '{}' now aims at {} trials (was {was})",
-                    info.name, spec.trials
-                );
+        // `trials` differs only if the target does (a file may leave it to its default).
+        let mut differ = differing_fields(info.spec.as_ref(), &value);
+        differ.retain(|f| f != "trials");
+        let was = info.n_trials.unwrap_or_default();
+        let target_changed = was != spec.trials as i64;
+        if differ.is_empty() {
+            if target_changed {
+                // Only its target changed: more trials (or fewer) of the same study.
+                info = stores.tuning.set_target(&info.name, &info.study_id, spec.trials).await?;
+                if !global.json {
+                    eprintln!(
+                        "slipway: study '{}' now aims at {} trials (was {was})",
+                        info.name, spec.trials
+                    );
+                }
             }
         } else {
+            if target_changed {
+                differ.push("trials".into());
+            }
             eprintln!(
                 "slipway: study '{}' exists with another file ({} differ); resuming it as it was \
-                 created (only `trials` can change: to start over, `slipway tune delete {}`)",
+                 created (a study's file may change only in `trials`; to start over, `slipway \
+                 tune delete {}`)",
                 info.name,
                 differ.join(", "),
                 info.name
@@ -307,9 +316,20 @@ async fn run_study(
         job.max_attempts = 3;
         stores.queue.enqueue(job).await?;
     }
+    // No more workers than there are trials to run (none: only queue them).
+    let workers = if workers == 0 {
+        0
+    } else {
+        workers.min(open_jobs(&stores.queue, &info).await?.max(1) as usize)
+    };
     if !global.json {
+        let here = match workers {
+            0 => String::new(),
+            1 => " by 1 worker here".to_string(),
+            n => format!(" by {n} workers here"),
+        };
         eprintln!(
-            "slipway: study {} ({} trials; {} ended, {} queued now); runs in experiment {}",
+            "slipway: study {} ({} trials; {} ended, {} queued now); runs in experiment {}{here}",
             info.name,
             target,
             ended(&info),
@@ -323,9 +343,7 @@ async fn run_study(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    // Run the study's trials here until none is left queued or running: no more workers than
-    // there are trials to run.
-    let workers = workers.min(open_jobs(&stores.queue, &info).await?.max(1) as usize);
+    // Run the study's trials here until none is left queued or running.
     let runner = super::trial_api(&stores).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -394,12 +412,13 @@ async fn run_study(
     if interrupted {
         return Ok(ExitCode::from(130));
     }
-    // Failed trials are said; a study none of whose trials completed failed.
+    // Failed trials are said; a study whose every trial failed (none completed or was pruned,
+    // a normal end) failed.
     let count = |state: &str| done.counts.get(state).copied().unwrap_or(0);
     let failed = count("FAIL");
     if failed > 0 {
         let see = format!("see `slipway tune trials {} --state FAIL`", done.name);
-        if count("COMPLETE") == 0 {
+        if count("COMPLETE") + count("PRUNED") == 0 {
             bail!("no trial of study '{}' completed ({failed} failed): {see}", done.name);
         }
         if !global.json {
@@ -525,10 +544,9 @@ async fn status(
     match name {
         None => {
             let studies = stores.tuning.studies().await?;
-            let mut queued = Vec::with_capacity(studies.len());
-            for s in &studies {
-                queued.push(tune::trial_jobs::queued(&stores.queue, &s.name, &s.study_id).await?);
-            }
+            let backlog = tune::trial_jobs::Backlog::of(&stores.queue).await?;
+            let queued: Vec<usize> =
+                studies.iter().map(|s| backlog.queued(&s.name, &s.study_id)).collect();
             if global.json {
                 let listed: Vec<_> =
                     studies.iter().zip(&queued).map(|(s, &q)| s.listed(q)).collect();

@@ -22,17 +22,22 @@ struct Versions {
 }
 
 pub(crate) async fn run(global: &Global) -> anyhow::Result<ExitCode> {
-    let client = if global.server_named() { Some(Client::new(global)?) } else { None };
-    let server = match &client {
-        Some(c) => Some(c.get::<ServerVersion>("/api/v1/version").await),
-        None => None,
-    };
-    // This client's version is said even when the server cannot be asked.
-    let (server, error) = match server {
-        Some(Ok(s)) => (Some(s), None),
-        Some(Err(e)) => (None, Some(e)),
-        None => (None, None),
-    };
+    // This client's version is said even when the server cannot be asked (or named).
+    let mut error = None;
+    let mut client = None;
+    let mut server = None;
+    if global.server_named() {
+        match Client::new(global) {
+            Ok(c) => {
+                match c.get::<ServerVersion>("/api/v1/version").await {
+                    Ok(s) => server = Some(s),
+                    Err(e) => error = Some(e),
+                }
+                client = Some(c);
+            }
+            Err(e) => error = Some(e),
+        }
+    }
     let versions = Versions { client: env!("CARGO_PKG_VERSION"), server };
     if global.json {
         crate::output::json(&versions)?;

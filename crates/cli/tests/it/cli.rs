@@ -46,6 +46,17 @@ fn usage_errors_are_one_line_that_says_what_is_missing_and_where_to_look() {
             assert!(stderr.contains(s), "{args:?}: {s:?} not in {stderr}");
         }
     }
+    // An argument that is not UTF-8: a usage error too, not a panic.
+    use std::os::unix::ffi::OsStrExt;
+    let out = crate::harness::slipway(dir.path())
+        .args(["jobs", "show"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("(see 'slipway jobs show --help')"), "{stderr}");
 }
 
 #[test]
@@ -99,7 +110,10 @@ fn doctor_reports_a_broken_store_and_fails() {
     let db =
         v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "metadata store").unwrap();
     assert_eq!(db["ok"], false);
-    assert!(!db["detail"].as_str().unwrap().contains(":pw@"), "password shown");
+    let detail = db["detail"].as_str().unwrap();
+    assert!(!detail.contains(":pw@"), "password shown");
+    // Why, not only that the pool timed out.
+    assert!(detail.contains("Connection refused"), "{detail}");
 }
 
 #[test]
@@ -215,6 +229,19 @@ fn a_server_that_is_not_http_or_beside_the_stores_is_refused_not_ignored() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("error: SLIPWAY_TRACKING_URI: expected an http"));
+    // `version` says its own version still; set but empty is unset.
+    let version = |value: &str| {
+        crate::harness::slipway(dir.path())
+            .arg("version")
+            .env("SLIPWAY_TRACKING_URI", value)
+            .output()
+            .unwrap()
+    };
+    let mine = format!("slipway {}", env!("CARGO_PKG_VERSION"));
+    let out = version("file:/x");
+    assert_eq!((out.status.code(), text(&out.stdout).trim()), (Some(1), mine.as_str()));
+    let out = version("");
+    assert_eq!((out.status.code(), text(&out.stdout).trim()), (Some(0), mine.as_str()));
     // A command on the stores themselves refuses --server rather than reading the local stores
     // as if it had been used; and creates no local store.
     let url = format!("http://127.0.0.1:{}", free_port());

@@ -87,6 +87,13 @@ async fn a_nul_character_is_refused_alike_on_both_stores_and_changes_nothing(bac
     refused(post("/api/2.0/mlflow/runs/log-batch", param.leak()).await);
     // In a URL too.
     refused(get_json(&c, &format!("{}/api/v1/studies/a%00b", s.url)).await);
+    // An artifact is a file, not a value: a JSON one holding the escape is stored as sent.
+    let file = r#"{"s": "a\u0000b"}"#;
+    let at = format!("{}/api/2.0/mlflow-artifacts/artifacts/0/{id}/artifacts/d.json", s.url);
+    let put =
+        c.put(&at).header("content-type", "application/json").body(file).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    assert_eq!(c.get(&at).send().await.unwrap().text().await.unwrap(), file);
     // Nothing of it stored.
     let (_, exps) =
         get_json(&c, &format!("{}/api/2.0/mlflow/experiments/search?max_results=100", s.url)).await;

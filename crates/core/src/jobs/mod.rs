@@ -316,6 +316,19 @@ impl Queue {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// How many jobs of `kind` wait for a worker, by subject (`None`: those of no subject);
+    /// subjects with none are left out.
+    pub async fn queued_by_subject(&self, kind: &str) -> Result<Vec<(Option<String>, i64)>> {
+        let rows = sqlx::query(
+            "SELECT subject, COUNT(*) AS n FROM jobs WHERE kind = $1 AND status = 'queued' \
+             GROUP BY subject",
+        )
+        .bind(kind)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("subject")?, r.try_get("n")?))).collect()
+    }
+
     /// How many jobs are in each status (statuses with none are left out).
     pub async fn counts(&self) -> Result<Vec<(JobStatus, i64)>> {
         let rows =

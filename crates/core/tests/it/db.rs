@@ -137,6 +137,23 @@ async fn unreachable_postgres_is_a_clear_error() {
     let err = Db::connect("postgres://nobody:pw@127.0.0.1:1/none", &options).await.unwrap_err();
     let text = err.to_string();
     assert!(!text.contains("pw@"), "the password leaked: {text}");
+    // Why, not only that the pool timed out; and "try again", not a server bug.
+    assert!(text.contains("Connection refused"), "{text}");
+    assert_eq!(err.code().http_status(), 503, "{text}");
+}
+
+#[tokio::test]
+async fn a_nul_in_text_is_bad_input_on_postgres_not_a_server_error() {
+    let t = TestDb::new(Backend::Postgres).await;
+    let e = sqlx::query("SELECT $1::text AS t")
+        .bind("a\0b")
+        .fetch_one(t.db.pool())
+        .await
+        .map(|_| ())
+        .map_err(slipway_core::Error::from)
+        .unwrap_err();
+    assert_eq!(e.code().http_status(), 400, "{e}");
+    assert!(e.to_string().contains("NUL character"), "{e}");
 }
 
 #[tokio::test]

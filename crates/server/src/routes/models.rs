@@ -254,21 +254,15 @@ pub(crate) async fn register_version(
         new.description = req.description;
         new.tags = req.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
     }
-    let existed = s.registry.get_model(&name).await.is_ok();
-    s.registry.ensure_model(&name).await?;
+    // A new name's model is made with its first version, so a refused one leaves none behind.
+    new.create_model = true;
     let version = if upload {
         let file_name = q.file_name.unwrap_or_else(|| "model.onnx".into());
-        s.registry.upload_version(new, &file_name, body).await
+        s.registry.upload_version(new, &file_name, body).await?
     } else {
-        s.registry.create_version(new).await
+        s.registry.create_version(new).await?
     };
-    if version.is_err() && !existed {
-        // A refused first version leaves no empty model behind.
-        if let Err(e) = s.registry.forget_if_empty(&name).await {
-            tracing::warn!(target: "server", model = %name, error = %e, "cannot remove the model a refused registration made");
-        }
-    }
-    Ok(Json(VersionView::from(&version?)))
+    Ok(Json(VersionView::from(&version)))
 }
 
 /// A version by number, `latest` or alias.

@@ -113,11 +113,10 @@ pub(crate) async fn create_study(
 #[utoipa::path(get, path = "/api/v1/studies", tag = "tuning",
     responses((status = 200, description = "{studies: [study with trial counts and queued_jobs; no best trial]} newest first")))]
 pub(crate) async fn list_studies(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut studies = Vec::new();
-    for study in s.tuning.studies().await? {
-        let queued = tune::trial_jobs::queued(&s.queue, &study.name, &study.study_id).await?;
-        studies.push(study.listed(queued));
-    }
+    let backlog = tune::trial_jobs::Backlog::of(&s.queue).await?;
+    let studies: Vec<Value> = (s.tuning.studies().await?.iter())
+        .map(|study| study.listed(backlog.queued(&study.name, &study.study_id)))
+        .collect();
     Ok(Json(json!({ "studies": studies })))
 }
 
@@ -171,14 +170,32 @@ pub(crate) async fn delete_study(
     Ok(Json(out))
 }
 
-#[utoipa::path(get, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrialsQuery {
+    state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/studies/{name}/trials", tag = "tuning",
+    params(("name" = String, Path), ("state" = Option<String>, Query, description = "only trials in this state: RUNNING, COMPLETE, PRUNED or FAIL")),
     responses((status = 200, description = "{trials: [...]} by number: state, params, distributions, value, intermediate values, run id, error"),
         (status = 404, description = "no such study")))]
 pub(crate) async fn list_trials(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    q: Result<Query<TrialsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "trials": s.tuning.trials(&name).await? })))
+    let state = match q?.0.state {
+        Some(state) => {
+            Some(TrialState::parse(&state).map_err(|e| ApiError::invalid(format!("state: {e}")))?)
+        }
+        None => None,
+    };
+    let mut trials = s.tuning.trials(&name).await?;
+    if let Some(state) = state {
+        trials.retain(|t| t.state == state);
+    }
+    Ok(Json(json!({ "trials": trials })))
 }
 
 #[derive(Deserialize)]
@@ -366,7 +383,8 @@ pub(crate) async fn tell(
 ) -> Result<Json<Value>, ApiError> {
     let t = body(b)?;
     same_run(&s, &name, number, t.run_id.as_deref()).await?;
-    let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))?;
+    let state = TrialState::parse(t.state.as_deref().unwrap_or("COMPLETE"))
+        .map_err(|e| ApiError::invalid(format!("state: {e}")))?;
     let value = t.value.as_ref().filter(|v| !v.is_null());
     let values: Vec<f64> = match (value, &t.values) {
         (Some(_), Some(_)) => {

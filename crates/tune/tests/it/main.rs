@@ -604,12 +604,19 @@ async fn a_studys_trial_jobs_are_found_by_its_id_and_older_ones_by_their_payload
     assert_eq!(open.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ours, "oldest first");
     assert_eq!(trial_jobs::queued(&q, "s", "id-1").await.unwrap(), 4);
     assert_eq!(trial_jobs::open(&q, "t", "id-2").await.unwrap().len(), 4);
+    // Every study's at once, for lists: the same counts.
+    let backlog = trial_jobs::Backlog::of(&q).await.unwrap();
+    for (name, id) in [("s", "id-1"), ("s", "id-0"), ("t", "id-2")] {
+        assert_eq!(backlog.queued(name, id), 4, "{name} {id}");
+    }
+    assert_eq!(backlog.queued("u", "id-3"), 0);
     // Cancelling one study's leaves the others' alone.
     assert_eq!(trial_jobs::cancel(&q, "s", "id-1").await.unwrap(), 4);
     for id in &ours {
         assert_eq!(q.get(id).await.unwrap().status, JobStatus::Cancelled);
     }
     assert_eq!(trial_jobs::queued(&q, "s", "id-1").await.unwrap(), 0);
+    assert_eq!(trial_jobs::Backlog::of(&q).await.unwrap().queued("s", "id-1"), 0);
     assert_eq!(trial_jobs::queued(&q, "s", "id-0").await.unwrap(), 4);
     assert_eq!(trial_jobs::queued(&q, "t", "id-2").await.unwrap(), 4);
 }

@@ -248,6 +248,8 @@ pub(crate) async fn create_version(
             model_id: args.opt_str("model_id")?,
             description: args.opt_str("description")?.unwrap_or_default(),
             tags: key_values(&args, "tags")?,
+            // MLflow's create-version needs its model to exist.
+            create_model: false,
         })
         .await?;
     Ok(Json(json!({ "model_version": version_view(&v, true) })))
