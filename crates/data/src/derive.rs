@@ -51,16 +51,52 @@ fn strata_of<'a>(classes: &[&'a str], keys: &[[u8; 32]]) -> BTreeMap<&'a str, Ve
 
 /// How many of `total` units a sample takes.
 fn sample_count(total: usize, size: SampleSize, unit: &str) -> Result<usize> {
-    match size {
-        SampleSize::Fraction(f) if f > 0.0 && f <= 1.0 => Ok((f * total as f64).round() as usize),
+    let n = match size {
+        SampleSize::Fraction(f) if f > 0.0 && f <= 1.0 => (f * total as f64).round() as usize,
         SampleSize::Fraction(f) => {
-            Err(Error::invalid(format!("a sample fraction is in (0, 1], not {f}")))
+            return Err(Error::invalid(format!("a sample fraction is in (0, 1], not {f}")));
         }
-        SampleSize::Count(n) if n <= total => Ok(n),
+        SampleSize::Count(0) => {
+            return Err(Error::invalid(format!(
+                "a sample has at least 1 {}",
+                unit.trim_end_matches('s')
+            )));
+        }
+        SampleSize::Count(n) if n <= total => n,
         SampleSize::Count(n) => {
-            Err(Error::invalid(format!("cannot sample {n} {unit} from a version of {total}")))
+            return Err(Error::invalid(format!(
+                "cannot sample {n} {unit} from a version of {total}"
+            )));
         }
+    };
+    if n == 0 {
+        // An empty version is never what a sample was for.
+        return Err(Error::invalid(format!(
+            "that fraction of a version of {total} {unit} is none of them: ask for more"
+        )));
     }
+    Ok(n)
+}
+
+/// Refuses to stratify files by a metadata field none of them has (a typo would otherwise
+/// give an unstratified sample recorded as stratified).
+fn check_field(items: &[Item], stratify_by: Option<&str>) -> Result<()> {
+    let Some(field) = stratify_by else { return Ok(()) };
+    if items.iter().any(|i| i.meta.contains_key(field)) {
+        return Ok(());
+    }
+    let mut known: Vec<&str> =
+        items.iter().flat_map(|i| i.meta.keys().map(String::as_str)).collect();
+    known.sort_unstable();
+    known.dedup();
+    Err(Error::invalid(if known.is_empty() {
+        format!("no item has metadata to stratify by (asked for '{field}')")
+    } else {
+        format!(
+            "no item has the metadata field '{field}' to stratify by (fields: {})",
+            known.join(", ")
+        )
+    }))
 }
 
 /// The indices a stratified sample picks, ascending.
@@ -170,6 +206,7 @@ pub fn sample(
     stratify_by: Option<&str>,
     seed: u64,
 ) -> Result<Vec<Item>> {
+    check_field(items, stratify_by)?;
     let n = sample_count(items.len(), size, "items")?;
     let classes: Vec<&str> = items.iter().map(|i| class(i, stratify_by)).collect();
     let keys: Vec<[u8; 32]> = items.iter().map(|i| order_key(seed, &i.path)).collect();
@@ -187,6 +224,7 @@ pub fn split(
     seed: u64,
 ) -> Result<Vec<(String, Vec<Item>)>> {
     let weights = check_parts(parts)?;
+    check_field(items, stratify_by)?;
     let classes: Vec<&str> = items.iter().map(|i| class(i, stratify_by)).collect();
     let keys: Vec<[u8; 32]> = items.iter().map(|i| order_key(seed, &i.path)).collect();
     Ok(parts
@@ -468,6 +506,18 @@ mod tests {
         assert_eq!(n.len(), 33);
         assert!(sample(&all, SampleSize::Count(1001), None, 1).is_err());
         assert!(sample(&all, SampleSize::Fraction(0.0), None, 1).is_err());
+        // Nothing, or a field no item has: refused, not an empty or unstratified version.
+        let e = sample(&all, SampleSize::Count(0), None, 1).unwrap_err();
+        assert_eq!(e.to_string(), "a sample has at least 1 item");
+        let e = sample(&all, SampleSize::Fraction(0.0001), None, 1).unwrap_err();
+        assert!(e.to_string().contains("is none of them"), "{e}");
+        let e = sample(&all, SampleSize::Count(5), Some("activty"), 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no item has the metadata field 'activty' to stratify by (fields: activity)"
+        );
+        let e = split(&all, &[("a".into(), 0.5), ("b".into(), 0.5)], Some("x"), 1).unwrap_err();
+        assert!(e.to_string().contains("'x'"), "{e}");
         assert!(sample(&all, SampleSize::Fraction(1.5), None, 1).is_err());
         assert_eq!(sample(&all, SampleSize::Fraction(1.0), None, 1).unwrap().len(), 1000);
     }

@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_inputs_by_source.sql"),
         postgres: include_str!("../migrations/postgres/0006_inputs_by_source.sql"),
     },
+    Migration {
+        version: 7,
+        name: "default dated",
+        sqlite: include_str!("../migrations/sqlite/0007_default_created.sql"),
+        postgres: include_str!("../migrations/postgres/0007_default_created.sql"),
+    },
 ];
 
 /// Batch limits, as MLflow's.

@@ -78,7 +78,7 @@ impl Distribution {
             obj.get(name)
                 .ok_or_else(|| Error::invalid(format!("{}: missing", field(name))))?
                 .as_f64()
-                .ok_or_else(|| Error::invalid(format!("{}: expected a number", field(name))))
+                .ok_or_else(|| Error::invalid(format!("{}: expected a finite number", field(name))))
         };
         let integer = |name: &str| -> Result<i64> {
             let v =

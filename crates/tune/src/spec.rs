@@ -47,6 +47,9 @@ pub struct StudySpec {
     pub timeout_s: Option<f64>,
 }
 
+/// What a parameter of a study file may have: its distribution's fields, and its condition.
+const PARAM_FIELDS: &[&str] = &["type", "low", "high", "step", "log", "choices", "when"];
+
 const FIELDS: &[&str] = &[
     "name",
     "experiment",
@@ -165,6 +168,12 @@ impl StudySpec {
                     .as_object()
                     .cloned()
                     .ok_or_else(|| Error::invalid(format!("{at}: expected a table with a type")))?;
+                if let Some(key) = pobj.keys().find(|k| !PARAM_FIELDS.contains(&k.as_str())) {
+                    return Err(Error::invalid(format!(
+                        "{at}.{key}: unknown field (expected {})",
+                        PARAM_FIELDS.join(", ")
+                    )));
+                }
                 let when = pobj.remove("when");
                 let dist = Distribution::from_json(&Value::Object(pobj), &at)?;
                 declared.push((ParamSpec { name: pname.clone(), dist, when: None }, when));

@@ -46,7 +46,7 @@ impl TrialState {
             "FAIL" => TrialState::Fail,
             _ => {
                 return Err(Error::invalid(format!(
-                    "state: unknown trial state {s:?} (expected COMPLETE, PRUNED or FAIL)"
+                    "unknown trial state {s:?} (expected RUNNING, COMPLETE, PRUNED or FAIL)"
                 )));
             }
         })

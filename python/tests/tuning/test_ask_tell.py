@@ -93,6 +93,18 @@ def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server
     nxt = study.ask()
     assert nxt.suggest_float("lr", 0.1, 1.0) == 0.5
     study.tell(nxt, 0.25)
+    # The trials of one state; a state or a query field that is not one is refused.
+    running = study.ask()
+    listed = client._request("GET", "/api/v1/studies/bad/trials?state=running")["trials"]
+    assert [t["number"] for t in listed] == [running.number]
+    listed = client._request("GET", "/api/v1/studies/bad/trials?state=COMPLETE")["trials"]
+    assert [t["value"] for t in listed] == [1.5, 0.25]
+    for query, says in [("state=DONE", "state: unknown trial state \"DONE\" (expected RUNNING, COMPLETE, PRUNED or FAIL)"),
+                        ("stat=FAIL", "unknown field `stat`")]:
+        with pytest.raises(SlipwayError) as e:
+            client._request("GET", f"/api/v1/studies/bad/trials?{query}")
+        assert e.value.status == 400 and says in e.value.message, e.value.message
+    study.tell(running, 0.5)
     assert [s["name"] for s in client.studies()] == ["bad"], "the refused study was not created"
     assert study.trials[0]["value"] == 1.5
 

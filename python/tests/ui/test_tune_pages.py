@@ -71,6 +71,10 @@ def test_study_pages_plot_the_search_and_register_the_best_model(page, sqlite_se
     page.click("nav a[data-stage=tune]")
     page.wait_for_selector("table.studies")
     assert cells(page, "table.studies tbody td:first-child") == ["falls-mlp"]
+    # Its counts, backlog and target (none: a study run from Python has no file's target).
+    assert cells(page, "table.studies thead th")[3:9] == ["Complete", "Pruned", "Failed", "Running", "Queued", "Target"]
+    assert cells(page, "table.studies tbody td")[3:9] == [
+        str(len(complete)), str(sum(t["state"] == "PRUNED" for t in trials)), "0", "0", "0", "—"]
     page.click("table.studies a")
     page.wait_for_selector("svg.history")
     assert page.title().startswith("falls-mlp")

@@ -1043,12 +1043,13 @@ PAGES.tune = async (segments) => {
   }
   const c = (s, k) => String(s.counts[k] || 0);
   page.append(h("table", { class: "studies" },
-    h("thead", {}, h("tr", {}, ["Study", "Direction", "Metric", "Complete", "Pruned", "Failed", "Running", "Updated"].map((t, i) => h("th", { class: i >= 3 && i <= 6 ? "num" : null }, t)))),
+    h("thead", {}, h("tr", {}, ["Study", "Direction", "Metric", "Complete", "Pruned", "Failed", "Running", "Queued", "Target", "Updated"].map((t, i) => h("th", { class: i >= 3 && i <= 8 ? "num" : null }, t)))),
     h("tbody", {}, studies.map((s) => h("tr", { "data-study": s.name },
       h("td", {}, h("a", { href: `#/tune/${enc(s.name)}` }, h("strong", {}, s.name))),
       h("td", {}, (s.directions || [s.direction]).join(", ")), h("td", {}, (s.metrics || [s.metric]).join(", ")),
       h("td", { class: "num" }, c(s, "COMPLETE")), h("td", { class: "num" }, c(s, "PRUNED")), h("td", { class: "num" }, c(s, "FAIL")),
-      h("td", { class: "num" }, c(s, "RUNNING")), h("td", {}, time(s.updated_ms)))))));
+      h("td", { class: "num" }, c(s, "RUNNING")), h("td", { class: "num" }, String(s.queued_jobs || 0)),
+      h("td", { class: "num" }, s.n_trials == null ? "—" : String(s.n_trials)), h("td", {}, time(s.updated_ms)))))));
   return page;
 };
 

@@ -312,9 +312,10 @@ async fn experiments_search_with_mlflows_grammar(backend: Backend) {
     assert_eq!(names("tags.team = 'vision'", &["name DESC"], active).await, ["gait", "falls-2026"]);
     assert_eq!(names("tags.team IS NULL", &[], active).await, ["Default"]);
     assert_eq!(names(&format!("experiment_id = '{gait}'"), &[], active).await, ["gait"]);
+    // Default too: dated when the store was made, not at the epoch.
     assert_eq!(
         names("creation_time > 0", &["experiment_id ASC"], active).await,
-        ["falls-2026", "gait"]
+        ["Default", "falls-2026", "gait"]
     );
     assert_eq!(names("", &["name"], active).await, ["Default", "falls-2026", "gait"]);
     assert!(names("metrics.x > 1", &[], active).await[0].starts_with("error: Invalid entity type"));
