@@ -116,6 +116,8 @@ fn check_parts(parts: &[(String, f64)]) -> Result<Vec<f64>> {
     }
     let sum: f64 = parts.iter().map(|(_, f)| f).sum();
     if (sum - 1.0).abs() > 1e-6 {
+        // Rounded: 0.7 + 0.7 is said as 1.4, not 1.4000000000000001.
+        let sum = (sum * 1e9).round() / 1e9;
         return Err(Error::invalid(format!("split fractions must add up to 1, not {sum}")));
     }
     Ok(parts.iter().map(|(_, f)| *f).collect())
@@ -518,6 +520,8 @@ mod tests {
         );
         let e = split(&all, &[("a".into(), 0.5), ("b".into(), 0.5)], Some("x"), 1).unwrap_err();
         assert!(e.to_string().contains("'x'"), "{e}");
+        let e = split(&all, &[("a".into(), 0.7), ("b".into(), 0.7)], None, 1).unwrap_err();
+        assert_eq!(e.to_string(), "split fractions must add up to 1, not 1.4");
         assert!(sample(&all, SampleSize::Fraction(1.5), None, 1).is_err());
         assert_eq!(sample(&all, SampleSize::Fraction(1.0), None, 1).unwrap().len(), 1000);
     }

@@ -15,7 +15,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: without_type_names(message.into()) }
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -25,6 +25,29 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::ResourceDoesNotExist, message)
     }
+}
+
+/// serde's "expected struct CreateStudy with 13 elements" names a Rust type the client never
+/// sees: it says "expected a JSON object" instead.
+fn without_type_names(message: String) -> String {
+    const MARK: &str = "expected struct ";
+    let Some(at) = message.find(MARK) else { return message };
+    let rest = &message[at + MARK.len()..];
+    let name_len = rest.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(rest.len());
+    let mut rest = &rest[name_len..];
+    if let Some(after) = rest.strip_prefix(" with ") {
+        // " with 13 elements" (or "1 element").
+        let digits = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+        if digits > 0 {
+            let tail = &after[digits..];
+            if let Some(t) =
+                tail.strip_prefix(" elements").or_else(|| tail.strip_prefix(" element"))
+            {
+                rest = t;
+            }
+        }
+    }
+    format!("{}expected a JSON object{rest}", &message[..at])
 }
 
 impl From<slipway_core::Error> for ApiError {
@@ -76,5 +99,28 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_type_names;
+
+    #[test]
+    fn a_rust_type_name_is_not_shown_to_clients() {
+        assert_eq!(
+            without_type_names(
+                "Failed to deserialize the JSON body into the target type: invalid type: sequence, \
+                 expected struct CreateStudy with 13 elements at line 1 column 0"
+                    .into()
+            ),
+            "Failed to deserialize the JSON body into the target type: invalid type: sequence, \
+             expected a JSON object at line 1 column 0"
+        );
+        assert_eq!(
+            without_type_names("invalid type: string \"x\", expected struct Ask".into()),
+            "invalid type: string \"x\", expected a JSON object"
+        );
+        assert_eq!(without_type_names("name: missing".into()), "name: missing");
     }
 }

@@ -105,6 +105,17 @@ def test_bad_requests_are_refused_with_the_field_named_and_change_nothing(server
             client._request("GET", f"/api/v1/studies/bad/trials?{query}")
         assert e.value.status == 400 and says in e.value.message, e.value.message
     study.tell(running, 0.5)
+    # A command never comes over HTTP (it would run on the workers), in the fields or a file,
+    # nor a trial job.
+    space = {"x": {"type": "float", "low": 0, "high": 1}}
+    for body, field in [({"name": "cmd", "command": "touch /tmp/pwned"}, "command"),
+                        ({"spec": {"name": "cmd", "command": "touch /tmp/pwned", "params": space}}, "spec.command")]:
+        with pytest.raises(SlipwayError) as e:
+            client._request("POST", "/api/v1/studies", body)
+        assert e.value.status == 400 and e.value.message.startswith(f"{field}: a study's command is set with"), e.value.message
+    with pytest.raises(SlipwayError) as e:
+        client._request("POST", "/api/v1/jobs", {"kind": "tune.trial", "payload": {"study": "bad"}})
+    assert e.value.status == 400 and "unknown job kind" in e.value.message
     assert [s["name"] for s in client.studies()] == ["bad"], "the refused study was not created"
     assert study.trials[0]["value"] == 1.5
 
@@ -522,6 +533,15 @@ def test_a_trial_of_a_study_deleted_and_made_again_is_not_reached_by_its_old_cli
             urllib.request.urlopen(request, timeout=10)
         assert e.value.code == 400, body
         assert set(json.loads(e.value.read())) == {"error_code", "message"}
+    # So does ask: a bare POST asks with no options; a bad body is a 400 and asks nothing.
+    asks = f"{server.url}/api/v1/studies/again/trials"
+    with urllib.request.urlopen(urllib.request.Request(asks, data=b"", method="POST"), timeout=10) as r:
+        bare = json.loads(r.read())
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(asks, data=b'{"lease": 5}', method="POST",
+                                                      headers={"Content-Type": "application/json"}), timeout=10)
+    assert e.value.code == 400 and "unknown field `lease`" in json.loads(e.value.read())["message"]
+    assert [t["number"] for t in new_study.trials] == [0, bare["number"]] == [0, 1]
     # The new client goes on as usual.
     assert new.should_prune() is False
     assert new_study.tell(new, 0.25)["state"] == "COMPLETE"

@@ -430,6 +430,9 @@ def test_interrupting_tune_run_stops_an_objective_that_ignores_sigterm_after_the
         run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=30)
         assert run.returncode == 130, err
+        # Its trial ended at once (not when its 30 s lease ran out), saying why.
+        first = s.trials()[0]
+        assert first["state"] == "FAIL" and first["error"].startswith("interrupted:"), first
         wait_for("the objective to be killed after the grace", lambda: not alive(objective), timeout=20)
     finally:
         s.close()

@@ -33,7 +33,13 @@ pub(crate) async fn run(args: DoctorArgs, global: &Global) -> anyhow::Result<Exi
     let mut checks = Vec::new();
     let settings = match args.stores.resolve_beside_a_server() {
         Ok(s) => {
-            checks.push(Check { check: "configuration", ok: true, detail: "read".into(), ms: 0 });
+            // Which file was read, if any (the same rule as `load_file`'s).
+            let detail = match &args.stores.config {
+                Some(p) => format!("read {}", p.display()),
+                None if std::path::Path::new("slipway.toml").exists() => "read slipway.toml".into(),
+                None => "no file: defaults, environment and flags".into(),
+            };
+            checks.push(Check { check: "configuration", ok: true, detail, ms: 0 });
             s
         }
         Err(e) => {

@@ -347,6 +347,7 @@ async fn run_study(
     let runner = super::trial_api(&stores).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    let mut worker_ids = Vec::with_capacity(workers);
     for i in 0..workers {
         let mut handlers = slipway_core::jobs::Handlers::new();
         let r = runner.clone();
@@ -354,6 +355,7 @@ async fn run_study(
         let mut options =
             WorkerOptions { poll_interval: settings.poll_interval, ..WorkerOptions::default() };
         options.id = format!("{}-{i}", options.id);
+        worker_ids.push(options.id.clone());
         let worker = Worker::new(stores.queue.clone(), handlers, options);
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -401,6 +403,25 @@ async fn run_study(
             }
         }
         bail!("study '{}' was deleted while it ran", info.name);
+    }
+    if interrupted {
+        // The trials this process was running end now, not once their leases run out; their
+        // jobs went back to the queue, so they run again when the study is resumed.
+        let why = "interrupted: its `slipway tune run` was stopped (it runs again on resume)";
+        for t in stores.tuning.trials(&info.name).await? {
+            let ours = t.worker.as_ref().is_some_and(|w| worker_ids.contains(w));
+            if t.state == tune::TrialState::Running && ours {
+                let told = stores
+                    .tuning
+                    .tell(&info.name, t.number, tune::TrialState::Fail, &[], Some(why.into()))
+                    .await;
+                if let Err(e) = told
+                    && !matches!(e, tune::Error::TrialFinished { .. })
+                {
+                    tracing::warn!(target: "tune", trial = t.number, error = %e, "cannot fail an interrupted trial; its lease will");
+                }
+            }
+        }
     }
     let done = stores.tuning.study(&info.name).await?;
     if global.json {

@@ -97,6 +97,12 @@ fn doctor_checks_the_embedded_stores() {
     let out = run(dir.path(), &["--json", "doctor"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
+    // It says which configuration file it read, if any.
+    assert_eq!(v["checks"][0]["detail"], "no file: defaults, environment and flags", "{v}");
+    std::fs::write(dir.path().join("slipway.toml"), "").unwrap();
+    let out = run(dir.path(), &["--json", "doctor"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checks"][0]["detail"], "read slipway.toml", "{v}");
 }
 
 #[test]
@@ -186,6 +192,11 @@ async fn client_commands_talk_to_the_server() {
     let out = run(dir.path(), &["--server", &s.url, "--json", "jobs", "show", id]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["job"]["cancel_requested"] == true || v["job"]["status"] == "cancelled", "{v}");
+    // An experiment neither named nor numbered so: said as such (-e takes either).
+    let out = run(dir.path(), &["--server", &s.url, "runs", "list", "-e", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no experiment named or numbered 'nosuch'"), "{stderr}");
     // MLFLOW_TRACKING_URI is honoured when no --server is given.
     let out = crate::harness::slipway(dir.path())
         .args(["version"])

@@ -31,6 +31,15 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v).map_err(|e| ApiError::invalid(e.body_text()))
 }
 
+/// A body that may be left out: empty (whatever its content type) is `T`'s default; one given
+/// must parse.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(b: &Bytes) -> Result<T, ApiError> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(b).map_err(|e| ApiError::invalid(format!("body: {e}")))
+}
+
 /// A study to create: its fields, or a whole study file as `spec`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +59,13 @@ pub(crate) struct CreateStudy {
     #[serde(default)]
     load_if_exists: bool,
     spec: Option<Value>,
+    /// Refused, with why (see `COMMAND_REFUSED`).
+    command: Option<Value>,
 }
+
+/// Why a study's command cannot come over HTTP.
+const COMMAND_REFUSED: &str = "a study's command is set with `slipway tune run` on a host with \
+    the stores, never over HTTP (it runs on the workers)";
 
 #[utoipa::path(post, path = "/api/v1/studies", tag = "tuning",
     request_body(content = String, content_type = "application/json",
@@ -61,6 +76,9 @@ pub(crate) async fn create_study(
     b: Result<Json<CreateStudy>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let c = body(b)?;
+    if c.command.is_some() {
+        return Err(ApiError::invalid(format!("command: {COMMAND_REFUSED}")));
+    }
     let new = match c.spec {
         Some(file) => {
             if c.name.is_some()
@@ -76,10 +94,7 @@ pub(crate) async fn create_study(
                 ));
             }
             if file.get("command").is_some() {
-                return Err(ApiError::invalid(
-                    "spec.command: a study's command is set with `slipway tune run` on a host with the stores, \
-                     never over HTTP (it runs on the workers)",
-                ));
+                return Err(ApiError::invalid(format!("spec.command: {COMMAND_REFUSED}")));
             }
             let spec = StudySpec::from_json(&file)?;
             NewStudy::from_spec(&spec, file, "slipway")
@@ -243,15 +258,15 @@ pub(crate) struct Ask {
 
 #[utoipa::path(post, path = "/api/v1/studies/{name}/trials", tag = "tuning", params(("name" = String, Path)),
     request_body(content = String, content_type = "application/json",
-        description = "{fixed?: {param: value}, lease_ms?: the trial fails unless heartbeats renew it within this, worker?}"),
+        description = "{fixed?: {param: value}, lease_ms?: the trial fails unless heartbeats renew it within this, worker?}, or nothing"),
     responses((status = 200, description = "the new trial: number, run_id, and, for a study run from a file, its params"),
         (status = 404, description = "no such study")))]
 pub(crate) async fn ask(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    b: Result<Json<Ask>, JsonRejection>,
+    b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let a = body(b)?;
+    let a: Ask = optional_body(&b)?;
     let options = AskOptions {
         fixed: a.fixed,
         lease_ms: a.lease_ms,
@@ -350,13 +365,8 @@ pub(crate) async fn should_prune(
     Path((name, number)): Path<(String, u64)>,
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    // The body is optional (empty, whatever its content type, asks without the guard), but one
-    // given must parse.
-    let p = if b.iter().all(u8::is_ascii_whitespace) {
-        ShouldPrune::default()
-    } else {
-        serde_json::from_slice(&b).map_err(|e| ApiError::invalid(format!("body: {e}")))?
-    };
+    // Empty asks without the guard.
+    let p: ShouldPrune = optional_body(&b)?;
     same_run(&s, &name, number, p.run_id.as_deref()).await?;
     Ok(Json(json!({ "prune": s.tuning.should_prune(&name, number).await? })))
 }

@@ -210,7 +210,16 @@ pub(crate) async fn list_runs(
                 let id = match s.tracking.get_experiment_by_name(name).await {
                     Ok(e) => e.experiment_id,
                     Err(track::Error::ExperimentNameNotFound { .. }) => {
-                        s.tracking.get_experiment(name).await?.experiment_id
+                        match s.tracking.get_experiment(name).await {
+                            Ok(e) => e.experiment_id,
+                            // Neither a name nor an id.
+                            Err(track::Error::ExperimentNotFound { .. }) => {
+                                return Err(ApiError::not_found(format!(
+                                    "no experiment named or numbered '{name}'"
+                                )));
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     Err(e) => return Err(e.into()),
                 };
