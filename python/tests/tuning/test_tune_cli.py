@@ -174,6 +174,27 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_study_completes(back
         s.close()
 
 
+def test_a_worker_stopped_mid_trial_fails_the_trial_at_once_and_another_runs_it_again():
+    s = Study("sqlite", trials=1)
+    s.env["SLOW_TRIAL"] = "0"
+    try:
+        w1 = s.worker("--concurrency", "2")
+        s.cli("tune", "run", "study.toml", "--workers", "0")
+        wait_for("the trial's objective to start", lambda: list(s.marks.glob("ran-0-*")))
+        os.killpg(w1.pid, signal.SIGTERM)
+        w1.wait(timeout=30)
+        # Ended at once, not when its 30 s lease runs out.
+        (first,) = s.trials()
+        assert first["state"] == "FAIL", first
+        assert first["error"].startswith("interrupted: its `slipway worker` was stopped"), first["error"]
+        # Its job went back to the queue: another worker runs the trial again.
+        s.env.pop("SLOW_TRIAL")
+        s.worker()
+        wait_for("the trial run again", lambda: [t["state"] for t in s.trials()] == ["FAIL", "COMPLETE"], timeout=60)
+    finally:
+        s.close()
+
+
 def test_failing_and_pruning_objectives_end_their_trials_and_the_study_goes_on(backend):
     extra = ('mode = { type = "categorical", choices = ["ok", "fail", "prune"] }\n'
              '[[enqueue]]\nmode = "fail"\nx1 = 0.0\nx2 = 1.0\n[[enqueue]]\nmode = "prune"\nx1 = 0.0\nx2 = 1.0\n'

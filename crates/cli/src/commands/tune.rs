@@ -405,23 +405,8 @@ async fn run_study(
         bail!("study '{}' was deleted while it ran", info.name);
     }
     if interrupted {
-        // The trials this process was running end now, not once their leases run out; their
-        // jobs went back to the queue, so they run again when the study is resumed.
         let why = "interrupted: its `slipway tune run` was stopped (it runs again on resume)";
-        for t in stores.tuning.trials(&info.name).await? {
-            let ours = t.worker.as_ref().is_some_and(|w| worker_ids.contains(w));
-            if t.state == tune::TrialState::Running && ours {
-                let told = stores
-                    .tuning
-                    .tell(&info.name, t.number, tune::TrialState::Fail, &[], Some(why.into()))
-                    .await;
-                if let Err(e) = told
-                    && !matches!(e, tune::Error::TrialFinished { .. })
-                {
-                    tracing::warn!(target: "tune", trial = t.number, error = %e, "cannot fail an interrupted trial; its lease will");
-                }
-            }
-        }
+        tune_trial::fail_interrupted(&stores.tuning, Some(&info.name), &worker_ids, why).await?;
     }
     let done = stores.tuning.study(&info.name).await?;
     if global.json {

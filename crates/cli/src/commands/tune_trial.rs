@@ -70,6 +70,39 @@ fn gone(e: tune::Error) -> JobError {
     }
 }
 
+/// Ends FAIL, with `why`, the trials still running on these workers once they stopped for a
+/// shutdown (of one study, or of every study with a running trial): at once, not when their
+/// leases run out. Their jobs went back to the queue, so they run again.
+pub(crate) async fn fail_interrupted(
+    tuning: &Tuning,
+    study: Option<&str>,
+    worker_ids: &[String],
+    why: &str,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = match study {
+        Some(name) => vec![name.to_string()],
+        None => (tuning.studies().await?.into_iter())
+            .filter(|s| s.counts.get("RUNNING").is_some_and(|&n| n > 0))
+            .map(|s| s.name)
+            .collect(),
+    };
+    for name in names {
+        for t in tuning.trials(&name).await? {
+            let ours = t.worker.as_ref().is_some_and(|w| worker_ids.contains(w));
+            if t.state != TrialState::Running || !ours {
+                continue;
+            }
+            let told = tuning.tell(&name, t.number, TrialState::Fail, &[], Some(why.into())).await;
+            if let Err(e) = told
+                && !matches!(e, tune::Error::TrialFinished { .. })
+            {
+                tracing::warn!(target: "tune", study = %name, trial = t.number, error = %e, "cannot fail an interrupted trial; its lease will");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn job(runner: Arc<TrialRunner>, ctx: JobContext) -> Result<Value, JobError> {
     let p = ctx.payload().clone();
     let study = p["study"]

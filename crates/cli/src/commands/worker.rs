@@ -54,13 +54,16 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
         }
     } else if args.concurrency == 1 {
         worker.run(super::shutdown_signal()).await;
+        stopped(&runner, &[worker.id().to_string()]).await;
     } else {
         // Several loops on the same queue, each with an id of its own.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
+        let mut ids = Vec::new();
         for i in 0..args.concurrency {
             let mut options = options.clone();
             options.id = format!("{}-{i}", worker.id());
+            ids.push(options.id.clone());
             let w = Worker::new(
                 stores.queue.clone(),
                 super::handlers(&stores, Some(runner.clone())),
@@ -79,7 +82,16 @@ pub(crate) async fn run(args: WorkerArgs, global: &Global) -> anyhow::Result<Exi
         for t in tasks {
             let _ = t.await;
         }
+        stopped(&runner, &ids).await;
     }
     stores.db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a shutdown: the tuning trials these workers were running end FAIL at once.
+async fn stopped(runner: &super::tune_trial::TrialRunner, ids: &[String]) {
+    let why = "interrupted: its `slipway worker` was stopped (it runs again on another worker)";
+    if let Err(e) = super::tune_trial::fail_interrupted(&runner.tuning, None, ids, why).await {
+        tracing::warn!(target: "tune", error = %e, "cannot fail the interrupted trials; their leases will");
+    }
 }
