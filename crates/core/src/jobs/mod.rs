@@ -293,26 +293,16 @@ impl Queue {
     /// a batch it queued, to count or cancel it (`list` shows only the newest jobs of every kind).
     pub async fn open_of(&self, kind: &str, subject: Option<&str>) -> Result<Vec<Job>> {
         let open = "status IN ('queued', 'running') AND kind = $1";
-        let order = "ORDER BY created_at, id";
-        let rows = match subject {
-            Some(subject) => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs WHERE {open} AND subject = $2 {order}"
-                )))
-                .bind(kind)
-                .bind(subject)
-                .fetch_all(self.db.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs WHERE {open} AND subject IS NULL {order}"
-                )))
-                .bind(kind)
-                .fetch_all(self.db.pool())
-                .await?
-            }
-        };
+        // `= $2` for a subject (by index on both stores), `IS NULL` for none.
+        let same = if subject.is_some() { "subject = $2" } else { "subject IS NULL" };
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {open} AND {same} ORDER BY created_at, id"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(kind);
+        if let Some(subject) = subject {
+            query = query.bind(subject);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
         rows.iter().map(job_from_row).collect()
     }
 
